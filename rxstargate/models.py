@@ -1,0 +1,340 @@
+"""The values that flow through rxstargate: topic names, message ids, messages and producer acks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Generic, Protocol, TypeVar
+
+from rxstargate._messageid import MessageIdFields, decode_message_id, encode_message_id
+from rxstargate.exceptions import InvalidTopicNameError
+
+__all__ = [
+    "Message",
+    "MessageId",
+    "OutgoingMessage",
+    "Persistence",
+    "ProducerAck",
+    "Settler",
+    "TopicName",
+]
+
+T = TypeVar("T")
+
+# Pulsar's NamedEntity rule for tenants and namespaces.
+_NAMED_ENTITY = re.compile(r"^[-=:.\w]+$")
+
+
+class Persistence(StrEnum):
+    """A topic's domain, as written in its full name."""
+
+    PERSISTENT = "persistent"
+    NON_PERSISTENT = "non-persistent"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicName:
+    """A parsed, validated Pulsar topic name.
+
+    Attributes:
+        persistence: ``persistent`` or ``non-persistent``.
+        tenant: the tenant (``public`` by default).
+        namespace: the namespace within the tenant (``default`` by default).
+        topic: the local name of the topic.
+
+    Example:
+        >>> TopicName.parse("orders")
+        TopicName('persistent://public/default/orders')
+        >>> TopicName.parse("non-persistent://acme/eu/clicks").tenant
+        'acme'
+    """
+
+    persistence: Persistence
+    tenant: str
+    namespace: str
+    topic: str
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "persistence", Persistence(self.persistence))
+        except ValueError:
+            raise InvalidTopicNameError(
+                f"topic domain must be 'persistent' or 'non-persistent', not {self.persistence!r}"
+            ) from None
+        for part, value in (("tenant", self.tenant), ("namespace", self.namespace)):
+            if not isinstance(value, str) or not _NAMED_ENTITY.match(value):
+                raise InvalidTopicNameError(
+                    f"topic {part} {value!r} must be non-empty and use only letters, digits"
+                    " and - = : . _"
+                )
+        if not isinstance(self.topic, str) or not self.topic:
+            raise InvalidTopicNameError("topic name must not be empty")
+        if "/" in self.topic:
+            raise InvalidTopicNameError(
+                f"topic local name {self.topic!r} must not contain '/'"
+                " (use persistent://tenant/namespace/topic)"
+            )
+        if any(ord(ch) < 0x20 or ch.isspace() for ch in self.topic):
+            raise InvalidTopicNameError(
+                f"topic local name {self.topic!r} must not contain spaces or control characters"
+            )
+
+    @classmethod
+    def parse(cls, name: str | TopicName) -> TopicName:
+        """Parse ``orders``, ``tenant/namespace/orders`` or a full ``persistent://...`` name.
+
+        Raises:
+            InvalidTopicNameError: naming the part of ``name`` that is wrong.
+        """
+        if isinstance(name, TopicName):
+            return name
+        if not isinstance(name, str):
+            raise InvalidTopicNameError(f"topic name must be a str, not {type(name).__name__}")
+        if not name:
+            raise InvalidTopicNameError("topic name must not be empty")
+        if "://" in name:
+            domain, _, rest = name.partition("://")
+            parts = rest.split("/")
+            if len(parts) != 3:
+                raise InvalidTopicNameError(
+                    f"full topic name {name!r} must be {domain}://tenant/namespace/topic"
+                )
+            return cls(Persistence(domain) if domain in _DOMAINS else domain, *parts)  # type: ignore[arg-type]
+        parts = name.split("/")
+        if len(parts) == 1:
+            return cls(Persistence.PERSISTENT, "public", "default", name)
+        if len(parts) == 3:
+            return cls(Persistence.PERSISTENT, *parts)
+        raise InvalidTopicNameError(
+            f"topic name {name!r} must be 'topic', 'tenant/namespace/topic'"
+            " or 'persistent://tenant/namespace/topic'"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.persistence.value}://{self.tenant}/{self.namespace}/{self.topic}"
+
+    def __repr__(self) -> str:
+        return f"TopicName({str(self)!r})"
+
+
+_DOMAINS = {p.value for p in Persistence}
+
+
+class MessageId:
+    """A Pulsar message id, as the WebSocket API carries it.
+
+    ``str(message_id)`` is the wire form (base64 of the serialized MessageIdData), which is
+    what acks echo and what a reader may start from. The numbers inside are decoded on first
+    use. Ids compare and hash by their position (ledger, entry, partition, batch index), so
+    two encodings of one id are equal and ids sort in topic order.
+
+    Example:
+        >>> mid = MessageId("CAAQAw==")
+        >>> (mid.ledger_id, mid.entry_id, mid.partition, mid.batch_index)
+        (0, 3, -1, -1)
+        >>> MessageId.from_parts(0, 3) == mid
+        True
+    """
+
+    __slots__ = ("_fields", "_wire")
+
+    def __init__(self, wire: str) -> None:
+        """Wrap a wire id; a malformed one raises ValueError when its numbers are first read."""
+        if not isinstance(wire, str) or not wire:
+            raise ValueError("a message id is a non-empty base64 string")
+        self._wire = wire
+        self._fields: MessageIdFields | None = None
+
+    @classmethod
+    def from_parts(
+        cls, ledger_id: int, entry_id: int, partition: int = -1, batch_index: int = -1
+    ) -> MessageId:
+        """Build an id from its numbers (-1 for an absent partition or batch index)."""
+        raw = encode_message_id(ledger_id, entry_id, partition, batch_index)
+        return cls(base64.b64encode(raw).decode("ascii"))
+
+    @property
+    def fields(self) -> MessageIdFields:
+        """All decoded numbers.
+
+        Raises:
+            ValueError: when the wire string is not a valid message id.
+        """
+        if self._fields is None:
+            try:
+                raw = base64.b64decode(self._wire, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"message id {self._wire!r} is not base64") from None
+            self._fields = decode_message_id(raw)
+        return self._fields
+
+    @property
+    def ledger_id(self) -> int:
+        """The ledger that holds the message."""
+        return self.fields.ledger_id
+
+    @property
+    def entry_id(self) -> int:
+        """The entry within the ledger."""
+        return self.fields.entry_id
+
+    @property
+    def partition(self) -> int:
+        """The partition index, or -1 for a non-partitioned topic."""
+        return self.fields.partition
+
+    @property
+    def batch_index(self) -> int:
+        """The index within a batch, or -1 when the message was not batched."""
+        return self.fields.batch_index
+
+    def _key(self) -> tuple[int, int, int, int]:
+        f = self.fields
+        return (f.ledger_id, f.entry_id, f.partition, f.batch_index)
+
+    def __str__(self) -> str:
+        return self._wire
+
+    def __repr__(self) -> str:
+        return f"MessageId({self._wire!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MessageId):
+            return NotImplemented
+        return self._wire == other._wire or self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __lt__(self, other: MessageId) -> bool:
+        return self._key() < other._key()
+
+    def __le__(self, other: MessageId) -> bool:
+        return self._key() <= other._key()
+
+    def __gt__(self, other: MessageId) -> bool:
+        return self._key() > other._key()
+
+    def __ge__(self, other: MessageId) -> bool:
+        return self._key() >= other._key()
+
+
+class Settler(Protocol):
+    """What a received message settles through: the socket it came from."""
+
+    def ack(self, message: Message[Any]) -> None:
+        """Acknowledge ``message``."""
+
+    def nack(self, message: Message[Any]) -> None:
+        """Negatively acknowledge ``message`` (ask for redelivery)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Message(Generic[T]):
+    """A message received from a topic. Immutable.
+
+    Attributes:
+        topic: the topic it came from.
+        payload: the raw bytes.
+        message_id: its id; ``str()`` of it is the wire form.
+        key: the partition key, or None.
+        properties: the message properties (read-only).
+        publish_time: when the broker stored it (timezone-aware).
+        event_time: the producer's event time, or None.
+        redelivery_count: how many times it was delivered before.
+        value: the payload decoded by the stream's schema, or None without a schema.
+
+    ``ack()`` and ``nack()`` settle it on the socket it came from; both are idempotent.
+    """
+
+    topic: TopicName
+    payload: bytes
+    message_id: MessageId
+    key: str | None = None
+    properties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    publish_time: datetime | None = None
+    event_time: datetime | None = None
+    redelivery_count: int = 0
+    value: T | None = None
+    _settler: Settler | None = field(default=None, repr=False, compare=False)
+
+    def ack(self) -> None:
+        """Acknowledge this message on the socket it came from.
+
+        Raises:
+            AckError: when that socket is closed, so the ack cannot be delivered.
+        """
+        if self._settler is None:
+            from rxstargate.exceptions import AckError
+
+            raise AckError("this message was not received from a socket and cannot be acked")
+        self._settler.ack(self)
+
+    def nack(self) -> None:
+        """Ask for redelivery of this message (negative acknowledgement).
+
+        Raises:
+            AckError: when that socket is closed, so the nack cannot be delivered.
+        """
+        if self._settler is None:
+            from rxstargate.exceptions import AckError
+
+            raise AckError("this message was not received from a socket and cannot be nacked")
+        self._settler.nack(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message to send, with everything Pulsar lets a WebSocket producer set.
+
+    Attributes:
+        payload: bytes, a str (sent as UTF-8), or an object for the producer's schema.
+        key: partition/routing key.
+        properties: message properties.
+        event_time: an aware datetime.
+        deliver_after: delayed delivery, relative (seconds or timedelta).
+        deliver_at: delayed delivery at an aware datetime.
+        replication_clusters: restrict geo-replication to these clusters.
+
+    Example:
+        >>> OutgoingMessage(b"hi", key="k", properties={"a": "1"}).key
+        'k'
+    """
+
+    payload: Any
+    key: str | None = None
+    properties: Mapping[str, str] | None = None
+    event_time: datetime | None = None
+    deliver_after: float | timedelta | None = None
+    deliver_at: datetime | None = None
+    replication_clusters: tuple[str, ...] | list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerAck:
+    """The broker's answer to one sent message.
+
+    Attributes:
+        context: the context id the message was sent with.
+        message_id: the stored message's id, or None when the send failed.
+        result: ``ok`` or Pulsar's ``send-error:<n>``.
+        error_message: the server's explanation of a failure, or None.
+
+    A failed send is an item too: ``ack.ok`` is False and ``result`` says why.
+    """
+
+    context: str
+    message_id: MessageId | None
+    result: str = "ok"
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the broker stored the message."""
+        return self.result == "ok"
