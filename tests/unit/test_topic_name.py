@@ -1,0 +1,75 @@
+"""Topic names: parsing the forms Pulsar users write, refusing the rest before any traffic."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxstargate.exceptions import InvalidTopicNameError
+from rxstargate.models import Persistence, TopicName
+
+
+def test_short_name_defaults_to_public_default_persistent() -> None:
+    name = TopicName.parse("orders")
+    assert name == TopicName(Persistence.PERSISTENT, "public", "default", "orders")
+    assert str(name) == "persistent://public/default/orders"
+
+
+def test_tenant_namespace_topic_form() -> None:
+    assert str(TopicName.parse("acme/eu/orders")) == "persistent://acme/eu/orders"
+
+
+@pytest.mark.parametrize("domain", ["persistent", "non-persistent"])
+def test_full_names_keep_their_domain(domain: str) -> None:
+    name = TopicName.parse(f"{domain}://acme/eu/clicks")
+    assert name.persistence.value == domain
+    assert (name.tenant, name.namespace, name.topic) == ("acme", "eu", "clicks")
+    assert TopicName.parse(str(name)) == name
+
+
+def test_parse_returns_a_topic_name_unchanged() -> None:
+    name = TopicName.parse("orders")
+    assert TopicName.parse(name) is name
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("", "empty"),
+        ("a/b", "tenant/namespace/topic"),
+        ("a/b/c/d", "tenant/namespace/topic"),
+        ("kafka://a/b/c", "'kafka'"),
+        ("persistent://a/b", "persistent://tenant/namespace/topic"),
+        ("persistent://a//c", "namespace"),
+        ("persistent:///b/c", "tenant"),
+        ("persistent://a/b/", "empty"),
+        ("has space", "spaces"),
+        ("persistent://te nant/b/c", "tenant"),
+    ],
+)
+def test_malformed_names_raise_a_value_error_naming_the_problem(bad: str, words: str) -> None:
+    with pytest.raises(InvalidTopicNameError, match=words) as info:
+        TopicName.parse(bad)
+    assert isinstance(info.value, ValueError)
+
+
+def test_non_string_is_refused() -> None:
+    with pytest.raises(InvalidTopicNameError, match="str"):
+        TopicName.parse(42)  # type: ignore[arg-type]
+
+
+def test_topic_names_are_immutable_and_hashable() -> None:
+    name = TopicName.parse("orders")
+    with pytest.raises(AttributeError):
+        name.topic = "other"  # type: ignore[misc]
+    assert {name, TopicName.parse("persistent://public/default/orders")} == {name}
+
+
+_part = st.from_regex(r"[A-Za-z0-9_.=:-]{1,12}", fullmatch=True)
+
+
+@given(_part, _part, st.from_regex(r"[A-Za-z0-9_.%+-]{1,20}", fullmatch=True))
+def test_full_name_round_trips(tenant: str, namespace: str, topic: str) -> None:
+    name = TopicName(Persistence.PERSISTENT, tenant, namespace, topic)
+    assert TopicName.parse(str(name)) == name
