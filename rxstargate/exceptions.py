@@ -17,6 +17,7 @@
     │   ├── TooManyRequestsError       429
     │   └── ServerError                5xx
     ├── ProtocolError                                 (a frame we cannot understand)
+    ├── SchemaError                 (a payload does not match the stream's schema)
     ├── SendError                                     (the broker refused or failed one message)
     ├── AckError                                      (a message cannot be settled any more)
     ├── StargateTimeoutError (also TimeoutError)      (a wait ran out)
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidTopicNameError",
     "ProtocolError",
+    "SchemaError",
     "SendError",
     "ServerError",
     "StargateConnectionError",
@@ -155,6 +157,18 @@ class ServerError(HandshakeError):
 
 class ProtocolError(StargateError):
     """Raised when a frame from the server cannot be understood."""
+
+
+class SchemaError(StargateError):
+    """Reported when a received payload does not match the stream's schema (it is nacked).
+
+    Attributes:
+        message_id: the wire id of the message, or None.
+    """
+
+    def __init__(self, message: str, message_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message_id = message_id
 
 
 class SendError(StargateError):

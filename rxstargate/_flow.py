@@ -1,0 +1,72 @@
+"""Credit arithmetic for consumers: how many messages the server may still send us.
+
+A pull-mode consumer holds two counts: ``unsettled`` (delivered, not yet acked or nacked)
+and ``server_credit`` (permits granted and not yet used by a delivery). The invariant is
+``unsettled + server_credit + owed <= max_in_flight`` where ``owed`` is credit earned by
+settling but not yet sent back. Credit goes back in batches (one ``permit`` frame per
+``batch`` settled messages) and at once whenever the server has no credit left, so a
+pipeline that holds a few messages back (``buffer_with_count``) can never stall.
+
+Not thread-safe by itself: the receiver holds a lock around it.
+
+Example:
+    >>> credit = Credit(4, batch=2)
+    >>> credit.initial()
+    4
+    >>> for _ in range(4):
+    ...     credit.delivered()
+    >>> [credit.settled() for _ in range(4)]
+    [1, 0, 2, 0]
+"""
+
+from __future__ import annotations
+
+__all__ = ["Credit"]
+
+
+class Credit:
+    """Credit accounting for one consumer socket."""
+
+    __slots__ = ("_batch", "max_in_flight", "overdelivered", "owed", "server_credit", "unsettled")
+
+    def __init__(self, max_in_flight: int, batch: int | None = None) -> None:
+        """Start with nothing granted; ``batch`` defaults to a quarter of ``max_in_flight``."""
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.max_in_flight = max_in_flight
+        self._batch = max(1, batch if batch is not None else max_in_flight // 4)
+        self.unsettled = 0
+        self.server_credit = 0
+        self.owed = 0
+        self.overdelivered = 0
+
+    def initial(self) -> int:
+        """The first permit to send on a fresh socket: the whole window."""
+        grant = self.max_in_flight - self.unsettled - self.server_credit
+        self.server_credit += grant
+        self.owed = 0
+        return grant
+
+    def delivered(self) -> None:
+        """Count one message received (a server sending beyond its credit is counted too)."""
+        self.unsettled += 1
+        if self.server_credit > 0:
+            self.server_credit -= 1
+        else:
+            self.overdelivered += 1
+
+    def settled(self) -> int:
+        """Count one message acked or nacked; return the permits to send now (often 0)."""
+        if self.unsettled == 0:
+            return 0
+        self.unsettled -= 1
+        if self.overdelivered:
+            # A message the server sent without credit earns none back.
+            self.overdelivered -= 1
+            return 0
+        self.owed += 1
+        if self.owed >= self._batch or self.server_credit == 0:
+            grant, self.owed = self.owed, 0
+            self.server_credit += grant
+            return grant
+        return 0
