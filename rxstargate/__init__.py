@@ -1,0 +1,88 @@
+"""rxstargate: Apache Pulsar's WebSocket API as ReactiveX streams."""
+
+from rxstargate._producer import Producer
+from rxstargate._reconnect import Backoff
+from rxstargate._transport import TlsOptions
+from rxstargate.client import Client, Topic
+from rxstargate.exceptions import (
+    AckError,
+    AuthenticationError,
+    AuthorizationError,
+    BadRequestError,
+    ClosedError,
+    ConfigurationError,
+    ConflictError,
+    ConnectionClosedError,
+    HandshakeError,
+    InvalidOptionError,
+    InvalidTopicNameError,
+    ProtocolError,
+    SchemaError,
+    SendError,
+    ServerError,
+    StargateConnectionError,
+    StargateError,
+    StargateTimeoutError,
+    TooManyRequestsError,
+    TopicNotFoundError,
+)
+from rxstargate.models import (
+    Message,
+    MessageId,
+    OutgoingMessage,
+    Persistence,
+    ProducerAck,
+    TopicName,
+)
+from rxstargate.options import (
+    CompressionType,
+    CryptoFailureAction,
+    HashingScheme,
+    InitialPosition,
+    MessageRoutingMode,
+    SubscriptionMode,
+    SubscriptionType,
+)
+from rxstargate.sinks import acknowledger
+
+__all__ = [
+    "AckError",
+    "AuthenticationError",
+    "AuthorizationError",
+    "Backoff",
+    "BadRequestError",
+    "Client",
+    "ClosedError",
+    "CompressionType",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectionClosedError",
+    "CryptoFailureAction",
+    "HandshakeError",
+    "HashingScheme",
+    "InitialPosition",
+    "InvalidOptionError",
+    "InvalidTopicNameError",
+    "Message",
+    "MessageId",
+    "MessageRoutingMode",
+    "OutgoingMessage",
+    "Persistence",
+    "Producer",
+    "ProducerAck",
+    "ProtocolError",
+    "SchemaError",
+    "SendError",
+    "ServerError",
+    "StargateConnectionError",
+    "StargateError",
+    "StargateTimeoutError",
+    "SubscriptionMode",
+    "SubscriptionType",
+    "TlsOptions",
+    "TooManyRequestsError",
+    "Topic",
+    "TopicName",
+    "TopicNotFoundError",
+    "acknowledger",
+]

@@ -1,0 +1,272 @@
+"""The producer against a scripted WebSocket peer: acks, refusals, drops, malformed frames."""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import reactivex as rx
+from websockets.sync.server import ServerConnection
+
+import rxstargate as rs
+
+from .conftest import ScriptedPeer, ack_every_message, drop, send_empty_close
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
+FAST = rs.Backoff(initial=0.01, cap=0.05, give_up_after=2.0)
+Peer = Callable[..., ScriptedPeer]
+
+
+def test_send_returns_the_ack_and_puts_the_frame_on_the_wire(scripted_peer: Peer) -> None:
+    frames: list[dict[str, Any]] = []
+
+    def handler(ws: ServerConnection) -> None:
+        for text in ws:
+            frame = json.loads(text)
+            frames.append(frame)
+            ws.send(
+                json.dumps({"result": "ok", "messageId": "CAAQAw==", "context": frame["context"]})
+            )
+
+    peer = scripted_peer(handler)
+    with rs.Client(peer.url, token="s3cret") as client:
+        producer = client.topic("orders").producer(send_timeout_millis=5000)
+        ack = producer.send(b"hi", key="k", properties={"a": "1"})
+    assert ack.ok
+    assert ack.message_id == rs.MessageId("CAAQAw==")
+    assert frames == [
+        {
+            "payload": base64.b64encode(b"hi").decode(),
+            "context": ack.context,
+            "key": "k",
+            "properties": {"a": "1"},
+        }
+    ]
+    assert peer.paths == ["/ws/v2/producer/persistent/public/default/orders?sendTimeoutMillis=5000"]
+    assert peer.headers[0]["Authorization"] == "Bearer s3cret"
+    assert "s3cret" not in repr(client)
+
+
+def test_observer_pipelines_and_acks_stream_has_one_item_per_message(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    acks: list[rs.ProducerAck] = []
+    done = threading.Event()
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=10)
+        producer.acks.subscribe(acks.append, on_completed=done.set)
+        rx.from_iterable([b"a", "b", rs.OutgoingMessage(b"c", key="k")] * 100).subscribe(producer)
+        assert done.wait(10)
+    assert len(acks) == 300
+    assert all(a.ok for a in acks)
+    assert [a.context for a in acks] == [str(i) for i in range(1, 301)]
+
+
+def test_a_failed_message_is_an_item_and_send_raises_send_error(scripted_peer: Peer) -> None:
+    def handler(ws: ServerConnection) -> None:
+        for text in ws:
+            frame = json.loads(text)
+            ws.send(
+                json.dumps(
+                    {
+                        "result": "send-error:8",
+                        "errorMsg": "queue full",
+                        "context": frame["context"],
+                    }
+                )
+            )
+
+    peer = scripted_peer(handler)
+    items: list[rs.ProducerAck] = []
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer()
+        producer.acks.subscribe(items.append)
+        with pytest.raises(rs.SendError) as caught:
+            producer.send(b"x")
+        with pytest.raises(rs.SendError):
+            producer.send(b"y")
+    assert caught.value.result == "send-error:8"
+    assert [(a.ok, a.error_message) for a in items] == [(False, "queue full")] * 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, rs.BadRequestError),
+        (401, rs.AuthenticationError),
+        (403, rs.AuthorizationError),
+        (404, rs.TopicNotFoundError),
+        (409, rs.ConflictError),
+        (429, rs.TooManyRequestsError),
+        (500, rs.ServerError),
+    ],
+)
+def test_a_refused_handshake_raises_a_typed_error(
+    scripted_peer: Peer, status: int, error: type[rs.HandshakeError]
+) -> None:
+    peer = scripted_peer(ack_every_message, refuse=(status, "Failed to create producer: nope"))
+    with rs.Client(peer.url, token="tok") as client, pytest.raises(error) as caught:
+        client.topic("orders").producer().send(b"x", timeout=5)
+    assert caught.value.status_code == status
+    assert "nope" in caught.value.reason
+    assert "tok" not in str(caught.value)
+    assert caught.value.__cause__ is not None
+
+
+def test_an_unreachable_port_raises_a_connection_error_quickly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (
+        rs.Client(f"ws://127.0.0.1:{port}", connect_timeout=2) as client,
+        pytest.raises(rs.StargateConnectionError),
+    ):
+        client.topic("orders").producer().send(b"x")
+
+
+def test_max_in_flight_blocks_on_next_then_times_out(scripted_peer: Peer) -> None:
+    received: queue.Queue[str] = queue.Queue()
+
+    def never_ack(ws: ServerConnection) -> None:
+        for text in ws:
+            received.put(text)
+
+    peer = scripted_peer(never_ack)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=3, timeout=0.3)
+        for payload in (b"1", b"2", b"3"):
+            producer.on_next(payload)
+        with pytest.raises(rs.StargateTimeoutError):
+            producer.on_next(b"4")
+        for _ in range(3):
+            received.get(timeout=5)
+        assert received.empty()
+
+
+def test_a_server_close_without_status_reconnects_and_resends_pending(scripted_peer: Peer) -> None:
+    connections = iter(range(100))
+    first_frames: list[str] = []
+
+    def handler(ws: ServerConnection) -> None:
+        if next(connections) == 0:
+            for text in ws:
+                first_frames.append(text)
+                if len(first_frames) == 5:
+                    send_empty_close(ws)
+                    return
+        else:
+            ack_every_message(ws)
+
+    peer = scripted_peer(handler)
+    acks: list[rs.ProducerAck] = []
+    done = threading.Event()
+    with rs.Client(peer.url, reconnect=FAST) as client:
+        producer = client.topic("orders").producer()
+        producer.acks.subscribe(acks.append, on_completed=done.set)
+        for i in range(5):
+            producer.on_next(str(i))
+        producer.on_completed()
+        assert done.wait(10)
+    assert sorted(int(a.context) for a in acks) == [1, 2, 3, 4, 5]
+    assert all(a.ok for a in acks)
+    assert len(peer.paths) == 2
+
+
+def test_a_dropped_connection_mid_stream_loses_no_message(scripted_peer: Peer) -> None:
+    state = {"connections": 0}
+
+    def handler(ws: ServerConnection) -> None:
+        state["connections"] += 1
+        if state["connections"] == 1:
+            for count, text in enumerate(ws, 1):
+                frame = json.loads(text)
+                if count % 2:  # ack every other message, then cut the line
+                    ws.send(
+                        json.dumps(
+                            {"result": "ok", "messageId": "CAAQAw==", "context": frame["context"]}
+                        )
+                    )
+                if count == 50:
+                    drop(ws)
+                    return
+        ack_every_message(ws)
+
+    peer = scripted_peer(handler)
+    acks: list[rs.ProducerAck] = []
+    done = threading.Event()
+    with rs.Client(peer.url, reconnect=FAST) as client:
+        producer = client.topic("orders").producer(max_in_flight=100)
+        producer.acks.subscribe(acks.append, on_completed=done.set)
+        rx.from_iterable(range(200)).subscribe(
+            lambda i: producer.on_next(str(i)), on_completed=producer.on_completed
+        )
+        assert done.wait(10)
+    contexts = sorted(int(a.context) for a in acks if a.ok)
+    assert contexts == list(range(1, 201))
+
+
+def test_a_malformed_ack_is_counted_and_skipped(scripted_peer: Peer) -> None:
+    def handler(ws: ServerConnection) -> None:
+        for text in ws:
+            ws.send("this is not json")
+            ws.send(json.dumps({"unexpected": True}))
+            ws.send(
+                json.dumps(
+                    {
+                        "result": "ok",
+                        "messageId": "CAAQAw==",
+                        "context": json.loads(text)["context"],
+                    }
+                )
+            )
+
+    peer = scripted_peer(handler)
+    errors: list[rs.StargateError] = []
+    with rs.Client(peer.url) as client:
+        client.errors.subscribe(errors.append)
+        assert client.topic("orders").producer().send(b"x").ok
+        assert client.error_count == 2
+    assert all(isinstance(e, rs.ProtocolError) for e in errors)
+
+
+def test_a_non_retriable_close_fails_pending_messages(scripted_peer: Peer) -> None:
+    def handler(ws: ServerConnection) -> None:
+        ws.recv()
+        ws.close(1008, "policy")
+
+    peer = scripted_peer(handler)
+    failed: list[Exception] = []
+    with rs.Client(peer.url, reconnect=FAST) as client:
+        producer = client.topic("orders").producer()
+        producer.acks.subscribe(on_error=failed.append)
+        with pytest.raises(rs.SendError):
+            producer.send(b"x", timeout=5)
+    assert isinstance(failed[0], rs.ConnectionClosedError)
+    assert failed[0].code == 1008
+
+
+def test_unknown_producer_option_is_refused_before_any_traffic(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client, pytest.raises(rs.InvalidOptionError) as caught:
+        client.topic("orders").producer(send_timeout_milis=1)
+    assert "send_timeout_milis" in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    assert peer.paths == []
+
+
+def test_close_ends_every_thread_and_socket(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    client = rs.Client(peer.url)
+    producer = client.topic("a").producer()
+    producer.send(b"x")
+    client.topic("b").producer().send(b"y")
+    client.close()
+    with pytest.raises(rs.ClosedError):
+        producer.send(b"z")
+    assert not [t for t in threading.enumerate() if t.name.startswith("rxstargate")]
