@@ -13,8 +13,8 @@ Example:
     >>> credit = Credit(4, batch=2)
     >>> credit.initial()
     4
-    >>> for _ in range(4):
-    ...     credit.delivered()
+    >>> [credit.delivered() for _ in range(4)]
+    [0, 0, 0, 0]
     >>> [credit.settled() for _ in range(4)]
     [1, 0, 2, 0]
 """
@@ -47,13 +47,22 @@ class Credit:
         self.owed = 0
         return grant
 
-    def delivered(self) -> None:
-        """Count one message received (a server sending beyond its credit is counted too)."""
+    def delivered(self) -> int:
+        """Count one message received; return the permits to send now (often 0).
+
+        A server sending beyond its credit is counted too. When the server's credit runs
+        out while some is owed, the owed credit goes back at once.
+        """
         self.unsettled += 1
         if self.server_credit > 0:
             self.server_credit -= 1
         else:
             self.overdelivered += 1
+        if self.server_credit == 0 and self.owed:
+            grant, self.owed = self.owed, 0
+            self.server_credit += grant
+            return grant
+        return 0
 
     def settled(self) -> int:
         """Count one message acked or nacked; return the permits to send now (often 0)."""

@@ -13,6 +13,7 @@ server's window is ``receiverQueueSize`` and each ack frame frees one slot.
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import json
 import logging
 import threading
@@ -69,8 +70,13 @@ class _Settler:
     def track(self, message: Message[Any]) -> None:
         with self._lock:
             self._outstanding[id(message)] = message
-            if self._credit is not None:
-                self._credit.delivered()
+            permits = self._credit.delivered() if self._credit is not None else 0
+        if permits:
+            self.send_permit(permits)
+
+    def send_permit(self, permits: int) -> None:
+        with contextlib.suppress(StargateError):  # a dead socket: the reader notices
+            self._conn.send(encode_permit(permits))
 
     def ack(self, message: Message[Any]) -> None:
         self._settle(message, encode_ack(str(message.message_id)))
