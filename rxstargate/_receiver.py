@@ -13,7 +13,6 @@ server's window is ``receiverQueueSize`` and each ack frame frees one slot.
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import json
 import logging
 import threading
