@@ -1,0 +1,78 @@
+"""The pulsar-lite broker as a child process bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from rxstargate.local._errors import LocalPulsarError, log_tail
+from rxstargate.local._process import accepts_connections, die_with_parent, free_port, terminate
+
+# A type error anywhere in this file makes pulsar-lite silently ignore all of it.
+_CONFIG = 'log_level = "warn"\n\n[metrics]\nenabled = false\n'
+
+
+class Broker:
+    """One pulsar-lite process; ``start()`` returns once it accepts connections."""
+
+    def __init__(self, data_dir: str, port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.log_path = os.path.join(data_dir, "broker.log")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the broker and wait until it accepts connections.
+
+        Raises:
+            LocalPulsarError: when it exits or stays deaf for ``timeout`` seconds.
+        """
+        from pulsar_lite.binary_finder import find_pulsar_lite_binary
+
+        binary = str(find_pulsar_lite_binary())
+        config_path = os.path.join(self.data_dir, "pulsar-lite.toml")
+        with open(config_path, "w", encoding="utf-8") as config:
+            config.write(_CONFIG)
+        if not self.port:
+            self.port = free_port()
+        db_path = os.path.join(self.data_dir, "broker-data")
+        command = [binary, "--config", config_path, "--addr", f"127.0.0.1:{self.port}"]
+        command += ["--db-path", db_path]
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self.data_dir,
+                preexec_fn=die_with_parent(),
+                close_fds=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not accepts_connections(self.port):
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self.stop()
+                raise LocalPulsarError(
+                    f"pulsar-lite exited with status {code} on port {self.port}; "
+                    f"log tail:\n{log_tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise LocalPulsarError(
+                    f"pulsar-lite did not accept connections on 127.0.0.1:{self.port} "
+                    f"within {timeout:.0f} s; log tail:\n{log_tail(self.log_path)}"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the broker and reap it; does nothing if it is not running."""
+        if self._process is not None:
+            terminate(self._process)
+            self._process = None

@@ -1,0 +1,179 @@
+"""The producer endpoint: one text frame in, one ack out, sends pipelined through the broker client.
+
+Hot path: ``json.loads`` + ``base64`` per frame, ``send_async`` with a callback that runs on the
+broker client's thread and queues the ack; acks are written in batches, one loop wake-up per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import re
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from rxstargate._pulsar_time import parse_pulsar_time, to_epoch_millis
+from rxstargate.local._gateway._wire import Outbox
+
+_OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
+_OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":0}'
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d:\d\d(?::\d\d)?)$")
+
+
+class FrameError(Exception):
+    """A frame the producer endpoint refuses, with Pulsar's WebSocketError code (3 or 7)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.context: str | None = None
+
+
+def error_ack(code: int, message: str | None, context: str | None) -> str:
+    """A ``send-error:<code>`` ack, fields as Pulsar's ProducerAck writes them."""
+    ack: dict[str, Any] = {"result": f"send-error:{code}"}
+    if message is not None:
+        ack["errorMsg"] = message
+    if context is not None:
+        ack["context"] = context
+    ack["errorCode"] = 0
+    ack["schemaVersion"] = 0
+    return json.dumps(ack, separators=(",", ":"))
+
+
+def _java_string(value: Any, field: str) -> str | None:
+    """A JSON value as Jackson coerces it into a String field (scalars only)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    raise FrameError(3, f"Cannot deserialize value of type `java.lang.String` for field {field!r}")
+
+
+def _event_time(text: Any) -> int:
+    if not isinstance(text, str):
+        raise FrameError(3, "Cannot deserialize value of type `java.lang.String` for 'eventTime'")
+    stripped = text.strip()
+    if not _OFFSET.search(stripped) or "T" not in stripped:
+        raise FrameError(7, f"Text '{text}' could not be parsed: an ISO-8601 offset is required")
+    try:
+        return to_epoch_millis(parse_pulsar_time(stripped))
+    except ValueError as exc:
+        raise FrameError(7, f"Text '{text}' could not be parsed: {exc}") from None
+
+
+def _positive_long(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameError(3, f"Cannot deserialize value of type `long` for field {field!r}")
+    return value if value > 0 else None
+
+
+def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
+    """Turn a parsed send frame into (context, payload, send_async keyword arguments).
+
+    Raises:
+        FrameError: code 3 when the frame does not map onto Pulsar's ProducerMessage (no context
+            is echoed then), code 7 for a bad payload or eventTime (with ``context`` set).
+    """
+    if not isinstance(frame, dict):
+        raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
+    context = _java_string(frame.get("context"), "context")
+    try:
+        payload_text = _java_string(frame.get("payload"), "payload")
+        properties = frame.get("properties")
+        kwargs: dict[str, Any] = {}
+        if properties is not None:
+            if not isinstance(properties, dict):
+                raise FrameError(
+                    3, "Cannot deserialize value of type `java.util.Map` for 'properties'"
+                )
+            kwargs["properties"] = {
+                str(k): _java_string(v, "properties") or "" for k, v in properties.items()
+            }
+        key = _java_string(frame.get("key"), "key")
+        if key is not None:
+            kwargs["partition_key"] = key
+        clusters = frame.get("replicationClusters")
+        if clusters is not None:
+            if not isinstance(clusters, list):
+                raise FrameError(3, "Cannot deserialize value of type `java.util.List`")
+            kwargs["replication_clusters"] = [str(c) for c in clusters]
+        deliver_at = _positive_long(frame.get("deliverAt"), "deliverAt")
+        if deliver_at:
+            kwargs["deliver_at"] = deliver_at
+        event_time = frame.get("eventTime")
+        if event_time is not None:
+            kwargs["event_timestamp"] = _event_time(event_time)
+        if payload_text is None:
+            raise FrameError(7, "Invalid Base64 message-payload error=payload is missing")
+        try:
+            payload = base64.b64decode(payload_text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise FrameError(7, f"Invalid Base64 message-payload error={exc}") from None
+    except FrameError as exc:
+        exc.context = context
+        raise
+    return context, payload, kwargs
+
+
+class ProducerSession:
+    """One producer socket bound to one broker producer."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self._closed = False
+
+    async def run(self, connection: ServerConnection) -> None:
+        """Serve send frames until the socket closes."""
+        outbox = Outbox(asyncio.get_running_loop(), connection)
+        send_async = self._producer.send_async
+        loads = json.loads
+        async for text in connection:
+            if not isinstance(text, str):
+                continue  # Pulsar ignores binary frames
+            try:
+                context, payload, kwargs = decode_send(loads(text))
+            except ValueError as exc:
+                outbox.put(error_ack(3, str(exc), None))
+                continue
+            except FrameError as exc:
+                ctx = exc.context if exc.code != 3 else None
+                outbox.put(error_ack(exc.code, str(exc), ctx))
+                continue
+            callback = _ack_callback(outbox, context)
+            try:
+                send_async(payload, callback, **kwargs)
+            except Exception as exc:  # the producer is closed or refused the message at once
+                outbox.put(error_ack(8, str(exc) or type(exc).__name__, context))
+
+    async def close(self) -> None:
+        """Close the broker producer (pending sends fail and are not acked as ok)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):  # already closed by the broker client
+            await asyncio.to_thread(self._producer.close)
+
+
+def _ack_callback(outbox: Outbox, context: str | None) -> Any:
+    context_json = json.dumps(context) if context is not None else None
+
+    def _on_sent(result: Any, message_id: Any) -> None:
+        if result.name == "Ok":
+            encoded = base64.b64encode(message_id.serialize()).decode("ascii")
+            if context_json is None:
+                outbox.put(_OK_NO_CONTEXT % encoded)
+            else:
+                outbox.put(_OK % (encoded, context_json))
+        else:
+            outbox.put(error_ack(8, f"Failed to send message: {result.name}", context))
+
+    return _on_sent

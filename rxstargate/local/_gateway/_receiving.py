@@ -1,0 +1,139 @@
+"""What consumer and reader sockets share: a receive thread bounded by credits, and message frames.
+
+The thread takes a credit before each receive, so a socket never has more messages in flight than
+its window (push mode, readers) or its permits (pull mode). Frames are queued to an Outbox and
+written on the event loop in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import threading
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from rxstargate._pulsar_time import format_pulsar_time
+from rxstargate.local._gateway._wire import Outbox, close_without_status
+
+_POLL_MILLIS = 200
+
+
+def message_frame(message: Any, message_id: str) -> str:
+    """A ConsumerMessage frame as Pulsar writes it (eventTime and key only when set)."""
+    frame: dict[str, Any] = {
+        "messageId": message_id,
+        "payload": base64.b64encode(message.data()).decode("ascii"),
+        "properties": message.properties(),
+        "publishTime": format_pulsar_time(message.publish_timestamp()),
+        "redeliveryCount": message.redelivery_count(),
+    }
+    event_time = message.event_timestamp()
+    if event_time:
+        frame["eventTime"] = format_pulsar_time(event_time)
+    key = message.partition_key()
+    if key:
+        frame["key"] = key
+    return json.dumps(frame, separators=(",", ":"))
+
+
+class ReceivingSession:
+    """Base of consumer and reader sockets; subclasses decide what to deliver and how to settle."""
+
+    thread_name = "rxstargate-gateway-receive"
+
+    def __init__(self, initial_credit: int) -> None:
+        self._credit = threading.Semaphore(initial_credit)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outbox: Outbox | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connection: ServerConnection | None = None
+        self._failed = False
+        self._closed = False
+
+    # --- to override -------------------------------------------------------------------------
+    def _receive(self, timeout_millis: int) -> Any:
+        raise NotImplementedError
+
+    def _admit(self, message: Any) -> str | None:
+        """Called under the lock: the frame to deliver, or None to drop (give credit back)."""
+        raise NotImplementedError
+
+    async def _on_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _close_broker_side(self) -> None:
+        raise NotImplementedError
+
+    def _is_timeout(self, exc: Exception) -> bool:
+        return type(exc).__name__ == "Timeout"
+
+    # --- machinery ---------------------------------------------------------------------------
+    async def run(self, connection: ServerConnection) -> None:
+        """Deliver messages and serve commands until the socket closes or the broker side fails."""
+        self._loop = asyncio.get_running_loop()
+        self._connection = connection
+        self._outbox = Outbox(self._loop, connection)
+        self._thread = threading.Thread(target=self._pump, name=self.thread_name, daemon=True)
+        self._thread.start()
+        async for text in connection:
+            if isinstance(text, str):
+                await self._on_text(text)
+            if self._failed:
+                break
+
+    def give_credit(self, count: int = 1) -> None:
+        """Allow ``count`` more deliveries."""
+        if count > 0:
+            self._credit.release(count)
+
+    def put(self, text: str) -> None:
+        """Queue a frame for the socket."""
+        if self._outbox is not None:
+            self._outbox.put(text)
+
+    async def fail(self) -> None:
+        """Close the socket as Pulsar does after an error: an empty close frame."""
+        self._failed = True
+        if self._connection is not None:
+            await close_without_status(self._connection)
+
+    def _pump(self) -> None:
+        while not self._stopping.is_set():
+            if not self._credit.acquire(timeout=_POLL_MILLIS / 1000):
+                continue
+            try:
+                message = self._receive(_POLL_MILLIS)
+            except Exception as exc:
+                self._credit.release()
+                if self._is_timeout(exc):
+                    continue
+                if not self._stopping.is_set() and self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._spawn_fail)
+                return
+            with self._lock:
+                text = self._admit(message)
+            if text is None:
+                self._credit.release()
+            else:
+                self.put(text)
+
+    def _spawn_fail(self) -> None:
+        if self._outbox is not None:
+            self._fail_task = asyncio.ensure_future(self.fail())
+
+    async def close(self) -> None:
+        """Stop the receive thread and close the broker-side consumer or reader."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        with contextlib.suppress(Exception):  # already closed, or the broker is gone
+            await asyncio.to_thread(self._close_broker_side)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
