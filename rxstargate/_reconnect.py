@@ -57,6 +57,8 @@ class Backoff:
         attempt = 0
         while True:
             delay = min(self.cap, self.initial * self.factor**attempt)
+            if delay >= self.cap:
+                attempt -= 1  # stay at the cap (and never overflow)
             if self.jitter:
                 delay *= 1 - self.jitter * rand.random()
             if self.give_up_after is not None and total + delay > self.give_up_after:
