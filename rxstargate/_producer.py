@@ -346,6 +346,9 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
     def _resume(self, conn: Connection) -> Connection:
         with self._lock:
+            if self._closed:
+                conn.abort()  # closed while reconnecting: recv() now returns None
+                return conn
             self._conn = conn
             pending = list(self._pending.values())
             log.info("producer on %s reconnected; re-sending %d", self.topic, len(pending))
