@@ -148,9 +148,9 @@ def decode_message(text: str) -> MessageFrame:
             and type(published) is str
             and type(props) is dict
             and type(count) is int
-            and _str_or_none(key)
-            and _str_or_none(event)
-            and all(type(k) is str and type(v) is str for k, v in props.items())
+            and (key is None or type(key) is str)
+            and (event is None or type(event) is str)
+            and (not props or all(type(k) is str and type(v) is str for k, v in props.items()))
         ):
             try:
                 raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""

@@ -162,6 +162,9 @@ class Connection:
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             ws.shutdown()
             raise StargateConnectionError(f"cannot connect to {safe_url}: {exc}") from exc
+        # Read the socket in large chunks: websocket-client asks for each frame's header,
+        # length and payload separately (three system calls per message otherwise).
+        ws.frame_buffer.recv = _BufferedRecv(ws._recv)
         if ws.sock is not None:
             ws.sock.settimeout(None)
             ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -268,6 +271,27 @@ class Connection:
     def aborted(self) -> bool:
         """True once :meth:`abort` was called."""
         return self._aborted
+
+
+class _BufferedRecv:
+    """A ``recv(n)`` that returns at most ``n`` bytes from 64 KiB reads of the real socket."""
+
+    __slots__ = ("_buffer", "_position", "_raw")
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._buffer = b""
+        self._position = 0
+
+    def __call__(self, size: int) -> bytes:
+        if self._position >= len(self._buffer):
+            self._buffer = self._raw(65536)
+            self._position = 0
+        start = self._position
+        self._position = start + size
+        if start == 0 and size >= len(self._buffer):
+            return self._buffer
+        return self._buffer[start : start + size]
 
 
 def _reason_from_body(body: bytes) -> str:

@@ -1,0 +1,87 @@
+"""Shared helpers of the client benchmarks: a local Pulsar, timing, and a results table."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import websocket
+
+from rxstargate.local import LocalPulsar
+
+
+@contextmanager
+def local_pulsar() -> Iterator[str]:
+    """A Pulsar WebSocket URL: RXSTARGATE_WS_URL, or local Pulsar with the gateway in a child."""
+    url = os.environ.get("RXSTARGATE_WS_URL")
+    if url:
+        yield url
+        return
+    with LocalPulsar() as local:
+        yield local.ws_url
+
+
+def fresh_topic(prefix: str) -> str:
+    return f"persistent://public/default/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def ws_path(kind: str, topic: str, suffix: str = "") -> str:
+    rest = topic.removeprefix("persistent://")
+    return f"/ws/v2/{kind}/persistent/{rest}" + (f"/{suffix}" if suffix else "")
+
+
+def plain_socket(url: str) -> websocket.WebSocket:
+    ws = websocket.create_connection(url, enable_multithread=True, skip_utf8_validation=True)
+    return ws
+
+
+def send_frame(payload: bytes, context: str) -> str:
+    return json.dumps({"payload": base64.b64encode(payload).decode(), "context": context})
+
+
+@dataclass
+class Run:
+    name: str
+    messages: int
+    wall: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.wall
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.messages * 1e6
+
+
+def measure(name: str, messages: int, work: Callable[[], None]) -> Run:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    work()
+    return Run(name, messages, time.perf_counter() - wall0, time.process_time() - cpu0)
+
+
+def report(title: str, plain: list[Run], rx: list[Run]) -> None:
+    """Print best-of runs and the rxstargate/plain ratios."""
+    best_plain = max(plain, key=lambda r: r.rate)
+    best_rx = max(rx, key=lambda r: r.rate)
+    cpu_plain = min(r.cpu_us for r in plain)
+    cpu_rx = min(r.cpu_us for r in rx)
+    print(f"\n== {title} ({best_rx.messages} messages, best of {len(rx)} runs each)")
+    for run in [*plain, *rx]:
+        print(f"   {run.name:<22} {run.rate:>9.0f} msg/s   {run.cpu_us:>7.1f} us CPU/msg")
+    print(
+        f"   throughput ratio rxstargate/plain: {best_rx.rate / best_plain.rate:.2f}x (goal >= 0.8)"
+    )
+    print(f"   CPU/msg ratio plain/rxstargate:    {cpu_plain / cpu_rx:.2f}x (goal >= 0.8)")
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
