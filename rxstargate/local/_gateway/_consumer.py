@@ -42,14 +42,16 @@ class ConsumerSession(ReceivingSession):
         consumer: Any,
         params: ConsumerParams,
         deserialize_id: Callable[[bytes], Any],
-        on_close: Callable[[], None],
+        on_closing: Callable[[], None],
+        on_closed: Callable[[], None],
     ) -> None:
         super().__init__(0 if params.pull_mode else params.receiver_queue_size)
         self._consumer = consumer
         self._pull_mode = params.pull_mode
         self._ledger = ConsumerLedger(params.ack_timeout_millis)
         self._deserialize_id = deserialize_id
-        self._on_close = on_close
+        self._on_closing = on_closing
+        self._on_closed = on_closed
 
     def _receive(self, timeout_millis: int) -> Any:
         return self._consumer.receive(timeout_millis)
@@ -117,8 +119,15 @@ class ConsumerSession(ReceivingSession):
         except Exception:  # Pulsar only logs failed acks
             pass
 
-    def _close_broker_side(self) -> None:
+    async def close(self) -> None:
+        """Close the broker consumer, then let the subscription go (on the event loop)."""
+        if self._closed:
+            return
+        self._on_closing()
         try:
-            self._consumer.close()
+            await super().close()
         finally:
-            self._on_close()
+            self._on_closed()
+
+    def _close_broker_side(self) -> None:
+        self._consumer.close()

@@ -205,7 +205,7 @@ class Gateway:
         self, topic: str, subscription: str, params: ConsumerParams
     ) -> Session:
         try:
-            self._subscriptions.acquire(topic, subscription, params.subscription_type)
+            await self._subscriptions.acquire(topic, subscription, params.subscription_type)
         except SubscriptionBusyError as exc:
             raise Refusal(409, f"Failed to create consumer: {exc}") from None
         dead_letter = None
@@ -233,13 +233,16 @@ class Gateway:
                 self._client.subscribe, topic, subscription, **kwargs
             )
         except Exception as exc:
-            self._subscriptions.release(topic, subscription)
+            self._subscriptions.release(topic, subscription, was_closing=False)
             raise Refusal(creation_status(exc), creation_reason("consumer", exc)) from None
 
-        def release() -> None:
+        def closing() -> None:
+            self._subscriptions.closing(topic, subscription)
+
+        def closed() -> None:
             self._subscriptions.release(topic, subscription)
 
-        return ConsumerSession(consumer, params, pulsar.MessageId.deserialize, release)
+        return ConsumerSession(consumer, params, pulsar.MessageId.deserialize, closing, closed)
 
     async def _open_reader(self, topic: str, params: ReaderParams) -> Session:
         try:

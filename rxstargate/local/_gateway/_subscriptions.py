@@ -1,12 +1,17 @@
 """Which subscriptions the gateway's consumers hold, to refuse a busy one before asking the broker.
 
 pulsar-lite refuses a second Exclusive consumer only by letting the subscribe time out (and then
-resets the shared broker connection); Pulsar answers ConsumerBusy at once.
+resets the shared broker connection); Pulsar answers ConsumerBusy at once. A consumer whose socket
+is closing still holds its subscription until its broker consumer is closed; a newcomer waits for
+that (briefly) instead of being refused, so a client can reconnect at once.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import time
+
+CLOSING_WAIT_SECONDS = 5.0
 
 
 class SubscriptionBusyError(Exception):
@@ -14,39 +19,62 @@ class SubscriptionBusyError(Exception):
 
 
 class Subscriptions:
-    """Consumers per (topic, subscription), with the subscription type they share."""
+    """Consumers per (topic, subscription), with the subscription type they share.
+
+    Used on the event loop only.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._held: dict[tuple[str, str], tuple[str, int]] = {}
+        self._closing: dict[tuple[str, str], int] = {}
 
-    def acquire(self, topic: str, subscription: str, subscription_type: str) -> None:
+    async def acquire(self, topic: str, subscription: str, subscription_type: str) -> None:
         """Register one more consumer.
 
         Raises:
             SubscriptionBusyError: as Pulsar's ConsumerBusy would.
         """
         key = (topic, subscription)
-        with self._lock:
-            held = self._held.get(key)
-            if held is None:
-                self._held[key] = (subscription_type, 1)
+        deadline = time.monotonic() + CLOSING_WAIT_SECONDS
+        while True:
+            try:
+                self._try_acquire(key, subscription_type)
                 return
-            held_type, count = held
-            if held_type == "Exclusive":
-                raise SubscriptionBusyError("Exclusive consumer is already connected")
-            if held_type != subscription_type:
-                raise SubscriptionBusyError("Subscription is of different type")
-            self._held[key] = (held_type, count + 1)
+            except SubscriptionBusyError:
+                held = self._held.get(key)
+                all_closing = held is not None and self._closing.get(key, 0) >= held[1]
+                if not all_closing or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.02)
 
-    def release(self, topic: str, subscription: str) -> None:
+    def _try_acquire(self, key: tuple[str, str], subscription_type: str) -> None:
+        held = self._held.get(key)
+        if held is None:
+            self._held[key] = (subscription_type, 1)
+            return
+        held_type, count = held
+        if held_type == "Exclusive":
+            raise SubscriptionBusyError("Exclusive consumer is already connected")
+        if held_type != subscription_type:
+            raise SubscriptionBusyError("Subscription is of different type")
+        self._held[key] = (held_type, count + 1)
+
+    def closing(self, topic: str, subscription: str) -> None:
+        """Note that one consumer of the subscription is on its way out."""
+        key = (topic, subscription)
+        self._closing[key] = self._closing.get(key, 0) + 1
+
+    def release(self, topic: str, subscription: str, was_closing: bool = True) -> None:
         """Forget one consumer of the subscription."""
         key = (topic, subscription)
-        with self._lock:
-            held = self._held.get(key)
-            if held is None:
-                return
-            if held[1] <= 1:
-                del self._held[key]
-            else:
-                self._held[key] = (held[0], held[1] - 1)
+        if was_closing and key in self._closing:
+            self._closing[key] -= 1
+            if self._closing[key] <= 0:
+                del self._closing[key]
+        held = self._held.get(key)
+        if held is None:
+            return
+        if held[1] <= 1:
+            del self._held[key]
+        else:
+            self._held[key] = (held[0], held[1] - 1)

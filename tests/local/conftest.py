@@ -1,0 +1,146 @@
+"""Helpers for the local Pulsar tests: raw WebSocket frames against the gateway."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+import websocket
+
+TIMEOUT = 20.0
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def send_json(sock: websocket.WebSocket, frame: dict[str, Any]) -> None:
+    sock.send(json.dumps(frame))
+
+
+def recv_json(sock: websocket.WebSocket) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(sock.recv())
+    return frame
+
+
+def produce(
+    sock: websocket.WebSocket, payloads: list[bytes], **fields: Any
+) -> list[dict[str, Any]]:
+    """Send all payloads pipelined (a reader thread collects acks); returns acks by context."""
+    acks: dict[str, dict[str, Any]] = {}
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while len(acks) < len(payloads):
+                ack = recv_json(sock)
+                acks[ack["context"]] = ack
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, name="test-ack-reader")
+    reader.start()
+    for i, payload in enumerate(payloads):
+        send_json(sock, {"payload": b64(payload), "context": str(i), **fields})
+    reader.join(TIMEOUT * 3)
+    assert not reader.is_alive(), "acks did not arrive"
+    assert not errors, errors
+    return [acks[str(i)] for i in range(len(payloads))]
+
+
+def drain(sock: websocket.WebSocket, idle: float = 2.0, ack: bool = True) -> list[dict[str, Any]]:
+    """Receive (and ack) until nothing arrives for ``idle`` seconds."""
+    received: list[dict[str, Any]] = []
+    sock.settimeout(idle)
+    try:
+        while True:
+            message = recv_json(sock)
+            received.append(message)
+            if ack:
+                send_json(sock, {"messageId": message["messageId"]})
+    except websocket.WebSocketTimeoutException:
+        pass
+    finally:
+        sock.settimeout(TIMEOUT)
+    return received
+
+
+class Raw:
+    """Opens sockets to one gateway and speaks its frames."""
+
+    def __init__(self, ws_url: str, broker_url: str | None) -> None:
+        self.ws_url = ws_url
+        self.broker_url = broker_url
+        self._sockets: list[websocket.WebSocket] = []
+
+    def url(self, kind: str, topic: str, subscription: str | None = None, **params: Any) -> str:
+        domain, rest = topic.split("://", 1)
+        path = f"/ws/v2/{kind}/{domain}/{rest}"
+        if subscription is not None:
+            path += "/" + quote(subscription, safe="")
+        if params:
+            path += "?" + urlencode({k: str(v) for k, v in params.items()})
+        return self.ws_url + path
+
+    def connect(self, url: str, **options: Any) -> websocket.WebSocket:
+        sock = websocket.create_connection(url, timeout=TIMEOUT, **options)
+        self._sockets.append(sock)
+        return sock
+
+    def producer(self, topic: str, **params: Any) -> websocket.WebSocket:
+        return self.connect(self.url("producer", topic, **params))
+
+    def consumer(self, topic: str, subscription: str, **params: Any) -> websocket.WebSocket:
+        params.setdefault("subscriptionInitialPosition", "Earliest")
+        return self.connect(self.url("consumer", topic, subscription, **params))
+
+    def reader(self, topic: str, **params: Any) -> websocket.WebSocket:
+        params.setdefault("messageId", "earliest")
+        return self.connect(self.url("reader", topic, **params))
+
+    def refusal(self, url: str, **options: Any) -> websocket.WebSocketBadStatusException:
+        """The handshake refusal for ``url`` (fails the test if the upgrade succeeds)."""
+        with pytest.raises(websocket.WebSocketBadStatusException) as info:
+            self.connect(url, **options)
+        return info.value
+
+    b64 = staticmethod(b64)
+    send = staticmethod(send_json)
+    recv = staticmethod(recv_json)
+    produce = staticmethod(produce)
+    drain = staticmethod(drain)
+
+    def close_all(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                sock.close(timeout=2)  # the server may have closed it first
+            sock.shutdown()
+        self._sockets.clear()
+
+
+@pytest.fixture
+def raw(pulsar: Any) -> Iterator[Raw]:
+    """Raw-frame access to the session's local Pulsar gateway."""
+    helper = Raw(pulsar.ws_url, pulsar.broker_url)
+    yield helper
+    helper.close_all()
+
+
+@pytest.fixture
+def broker_client(pulsar: Any) -> Iterator[Any]:
+    """The official pulsar-client on the broker of the session's local Pulsar."""
+    pulsar_client = pytest.importorskip("pulsar")
+    if pulsar.broker_url is None:
+        pytest.skip("no broker URL for interop tests")
+    client = pulsar_client.Client(
+        pulsar.broker_url,
+        logger=pulsar_client.FileLogger(pulsar_client.LoggerLevel.Error, "/dev/null"),
+    )
+    yield client
+    client.close()
