@@ -110,7 +110,9 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
         A failed message is an item (``ack.ok`` is False). The stream completes when the
         producer closes and errors when it fails; it is hot: subscribe before sending.
-        Observers run on the producer's receive thread.
+        Observers run on the producer's receive thread (a payload refused before sending, such
+        as one that fails the schema, is reported on the sending thread). An observer that
+        raises gets ``on_error`` with its exception and is detached.
 
         Marble::
 
@@ -220,6 +222,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     # -- Machinery ------------------------------------------------------------------------
 
     def _encode(self, value: Any, context: str) -> str:
+        if type(value) is bytes and self._schema is None:  # the hot path
+            return encode_send(value, context)
         message = value if isinstance(value, OutgoingMessage) else OutgoingMessage(value)
         payload = message.payload
         if isinstance(payload, bytes | bytearray | memoryview):

@@ -189,7 +189,8 @@ class Topic:
         Each subscription opens its own socket; disposing it closes the socket. At most
         ``max_in_flight`` messages are delivered and not yet acked or nacked: a pipeline
         that stops settling stops receiving. Callbacks run on the socket's receive thread.
-        Readers take back credit on ``ack()`` (a reader's window is at most 1000).
+        Readers take back credit on ``ack()`` (a reader's window is at most 1000); readers
+        cannot ask for redelivery, so a reader message's ``nack()`` only returns its credit.
 
         Marble::
 
