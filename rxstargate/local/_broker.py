@@ -41,6 +41,8 @@ class Broker:
             config.write(_CONFIG)
         if not self.port:
             self.port = free_port()
+        elif accepts_connections(self.port):
+            raise LocalPulsarError(f"port 127.0.0.1:{self.port} is already in use")
         db_path = os.path.join(self.data_dir, "broker-data")
         command = [binary, "--config", config_path, "--addr", f"127.0.0.1:{self.port}"]
         command += ["--db-path", db_path]

@@ -89,7 +89,8 @@ class Raw:
         return self.ws_url + path
 
     def connect(self, url: str, **options: Any) -> websocket.WebSocket:
-        sock = websocket.create_connection(url, timeout=TIMEOUT, **options)
+        options.setdefault("timeout", TIMEOUT)
+        sock = websocket.create_connection(url, **options)
         self._sockets.append(sock)
         return sock
 
