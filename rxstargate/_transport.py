@@ -129,6 +129,11 @@ class Connection:
     def __init__(self, ws: Any, url: str) -> None:
         self._ws: Any = ws
         self.url = url
+        self._reader: int | None = None
+        self._deferred: list[str] = []
+        # Read the socket in large chunks: websocket-client asks for each frame's header,
+        # length and payload separately (three system calls per message otherwise).
+        ws.frame_buffer.recv = _BufferedRecv(ws._recv, self._before_read)
         self._aborted = False
         self._last_pong = time.monotonic()
         self._ping_sent: float | None = None
@@ -162,9 +167,6 @@ class Connection:
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             ws.shutdown()
             raise StargateConnectionError(f"cannot connect to {safe_url}: {exc}") from exc
-        # Read the socket in large chunks: websocket-client asks for each frame's header,
-        # length and payload separately (three system calls per message otherwise).
-        ws.frame_buffer.recv = _BufferedRecv(ws._recv)
         if ws.sock is not None:
             ws.sock.settimeout(None)
             ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -174,13 +176,35 @@ class Connection:
     def send(self, text: str) -> None:
         """Send one text frame. Thread-safe.
 
+        Frames sent by the receive thread itself (acks and permits from a synchronous
+        pipeline) are coalesced: they leave in one system call just before that thread
+        next waits for the socket, so they are never held while it is idle.
+
         Raises:
             StargateConnectionError: when the socket is gone.
         """
+        if self._reader == threading.get_ident():
+            self._deferred.append(text)
+            return
         try:
             self._ws.send(text, _OP_TEXT)
         except (websocket.WebSocketException, OSError, AttributeError) as exc:
             raise StargateConnectionError(f"send failed on {self.url}: {exc}") from exc
+
+    def _before_read(self) -> None:
+        if self._deferred:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the receive thread's deferred frames (called before it blocks on a read)."""
+        deferred, self._deferred = self._deferred, []
+        data = b"".join(
+            websocket.ABNF.create_frame(text, _OP_TEXT).format() for text in deferred
+        )
+        with self._ws.lock:
+            while data:
+                sent = self._ws._send(data)
+                data = data[sent:]
 
     def recv(self) -> str | None:
         """The next text frame, or None after :meth:`abort`. Only the owner thread calls it.
@@ -190,6 +214,7 @@ class Connection:
                 was missed (``code`` is None for drops).
         """
         ws: Any = self._ws
+        self._reader = threading.get_ident()
         while True:
             try:
                 frame = ws.recv_frame()
@@ -255,6 +280,9 @@ class Connection:
             return
         self._aborted = True
         if self._broken is None:
+            if self._deferred:  # acks settled just before closing still go out
+                with contextlib.suppress(*_SOCKET_ERRORS):
+                    self._flush()
             with contextlib.suppress(*_SOCKET_ERRORS):
                 self._ws.send_close(1000, b"")
         sock = self._ws.sock
@@ -276,15 +304,17 @@ class Connection:
 class _BufferedRecv:
     """A ``recv(n)`` that returns at most ``n`` bytes from 64 KiB reads of the real socket."""
 
-    __slots__ = ("_buffer", "_position", "_raw")
+    __slots__ = ("_before_read", "_buffer", "_position", "_raw")
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, before_read: Any) -> None:
         self._raw = raw
+        self._before_read = before_read
         self._buffer = b""
         self._position = 0
 
     def __call__(self, size: int) -> bytes:
         if self._position >= len(self._buffer):
+            self._before_read()
             self._buffer = self._raw(65536)
             self._position = 0
         start = self._position
