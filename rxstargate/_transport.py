@@ -198,9 +198,7 @@ class Connection:
     def _flush(self) -> None:
         """Write the receive thread's deferred frames (called before it blocks on a read)."""
         deferred, self._deferred = self._deferred, []
-        data = b"".join(
-            websocket.ABNF.create_frame(text, _OP_TEXT).format() for text in deferred
-        )
+        data = b"".join(websocket.ABNF.create_frame(text, _OP_TEXT).format() for text in deferred)
         with self._ws.lock:
             while data:
                 sent = self._ws._send(data)
