@@ -306,6 +306,8 @@ class CuttingProxy:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.flowing = threading.Event()  # cleared: bytes from the server are held back
+        self.flowing.set()
         self._thread = threading.Thread(target=self._accept, name="proxy", daemon=True)
         self._thread.start()
 
@@ -322,15 +324,17 @@ class CuttingProxy:
             upstream = socket.create_connection(self._target)
             with self._lock:
                 self._pairs.append((downstream, upstream))
-            for a, b in ((downstream, upstream), (upstream, downstream)):
+            for a, b, gate in ((downstream, upstream, None), (upstream, downstream, self.flowing)):
                 threading.Thread(
-                    target=self._pump, args=(a, b), name="proxy-pump", daemon=True
+                    target=self._pump, args=(a, b, gate), name="proxy-pump", daemon=True
                 ).start()
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, gate: threading.Event | None) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                if gate is not None:
+                    gate.wait()
                 sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):
@@ -424,3 +428,24 @@ def test_close_leaves_no_thread_behind(pulsar: Any, topic_name: str) -> None:
     topic.producer().send(b"x")
     client.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("rxstargate")]
+
+
+def test_a_producer_blocks_at_max_in_flight_until_acks_come(pulsar: Any, topic_name: str) -> None:
+    host, port = pulsar.ws_url.removeprefix("ws://").rsplit(":", 1)
+    proxy = CuttingProxy((host, int(port)))
+    try:
+        with rs.Client(proxy.url) as client:
+            producer = client.topic(topic_name).producer(max_in_flight=5, timeout=0.5)
+            producer.send(b"connect")
+            proxy.flowing.clear()  # the broker's acks stop reaching the client
+            for i in range(5):
+                producer.on_next(str(i).encode())
+            with pytest.raises(rs.StargateTimeoutError):
+                producer.on_next(b"one too many")
+            proxy.flowing.set()
+            producer.flush(timeout=WAIT)
+            assert producer.send(b"after").ok
+            producer.close()
+    finally:
+        proxy.flowing.set()
+        proxy.close()

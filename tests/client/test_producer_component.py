@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import reactivex as rx
+from marshmallow import Schema, fields
 from websockets.sync.server import ServerConnection
 
 import rxstargate as rs
@@ -270,3 +271,34 @@ def test_close_ends_every_thread_and_socket(scripted_peer: Peer) -> None:
     with pytest.raises(rs.ClosedError):
         producer.send(b"z")
     assert not [t for t in threading.enumerate() if t.name.startswith("rxstargate")]
+
+
+class Order(Schema):
+    id = fields.Integer(required=True)
+    note = fields.String()
+
+
+def test_a_schema_serialises_objects_and_refuses_bad_ones_per_message(scripted_peer: Peer) -> None:
+    payloads: list[bytes] = []
+
+    def handler(ws: ServerConnection) -> None:
+        for text in ws:
+            frame = json.loads(text)
+            payloads.append(base64.b64decode(frame["payload"]))
+            ws.send(
+                json.dumps({"result": "ok", "messageId": "CAAQAw==", "context": frame["context"]})
+            )
+
+    peer = scripted_peer(handler)
+    items: list[rs.ProducerAck] = []
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(schema=Order())
+        producer.acks.subscribe(items.append)
+        assert producer.send({"id": 1, "note": "n"}).ok
+        with pytest.raises(rs.SendError) as caught:
+            producer.send({"id": "not a number"})
+        producer.on_next({"id": 2})
+        producer.on_completed()
+    assert [json.loads(p) for p in payloads] == [{"id": 1, "note": "n"}, {"id": 2}]
+    assert caught.value.result == "send-error:7"
+    assert [a.ok for a in items] == [True, False, True]
