@@ -157,3 +157,19 @@ def test_a_reader_from_latest_sees_only_new_messages(raw: Any, topic_name: str) 
     assert raw.recv(sock) == {"endOfTopic": False}
     _publish(raw, topic_name, [b"after"])
     assert base64.b64decode(raw.recv(sock)["payload"]) == b"after"
+
+
+@pytest.mark.parametrize("subscription_type", ["Exclusive", "Shared"])
+def test_an_unacked_message_comes_back_after_the_ack_timeout(
+    raw: Any, topic_name: str, subscription_type: str
+) -> None:
+    _publish(raw, topic_name, [b"slow"])
+    sock = raw.consumer(
+        topic_name, "sub", subscriptionType=subscription_type, ackTimeoutMillis=1000
+    )
+    first = raw.recv(sock)
+    again = raw.recv(sock)
+    assert again["messageId"] == first["messageId"]
+    assert again["redeliveryCount"] == first["redeliveryCount"] + 1
+    raw.send(sock, {"messageId": again["messageId"]})
+    assert raw.drain(sock, idle=1.5) == []

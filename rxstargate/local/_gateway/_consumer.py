@@ -65,6 +65,14 @@ class ConsumerSession(ReceivingSession):
             self.give_credit()
         return message_frame(message, base64.b64encode(key).decode("ascii"))
 
+    def _tick(self) -> list[str]:
+        return [
+            message_frame(
+                held.message, base64.b64encode(key).decode("ascii"), held.redelivery_count
+            )
+            for key, held in self._ledger.expired()
+        ]
+
     async def _on_text(self, text: str) -> None:
         try:
             await self._command(text)

@@ -5,8 +5,10 @@ a backlog exceeds the receiver queue. Pulsar never gives a consumer a message it
 acknowledged, so each socket keeps:
 
 * the ids it holds (delivered, not yet acked or nacked): a re-arrival is dropped unless it is a real
-  redelivery, recognised by a higher redelivery count or by the ack timeout having run out since it
-  was delivered;
+  redelivery, recognised by a higher redelivery count; held ids whose ack timeout ran out are
+  handed back by ``expired()`` for the socket to deliver again (the gateway runs ack timeouts
+  itself: the broker client refuses timeouts under 10 s and pulsar-lite ignores redelivery
+  requests outside Shared subscriptions);
 * the last ``ACKED_BOUND`` ids it acknowledged (a FIFO record, about 100 bytes per id), whose
   re-arrivals are dropped;
 * for readers, the last id per partition: reader ids only move forward, so anything at or before
@@ -38,6 +40,7 @@ class ConsumerLedger:
     """Which ids one consumer socket holds or has acknowledged. Callers serialise access."""
 
     def __init__(self, ack_timeout_millis: int = 0, acked_bound: int = ACKED_BOUND) -> None:
+        # Insertion order is delivery order, so expiry scans stop at the first live entry.
         self._ack_timeout = ack_timeout_millis / 1000.0
         self._acked_bound = acked_bound
         self._held: dict[bytes, Held] = {}
@@ -55,13 +58,30 @@ class ConsumerLedger:
         now = time.monotonic()
         held = self._held.get(key)
         if held is not None:
-            expired = self._ack_timeout > 0 and now - held.delivered_at >= self._ack_timeout
-            if redelivery_count > held.redelivery_count or expired:
+            if redelivery_count > held.redelivery_count:
+                del self._held[key]
                 self._held[key] = Held(message, redelivery_count, now)
                 return True, True
             return False, False
         self._held[key] = Held(message, redelivery_count, now)
         return True, False
+
+    def expired(self) -> list[tuple[bytes, Held]]:
+        """Held messages whose ack timeout ran out, now counted as redelivered once more."""
+        if self._ack_timeout <= 0:
+            return []
+        now = time.monotonic()
+        due: list[tuple[bytes, Held]] = []
+        for key, held in self._held.items():
+            if now - held.delivered_at < self._ack_timeout:
+                break
+            due.append((key, held))
+        for key, held in due:
+            del self._held[key]
+            held.redelivery_count += 1
+            held.delivered_at = now
+            self._held[key] = held
+        return due
 
     def settle(self, key: bytes, acked: bool) -> Any | None:
         """Forget a held id (recording it if acked); returns its message if it was held."""

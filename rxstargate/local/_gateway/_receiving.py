@@ -22,14 +22,16 @@ from rxstargate.local._gateway._wire import Outbox, close_without_status
 _POLL_MILLIS = 200
 
 
-def message_frame(message: Any, message_id: str) -> str:
+def message_frame(message: Any, message_id: str, redelivery_count: int | None = None) -> str:
     """A ConsumerMessage frame as Pulsar writes it (eventTime and key only when set)."""
     frame: dict[str, Any] = {
         "messageId": message_id,
         "payload": base64.b64encode(message.data()).decode("ascii"),
         "properties": message.properties(),
         "publishTime": format_pulsar_time(message.publish_timestamp()),
-        "redeliveryCount": message.redelivery_count(),
+        "redeliveryCount": (
+            message.redelivery_count() if redelivery_count is None else redelivery_count
+        ),
     }
     event_time = message.event_timestamp()
     if event_time:
@@ -70,6 +72,10 @@ class ReceivingSession:
     def _close_broker_side(self) -> None:
         raise NotImplementedError
 
+    def _tick(self) -> list[str]:
+        """Called under the lock about every poll interval: frames to deliver again."""
+        return []
+
     def _is_timeout(self, exc: Exception) -> bool:
         return type(exc).__name__ == "Timeout"
 
@@ -105,6 +111,10 @@ class ReceivingSession:
 
     def _pump(self) -> None:
         while not self._stopping.is_set():
+            with self._lock:
+                again = self._tick()
+            for text in again:
+                self.put(text)
             if not self._credit.acquire(timeout=_POLL_MILLIS / 1000):
                 continue
             try:
@@ -117,11 +127,11 @@ class ReceivingSession:
                     self._loop.call_soon_threadsafe(self._spawn_fail)
                 return
             with self._lock:
-                text = self._admit(message)
-            if text is None:
+                frame = self._admit(message)
+            if frame is None:
                 self._credit.release()
             else:
-                self.put(text)
+                self.put(frame)
 
     def _spawn_fail(self) -> None:
         if self._outbox is not None:

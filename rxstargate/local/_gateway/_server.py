@@ -220,7 +220,6 @@ class Gateway:
             ),
             "receiver_queue_size": params.receiver_queue_size,
             "consumer_name": params.consumer_name,
-            "unacked_messages_timeout_ms": params.ack_timeout_millis or None,
             "negative_ack_redelivery_delay_ms": params.negative_ack_redelivery_delay,
             "initial_position": getattr(pulsar.InitialPosition, params.initial_position),
             "dead_letter_policy": dead_letter,
