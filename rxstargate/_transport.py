@@ -43,6 +43,11 @@ _OP_PING = websocket.ABNF.OPCODE_PING
 _SOCKET_ERRORS = (websocket.WebSocketException, OSError, AttributeError, ValueError)
 _DATA_OPCODES = (_OP_TEXT, _OP_BINARY, websocket.ABNF.OPCODE_CONT)
 
+#: Frames the receive thread may hold back for one write, and for how long (seconds).
+_MAX_DEFERRED = 256
+_MAX_DELAY = 0.005
+_FLUSH_TICK = 0.02
+
 #: Close codes after which reconnecting is pointless (policy violation, bad data).
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 
@@ -131,6 +136,8 @@ class Connection:
         self.url = url
         self._reader: int | None = None
         self._deferred: list[str] = []
+        self._deferred_since = 0.0
+        self._defer_lock = threading.Lock()
         # Read the socket in large chunks: websocket-client asks for each frame's header,
         # length and payload separately (three system calls per message otherwise).
         ws.frame_buffer.recv = _BufferedRecv(ws._recv, self._before_read)
@@ -178,26 +185,51 @@ class Connection:
 
         Frames sent by the receive thread itself (acks and permits from a synchronous
         pipeline) are coalesced: they leave in one system call just before that thread
-        next waits for the socket, so they are never held while it is idle.
+        next waits for the socket (so never while it is idle), after 256 frames, or when the
+        keepalive thread finds them older than a few milliseconds.
 
         Raises:
             StargateConnectionError: when the socket is gone.
         """
         if self._reader == threading.get_ident():
-            self._deferred.append(text)
+            with self._defer_lock:
+                if not self._deferred:
+                    self._deferred_since = time.monotonic()
+                self._deferred.append(text)
+                if len(self._deferred) < _MAX_DEFERRED:
+                    return
+            self._flush_or_raise()
             return
         try:
             self._ws.send(text, _OP_TEXT)
         except (websocket.WebSocketException, OSError, AttributeError) as exc:
             raise StargateConnectionError(f"send failed on {self.url}: {exc}") from exc
 
+    def _flush_or_raise(self) -> None:
+        try:
+            self._flush()
+        except _SOCKET_ERRORS as exc:
+            raise StargateConnectionError(f"send failed on {self.url}: {exc}") from exc
+
     def _before_read(self) -> None:
         if self._deferred:
             self._flush()
 
+    def flush_stale(self, now: float) -> None:
+        """Write deferred frames older than a few milliseconds (the keepalive thread calls it).
+
+        This bounds how long an ack waits while the receive thread runs a slow callback.
+        """
+        if self._deferred and now - self._deferred_since >= _MAX_DELAY and not self._aborted:
+            with contextlib.suppress(*_SOCKET_ERRORS):
+                self._flush()
+
     def _flush(self) -> None:
         """Write the receive thread's deferred frames (called before it blocks on a read)."""
-        deferred, self._deferred = self._deferred, []
+        with self._defer_lock:
+            deferred, self._deferred = self._deferred, []
+        if not deferred:
+            return
         data = b"".join(websocket.ABNF.create_frame(text, _OP_TEXT).format() for text in deferred)
         with self._ws.lock:
             while data:
@@ -379,13 +411,18 @@ class Keepalive:
                 self._thread.start()
 
     def _run(self) -> None:
-        tick = max(0.01, min(self._interval, self._timeout) / 4)
-        while not self._stop.wait(tick):
+        ping_tick = max(0.01, min(self._interval, self._timeout) / 4)
+        next_ping = 0.0
+        while not self._stop.wait(_FLUSH_TICK):
             with self._lock:
                 connections = list(self._connections)
             now = time.monotonic()
             for connection in connections:
-                connection.keepalive(now, self._interval, self._timeout)
+                connection.flush_stale(now)
+            if now >= next_ping:
+                next_ping = now + ping_tick
+                for connection in connections:
+                    connection.keepalive(now, self._interval, self._timeout)
 
     def stop(self) -> None:
         """Stop the thread and wait for it."""

@@ -372,3 +372,24 @@ def test_disposing_closes_the_socket_and_held_messages_raise_ack_error(
         assert not [t for t in threading.enumerate() if t.name.startswith("rxstargate-consumer")]
         with pytest.raises(rs.AckError):
             message.ack()
+
+
+def test_an_ack_leaves_even_while_the_callback_is_still_busy(scripted_peer: Peer) -> None:
+    fake = FakeConsumer([message_frame(0), message_frame(1)])
+    peer = scripted_peer(fake)
+    acked_on_the_wire = threading.Event()
+    outcome: list[bool] = []
+
+    def slow(message: rs.Message[Any]) -> None:
+        message.ack()
+        if message.message_id.entry_id == 0:  # stay busy until the peer has seen the ack
+            outcome.append(acked_on_the_wire.wait(WAIT))
+
+    collector = Collector(settle=slow)
+    with rs.Client(peer.url) as client:
+        subscription = client.topic("t").observe("s").subscribe(collector)
+        assert fake.commands.get(timeout=WAIT) == {"messageId": str(rs.MessageId.from_parts(1, 0))}
+        acked_on_the_wire.set()
+        collector.take(2)
+        subscription.dispose()
+    assert outcome == [True]
