@@ -303,6 +303,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 return
             conn = self._context.open(self._url)
             with self._lock:
+                if self._closed:  # closed while connecting
+                    conn.abort()
+                    conn.release()
+                    raise self._failure or ClosedError("the producer is closed")
                 self._conn = conn
             self._thread = threading.Thread(
                 target=self._receive,
@@ -369,21 +373,21 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     ) -> None:
         with self._lock:
             entry = self._pending.pop(context, None) if context is not None else None
-            if entry is None:
-                if context is None or result != "ok":
-                    self._context.report(
-                        ProtocolError(f"producer ack for no pending message: {context} {result}")
-                    )
-                return  # a duplicate ack after a re-send
-            if not self._pending:
+            if entry is not None and not self._pending:
                 self._idle.notify_all()
+        if entry is None:
+            if context is None or result != "ok":
+                self._context.report(
+                    ProtocolError(f"producer ack for no pending message: {context} {result}")
+                )
+            return  # a duplicate ack after a re-send
         ack = ProducerAck(
             context or "", MessageId(message_id) if message_id else None, result, error
         )
         entry.ack = ack
-        self._slots.release()
         if entry.done is not None:
             entry.done.set()
+        self._slots.release()
         self._acks.on_next(ack)
 
     def _fail(self, error: StargateError) -> None:

@@ -165,7 +165,11 @@ class _Session:
         credit = Credit(self._spec.max_in_flight) if self._kind == "consumer" else None
         self._settler = _Settler(conn, credit)
         if credit is not None:
-            conn.send(encode_permit(credit.initial()))
+            try:
+                conn.send(encode_permit(credit.initial()))
+            except StargateError:
+                conn.release()
+                raise
         return conn
 
     def _run(self) -> None:
