@@ -127,3 +127,16 @@ def test_the_pingpong_endpoint_answers_pings(raw: Any) -> None:
     sock = raw.connect(raw.ws_url + "/ws/v2/pingpong")
     sock.ping(b"p")
     assert sock.recv_data(control_frame=True)[1] == b"p"
+
+
+def test_a_producer_name_in_use_on_the_topic_is_409(raw: Any, topic_name: str) -> None:
+    raw.producer(topic_name, producerName="alice")
+    refusal = raw.refusal(raw.url("producer", topic_name, producerName="alice"))
+    assert refusal.status_code == 409
+    assert "Failed to create producer" in _body(refusal)
+    raw.producer(topic_name, producerName="bob")
+
+
+def test_a_producer_name_is_free_again_once_its_socket_closed(raw: Any, topic_name: str) -> None:
+    raw.producer(topic_name, producerName="carol").close()
+    raw.producer(topic_name, producerName="carol")

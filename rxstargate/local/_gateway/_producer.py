@@ -12,6 +12,7 @@ import binascii
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -127,8 +128,15 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
 class ProducerSession:
     """One producer socket bound to one broker producer."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(
+        self,
+        producer: Any,
+        on_closing: Callable[[], None] | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
         self._producer = producer
+        self._on_closing = on_closing
+        self._on_closed = on_closed
         self._closed = False
 
     async def run(self, connection: ServerConnection) -> None:
@@ -159,8 +167,12 @@ class ProducerSession:
         if self._closed:
             return
         self._closed = True
+        if self._on_closing is not None:
+            self._on_closing()
         with contextlib.suppress(Exception):  # already closed by the broker client
             await asyncio.to_thread(self._producer.close)
+        if self._on_closed is not None:
+            self._on_closed()
 
 
 def _ack_callback(outbox: Outbox, context: str | None) -> Any:

@@ -24,7 +24,11 @@ from rxstargate.local._gateway._paths import Endpoint, PathError, Route, parse_p
 from rxstargate.local._gateway._producer import ProducerSession
 from rxstargate.local._gateway._reader import ReaderSession
 from rxstargate.local._gateway._refusals import creation_reason, creation_status
-from rxstargate.local._gateway._subscriptions import SubscriptionBusyError, Subscriptions
+from rxstargate.local._gateway._subscriptions import (
+    ProducerNames,
+    SubscriptionBusyError,
+    Subscriptions,
+)
 
 MAX_FRAME_BYTES = 1024 * 1024  # Pulsar's webSocketMaxTextFrameSize default
 OPERATION_TIMEOUT_SECONDS = 15
@@ -89,6 +93,7 @@ class Gateway:
         self._client: Any = None
         self._server: Server | None = None
         self._subscriptions = Subscriptions()
+        self._producer_names = ProducerNames()
         self._pending: dict[ServerConnection, Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -195,11 +200,24 @@ class Gateway:
         if params.batching_enabled:
             kwargs["batching_max_messages"] = params.batching_max_messages
             kwargs["batching_max_publish_delay_ms"] = params.batching_max_publish_delay
+        name = params.producer_name
+        if name is not None:
+            try:
+                await self._producer_names.acquire(topic, name)
+            except SubscriptionBusyError as exc:
+                raise Refusal(409, f"Failed to create producer: {exc}") from None
         try:
             producer = await asyncio.to_thread(self._client.create_producer, topic, **kwargs)
         except Exception as exc:
+            if name is not None:
+                self._producer_names.release(topic, name)
             raise Refusal(creation_status(exc), creation_reason("producer", exc)) from None
-        return ProducerSession(producer)
+        if name is None:
+            return ProducerSession(producer)
+        names = self._producer_names
+        return ProducerSession(
+            producer, lambda: names.closing(topic, name), lambda: names.release(topic, name)
+        )
 
     async def _open_consumer(
         self, topic: str, subscription: str, params: ConsumerParams

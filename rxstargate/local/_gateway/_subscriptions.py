@@ -1,4 +1,4 @@
-"""Which subscriptions the gateway's consumers hold, to refuse a busy one before asking the broker.
+"""Subscriptions and producer names the gateway's sockets hold, to refuse busy ones as Pulsar does.
 
 pulsar-lite refuses a second Exclusive consumer only by letting the subscribe time out (and then
 resets the shared broker connection); Pulsar answers ConsumerBusy at once. A consumer whose socket
@@ -78,3 +78,40 @@ class Subscriptions:
             del self._held[key]
         else:
             self._held[key] = (held[0], held[1] - 1)
+
+
+class ProducerNames:
+    """Producer names in use per topic: pulsar-lite lets two producers share one, Pulsar does not.
+
+    A name whose socket is closing is waited for (briefly), as for subscriptions.
+    Used on the event loop only.
+    """
+
+    def __init__(self) -> None:
+        self._names: set[tuple[str, str]] = set()
+        self._closing: set[tuple[str, str]] = set()
+
+    async def acquire(self, topic: str, name: str) -> None:
+        """Claim a name on a topic.
+
+        Raises:
+            SubscriptionBusyError: when a producer of the gateway already has it.
+        """
+        key = (topic, name)
+        deadline = time.monotonic() + CLOSING_WAIT_SECONDS
+        while key in self._names:
+            if key not in self._closing or time.monotonic() > deadline:
+                raise SubscriptionBusyError(
+                    f"Producer with name '{name}' is already connected to topic"
+                )
+            await asyncio.sleep(0.02)
+        self._names.add(key)
+
+    def closing(self, topic: str, name: str) -> None:
+        """Note that the producer holding the name is on its way out."""
+        self._closing.add((topic, name))
+
+    def release(self, topic: str, name: str) -> None:
+        """Give a name back."""
+        self._names.discard((topic, name))
+        self._closing.discard((topic, name))
