@@ -6,6 +6,8 @@ import base64
 import itertools
 import json
 import random
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,3 +318,13 @@ def test_client_refuses_a_non_websocket_url_and_a_bad_topic() -> None:
             client.topic("t").observe("s", subscription_type="Exclusiv")
         with pytest.raises(rs.ConfigurationError):
             client.topic("t").observe(start="middle")
+
+
+def test_only_the_transport_imports_websocket_client() -> None:
+    package = Path(rs.__file__).parent
+    importers = sorted(
+        path.name
+        for path in package.glob("*.py")
+        if re.search(r"^\s*(import websocket\b|from websocket\b)", path.read_text(), re.M)
+    )
+    assert importers == ["_transport.py"]
