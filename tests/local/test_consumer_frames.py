@@ -114,6 +114,7 @@ def test_unsubscribe_keeps_the_socket_open_and_drops_the_subscription(
     sock = raw.consumer(topic_name, "sub")
     raw.recv(sock)
     raw.send(sock, {"type": "unsubscribe"})
+    assert raw.drain(sock, idle=0.5) == []
     sock.ping(b"still-open")
     opcode, _ = sock.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_PONG

@@ -93,6 +93,7 @@ class ConsumerSession(ReceivingSession):
             # pulsar-lite cannot terminate topics, so no topic ever ends.
             self.put('{"endOfTopic":false}')
         elif kind == "unsubscribe":
+            self.stop_receiving()  # the consumer is gone afterwards; the socket stays open
             try:
                 await asyncio.to_thread(self._consumer.unsubscribe)
             except Exception as exc:

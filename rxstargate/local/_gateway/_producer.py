@@ -22,6 +22,7 @@ from rxstargate.local._gateway._wire import Outbox
 
 _OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
 _OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":0}'
+ACK_BUFFER_LIMIT = 4 * 1024 * 1024
 _OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d:\d\d(?::\d\d)?)$")
 
 
@@ -144,7 +145,10 @@ class ProducerSession:
         outbox = Outbox(asyncio.get_running_loop(), connection)
         send_async = self._producer.send_async
         loads = json.loads
+        transport = connection.transport
         async for text in connection:
+            if transport.get_write_buffer_size() > ACK_BUFFER_LIMIT:
+                await connection.drain()  # a client that does not read its acks waits
             if not isinstance(text, str):
                 continue  # Pulsar ignores binary frames
             try:

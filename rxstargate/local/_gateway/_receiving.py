@@ -93,6 +93,10 @@ class ReceivingSession:
             if self._failed:
                 break
 
+    def stop_receiving(self) -> None:
+        """Let the receive thread end (the socket stays open)."""
+        self._stopping.set()
+
     def give_credit(self, count: int = 1) -> None:
         """Allow ``count`` more deliveries."""
         if count > 0:
