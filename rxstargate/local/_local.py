@@ -7,10 +7,15 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from rxstargate.local._broker import Broker
+from rxstargate.local._process import SpawnThread
 from rxstargate.local._runner import GatewayProcess, GatewayThread
+
+T = TypeVar("T")
 
 
 class LocalPulsar:
@@ -56,6 +61,7 @@ class LocalPulsar:
         self._temp_dir: str | None = None
         self._broker: Broker | None = None
         self._gateway: GatewayProcess | GatewayThread | None = None
+        self._spawner: SpawnThread | None = None
 
     @property
     def ws_url(self) -> str:
@@ -90,16 +96,19 @@ class LocalPulsar:
         directory = self.data_dir or self._temp_dir
         assert directory is not None
         os.makedirs(directory, exist_ok=True)
+        if threading.current_thread() is not threading.main_thread():
+            # Children die with the thread that started them: use one that lives until stop().
+            self._spawner = SpawnThread()
         try:
             self._broker = Broker(directory, self.broker_port)
-            self._broker.start()
+            self._in_spawner(self._broker.start)
             self.broker_port = self._broker.port
             if self.gateway_in_process:
                 log = os.path.join(directory, "gateway-client.log")
                 self._gateway = GatewayThread(self.broker_url, self.port, self.token, log)
             else:
                 self._gateway = GatewayProcess(self.broker_url, self.port, self.token, directory)
-            self.port = self._gateway.start()
+            self.port = self._in_spawner(self._gateway.start)
         except BaseException:
             self.stop()
             raise
@@ -113,9 +122,15 @@ class LocalPulsar:
         if self._broker is not None:
             self._broker.stop()
             self._broker = None
+        if self._spawner is not None:
+            self._spawner.close()
+            self._spawner = None
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+
+    def _in_spawner(self, function: Callable[[], T]) -> T:
+        return self._spawner.call(function) if self._spawner is not None else function()
 
     def __enter__(self) -> LocalPulsar:
         return self.start()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import ctypes
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -53,3 +59,38 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     process.wait()
+
+
+class SpawnThread:
+    """A thread that starts children and outlives them, for callers that are not the main thread.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so children started from
+    a short-lived thread would be killed with it. This thread lives until ``close()``.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[tuple[Callable[[], object], Future[object]] | None]
+        self._requests = queue.Queue()
+        self._thread = threading.Thread(
+            target=self._run, name="rxstargate-local-spawner", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` on the spawning thread and return its result."""
+        future: Future[object] = Future()
+        self._requests.put((function, future))
+        return future.result()  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """End the thread (after its children were stopped)."""
+        self._requests.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            function, future = request
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)

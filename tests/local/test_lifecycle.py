@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,19 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         assert "gateway" in str(info.value)
         with pytest.raises(LocalPulsarError, match="already in use"):
             LocalPulsar(broker_port=port).start()
+
+
+def test_children_outlive_the_short_lived_thread_that_started_them(
+    no_leaked_threads: None,
+) -> None:
+    local = LocalPulsar()
+    starter = threading.Thread(target=local.start, name="test-starter")
+    starter.start()
+    starter.join(60)
+    try:
+        assert local.broker_pid is not None
+        time.sleep(0.3)  # give a parent-death signal time to land, were it sent
+        assert not _gone(local.broker_pid)
+        assert _send(local.ws_url, "persistent/public/default/thread", "eA==")["result"] == "ok"
+    finally:
+        local.stop()
