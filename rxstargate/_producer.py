@@ -9,7 +9,6 @@ re-sends every pending message with its original context id. Sends are thread-sa
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -21,8 +20,8 @@ from reactivex import Observable, abc
 
 from rxstargate._context import ClientContext
 from rxstargate._fanout import Fanout
-from rxstargate._frames import decode_producer_ack, encode_send
-from rxstargate._pulsar_time import format_pulsar_time, to_epoch_millis
+from rxstargate._frames import decode_producer_ack
+from rxstargate._outgoing import encode_outgoing, seconds
 from rxstargate._reconnect import reconnect
 from rxstargate._transport import Connection
 from rxstargate.exceptions import (
@@ -177,7 +176,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             payload = OutgoingMessage(
                 payload, key=key, properties=properties, event_time=event_time
             )
-        wait = self._timeout if timeout is None else _seconds(timeout)
+        wait = self._timeout if timeout is None else seconds(timeout)
         context, entry = self._submit(payload, waiter=True, wait=wait)
         assert entry.done is not None
         if not entry.done.wait(wait):
@@ -221,45 +220,6 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
     # -- Machinery ------------------------------------------------------------------------
 
-    def _encode(self, value: Any, context: str) -> str:
-        if type(value) is bytes and self._schema is None:  # the hot path
-            return encode_send(value, context)
-        message = value if isinstance(value, OutgoingMessage) else OutgoingMessage(value)
-        payload = message.payload
-        if isinstance(payload, bytes | bytearray | memoryview):
-            raw = bytes(payload)
-        elif isinstance(payload, str) and self._schema is None:
-            raw = payload.encode("utf-8")
-        elif self._schema is not None:
-            data = self._schema.dump(payload)
-            problems = self._schema.validate(data)
-            if problems:
-                raise _PayloadProblem(f"payload does not match the schema: {problems}")
-            raw = json.dumps(data, separators=(",", ":")).encode("utf-8")
-        else:
-            raise _PayloadProblem(
-                f"payload must be bytes, str or OutgoingMessage, not {type(payload).__name__}"
-            )
-        deliver_after = message.deliver_after
-        return encode_send(
-            raw,
-            context,
-            key=message.key,
-            properties=dict(message.properties) if message.properties else None,
-            event_time=(
-                format_pulsar_time(to_epoch_millis(message.event_time))
-                if message.event_time is not None
-                else None
-            ),
-            deliver_at=to_epoch_millis(message.deliver_at) if message.deliver_at else None,
-            deliver_after_ms=(
-                int(_seconds(deliver_after) * 1000) if deliver_after is not None else None
-            ),
-            replication_clusters=(
-                list(message.replication_clusters) if message.replication_clusters else None
-            ),
-        )
-
     def _submit(
         self, value: Any, *, waiter: bool, wait: float | None = None
     ) -> tuple[str, _Pending]:
@@ -268,8 +228,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._ensure_open()
         context = str(next(self._contexts))
         try:
-            frame = self._encode(value, context)
-        except (_PayloadProblem, ValueError, TypeError) as exc:
+            frame = encode_outgoing(value, context, self._schema)
+        except (ValueError, TypeError) as exc:
             ack = ProducerAck(context, None, _PAYLOAD_ERROR, str(exc))
             entry = _Pending("", waiter)
             entry.ack = ack
@@ -431,11 +391,3 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 entry.done.set()
             self._acks.on_next(ack)
         self._acks.end(error)
-
-
-class _PayloadProblem(Exception):
-    pass
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
