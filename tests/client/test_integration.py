@@ -449,3 +449,27 @@ def test_a_producer_blocks_at_max_in_flight_until_acks_come(pulsar: Any, topic_n
     finally:
         proxy.flowing.set()
         proxy.close()
+
+
+def test_producer_options_reach_the_broker(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    inbox = Inbox(ack=True)
+    subscription = _subscribe_ready(topic, inbox, "sub", subscription_type="Shared")
+    producer = topic.producer(
+        batching_enabled=True,
+        batching_max_messages=50,
+        batching_max_publish_delay=5,
+        compression_type="LZ4",
+        producer_name=f"p-{topic.name.topic}",
+        send_timeout_millis=10_000,
+    )
+    acks: list[rs.ProducerAck] = []
+    done = threading.Event()
+    producer.acks.subscribe(acks.append, on_completed=done.set)
+    rx.from_iterable(f"m{i}".encode() for i in range(200)).subscribe(producer)
+    assert done.wait(WAIT)
+    received = {m.payload for m in inbox.take_distinct(200)}
+    subscription.dispose()
+    assert all(a.ok for a in acks) and len(acks) == 200
+    assert received == {f"m{i}".encode() for i in range(200)}
+    assert any(a.message_id is not None and a.message_id.batch_index >= 0 for a in acks)

@@ -22,6 +22,7 @@ from .conftest import ScriptedPeer, ack_every_message, drop, send_empty_close
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 FAST = rs.Backoff(initial=0.01, cap=0.05, give_up_after=2.0)
+WAIT_SECONDS = 10.0
 Peer = Callable[..., ScriptedPeer]
 
 
@@ -302,3 +303,45 @@ def test_a_schema_serialises_objects_and_refuses_bad_ones_per_message(scripted_p
     assert [json.loads(p) for p in payloads] == [{"id": 1, "note": "n"}, {"id": 2}]
     assert caught.value.result == "send-error:7"
     assert [a.ok for a in items] == [True, False, True]
+
+
+def test_sends_from_many_threads_are_all_acked(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=16)
+        acks: list[rs.ProducerAck] = []
+        done = threading.Event()
+        producer.acks.subscribe(acks.append, on_completed=done.set)
+
+        def work(n: int) -> None:
+            for i in range(100):
+                producer.on_next(f"{n}-{i}")
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=WAIT_SECONDS)
+        producer.on_completed()
+        assert done.wait(WAIT_SECONDS)
+    assert sorted(int(a.context) for a in acks) == list(range(1, 401))
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "retriable"),
+    [
+        (b"", 1005, True),
+        (b"\x00\x03", 3, True),
+        (b"\x03\xe8bye", 1000, True),
+        (b"\x03\xf0too big", 1008, False),
+    ],
+)
+def test_close_frames_map_to_connection_closed_errors(
+    data: bytes, code: int, retriable: bool
+) -> None:
+    from rxstargate._transport import _close_error
+
+    error = _close_error(data, "ws://h")
+    assert (error.code, error.retriable) == (code, retriable)
+    if 1 <= code <= 8 or code == 1005:
+        assert "server-side failure" in str(error)
