@@ -3,6 +3,12 @@
 A :class:`Client` holds the WebSocket URL, credentials and TLS settings and supervises every
 socket opened through it: producers, consumers and readers reconnect after a drop with
 capped exponential backoff, and :meth:`Client.close` ends every socket and thread.
+
+Threads: each socket has one receive thread (``rxstargate-producer-<topic>``,
+``rxstargate-consumer-<topic>``, ``rxstargate-reader-<topic>``) on which that socket's
+callbacks run (``producer.acks`` observers, ``observe()`` observers); each client has one
+``rxstargate-keepalive`` thread that pings idle sockets. Sends, acks and nacks may be
+called from any thread.
 """
 
 from __future__ import annotations

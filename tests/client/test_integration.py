@@ -473,3 +473,19 @@ def test_producer_options_reach_the_broker(client: rs.Client, topic_name: str) -
     assert all(a.ok for a in acks) and len(acks) == 200
     assert received == {f"m{i}".encode() for i in range(200)}
     assert any(a.message_id is not None and a.message_id.batch_index >= 0 for a in acks)
+
+
+def test_a_reader_holds_at_most_max_in_flight_unacked(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    producer = topic.producer()
+    for i in range(20):
+        producer.on_next(str(i).encode())
+    producer.flush()
+    inbox = Inbox()
+    subscription = topic.observe(start="earliest", max_in_flight=5).subscribe(inbox)
+    held = inbox.take(5)
+    time.sleep(0.5)  # give a misbehaving server the chance to send a sixth
+    assert inbox.items.empty()
+    held[0].ack()
+    assert inbox.take(1)[0].payload == b"5"
+    subscription.dispose()
