@@ -489,3 +489,41 @@ def test_a_reader_holds_at_most_max_in_flight_unacked(client: rs.Client, topic_n
     held[0].ack()
     assert inbox.take(1)[0].payload == b"5"
     subscription.dispose()
+
+
+def test_a_reader_resumes_after_a_cut_without_gaps(pulsar: Any, topic_name: str) -> None:
+    host, port = pulsar.ws_url.removeprefix("ws://").rsplit(":", 1)
+    proxy = CuttingProxy((host, int(port)))
+    try:
+        with rs.Client(pulsar.ws_url) as direct:
+            producer = direct.topic(topic_name).producer()
+            rx.from_iterable(str(i).encode() for i in range(300)).subscribe(producer)
+        with rs.Client(proxy.url, reconnect=FAST) as client:
+            inbox = Inbox(ack=True)
+            subscription = (
+                client.topic(topic_name)
+                .observe(start="earliest", max_in_flight=20)
+                .subscribe(inbox)
+            )
+            first = inbox.take_distinct(100)
+            assert proxy.cut() >= 1
+            rest = inbox.take_distinct(200)
+            subscription.dispose()
+    finally:
+        proxy.close()
+    assert [int(m.payload) for m in first + rest] == list(range(300))
+
+
+def test_a_non_persistent_topic_round_trips(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name.replace("persistent://", "non-persistent://"))
+    inbox = Inbox(ack=True)
+    subscription = topic.observe("sub", subscription_type=rs.SubscriptionType.FAILOVER).subscribe(
+        inbox
+    )
+    producer = topic.producer()
+    deadline = time.monotonic() + WAIT
+    while inbox.items.empty() and time.monotonic() < deadline:  # nothing is kept: resend
+        producer.send(b"fleeting")
+        time.sleep(0.05)
+    assert inbox.take(1)[0].topic.persistence is rs.Persistence.NON_PERSISTENT
+    subscription.dispose()
