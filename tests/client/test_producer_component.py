@@ -345,3 +345,34 @@ def test_close_frames_map_to_connection_closed_errors(
     assert (error.code, error.retriable) == (code, retriable)
     if 1 <= code <= 8 or code == 1005:
         assert "server-side failure" in str(error)
+
+
+def test_closing_reports_unacknowledged_messages_as_failed(scripted_peer: Peer) -> None:
+    received = threading.Event()
+
+    def never_ack(ws: ServerConnection) -> None:
+        for _ in ws:
+            received.set()
+
+    peer = scripted_peer(never_ack)
+    items: list[rs.ProducerAck] = []
+    completed = threading.Event()
+    outcome: list[BaseException] = []
+    client = rs.Client(peer.url)
+    producer = client.topic("orders").producer()
+    producer.acks.subscribe(items.append, on_completed=completed.set)
+
+    def blocked_send() -> None:
+        try:
+            producer.send(b"x", timeout=WAIT_SECONDS)
+        except rs.StargateError as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=blocked_send)
+    sender.start()
+    assert received.wait(WAIT_SECONDS)
+    client.close()
+    sender.join(timeout=WAIT_SECONDS)
+    assert isinstance(outcome[0], rs.SendError)
+    assert [a.ok for a in items] == [False]
+    assert completed.is_set()
