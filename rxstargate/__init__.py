@@ -43,10 +43,11 @@ from rxstargate.options import (
     SubscriptionMode,
     SubscriptionType,
 )
-from rxstargate.sinks import acknowledger
+from rxstargate.sinks import Acknowledger, acknowledger
 
 __all__ = [
     "AckError",
+    "Acknowledger",
     "AuthenticationError",
     "AuthorizationError",
     "Backoff",

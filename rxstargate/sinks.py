@@ -11,12 +11,19 @@ from reactivex import abc
 from rxstargate.exceptions import AckError
 from rxstargate.models import Message
 
-__all__ = ["acknowledger"]
+__all__ = ["Acknowledger", "acknowledger"]
 
 log = logging.getLogger("rxstargate.sinks")
 
 
-class _Acknowledger(abc.ObserverBase[Message[Any]]):
+class Acknowledger(abc.ObserverBase[Message[Any]]):
+    """The observer :func:`acknowledger` returns.
+
+    Attributes:
+        acked: messages acked so far.
+        failed: messages whose socket was gone (AckError, logged; the broker redelivers them).
+    """
+
     def __init__(
         self,
         on_error: Callable[[Exception], None] | None,
@@ -51,7 +58,7 @@ def acknowledger(
     *,
     on_error: Callable[[Exception], None] | None = None,
     on_completed: Callable[[], None] | None = None,
-) -> abc.ObserverBase[Message[Any]]:
+) -> Acknowledger:
     """An Observer that acks every Message it receives, on the thread that delivers it.
 
     A message whose socket is gone (AckError) is logged and counted, not raised: the broker
@@ -72,4 +79,4 @@ def acknowledger(
     Example:
         >>> topic.observe("billing").subscribe(rs.acknowledger())  # doctest: +SKIP
     """
-    return _Acknowledger(on_error, on_completed)
+    return Acknowledger(on_error, on_completed)

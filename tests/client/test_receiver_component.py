@@ -357,6 +357,7 @@ def test_the_acknowledger_acks_everything(scripted_peer: Peer) -> None:
         subscription = client.topic("t").observe("s", max_in_flight=4).subscribe(sink)
         acks = [fake.commands.get(timeout=WAIT) for _ in range(30)]
         subscription.dispose()
+    assert (sink.acked, sink.failed) == (30, 0)
     assert [a["messageId"] for a in acks] == [str(rs.MessageId.from_parts(1, i)) for i in range(30)]
 
 
