@@ -196,6 +196,11 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
         Raises:
             StargateTimeoutError: when acks are still missing after ``timeout`` seconds.
+
+        Example:
+            >>> for payload in (b"a", b"b"):  # doctest: +SKIP
+            ...     producer.on_next(payload)
+            >>> producer.flush(timeout=10)  # doctest: +SKIP
         """
         wait = self._timeout if timeout is None else timeout
         with self._idle:
@@ -205,7 +210,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 )
 
     def close(self) -> None:
-        """Close the socket now; messages still pending are reported failed on ``acks``."""
+        """Close the socket now; messages still pending are reported failed on ``acks``.
+
+        Use ``on_completed()`` (or ``with producer:``) to wait for pending acks first.
+        """
         self._shutdown(None)
 
     def __enter__(self) -> Producer[T]:

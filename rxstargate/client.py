@@ -119,6 +119,10 @@ class Client:
 
         Producers report their unacknowledged messages as failed acks; subscriptions end
         without a terminal event (as if disposed).
+
+        Example:
+            >>> client = rs.Client("ws://127.0.0.1:8080")  # doctest: +SKIP
+            >>> client.close()  # doctest: +SKIP
         """
         self._context.close()
 
@@ -138,6 +142,11 @@ class Topic:
 
     Attributes:
         name: the parsed topic name.
+
+    Example:
+        >>> topic = client.topic("acme/eu/orders")  # doctest: +SKIP
+        >>> topic.name.tenant  # doctest: +SKIP
+        'acme'
     """
 
     def __init__(self, context: ClientContext, name: TopicName) -> None:
