@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import doctest
+import importlib
 import itertools
 import json
 import random
@@ -328,3 +330,13 @@ def test_only_the_transport_imports_websocket_client() -> None:
         if re.search(r"^\s*(import websocket\b|from websocket\b)", path.read_text(), re.M)
     )
     assert importers == ["_transport.py"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["options", "_frames", "_flow", "_reconnect", "_transport", "_outgoing", "models"],
+)
+def test_docstring_examples_run(module: str) -> None:
+    imported = importlib.import_module(f"rxstargate.{module}")
+    failures, _ = doctest.testmod(imported, optionflags=doctest.ELLIPSIS)
+    assert failures == 0
