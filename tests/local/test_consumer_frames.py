@@ -174,3 +174,19 @@ def test_an_unacked_message_comes_back_after_the_ack_timeout(
     assert again["redeliveryCount"] == first["redeliveryCount"] + 1
     raw.send(sock, {"messageId": again["messageId"]})
     assert raw.drain(sock, idle=1.5) == []
+
+
+def test_ack_timeouts_count_towards_the_dead_letter_policy(raw: Any, topic_name: str) -> None:
+    _publish(raw, topic_name, [b"poison"])
+    dead = raw.consumer(f"{topic_name}-sub-DLQ", "inspect")
+    sock = raw.consumer(
+        topic_name,
+        "sub",
+        subscriptionType="Shared",
+        ackTimeoutMillis=1000,
+        maxRedeliverCount=1,
+        negativeAckRedeliveryDelay=100,
+    )
+    counts = [m["redeliveryCount"] for m in raw.drain(sock, idle=4.0, ack=False)]
+    assert counts == [0, 1]
+    assert base64.b64decode(raw.recv(dead)["payload"]) == b"poison"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,9 @@ class ConsumerSession(ReceivingSession):
         super().__init__(0 if params.pull_mode else params.receiver_queue_size)
         self._consumer = consumer
         self._pull_mode = params.pull_mode
+        self._dead_letter = (
+            params.max_redeliver_count is not None or params.dead_letter_topic is not None
+        )
         self._ledger = ConsumerLedger(params.ack_timeout_millis)
         self._deserialize_id = deserialize_id
         self._on_closing = on_closing
@@ -66,12 +70,23 @@ class ConsumerSession(ReceivingSession):
         return message_frame(message, base64.b64encode(key).decode("ascii"))
 
     def _tick(self) -> list[str]:
-        return [
-            message_frame(
-                held.message, base64.b64encode(key).decode("ascii"), held.redelivery_count
-            )
-            for key, held in self._ledger.expired()
-        ]
+        expired = self._ledger.expired()
+        if not self._dead_letter:
+            return [
+                message_frame(
+                    held.message, base64.b64encode(key).decode("ascii"), held.redelivery_count
+                )
+                for key, held in expired
+            ]
+        # With a dead-letter policy the broker client must count the redelivery, so the
+        # expired message goes back through a negative ack (after negativeAckRedeliveryDelay).
+        for key, held in expired:
+            self._ledger.settle(key, acked=False)
+            if not self._pull_mode:
+                self.give_credit()
+            with contextlib.suppress(Exception):
+                self._consumer.negative_acknowledge(held.message)
+        return []
 
     async def _on_text(self, text: str) -> None:
         try:
