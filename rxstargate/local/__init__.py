@@ -6,6 +6,19 @@ Needs the ``local`` extra (``pip install rxstargate[local]``)::
 
     with LocalPulsar() as pulsar:
         print(pulsar.ws_url, pulsar.broker_url)
+
+The gateway serves Pulsar's WebSocket producer, consumer and reader endpoints (v1 and v2 paths).
+What it cannot do, because pulsar-lite cannot or by choice:
+
+* no admin API, no topic termination (``isEndOfTopic`` is always false), no seek, no delayed
+  delivery (``deliverAt``/``deliverAfterMs`` are accepted and ignored), no partitioned topics
+  (pulsar-lite only has a broker-wide ``default_partitions`` setting);
+* accepted and validated but not applied: ``hashingScheme``, ``priorityLevel``,
+  ``subscriptionMode=NonDurable`` (always durable), ``encryptionKeys`` (refused with 500);
+* ack timeouts run in the gateway and redeliver to the same socket (with a dead-letter policy they
+  go through a negative ack instead, so they count towards ``maxRedeliverCount``);
+* Key_Shared subscriptions stall on pulsar-lite once a backlog reaches several hundred messages;
+* no idle timeout and no server pings; text frames are limited to 1 MiB as in Pulsar.
 """
 
 from rxstargate.local._errors import LocalPulsarError
