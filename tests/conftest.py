@@ -1,4 +1,4 @@
-"""Shared fixtures: one local Pulsar per test session, unless RXSTARGATE_WS_URL names another endpoint.
+"""Shared fixtures: one local Pulsar per test session, or the endpoint in RXSTARGATE_WS_URL.
 
 Integration tests run against the embedded local Pulsar (broker + WebSocket gateway, loopback only).
 Set RXSTARGATE_WS_URL (and RXSTARGATE_BROKER_URL for interop tests with the official client) to
@@ -57,7 +57,9 @@ def no_leaked_threads() -> Iterator[None]:
     deadline = time.monotonic() + 5.0
     leaked: set[threading.Thread] = set()
     while time.monotonic() < deadline:
-        leaked = {t for t in _live_threads() - before if not t.daemon or t.name.startswith("rxstargate")}
+        leaked = {
+            t for t in _live_threads() - before if not t.daemon or t.name.startswith("rxstargate")
+        }
         if not leaked:
             return
         time.sleep(0.05)
