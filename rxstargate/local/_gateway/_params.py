@@ -10,6 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+
+from rxstargate.options import (
+    CompressionType,
+    CryptoFailureAction,
+    HashingScheme,
+    InitialPosition,
+    MessageRoutingMode,
+    SubscriptionMode,
+    SubscriptionType,
+)
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _INT_MAX = 2**31 - 1
@@ -36,13 +47,15 @@ def _bool(query: Mapping[str, str], name: str) -> bool:
 
 
 def _enum(
-    query: Mapping[str, str], name: str, java_type: str, values: tuple[str, ...]
+    query: Mapping[str, str], name: str, enum: type[StrEnum], java_name: str = ""
 ) -> str | None:
+    # The client's enums carry Pulsar's wire names, so both sides share one vocabulary.
     text = query.get(name)
     if text is None:
         return None
-    if text not in values:
-        raise ParamError(f"No enum constant {java_type}.{text}")
+    if text not in enum._value2member_map_:
+        java_type = java_name or enum.__name__
+        raise ParamError(f"No enum constant org.apache.pulsar.client.api.{java_type}.{text}")
     return text
 
 
@@ -57,6 +70,12 @@ def _non_negative(value: int | None, message: str) -> int | None:
     if value is not None and value < 0:
         raise ParamError(message)
     return value
+
+
+def _crypto_failure_action(query: Mapping[str, str]) -> str:
+    # Pulsar ignores an invalid value (a warning, no error) and keeps the default.
+    text = query.get("cryptoFailureAction", "FAIL")
+    return text if text in CryptoFailureAction._value2member_map_ else "FAIL"
 
 
 def receiver_queue_size(query: Mapping[str, str]) -> int:
@@ -99,24 +118,9 @@ class ProducerParams:
         delay = _int(query, "batchingMaxPublishDelay", long=True)
         if delay is not None and delay < 1:
             raise ParamError("configured value for batching delay must be at least 1ms")
-        hashing = _enum(
-            query,
-            "hashingScheme",
-            "org.apache.pulsar.client.api.HashingScheme",
-            ("JavaStringHash", "Murmur3_32Hash"),
-        )
-        routing = _enum(
-            query,
-            "messageRoutingMode",
-            "org.apache.pulsar.client.api.MessageRoutingMode",
-            ("SinglePartition", "RoundRobinPartition", "CustomPartition"),
-        )
-        compression = _enum(
-            query,
-            "compressionType",
-            "org.apache.pulsar.client.api.CompressionType",
-            ("NONE", "LZ4", "ZLIB", "ZSTD", "SNAPPY"),
-        )
+        hashing = _enum(query, "hashingScheme", HashingScheme)
+        routing = _enum(query, "messageRoutingMode", MessageRoutingMode)
+        compression = _enum(query, "compressionType", CompressionType)
         return cls(
             producer_name=_name(query, "producerName"),
             initial_sequence_id=_int(query, "initialSequenceId", long=True),
@@ -130,9 +134,6 @@ class ProducerParams:
             compression_type=compression or "NONE",
             encryption_keys=query.get("encryptionKeys") or None,
         )
-
-
-_SUBSCRIPTION_TYPES = ("Exclusive", "Shared", "Failover", "Key_Shared")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,30 +163,16 @@ class ConsumerParams:
         ack_timeout = _int(query, "ackTimeoutMillis", long=True) or 0
         if ack_timeout != 0 and ack_timeout < 1000:
             raise ParamError("Ack timeout should be greater than 1000 ms")
-        sub_type = _enum(
-            query,
-            "subscriptionType",
-            "org.apache.pulsar.client.api.SubscriptionType",
-            _SUBSCRIPTION_TYPES,
-        )
-        mode = _enum(
-            query,
-            "subscriptionMode",
-            "org.apache.pulsar.client.api.SubscriptionMode",
-            ("Durable", "NonDurable"),
-        )
+        sub_type = _enum(query, "subscriptionType", SubscriptionType)
+        mode = _enum(query, "subscriptionMode", SubscriptionMode)
         position = _enum(
-            query,
-            "subscriptionInitialPosition",
-            "org.apache.pulsar.client.api.SubscriptionInitialPosition",
-            ("Latest", "Earliest"),
+            query, "subscriptionInitialPosition", InitialPosition, "SubscriptionInitialPosition"
         )
         priority = _non_negative(_int(query, "priorityLevel"), "priorityLevel needs to be >= 0")
         nack_delay = _non_negative(
             _int(query, "negativeAckRedeliveryDelay", long=True),
             "negativeAckRedeliveryDelay needs to be >= 0",
         )
-        crypto = query.get("cryptoFailureAction", "FAIL")
         return cls(
             subscription_type=sub_type or "Exclusive",
             subscription_mode=mode or "Durable",
@@ -198,7 +185,7 @@ class ConsumerParams:
             dead_letter_topic=query.get("deadLetterTopic") or None,
             negative_ack_redelivery_delay=60000 if nack_delay is None else nack_delay,
             pull_mode=_bool(query, "pullMode"),
-            crypto_failure_action=crypto if crypto in ("FAIL", "DISCARD", "CONSUME") else "FAIL",
+            crypto_failure_action=_crypto_failure_action(query),
         )
 
 
@@ -218,10 +205,9 @@ class ReaderParams:
         Raises:
             ParamError: when one is malformed.
         """
-        crypto = query.get("cryptoFailureAction", "FAIL")
         return cls(
             reader_name=query.get("readerName") or None,
             receiver_queue_size=receiver_queue_size(query),
             message_id=(query.get("messageId") or "").strip() or "latest",
-            crypto_failure_action=crypto if crypto in ("FAIL", "DISCARD", "CONSUME") else "FAIL",
+            crypto_failure_action=_crypto_failure_action(query),
         )
