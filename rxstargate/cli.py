@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from rxstargate.exceptions import StargateError
 
@@ -64,32 +61,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from rxstargate.local import LocalPulsar
+    from rxstargate.local import run_local
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, request_stop)
-    local = LocalPulsar(
-        port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=args.token
-    )
     try:
-        local.start()
-        print(f"Pulsar WebSocket API: {local.ws_url}", flush=True)
-        print(f"Pulsar broker:        {local.broker_url}", flush=True)
-        print("Press Ctrl-C to stop.", flush=True)
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        run_local(
+            port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=args.token
+        )
     except StargateError as exc:
         print(f"rxstargate: {exc}", file=sys.stderr)
         return 1
-    finally:
-        local.stop()
-        signal.signal(signal.SIGTERM, previous)
     print("stopped", flush=True)
     return 0
 

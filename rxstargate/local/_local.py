@@ -147,7 +147,7 @@ class LocalPulsar:
 def run_local(
     port: int = 8080,
     broker_port: int = 6650,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
 ) -> None:
     """Run local Pulsar in the foreground until SIGINT or SIGTERM (what ``rxstargate local`` does).
@@ -165,6 +165,7 @@ def run_local(
         local.start()
         print(f"Pulsar WebSocket API: {local.ws_url}", flush=True)
         print(f"Pulsar broker:        {local.broker_url}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
         while not stopped.wait(0.5):
             pass
     finally:
