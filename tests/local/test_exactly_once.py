@@ -15,8 +15,6 @@ import pytest
 import websocket
 
 COUNT = 3000
-# pulsar-lite's Key_Shared dispatch stalls on larger backlogs even with the official client.
-KEY_SHARED_COUNT = 300
 
 
 def _receive_all(raw: Any, sock: websocket.WebSocket, expected: int) -> Counter[bytes]:
@@ -63,17 +61,16 @@ def _produce_in_background(raw: Any, topic: str, payloads: list[bytes], **params
 def test_a_consumer_gets_each_message_exactly_once(
     raw: Any, topic_name: str, subscription_type: str, mode: str, batched: bool
 ) -> None:
-    count = KEY_SHARED_COUNT if subscription_type == "Key_Shared" else COUNT
-    payloads = [f"m-{i}".encode() for i in range(count)]
+    payloads = [f"m-{i}".encode() for i in range(COUNT)]
     params = {"batchingEnabled": "true"} if batched else {}
     if mode == "backlog":
         raw.produce(raw.producer(topic_name, **params), payloads)
         sock = raw.consumer(topic_name, "sub", subscriptionType=subscription_type)
-        seen = _receive_all(raw, sock, count)
+        seen = _receive_all(raw, sock, COUNT)
     else:
         sock = raw.consumer(topic_name, "sub", subscriptionType=subscription_type)
         finish = _produce_in_background(raw, topic_name, payloads, **params)
-        seen = _receive_all(raw, sock, count)
+        seen = _receive_all(raw, sock, COUNT)
         finish()
     assert set(seen) == set(payloads)
     assert max(seen.values()) == 1

@@ -34,6 +34,19 @@ MAX_FRAME_BYTES = 1024 * 1024  # Pulsar's webSocketMaxTextFrameSize default
 OPERATION_TIMEOUT_SECONDS = 15
 
 
+# pulsar-lite's Key_Shared dispatch stops for good after a few dozen to a few hundred messages when
+# a burst of unbatched messages with few distinct keys (or none) arrives for a consumer whose
+# receiver queue is large (500 or more); with 100 or fewer it delivers everything. The socket's
+# window still follows receiverQueueSize: only the broker-side prefetch is capped.
+KEY_SHARED_BROKER_QUEUE = 100
+
+
+def _broker_queue_size(params: ConsumerParams) -> int:
+    if params.subscription_type == "Key_Shared":
+        return min(params.receiver_queue_size, KEY_SHARED_BROKER_QUEUE)
+    return params.receiver_queue_size
+
+
 class Session(Protocol):
     """A socket's broker-side half."""
 
@@ -236,7 +249,7 @@ class Gateway:
             "consumer_type": getattr(
                 pulsar.ConsumerType, params.subscription_type.replace("_", "")
             ),
-            "receiver_queue_size": params.receiver_queue_size,
+            "receiver_queue_size": _broker_queue_size(params),
             "consumer_name": params.consumer_name,
             "negative_ack_redelivery_delay_ms": params.negative_ack_redelivery_delay,
             "initial_position": getattr(pulsar.InitialPosition, params.initial_position),
