@@ -17,7 +17,6 @@ What it cannot do, because pulsar-lite cannot or by choice:
   ``subscriptionMode=NonDurable`` (always durable), ``encryptionKeys`` (refused with 500);
 * ack timeouts run in the gateway and redeliver to the same socket (with a dead-letter policy they
   go through a negative ack instead, so they count towards ``maxRedeliverCount``);
-* Key_Shared subscriptions stall on pulsar-lite once a backlog reaches several hundred messages;
 * no idle timeout and no server pings; text frames are limited to 1 MiB as in Pulsar.
 """
 

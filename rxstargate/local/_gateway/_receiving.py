@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -42,7 +43,7 @@ def message_frame(message: Any, message_id: str, redelivery_count: int | None = 
     return json.dumps(frame, separators=(",", ":"))
 
 
-class ReceivingSession:
+class ReceivingSession(ABC):
     """Base of consumer and reader sockets; subclasses decide what to deliver and how to settle."""
 
     thread_name = "rxstargate-gateway-receive"
@@ -59,18 +60,21 @@ class ReceivingSession:
         self._closed = False
 
     # --- to override -------------------------------------------------------------------------
+    @abstractmethod
     def _receive(self, timeout_millis: int) -> Any:
-        raise NotImplementedError
+        """One message from the broker-side consumer or reader (raises its Timeout)."""
 
+    @abstractmethod
     def _admit(self, message: Any) -> str | None:
         """Called under the lock: the frame to deliver, or None to drop (give credit back)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _on_text(self, text: str) -> None:
-        raise NotImplementedError
+        """Handle one command frame from the client."""
 
+    @abstractmethod
     def _close_broker_side(self) -> None:
-        raise NotImplementedError
+        """Close the broker-side consumer or reader."""
 
     def _tick(self) -> list[str]:
         """Called under the lock about every poll interval: frames to deliver again."""
