@@ -27,8 +27,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Pulsar's NamedEntity rule for tenants and namespaces.
-_NAMED_ENTITY = re.compile(r"^[-=:.\w]+$")
+# Pulsar's NamedEntity rule for tenants and namespaces (shared with the gateway's path parser).
+NAMED_ENTITY = re.compile(r"^[-=:.\w]+$")
 
 
 class Persistence(StrEnum):
@@ -68,7 +68,7 @@ class TopicName:
                 f"topic domain must be 'persistent' or 'non-persistent', not {self.persistence!r}"
             ) from None
         for part, value in (("tenant", self.tenant), ("namespace", self.namespace)):
-            if not isinstance(value, str) or not _NAMED_ENTITY.match(value):
+            if not isinstance(value, str) or not NAMED_ENTITY.match(value):
                 raise InvalidTopicNameError(
                     f"topic {part} {value!r} must be non-empty and use only letters, digits"
                     " and - = : . _"

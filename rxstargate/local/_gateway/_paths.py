@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote_plus
 
-_NAMED_ENTITY = re.compile(r"^[-=:.\w]+$")
+from rxstargate.models import NAMED_ENTITY
+
 _DOMAINS = ("persistent", "non-persistent")
 
 
@@ -74,7 +74,7 @@ def parse_path(path: str) -> Route:
         raise PathError(400, f"Invalid topic domain: {domain!r}")
     namespace_parts = parts[4:7] if not v2 else parts[5:7]
     for name in namespace_parts:
-        if not _NAMED_ENTITY.match(name):
+        if not NAMED_ENTITY.match(name):
             raise PathError(400, f"Invalid namespace name part: {name!r}")
     subscription = ""
     if endpoint is Endpoint.CONSUMER:
