@@ -1,0 +1,158 @@
+"""Fault injection for tests: a loopback TCP proxy that can reset or stall its connections.
+
+Put it between a client and a server (``FaultProxy(target_port)``, then connect to
+``proxy.port``). ``reset()`` cuts every open connection with a TCP RST on both sides
+(SO_LINGER 0), as a crashed middlebox would; ``stall()`` stops forwarding in both directions
+(the peers' sockets stay open, their writes pile up), ``resume()`` forwards again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import threading
+from types import TracebackType
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def hard_close(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP RST instead of a FIN."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 to ``target_host:target_port``; stop it with ``close()``."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self._target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._orphans: list[socket.socket] = []
+        self._forwarding = threading.Event()
+        self._forwarding.set()
+        self._stop = threading.Event()
+        self.accepted = 0
+        self.resets = 0
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
+        self._acceptor.start()
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:<port>`` of the proxy."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                hard_close(client)
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            with self._lock:
+                self._pairs.append((client, upstream))
+                self.accepted += 1
+            thread = threading.Thread(
+                target=self._pump, args=(client, upstream), name="fault-proxy-pump", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        peers = {client: upstream, upstream: client}
+        try:
+            while not self._stop.is_set():
+                if not self._forwarding.wait(0.1):
+                    continue
+                readable, _, _ = select.select(list(peers), [], [], 0.1)
+                for sock in readable:
+                    if not self._forwarding.is_set():
+                        break
+                    data = sock.recv(65536)
+                    if not data:
+                        return self._close_pair(client, upstream, graceful=True)
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            self._close_pair(client, upstream, graceful=False)
+
+    def _close_pair(self, client: socket.socket, upstream: socket.socket, graceful: bool) -> None:
+        with self._lock:
+            if (client, upstream) not in self._pairs:
+                return  # reset() owns it now
+            self._pairs.remove((client, upstream))
+        for sock in (client, upstream):
+            if graceful:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            else:
+                hard_close(sock)
+
+    @property
+    def open_connections(self) -> int:
+        """How many proxied connections are open now."""
+        with self._lock:
+            return len(self._pairs)
+
+    def reset(self, *, half_open: bool = False) -> int:
+        """Cut every open connection with a RST; returns how many were cut.
+
+        With ``half_open`` only the client's side is reset: the server's side stays open and
+        silent, as after a crash or a partition that the server cannot see (until it pings).
+        """
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+            self.resets += len(pairs)
+            if half_open:
+                self._orphans.extend(upstream for _, upstream in pairs)
+        for client, upstream in pairs:
+            hard_close(client)
+            if not half_open:
+                hard_close(upstream)
+        return len(pairs)
+
+    def stall(self) -> None:
+        """Stop forwarding bytes either way (connections stay open)."""
+        self._forwarding.clear()
+
+    def resume(self) -> None:
+        """Forward again after :meth:`stall`."""
+        self._forwarding.set()
+
+    def close(self) -> None:
+        """Stop accepting, reset what is open and stop every thread."""
+        self._stop.set()
+        self._forwarding.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.reset()
+        for orphan in self._orphans:
+            hard_close(orphan)
+        self._acceptor.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
