@@ -27,6 +27,7 @@ from rxstargate.exceptions import (
     TopicNotFoundError,
 )
 from rxstargate.models import (
+    ClientResult,
     Message,
     MessageId,
     OutgoingMessage,
@@ -44,6 +45,7 @@ from rxstargate.options import (
     SubscriptionType,
 )
 from rxstargate.sinks import Acknowledger, acknowledger
+from rxstargate.streams import Stream, StreamHandle
 
 __all__ = [
     "AckError",
@@ -53,6 +55,7 @@ __all__ = [
     "Backoff",
     "BadRequestError",
     "Client",
+    "ClientResult",
     "ClosedError",
     "CompressionType",
     "ConfigurationError",
@@ -78,6 +81,8 @@ __all__ = [
     "StargateConnectionError",
     "StargateError",
     "StargateTimeoutError",
+    "Stream",
+    "StreamHandle",
     "SubscriptionMode",
     "SubscriptionType",
     "TlsOptions",

@@ -1,10 +1,13 @@
-"""What every socket of one client shares: URL, transport settings, backoff, keepalive, errors."""
+"""What every socket of one client shares: URL, transport settings, backoff, keepalive, errors.
+
+It also keeps the registry of live streams (``client.streams``) that ``close()`` ends.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -13,6 +16,7 @@ from rxstargate._reconnect import Backoff
 from rxstargate._transport import Connection, Keepalive, TransportConfig
 from rxstargate.exceptions import ClosedError, StargateError
 from rxstargate.models import TopicName
+from rxstargate.streams import StreamHandle
 
 __all__ = ["ClientContext"]
 
@@ -31,7 +35,7 @@ class ClientContext:
     error_count: int = 0
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _closers: dict[int, Callable[[], None]] = field(default_factory=dict)
+    _streams: dict[int, StreamHandle] = field(default_factory=dict)
     _next: int = 0
 
     def url(self, kind: str, topic: TopicName, suffix: str | None, query: dict[str, str]) -> str:
@@ -47,7 +51,7 @@ class ClientContext:
             url += "?" + urlencode(query)
         return url
 
-    def open(self, url: str) -> Connection:
+    def open(self, url: str, name: str = "socket") -> Connection:
         """Open a socket and keep it alive with pings.
 
         Raises:
@@ -55,23 +59,29 @@ class ClientContext:
         """
         if self.closed:
             raise ClosedError("the client is closed")
-        connection = Connection.open(url, self.transport)
+        connection = Connection.open(url, self.transport, name)
         self.keepalive.watch(connection)
         return connection
 
-    def register(self, close: Callable[[], None]) -> int:
-        """Remember ``close`` so that closing the client calls it; returns a handle."""
+    def register(self, handle: StreamHandle) -> int:
+        """Remember a live stream so that closing the client ends it; returns a key."""
         with self._lock:
             if self.closed:
                 raise ClosedError("the client is closed")
             self._next += 1
-            self._closers[self._next] = close
+            self._streams[self._next] = handle
             return self._next
 
-    def unregister(self, handle: int) -> None:
-        """Forget a close callback (its owner closed by itself)."""
+    def unregister(self, key: int) -> None:
+        """Forget a stream (it ended by itself)."""
         with self._lock:
-            self._closers.pop(handle, None)
+            self._streams.pop(key, None)
+
+    @property
+    def streams(self) -> list[StreamHandle]:
+        """The live streams, oldest first."""
+        with self._lock:
+            return list(self._streams.values())
 
     def report(self, error: StargateError) -> None:
         """A non-fatal problem (malformed frame, undecodable payload): log, count, publish."""
@@ -81,15 +91,25 @@ class ClientContext:
         self.errors.on_next(error)
 
     def close(self) -> None:
-        """Close every registered socket owner, then the keepalive thread."""
+        """End every live stream (completing it), then stop the keepalive thread.
+
+        Every stream is told first and then waited for with one shared deadline, so the
+        whole close takes at most about ``transport.close_timeout`` seconds.
+        """
         with self._lock:
             self.closed = True
-            closers = list(self._closers.values())
-            self._closers.clear()
-        for close in closers:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
             try:
-                close()
+                stream._begin_close(True)
             except Exception:
-                log.exception("closing a socket owner failed")
+                log.exception("closing %r failed", stream)
+        deadline = time.monotonic() + self.transport.close_timeout
+        for stream in streams:
+            try:
+                stream._wait_closed(deadline)
+            except Exception:
+                log.exception("closing %r failed", stream)
         self.keepalive.stop()
         self.errors.end()

@@ -1,16 +1,21 @@
 """The producer: an Rx Observer that sends each item to a topic and matches broker acks to it.
 
-Threads: the socket is opened on the first send, by the sending thread. One receive thread
-per producer ("rxstargate-producer-<topic>") reads acks, emits them on ``acks`` (so ``acks``
-observers run on that thread) and, after a dropped connection, reconnects with backoff and
-re-sends every pending message with its original context id. Sends are thread-safe.
+Threads: the socket is opened on the first send, by the sending thread. Sends from any thread
+only queue a frame for the socket's writer. The producer's receive thread
+("rxstargate-producer-<topic>") reads acks and, after a dropped connection, reconnects with
+backoff and re-sends every pending message with its original context id. ``acks`` observers
+run on one thread of their own ("rxstargate-acks-<topic>", started when someone observes),
+one call at a time, so they may call ``send()`` without stopping acks from being read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import queue
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -29,27 +34,31 @@ from rxstargate.exceptions import (
     ConnectionClosedError,
     ProtocolError,
     SendError,
+    StargateConnectionError,
     StargateError,
     StargateTimeoutError,
 )
-from rxstargate.models import MessageId, OutgoingMessage, ProducerAck, TopicName
+from rxstargate.models import ClientResult, MessageId, OutgoingMessage, ProducerAck, TopicName
+from rxstargate.streams import StreamHandle
 
 __all__ = ["Producer"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate.producer")
 
-_PAYLOAD_ERROR = "send-error:7"
-_LOST = "send-error:8"
-
 
 class _Pending:
     __slots__ = ("ack", "done", "frame")
 
-    def __init__(self, frame: str, waiter: bool) -> None:
+    def __init__(self, frame: bytes, waiter: bool) -> None:
         self.frame = frame
         self.done = threading.Event() if waiter else None
         self.ack: ProducerAck | None = None
+
+    def resolve(self, ack: ProducerAck) -> None:
+        self.ack = ack
+        if self.done is not None:
+            self.done.set()
 
 
 class Producer(abc.ObserverBase[Any], Generic[T]):
@@ -58,10 +67,13 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     Items may be ``bytes``, ``str`` (sent as UTF-8), :class:`~rxstargate.OutgoingMessage`,
     or, with a schema, objects the schema serialises to JSON. At most ``max_in_flight``
     messages are unacknowledged: ``on_next`` and ``send`` block beyond that, for at most
-    ``timeout`` seconds (then :class:`~rxstargate.StargateTimeoutError`).
+    ``timeout`` seconds.
 
-    ``on_completed`` waits for every pending ack, then closes. ``on_error`` does the same and
-    ends ``acks`` with the error. Create producers with ``topic.producer(...)``.
+    As an Observer it never raises into its upstream: a message that cannot be sent (bad
+    payload, too large, no slot in time, producer closed) is a failed item on ``acks`` whose
+    ``result`` is a :class:`~rxstargate.ClientResult`. ``on_completed`` waits for every
+    pending ack, then closes; ``on_error`` does the same and ends ``acks`` with the error.
+    Create producers with ``topic.producer(...)``.
 
     Example:
         >>> with rs.Client(url) as client:  # doctest: +SKIP
@@ -89,6 +101,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._url = context.url("producer", topic, None, query)
         self._schema = schema
         self._timeout = timeout
+        self._max_frame = context.transport.max_send_bytes
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._open_lock = threading.Lock()
@@ -99,19 +112,25 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._closed = False
+        self._completed = False
         self._failure: StargateError | None = None
         self._acks: Fanout[ProducerAck] = Fanout()
-        self._handle = context.register(self.close)
+        self._emitted: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._emitter: threading.Thread | None = None
+        handle = StreamHandle("producer", topic, None, self._begin_close, self._wait_closed)
+        self._key = context.register(handle)
 
     @property
     def acks(self) -> Observable[ProducerAck]:
-        """Every message's :class:`~rxstargate.ProducerAck`, in the order the broker acked them.
+        """Every message's :class:`~rxstargate.ProducerAck`, in the order they were settled.
 
         A failed message is an item (``ack.ok`` is False). The stream completes when the
         producer closes and errors when it fails; it is hot: subscribe before sending.
-        Observers run on the producer's receive thread (a payload refused before sending, such
-        as one that fails the schema, is reported on the sending thread). An observer that
-        raises gets ``on_error`` with its exception and is detached.
+        Observers run on the producer's acks thread, one call at a time; they may call
+        ``send()`` (which waits on the receive thread, not on them), but a send that would
+        have to wait for a free slot fails at once with ``ClientResult.WOULD_DEADLOCK``
+        instead of waiting for itself. An observer that raises gets ``on_error`` with its
+        exception and is detached.
 
         Marble::
 
@@ -125,12 +144,15 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     def on_next(self, value: Any) -> None:
         """Send ``value`` without waiting for its ack (blocks only at ``max_in_flight``).
 
-        Raises:
-            StargateTimeoutError: when no slot freed up within the timeout.
-            StargateConnectionError: when the first connection cannot be opened.
-            ClosedError: after the producer was closed.
+        Never raises: what cannot be sent becomes a failed item on ``acks``.
         """
-        self._submit(value, waiter=False)
+        if self._completed:
+            self._emit(self._failed("", ClientResult.CLOSED, "on_next after on_completed"))
+            return
+        try:
+            self._submit(value, waiter=False)
+        except StargateError as exc:
+            self._emit(self._failed("", _result_for(exc), str(exc)))
 
     def on_error(self, error: Exception) -> None:
         """The upstream failed: flush what is pending, close, and end ``acks`` with ``error``."""
@@ -164,9 +186,11 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             The ack, with the stored message's id.
 
         Raises:
-            SendError: when the broker refused or failed the message.
+            SendError: when the broker refused or failed the message, or it could not be
+                sent (``result`` says which).
             StargateTimeoutError: when no ack came in time (the message stays pending).
             StargateConnectionError: when the connection cannot be opened.
+            ClosedError: after the producer was closed.
 
         Example:
             >>> producer.send(b"hi", key="k", properties={"a": "1"}).ok  # doctest: +SKIP
@@ -212,9 +236,11 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     def close(self) -> None:
         """Close the socket now; messages still pending are reported failed on ``acks``.
 
-        Use ``on_completed()`` (or ``with producer:``) to wait for pending acks first.
+        Returns within the client's ``close_timeout``. Use ``on_completed()`` (or
+        ``with producer:``) to wait for pending acks first.
         """
-        self._shutdown(None)
+        self._begin_close(True)
+        self._wait_closed(time.monotonic() + self._context.transport.close_timeout)
 
     def __enter__(self) -> Producer[T]:
         return self
@@ -226,29 +252,26 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         state = "closed" if self._closed else "open" if self._conn else "new"
         return f"Producer(topic={self.topic!r}, {state}, pending={len(self._pending)})"
 
-    # -- Machinery ------------------------------------------------------------------------
+    # -- Sending --------------------------------------------------------------------------
 
     def _submit(
         self, value: Any, *, waiter: bool, wait: float | None = None
     ) -> tuple[str, _Pending]:
         if self._closed:
             raise self._failure or ClosedError("the producer is closed")
-        self._ensure_open()
         context = str(next(self._contexts))
         try:
-            frame = encode_outgoing(value, context, self._schema)
+            frame = encode_outgoing(value, context, self._schema).encode("utf-8")
         except (ValueError, TypeError) as exc:
-            ack = ProducerAck(context, None, _PAYLOAD_ERROR, str(exc))
-            entry = _Pending("", waiter)
-            entry.ack = ack
-            if entry.done is not None:
-                entry.done.set()
-            self._acks.on_next(ack)
-            return context, entry
-        if not self._slots.acquire(timeout=self._timeout if wait is None else wait):
-            raise StargateTimeoutError(
-                f"{self.max_in_flight} messages unacknowledged for {self._timeout:.1f} s"
+            return context, self._refuse(context, ClientResult.INVALID_PAYLOAD, str(exc), waiter)
+        if len(frame) > self._max_frame:
+            reason = (
+                f"the message frame is {len(frame)} bytes, over the server's limit of"
+                f" {self._max_frame} bytes (payloads travel as base64 inside JSON)"
             )
+            return context, self._refuse(context, ClientResult.PAYLOAD_TOO_LARGE, reason, waiter)
+        self._ensure_open()
+        self._take_slot(self._timeout if wait is None else wait)
         entry = _Pending(frame, waiter)
         with self._lock:
             if self._closed:
@@ -257,11 +280,35 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             self._pending[context] = entry
             conn = self._conn
             if conn is not None:
-                try:
+                # On a dead connection the receive thread reconnects and re-sends what is pending.
+                with contextlib.suppress(StargateConnectionError):
                     conn.send(frame)
-                except StargateError as exc:
-                    conn.drop(str(exc))  # the receive thread reconnects and re-sends
         return context, entry
+
+    def _take_slot(self, wait: float) -> None:
+        if self._emitter is threading.current_thread():
+            if not self._slots.acquire(blocking=False):
+                raise _WouldDeadlock(
+                    f"all {self.max_in_flight} send slots are taken and this send comes from"
+                    " the producer's own acks callback, whose return frees them: send from"
+                    " another thread, or raise max_in_flight"
+                )
+            return
+        if not self._slots.acquire(timeout=wait):
+            raise StargateTimeoutError(
+                f"{self.max_in_flight} messages unacknowledged for {wait:.1f} s"
+            )
+
+    def _refuse(self, context: str, result: ClientResult, reason: str, waiter: bool) -> _Pending:
+        ack = self._failed(context, result, reason)
+        entry = _Pending(b"", waiter)
+        self._emit(ack)
+        entry.resolve(ack)
+        return entry
+
+    @staticmethod
+    def _failed(context: str, result: ClientResult, reason: str) -> ProducerAck:
+        return ProducerAck(context, None, result.value, reason)
 
     def _ensure_open(self) -> None:
         if self._thread is not None:
@@ -269,10 +316,9 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         with self._open_lock:
             if self._thread is not None:
                 return
-            conn = self._context.open(self._url)
+            conn = self._context.open(self._url, self.topic.topic)
             with self._lock:
                 if self._closed:  # closed while connecting
-                    conn.abort()
                     conn.release()
                     raise self._failure or ClosedError("the producer is closed")
                 self._conn = conn
@@ -284,41 +330,44 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             )
             self._thread.start()
 
+    # -- Receiving ------------------------------------------------------------------------
+
     def _receive(self, conn: Connection) -> None:
         while True:
             try:
-                text = conn.recv()
+                texts = conn.recv_batch()
             except ConnectionClosedError as exc:
                 conn.release()
                 if self._stopped.is_set():
                     return
                 log.warning("producer on %s lost its connection: %s", self.topic, exc)
                 if not exc.retriable:
-                    self._fail(exc)
+                    self._shutdown(exc)
                     return
                 try:
                     new = reconnect(
-                        lambda: self._context.open(self._url),
+                        lambda: self._context.open(self._url, self.topic.topic),
                         self._context.backoff,
                         self._stopped,
                         f"producer on {self.topic}",
                     )
                 except StargateError as error:
-                    self._fail(error)
+                    self._shutdown(error)
                     return
                 if new is None:
                     return
                 conn = self._resume(new)
                 continue
-            if text is None:
+            if texts is None:
                 conn.release()
                 return
-            try:
-                frame = decode_producer_ack(text)
-            except ProtocolError as exc:
-                self._context.report(exc)
-                continue
-            self._resolve(frame.context, frame.result, frame.message_id, frame.error_msg)
+            for text in texts:
+                try:
+                    frame = decode_producer_ack(text)
+                except ProtocolError as exc:
+                    self._context.report(exc)
+                    continue
+                self._resolve(frame.context, frame.result, frame.message_id, frame.error_msg)
 
     def _resume(self, conn: Connection) -> Connection:
         with self._lock:
@@ -328,12 +377,11 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             self._conn = conn
             pending = list(self._pending.values())
             log.info("producer on %s reconnected; re-sending %d", self.topic, len(pending))
-            for entry in pending:
-                try:
+            try:
+                for entry in pending:
                     conn.send(entry.frame)
-                except StargateError as exc:
-                    conn.drop(str(exc))
-                    break
+            except StargateConnectionError:
+                pass  # dropped again: the next reconnect re-sends
         return conn
 
     def _resolve(
@@ -352,16 +400,45 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         ack = ProducerAck(
             context or "", MessageId(message_id) if message_id else None, result, error
         )
-        entry.ack = ack
-        if entry.done is not None:
-            entry.done.set()
-        self._slots.release()
-        self._acks.on_next(ack)
+        self._emit(ack, slot=True)  # queued before send() returns, so acks keep send order
+        entry.resolve(ack)
 
-    def _fail(self, error: StargateError) -> None:
-        self._shutdown(error)
+    # -- Emitting acks --------------------------------------------------------------------
+
+    def _emit(self, ack: ProducerAck, slot: bool = False) -> None:
+        """Hand ``ack`` to the acks thread; a send slot it held is freed once it was seen."""
+        if not self._acks.observed:
+            if slot:
+                self._slots.release()
+            return
+        if self._emitter is None:
+            with self._lock:
+                if self._emitter is None:
+                    self._emitter = threading.Thread(
+                        target=self._emit_loop,
+                        name=f"rxstargate-acks-{self.topic.topic}",
+                        daemon=True,
+                    )
+                    self._emitter.start()
+        self._emitted.put(ack)
+        if slot:
+            self._emitted.put(_SLOT)
+
+    def _emit_loop(self) -> None:
+        while True:
+            item = self._emitted.get()
+            if isinstance(item, _End):
+                self._acks.end(item.error)
+                return
+            if item is _SLOT:
+                self._slots.release()
+            else:
+                self._acks.on_next(item)
+
+    # -- Ending ---------------------------------------------------------------------------
 
     def _finish(self, error: Exception | None) -> None:
+        self._completed = True
         if self._closed:
             return
         try:
@@ -372,6 +449,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._shutdown(error)
 
     def _shutdown(self, error: Exception | None) -> None:
+        self._begin_close(True, error)
+        self._wait_closed(time.monotonic() + self._context.transport.close_timeout)
+
+    def _begin_close(self, complete: bool, error: Exception | None = None) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -379,23 +460,72 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             if isinstance(error, StargateError):
                 self._failure = error
             conn = self._conn
-        self._stopped.set()
-        self._context.unregister(self._handle)
-        if conn is not None:
-            conn.abort()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        with self._lock:
             leftover = list(self._pending.items())
             self._pending.clear()
             self._idle.notify_all()
-        reason = f"producer closed: {error}" if error else "producer closed before the ack came"
+        self._stopped.set()
+        self._context.unregister(self._key)
+        if conn is not None:
+            conn.close()
+        if error is None:
+            reason = "the producer was closed before the broker answered"
+        else:
+            reason = f"the producer failed before the broker answered: {error}"
         for context, entry in leftover:
-            ack = ProducerAck(context, None, _LOST, reason)
-            entry.ack = ack
-            self._slots.release()
-            if entry.done is not None:
-                entry.done.set()
-            self._acks.on_next(ack)
-        self._acks.end(error)
+            ack = self._failed(context, ClientResult.CLOSED, reason)
+            self._emit(ack, slot=True)
+            entry.resolve(ack)
+        self._emitted.put(_End(error))
+
+    def _wait_closed(self, deadline: float) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                with self._lock:
+                    conn = self._conn
+                if conn is not None:
+                    conn.abort()
+                thread.join(1.0)
+        emitter = self._emitter
+        if emitter is None:
+            self._drain_end()
+        elif emitter is not threading.current_thread():
+            emitter.join(max(0.0, deadline - time.monotonic()))
+
+    def _drain_end(self) -> None:
+        """No acks thread ever started: end ``acks`` here."""
+        while True:
+            try:
+                item = self._emitted.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _End):
+                self._acks.end(item.error)
+                return
+
+
+class _End:
+    """The acks thread's last item."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+_SLOT: Any = object()
+
+
+class _WouldDeadlock(StargateError):
+    """A send from the producer's acks thread found no free slot."""
+
+
+def _result_for(error: StargateError) -> ClientResult:
+    if isinstance(error, _WouldDeadlock):
+        return ClientResult.WOULD_DEADLOCK
+    if isinstance(error, StargateTimeoutError):
+        return ClientResult.TIMEOUT
+    if isinstance(error, ClosedError):
+        return ClientResult.CLOSED
+    return ClientResult.CONNECTION_FAILED

@@ -1,32 +1,50 @@
 """Readers and consumers as cold Observables of Messages, with credit-based backpressure.
 
-Each subscription opens its own socket and one receive thread
-("rxstargate-consumer-<topic>" or "rxstargate-reader-<topic>"); the observer's callbacks run
-on that thread, one at a time. A callback that raises ends the subscription with ``on_error``
-(the exception), never up into rxstargate. Disposing the subscription closes its socket.
+Each subscription has two threads of its own (and its socket's writer):
 
-Consumers use Pulsar's pull mode: the server sends only what we permitted, and settling a
-message (ack or nack) earns its permit back (see ``_flow``). Readers have no pull mode: the
-server's window is ``receiverQueueSize`` and each ack frame frees one slot.
+- the receive thread ("rxstargate-consumer-<topic>" / "rxstargate-reader-<topic>") connects,
+  reads and decodes frames and reconnects after a drop; it never runs user code, so pongs and
+  closes are read on time however slow the pipeline is;
+- the delivery thread ("rxstargate-delivery-<topic>") turns frames into Messages and calls the
+  observer, one call at a time, terminal events included. A callback that raises ends the
+  subscription with ``on_error`` (that exception), never up into rxstargate.
+
+The queue between them holds at most what the server may send: consumers use Pulsar's pull
+mode, so the server sends only what was permitted, and settling a message (ack or nack) earns
+its permit back (see ``_flow``). A reader's window is ``receiverQueueSize``; its credit comes
+back when the observer's ``on_next`` returns, or on ``ack()``/``nack()`` if that comes first.
+
+Disposing the subscription closes its socket (no terminal event); closing the client
+completes it. Messages of a dropped socket that were not delivered yet are skipped (the broker
+redelivers them on the new socket); acks for them raise :class:`~rxstargate.AckError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
+import queue
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from reactivex import Observable, abc
-from reactivex.disposable import Disposable
+from reactivex import abc
 
 from rxstargate._context import ClientContext
 from rxstargate._flow import Credit
-from rxstargate._frames import decode_message, encode_ack, encode_nack, encode_permit
+from rxstargate._frames import (
+    MessageFrame,
+    decode_message,
+    encode_ack,
+    encode_nack,
+    encode_permit,
+)
 from rxstargate._pulsar_time import parse_pulsar_time
 from rxstargate._reconnect import reconnect
 from rxstargate._transport import Connection
@@ -35,13 +53,18 @@ from rxstargate.exceptions import (
     ConnectionClosedError,
     ProtocolError,
     SchemaError,
+    StargateConnectionError,
     StargateError,
 )
 from rxstargate.models import Message, MessageId, TopicName
+from rxstargate.streams import Stream, StreamHandle
 
 __all__ = ["ReceiverSpec", "observe"]
 
 log = logging.getLogger("rxstargate.receiver")
+
+#: Called with the AckError when a settle queued earlier never reached the socket.
+OnLost = Callable[[AckError], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,53 +80,91 @@ class ReceiverSpec:
 
 
 class _Settler:
-    """Settles messages on one socket; dead once that socket is gone."""
+    """Settles the messages of one socket; dead once that socket is gone."""
 
-    def __init__(self, conn: Connection, credit: Credit | None) -> None:
+    __slots__ = ("_conn", "_context", "_credit", "_lock", "_outstanding", "alive", "is_reader")
+
+    def __init__(self, conn: Connection, credit: Credit | None, context: ClientContext) -> None:
         self._conn = conn
         self._credit = credit
+        self._context = context
         self._lock = threading.Lock()
         self._outstanding: dict[int, Message[Any]] = {}
         self.alive = True
+        self.is_reader = credit is None
 
     def track(self, message: Message[Any]) -> None:
+        """Count a message about to be delivered (the delivery thread calls it)."""
         with self._lock:
             self._outstanding[id(message)] = message
             permits = self._credit.delivered() if self._credit is not None else 0
-        if permits:
-            self.send_permit(permits)
+            if permits and self.alive:
+                with contextlib.suppress(StargateConnectionError):
+                    self._conn.send(encode_permit(permits), urgent=False)
 
-    def send_permit(self, permits: int) -> None:
-        with contextlib.suppress(StargateError):  # a dead socket: the reader notices
-            self._conn.send(encode_permit(permits))
-
-    def ack(self, message: Message[Any]) -> None:
-        self._settle(message, encode_ack(str(message.message_id)))
-
-    def nack(self, message: Message[Any]) -> None:
-        if self._credit is None:  # readers cannot nack: the frame just returns credit
-            self._settle(message, encode_ack(str(message.message_id)))
-        else:
-            self._settle(message, encode_nack(str(message.message_id)))
-
-    def _settle(self, message: Message[Any], frame: str) -> None:
+    def skip(self) -> None:
+        """Give back the credit of a frame that could not be turned into a message."""
         with self._lock:
-            if id(message) not in self._outstanding:
+            if not self.alive:
+                return
+            if self._credit is None:
+                frame = encode_ack("")
+            else:
+                self._credit.delivered()
+                permits = self._credit.settled()
+                if not permits:
+                    return
+                frame = encode_permit(permits)
+            with contextlib.suppress(StargateConnectionError):
+                self._conn.send(frame, urgent=False)
+
+    def ack(self, message: Message[Any], on_lost: OnLost | None = None) -> None:
+        self._settle(message, True, on_lost)
+
+    def nack(self, message: Message[Any], on_lost: OnLost | None = None) -> None:
+        self._settle(message, False, on_lost)
+
+    def release(self, message: Message[Any]) -> None:
+        """A reader's credit return once the observer is done with ``message``."""
+        self._settle(message, True, None)
+
+    def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
+        wire_id = str(message.message_id)
+        if self._credit is None:  # readers: the frame only returns credit
+            frame, lost = encode_ack(wire_id), None
+        else:
+            frame = encode_ack(wire_id) if ack else encode_nack(wire_id)
+            lost = functools.partial(self._lost, message, ack, on_lost)
+        with self._lock:
+            if self._outstanding.pop(id(message), None) is None:
                 return  # settled before: idempotent
             if not self.alive:
+                if self._credit is None:
+                    return  # a reader's credit on a dead socket: nothing to lose
                 raise AckError(
-                    f"message {message.message_id} came from a socket that is closed;"
+                    f"message {wire_id} came from a socket that is closed;"
                     " the broker will redeliver it"
                 )
-            del self._outstanding[id(message)]
             permits = self._credit.settled() if self._credit is not None else 0
             try:
-                self._conn.send(frame)
+                self._conn.send(frame, urgent=False, on_lost=lost)
                 if permits:
-                    self._conn.send(encode_permit(permits))
-            except StargateError as exc:
+                    self._conn.send(encode_permit(permits), urgent=False)
+            except StargateConnectionError as exc:
                 self.alive = False
-                raise AckError(f"cannot settle message {message.message_id}: {exc}") from exc
+                if self._credit is None:
+                    return
+                raise AckError(f"cannot settle message {wire_id}: {exc}") from exc
+
+    def _lost(self, message: Message[Any], ack: bool, on_lost: OnLost | None, reason: str) -> None:
+        verb = "ack" if ack else "nack"
+        error = AckError(
+            f"the {verb} of message {message.message_id} on {message.topic} did not reach the"
+            f" server ({reason}); the broker will redeliver it"
+        )
+        self._context.report(error)
+        if on_lost is not None:
+            on_lost(error)
 
     def kill(self) -> None:
         with self._lock:
@@ -114,6 +175,15 @@ class _Settler:
         return len(self._outstanding)
 
 
+class _End:
+    """The delivery queue's last item: complete (error None) or fail."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
 class _Session:
     def __init__(
         self, context: ClientContext, spec: ReceiverSpec, observer: abc.ObserverBase[Message[Any]]
@@ -121,30 +191,79 @@ class _Session:
         self._context = context
         self._spec = spec
         self._observer = observer
-        self._stopped = threading.Event()
+        self._kind = "consumer" if spec.subscription is not None else "reader"
+        self._stopped = threading.Event()  # no more connecting or delivering
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._settler: _Settler | None = None
         self._last_id: str | None = None
-        kind = "consumer" if spec.subscription is not None else "reader"
-        self._kind = kind
-        self._thread = threading.Thread(
-            target=self._run, name=f"rxstargate-{kind}-{spec.topic.topic}", daemon=True
+        self._queue: queue.SimpleQueue[tuple[_Settler, list[MessageFrame]] | _End] = (
+            queue.SimpleQueue()
         )
-        self._handle = context.register(self.dispose)
+        self._terminated = False
+        self._ending = False  # the delivery thread skips messages and waits for _End
+        name = spec.topic.topic
+        self._receiver = threading.Thread(
+            target=self._receive_loop, name=f"rxstargate-{self._kind}-{name}", daemon=True
+        )
+        self._delivery = threading.Thread(
+            target=self._delivery_loop, name=f"rxstargate-delivery-{name}", daemon=True
+        )
+        self.handle = StreamHandle(
+            self._kind, spec.topic, spec.subscription, self.begin_close, self.wait_closed
+        )
+        self._key = context.register(self.handle)
 
     def start(self) -> None:
-        self._thread.start()
+        self._delivery.start()
+        self._receiver.start()
+
+    # -- ending ------------------------------------------------------------------------------
 
     def dispose(self) -> None:
-        self._stopped.set()
-        self._context.unregister(self._handle)
+        """Rx dispose: close the socket, no terminal event; bounded by close_timeout."""
+        self.begin_close(False)
+        self.wait_closed(time.monotonic() + self._context.transport.close_timeout)
+
+    def begin_close(self, complete: bool) -> None:
+        """Stop delivering and start closing the socket; ``complete`` emits on_completed."""
         with self._lock:
-            conn = self._conn
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+            self._ending = True
+            conn, settler = self._conn, self._settler
+        self._context.unregister(self._key)
+        if settler is not None:
+            settler.kill()
         if conn is not None:
-            conn.abort()
-        if self._thread is not threading.current_thread() and self._thread.ident is not None:
-            self._thread.join(timeout=10)
+            conn.close()  # settles already queued still go out, then a close frame
+        self._queue.put(_End(None) if complete else _End(_DISPOSED))
+
+    def wait_closed(self, deadline: float) -> None:
+        current = threading.current_thread()
+        if self._receiver is not current and self._receiver.ident is not None:
+            self._receiver.join(max(0.0, deadline - time.monotonic()))
+            if self._receiver.is_alive():
+                with self._lock:
+                    conn = self._conn
+                if conn is not None:
+                    conn.abort()
+                self._receiver.join(1.0)
+        if self._delivery is not current and self._delivery.ident is not None:
+            # The observer may be stuck in user code: never wait past the deadline for it.
+            self._delivery.join(max(0.0, deadline - time.monotonic()))
+
+    def _fail(self, error: Exception) -> None:
+        """End with ``error`` from the receive thread."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        self._context.unregister(self._key)
+        self._queue.put(_End(error))
+
+    # -- receive thread ----------------------------------------------------------------------
 
     def _url(self) -> str:
         spec = self._spec
@@ -157,91 +276,135 @@ class _Session:
         return self._context.url("reader", spec.topic, None, query)
 
     def _open(self) -> Connection:
-        conn = self._context.open(self._url())
+        conn = self._context.open(self._url(), self._spec.topic.topic)
+        credit = Credit(self._spec.max_in_flight) if self._kind == "consumer" else None
+        settler = _Settler(conn, credit, self._context)
         with self._lock:
             if self._stopped.is_set():
-                conn.abort()
-            self._conn = conn
-        credit = Credit(self._spec.max_in_flight) if self._kind == "consumer" else None
-        self._settler = _Settler(conn, credit)
-        if credit is not None:
-            try:
-                conn.send(encode_permit(credit.initial()))
-            except StargateError:
                 conn.release()
-                raise
+                raise _Stopped()
+            self._conn, self._settler = conn, settler
+            if credit is not None:
+                conn.send(encode_permit(credit.initial()))
         return conn
 
-    def _run(self) -> None:
+    def _receive_loop(self) -> None:
         try:
             conn = self._open()
+        except _Stopped:
+            return
         except StargateError as exc:
-            self._end(exc)
+            self._fail(exc)
             return
         while True:
+            settler = self._settler
+            assert settler is not None
             try:
-                text = conn.recv()
+                texts = conn.recv_batch()
             except ConnectionClosedError as exc:
+                settler.kill()
                 conn.release()
-                if self._settler is not None:
-                    self._settler.kill()
                 if self._stopped.is_set():
                     return
-                if exc.code == 1000:
-                    self._end(None)
-                    return
-                if not exc.retriable:
-                    self._end(exc)
+                if exc.code == 1000 or not exc.retriable:
+                    self._fail(exc if exc.code != 1000 else _NormalClose(exc))
                     return
                 log.warning("%s on %s lost its connection: %s", self._kind, self._spec.topic, exc)
                 try:
                     opened = reconnect(
                         self._open, self._context.backoff, self._stopped, str(self._spec.topic)
                     )
+                except _Stopped:
+                    return
                 except StargateError as error:
-                    self._end(error)
+                    self._fail(error)
                     return
                 if opened is None:
                     return
                 conn = opened
                 continue
-            if text is None:
+            if texts is None:
+                settler.kill()
                 conn.release()
-                if self._settler is not None:
-                    self._settler.kill()
                 return
-            if not self._deliver(text, conn):
-                conn.abort()
-                conn.release()
-                if self._settler is not None:
-                    self._settler.kill()
-                return
+            self._queue.put((settler, self._decode(texts, settler)))
 
-    def _deliver(self, text: str, conn: Connection) -> bool:
-        settler = self._settler
-        assert settler is not None
-        try:
-            frame = decode_message(text)
-        except ProtocolError as exc:
-            if '"endOfTopic"' in text:
-                return True
-            self._context.report(exc)
-            self._skip(text, conn)
+    def _decode(self, texts: list[str], settler: _Settler) -> list[MessageFrame]:
+        frames = []
+        for text in texts:
+            try:
+                frame = decode_message(text)
+            except ProtocolError as exc:
+                if '"endOfTopic"' not in text:
+                    self._context.report(exc)
+                    settler.skip()
+                continue
+            frames.append(frame)
+        if frames and self._kind == "reader":
+            self._last_id = frames[-1].message_id
+        return frames
+
+    # -- delivery thread ---------------------------------------------------------------------
+
+    def _delivery_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                self._terminate(item.error)
+                return
+            settler, frames = item
+            for frame in frames:
+                if self._ending or (not settler.alive and not settler.is_reader):
+                    break
+                if not self._deliver(frame, settler):
+                    return
+
+    def _deliver(self, frame: MessageFrame, settler: _Settler) -> bool:
+        value, problem = self._load(frame)
+        message = self._message(frame, settler, value)
+        settler.track(message)
+        if problem is not None:
+            self._context.report(
+                SchemaError(
+                    f"message {frame.message_id} on {self._spec.topic} does not match"
+                    f" the schema (nacked): {problem}",
+                    message_id=frame.message_id,
+                )
+            )
+            with contextlib.suppress(AckError):
+                settler.nack(message)
             return True
+        try:
+            self._observer.on_next(message)
+        except Exception as exc:  # the user's callback: route it to on_error
+            log.debug("observer raised %r; ending the subscription", exc)
+            self.begin_close(False)
+            self._terminate(exc)
+            return False
+        if settler.is_reader:
+            settler.release(message)
+        return True
+
+    def _load(self, frame: MessageFrame) -> tuple[Any, str | None]:
+        """The payload loaded by the stream's schema, or the reason it does not load."""
+        schema = self._spec.schema
+        if schema is None:
+            return None, None
+        try:
+            return schema.load(json.loads(frame.payload)), None
+        except ValidationError as exc:
+            return None, str(exc.messages)
+        except (ValueError, RecursionError) as exc:
+            return None, str(exc) or type(exc).__name__
+
+    def _message(self, frame: MessageFrame, settler: _Settler, value: Any) -> Message[Any]:
         try:
             publish_time = parse_pulsar_time(frame.publish_time)
             event_time = parse_pulsar_time(frame.event_time) if frame.event_time else None
         except ValueError as exc:
-            self._context.report(ProtocolError(f"bad time in frame {text[:200]!r}: {exc}"))
+            self._context.report(ProtocolError(f"bad time in message {frame.message_id}: {exc}"))
             publish_time, event_time = None, None
-        value: Any = None
-        problem: str | None = None
-        if self._spec.schema is not None:
-            try:
-                value = self._spec.schema.load(json.loads(frame.payload))
-            except (ValueError, ValidationError) as exc:
-                problem = str(exc.messages if isinstance(exc, ValidationError) else exc)
-        message: Message[Any] = Message(
+        return Message(
             topic=self._spec.topic,
             payload=frame.payload,
             message_id=MessageId(frame.message_id),
@@ -253,46 +416,15 @@ class _Session:
             value=value,
             _settler=settler,
         )
-        settler.track(message)
-        self._last_id = frame.message_id
-        if problem is not None:
-            self._context.report(
-                SchemaError(
-                    f"message {frame.message_id} on {self._spec.topic} does not match"
-                    f" the schema (nacked): {problem}",
-                    message_id=frame.message_id,
-                )
-            )
-            with contextlib.suppress(AckError):
-                message.nack()
-            return True
-        try:
-            self._observer.on_next(message)
-        except Exception as exc:  # the user's callback: route it to on_error
-            log.debug("observer raised %r; ending the subscription", exc)
-            self._end(exc)
-            return False
-        return True
 
-    def _skip(self, text: str, conn: Connection) -> None:
-        """Give back the credit of a frame we could not read, so flow never stalls."""
-        settler = self._settler
-        if settler is None or settler._credit is None:
-            with contextlib.suppress(StargateError):
-                conn.send(encode_ack(""))
+    def _terminate(self, error: Exception | None) -> None:
+        if self._terminated:
             return
-        with settler._lock:
-            settler._credit.delivered()
-            permits = settler._credit.settled()
-        if permits:
-            with contextlib.suppress(StargateError):
-                conn.send(encode_permit(permits))
-
-    def _end(self, error: Exception | None) -> None:
-        if self._stopped.is_set():
+        self._terminated = True
+        if error is _DISPOSED:
             return
-        self._stopped.set()
-        self._context.unregister(self._handle)
+        if isinstance(error, _NormalClose):
+            error = None
         try:
             if error is None:
                 self._observer.on_completed()
@@ -302,12 +434,28 @@ class _Session:
             log.exception("an observer's terminal callback raised")
 
 
-def observe(context: ClientContext, spec: ReceiverSpec) -> Observable[Message[Any]]:
+class _Stopped(Exception):
+    """Opening was abandoned because the stream stopped meanwhile."""
+
+
+class _NormalClose(Exception):
+    """The server closed the socket normally: the stream completes."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+
+
+_DISPOSED = _NormalClose(Exception("disposed"))
+
+
+def observe(context: ClientContext, spec: ReceiverSpec) -> Stream[Message[Any]]:
     """A cold Observable: each subscription opens its own consumer or reader socket."""
 
     def subscribe(
         observer: abc.ObserverBase[Message[Any]], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        from reactivex.disposable import Disposable
+
         try:
             session = _Session(context, spec, observer)
         except StargateError as exc:
@@ -316,4 +464,4 @@ def observe(context: ClientContext, spec: ReceiverSpec) -> Observable[Message[An
         session.start()
         return Disposable(session.dispose)
 
-    return Observable(subscribe)
+    return Stream(subscribe)

@@ -1,17 +1,27 @@
-"""The WebSocket transport: connect, TLS, headers, keepalive, close codes and error translation.
+"""The WebSocket transport: connect, TLS, headers, one writer per socket, keepalive, close codes.
 
-This is the only module that imports ``websocket`` (websocket-client). Everything it raises is
-an rxstargate exception: websocket-client's exceptions are translated here, once, with
-``raise ... from exc``.
+This is the only module that imports ``websocket`` (websocket-client), and only for the
+handshake; frames are read and written by :mod:`rxstargate._wsframes`. Everything it raises
+is an rxstargate exception.
 
-Threading model: a :class:`Connection` is written to by any thread (sends hold a lock) and
-read by exactly one thread (its owner's receive thread). :meth:`Connection.abort` may be
-called from any thread and wakes the reader up. Keepalive pings are sent by the
-:class:`Keepalive` thread of the client, which also aborts connections whose pong is late.
+Threads of one :class:`Connection`:
+
+- its owner's receive thread calls :meth:`Connection.recv`, which only reads (it answers
+  pings by queueing pongs), so pongs and closes are seen on time whatever user code does;
+- one writer thread ("rxstargate-writer-<name>") drains the connection's outbox. Any thread
+  may :meth:`~Connection.send`: it only appends to the outbox, never touches the socket and
+  never blocks. Frames leave in order, many per system call. A write that makes no progress
+  for ``write_timeout`` seconds drops the connection;
+- the client's :class:`Keepalive` thread queues pings and drops a connection whose pong is
+  late. It never writes either.
+
+A frame queued with an ``on_lost`` callback that never reaches the socket (the connection
+dropped or was aborted first) is reported through that callback, exactly once.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import socket
@@ -19,37 +29,46 @@ import ssl
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
+from rxstargate._wsframes import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameError,
+    FrameReader,
+    encode_frame,
+)
 from rxstargate.exceptions import (
     ConnectionClosedError,
     StargateConnectionError,
     handshake_error_for_status,
 )
 
-__all__ = ["Connection", "Keepalive", "TlsOptions", "TransportConfig", "redact_url"]
+__all__ = ["Connection", "Keepalive", "LostCallback", "TlsOptions", "TransportConfig", "redact_url"]
 
 log = logging.getLogger("rxstargate.transport")
 
-_OP_TEXT = websocket.ABNF.OPCODE_TEXT
-_OP_BINARY = websocket.ABNF.OPCODE_BINARY
-_OP_CLOSE = websocket.ABNF.OPCODE_CLOSE
-_OP_PONG = websocket.ABNF.OPCODE_PONG
-_OP_PING = websocket.ABNF.OPCODE_PING
-_SOCKET_ERRORS = (websocket.WebSocketException, OSError, AttributeError, ValueError)
-_DATA_OPCODES = (_OP_TEXT, _OP_BINARY, websocket.ABNF.OPCODE_CONT)
+#: Called with the reason when a queued frame could not be written.
+LostCallback = Callable[[str], None]
 
-#: Frames the receive thread may hold back for one write, and for how long (seconds).
-_MAX_DEFERRED = 256
-_MAX_DELAY = 0.005
-_FLUSH_TICK = 0.02
+#: How often blocked socket calls wake up to look at the connection's state (seconds).
+_TICK = 0.25
+#: Lazy frames (acks, permits) wait at most this long, or until this many are queued.
+_LINGER = 0.002
+_MAX_BATCH = 512
 
 #: Close codes after which reconnecting is pointless (policy violation, bad data).
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
+
+_OPEN, _CLOSING, _CLOSED = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +108,25 @@ class TlsOptions:
 
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
-    """How sockets are opened: credentials, TLS and timeouts (seconds)."""
+    """How sockets are opened and kept: credentials, TLS, timeouts (seconds) and size caps."""
 
     token: str | None = None
     tls: TlsOptions | None = None
     connect_timeout: float = 10.0
     ping_interval: float = 30.0
     ping_timeout: float = 10.0
+    write_timeout: float = 10.0
+    close_timeout: float = 5.0
+    max_receive_bytes: int = 8 * 1024 * 1024
+    max_send_bytes: int = 1024 * 1024
 
     def __repr__(self) -> str:
         token = "<hidden>" if self.token else None
         return (
             f"TransportConfig(token={token}, tls={self.tls!r},"
             f" connect_timeout={self.connect_timeout}, ping_interval={self.ping_interval},"
-            f" ping_timeout={self.ping_timeout})"
+            f" ping_timeout={self.ping_timeout}, write_timeout={self.write_timeout},"
+            f" close_timeout={self.close_timeout})"
         )
 
 
@@ -123,31 +147,45 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-class Connection:
-    """One open WebSocket, already past its handshake.
+class _WriteTimeout(Exception):
+    pass
 
-    Use :meth:`open` to create one. ``recv()`` returns text frames; pings, pongs and
-    binary frames are handled here. The connection ends with a :class:`ConnectionClosedError`
-    (the server closed it or it dropped) or after :meth:`abort` (``recv`` returns None).
+
+class Connection:
+    """One open WebSocket, past its handshake, with its writer thread.
+
+    Use :meth:`open` to create one. The owner's receive thread calls :meth:`recv`; any
+    thread calls :meth:`send`. The connection ends with a :class:`ConnectionClosedError`
+    from ``recv`` (the server closed it, it dropped, a pong or a write was late) or with
+    ``recv`` returning None after :meth:`close` or :meth:`abort`.
     """
 
-    def __init__(self, ws: Any, url: str) -> None:
-        self._ws: Any = ws
+    def __init__(self, sock: Any, url: str, config: TransportConfig, name: str) -> None:
+        self._sock: Any = sock
         self.url = url
-        self._reader: int | None = None
-        self._deferred: list[str] = []
-        self._deferred_since = 0.0
-        self._defer_lock = threading.Lock()
-        # Read the socket in large chunks: websocket-client asks for each frame's header,
-        # length and payload separately (three system calls per message otherwise).
-        ws.frame_buffer.recv = _BufferedRecv(ws._recv, self._before_read)
-        self._aborted = False
-        self._last_pong = time.monotonic()
-        self._ping_sent: float | None = None
+        self._config = config
+        self._frames = FrameReader(self._read_chunk, config.max_receive_bytes)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: collections.deque[tuple[int, bytes | str, LostCallback | None]] = (
+            collections.deque()
+        )
+        self._urgent = False
+        self._lazy_since = 0.0
+        self._state = _OPEN
         self._broken: str | None = None
+        self._last_seen = time.monotonic()
+        self._ping_sent: float | None = None
+        self._close_status = (1000).to_bytes(2, "big")
+        self._deferred_error: ConnectionClosedError | None = None
+        self.on_closed: Callable[[Connection], None] | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"rxstargate-writer-{name}", daemon=True
+        )
+        self._writer.start()
 
     @classmethod
-    def open(cls, url: str, config: TransportConfig) -> Connection:
+    def open(cls, url: str, config: TransportConfig, name: str = "socket") -> Connection:
         """Connect and complete the handshake within ``config.connect_timeout``.
 
         Raises:
@@ -160,9 +198,7 @@ class Connection:
         sslopt: dict[str, object] | None = None
         if url.startswith("wss:"):
             sslopt = (config.tls or TlsOptions()).sslopt()
-        ws: Any = websocket.WebSocket(
-            sslopt=sslopt, enable_multithread=True, skip_utf8_validation=True
-        )
+        ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
         safe_url = redact_url(url)
         try:
             ws.connect(url, header=header, timeout=config.connect_timeout, suppress_origin=True)
@@ -174,184 +210,294 @@ class Connection:
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             ws.shutdown()
             raise StargateConnectionError(f"cannot connect to {safe_url}: {exc}") from exc
-        if ws.sock is not None:
-            ws.sock.settimeout(None)
-            ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = ws.sock
+        ws.sock = None  # ours from now on; websocket-client must not touch it again
+        sock.settimeout(_TICK)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         log.debug("connected to %s", safe_url)
-        return cls(ws, safe_url)
+        return cls(sock, safe_url, config, name)
 
-    def send(self, text: str) -> None:
-        """Send one text frame. Thread-safe.
+    # -- writing ---------------------------------------------------------------------------
 
-        Frames sent by the receive thread itself (acks and permits from a synchronous
-        pipeline) are coalesced: they leave in one system call just before that thread
-        next waits for the socket (so never while it is idle), after 256 frames, or when the
-        keepalive thread finds them older than a few milliseconds.
+    def send(
+        self, text: str | bytes, *, urgent: bool = True, on_lost: LostCallback | None = None
+    ) -> None:
+        """Queue one text frame; returns at once. Thread-safe.
+
+        Args:
+            text: the frame (bytes must be UTF-8).
+            urgent: write as soon as possible; lazy frames (acks, permits) may wait a couple
+                of milliseconds to leave together with others.
+            on_lost: called once with the reason if the frame never reaches the socket.
 
         Raises:
-            StargateConnectionError: when the socket is gone.
+            StargateConnectionError: when the connection is closing or gone.
         """
-        if self._reader == threading.get_ident():
-            with self._defer_lock:
-                if not self._deferred:
-                    self._deferred_since = time.monotonic()
-                self._deferred.append(text)
-                if len(self._deferred) < _MAX_DEFERRED:
-                    return
-            self._flush_or_raise()
-            return
-        try:
-            self._ws.send(text, _OP_TEXT)
-        except (websocket.WebSocketException, OSError, AttributeError) as exc:
-            raise StargateConnectionError(f"send failed on {self.url}: {exc}") from exc
+        with self._lock:
+            if self._state != _OPEN:
+                raise StargateConnectionError(f"the connection to {self.url} is closed")
+            queue = self._queue
+            queue.append((OP_TEXT, text, on_lost))
+            if urgent:
+                if not self._urgent:
+                    self._urgent = True
+                    self._wake.notify()
+            elif len(queue) == 1:
+                self._lazy_since = time.monotonic()
+                self._wake.notify()
+            elif len(queue) >= _MAX_BATCH:
+                self._wake.notify()
 
-    def _flush_or_raise(self) -> None:
-        try:
-            self._flush()
-        except _SOCKET_ERRORS as exc:
-            raise StargateConnectionError(f"send failed on {self.url}: {exc}") from exc
+    def _control(self, opcode: int, data: bytes) -> None:
+        with self._lock:
+            if self._state != _OPEN:
+                return
+            self._queue.append((opcode, data, None))
+            self._urgent = True
+            self._wake.notify()
 
-    def _before_read(self) -> None:
-        if self._deferred:
-            self._flush()
+    def _take_batch(self) -> list[tuple[int, bytes | str, LostCallback | None]] | None:
+        """The next frames to write; None when the writer should stop."""
+        with self._lock:
+            while True:
+                if self._state == _CLOSED:
+                    return None
+                queue = self._queue
+                if queue:
+                    if self._urgent or len(queue) >= _MAX_BATCH or self._state == _CLOSING:
+                        break
+                    left = self._lazy_since + _LINGER - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                elif self._state == _CLOSING:
+                    return []
+                else:
+                    self._wake.wait()
+            batch = list(queue)
+            queue.clear()
+            self._urgent = False
+            return batch
 
-    def flush_stale(self, now: float) -> None:
-        """Write deferred frames older than a few milliseconds (the keepalive thread calls it).
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            closing = not batch
+            if closing:
+                batch = [(OP_CLOSE, self._close_status, None)]
+            try:
+                self._write_all(
+                    b"".join(
+                        encode_frame(op, data.encode() if isinstance(data, str) else data)
+                        for op, data, _ in batch
+                    )
+                )
+            except (OSError, ValueError, _WriteTimeout) as exc:
+                reason = (
+                    f"no write progress on {self.url} for {self._config.write_timeout:.1f} s"
+                    if isinstance(exc, _WriteTimeout)
+                    else f"write to {self.url} failed: {exc}"
+                )
+                _report_lost(batch, reason)
+                if self._state != _CLOSED:
+                    self.drop(reason)
+                return
+            if closing:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_WR)
+                return
 
-        This bounds how long an ack waits while the receive thread runs a slow callback.
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + self._config.write_timeout
+        while view:
+            try:
+                sent = self._sock.send(view)
+            except TimeoutError:
+                if self._state == _CLOSED:
+                    raise OSError("the connection was aborted") from None
+                if time.monotonic() > deadline:
+                    raise _WriteTimeout() from None
+                continue
+            view = view[sent:]
+            deadline = time.monotonic() + self._config.write_timeout
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _read_chunk(self, size: int) -> bytes:
+        data: bytes = self._sock.recv(size)
+        self._last_seen = time.monotonic()
+        self._ping_sent = None
+        return data
+
+    def recv_batch(self) -> list[str] | None:
+        """Every text frame already read, waiting only when there is none; None once closed.
+
+        Handing frames over in batches wakes the consumer of the batch once per socket read
+        rather than once per frame. Same errors as :meth:`recv`.
         """
-        if self._deferred and now - self._deferred_since >= _MAX_DELAY and not self._aborted:
-            with contextlib.suppress(*_SOCKET_ERRORS):
-                self._flush()
-
-    def _flush(self) -> None:
-        """Write the receive thread's deferred frames (called before it blocks on a read)."""
-        with self._defer_lock:
-            deferred, self._deferred = self._deferred, []
-        if not deferred:
-            return
-        data = b"".join(websocket.ABNF.create_frame(text, _OP_TEXT).format() for text in deferred)
-        with self._ws.lock:
-            while data:
-                sent = self._ws._send(data)
-                data = data[sent:]
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+        first = self.recv()
+        if first is None:
+            return None
+        texts = [first]
+        while self._frames.has_frame():
+            try:
+                text = self._next(block=False)
+            except ConnectionClosedError as exc:
+                self._deferred_error = exc  # raised on the next call, after these frames
+                break
+            if text is None:
+                break
+            texts.append(text)
+        return texts
 
     def recv(self) -> str | None:
-        """The next text frame, or None after :meth:`abort`. Only the owner thread calls it.
+        """The next text frame, or None after :meth:`close` or :meth:`abort`.
+
+        Only the owner's receive thread calls it.
 
         Raises:
-            ConnectionClosedError: when the server closed the socket, it dropped, or a pong
-                was missed (``code`` is None for drops).
+            ConnectionClosedError: when the server closed the socket, it dropped, a pong or
+                a write was late, or the server broke the protocol (``code`` is None for
+                drops; not retriable for protocol violations and oversized frames).
         """
-        ws: Any = self._ws
-        self._reader = threading.get_ident()
-        while True:
-            try:
-                frame = ws.recv_frame()
-                opcode = frame.opcode
-                if opcode in _DATA_OPCODES:
-                    ws.cont_frame.validate(frame)
-                    ws.cont_frame.add(frame)
-                    if not ws.cont_frame.is_fire(frame):
-                        continue
-                    _, frame = ws.cont_frame.extract(frame)
-                    data = frame.data
-                    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-            except (websocket.WebSocketException, OSError, AttributeError, ValueError) as exc:
-                if self._broken is not None:
-                    raise ConnectionClosedError(self._broken) from exc
-                if self._aborted:
-                    return None
-                raise ConnectionClosedError(f"connection to {self.url} dropped: {exc}") from exc
-            if opcode == _OP_PONG:
-                self._last_pong = time.monotonic()
-                self._ping_sent = None
-            elif opcode == _OP_PING:
-                with contextlib.suppress(websocket.WebSocketException, OSError, AttributeError):
-                    ws.pong(frame.data)
-            elif opcode == _OP_CLOSE:
-                with contextlib.suppress(*_SOCKET_ERRORS):
-                    ws.send_close(1000, b"")
-                if self._aborted and self._broken is None:
-                    return None
-                raise _close_error(frame.data or b"", self.url)
+        return self._next(block=True)
 
-    def keepalive(self, now: float, interval: float, timeout: float) -> None:
-        """Send a ping when due; abort when the previous one went unanswered for ``timeout``."""
-        if self._aborted:
-            return
-        if self._ping_sent is not None:
-            if now - self._ping_sent > timeout:
-                log.warning(
-                    "no pong from %s within %.1f s: dropping the connection", self.url, timeout
-                )
-                self.drop(f"no pong from {self.url} within {timeout:.1f} s")
-            return
-        if now - self._last_pong >= interval:
-            self._ping_sent = now
+    def _next(self, block: bool) -> str | None:
+        while True:
+            if not block and not self._frames.has_frame():
+                return None
             try:
-                self._ws.ping(b"rxstargate")
-            except (websocket.WebSocketException, OSError, AttributeError) as exc:
-                self.drop(f"ping to {self.url} failed: {exc}")
+                frame = self._frames.next_frame()
+            except TimeoutError:
+                if self._state == _CLOSED:
+                    self._ended(None)
+                    return None
+                continue
+            except FrameError as exc:
+                error = ConnectionClosedError(f"{self.url}: {exc}", 1009)
+                error.retriable = False
+                self.abort()
+                raise error from exc
+            except (OSError, EOFError, ValueError) as exc:
+                self._ended(exc)
+                return None
+            opcode = frame.opcode
+            if opcode in (OP_TEXT, OP_BINARY):
+                return frame.data.decode("utf-8", "replace")
+            if opcode == OP_PING:
+                self._control(OP_PONG, frame.data)
+            elif opcode == OP_CLOSE:
+                if self._state != _OPEN:
+                    self._ended(None)
+                    return None
+                error = _close_error(frame.data, self.url)
+                self._close_status = frame.data[:2]  # echoed in our closing frame
+                self.close()
+                raise error
+
+    def _ended(self, exc: BaseException | None) -> None:
+        """Raise the error that ended the connection; return if it was closed on purpose."""
+        if self._broken is not None:
+            raise ConnectionClosedError(self._broken) from exc
+        if self._state != _OPEN:
+            return
+        self.abort()
+        raise ConnectionClosedError(f"connection to {self.url} dropped: {exc}") from exc
+
+    # -- health and ending -----------------------------------------------------------------
+
+    def keepalive(self, now: float) -> None:
+        """Queue a ping when idle; drop the connection when the last ping went unanswered."""
+        if self._state != _OPEN:
+            return
+        config = self._config
+        sent = self._ping_sent
+        if sent is not None:
+            if now - sent > config.ping_timeout:
+                log.warning(
+                    "no answer from %s within %.1f s: dropping the connection",
+                    self.url,
+                    config.ping_timeout,
+                )
+                self.drop(f"no pong from {self.url} within {config.ping_timeout:.1f} s")
+        elif now - self._last_seen >= config.ping_interval:
+            self._ping_sent = now
+            self._control(OP_PING, b"rxstargate")
 
     def drop(self, reason: str) -> None:
         """Declare the connection broken from any thread: ``recv`` raises ConnectionClosedError.
 
         The owner then reconnects, as after any other drop.
         """
-        if self._aborted:
+        if self._state == _CLOSED:
             return
         self._broken = reason
         self.abort()
 
+    def close(self) -> None:
+        """Begin a graceful close from any thread: queued frames go first, then a close frame.
+
+        Returns at once. ``recv`` returns None once the server answers; call :meth:`abort`
+        if it has not by your deadline. Frames queued afterwards are refused.
+        """
+        with self._lock:
+            if self._state != _OPEN:
+                return
+            self._state = _CLOSING
+            self._wake.notify()
+
     def abort(self) -> None:
-        """Close from any thread: say goodbye if possible, then wake the reader up."""
-        if self._aborted:
-            return
-        self._aborted = True
-        if self._broken is None:
-            if self._deferred:  # acks settled just before closing still go out
-                with contextlib.suppress(*_SOCKET_ERRORS):
-                    self._flush()
-            with contextlib.suppress(*_SOCKET_ERRORS):
-                self._ws.send_close(1000, b"")
-        sock = self._ws.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        """End the connection at once from any thread: shut the socket down first.
+
+        Frames still queued are reported lost; a blocked ``recv`` returns or raises.
+        """
+        with self._lock:
+            if self._state == _CLOSED:
+                return
+            self._state = _CLOSED
+            leftover = list(self._queue)
+            self._queue.clear()
+            self._wake.notify()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        _report_lost(leftover, self._broken or f"the connection to {self.url} was closed")
+        callback = self.on_closed
+        if callback is not None:
+            callback(self)
+
+    def wait_written(self, deadline: float) -> bool:
+        """After :meth:`close`: wait until the writer has written everything (or ``deadline``)."""
+        self._writer.join(max(0.0, deadline - time.monotonic()))
+        return not self._writer.is_alive()
 
     def release(self) -> None:
-        """Free the socket. Call from the receive thread once it has stopped reading."""
-        self._aborted = True
-        self._ws.shutdown()
+        """Free the socket and the writer. Call from the receive thread once it stopped reading."""
+        self.abort()
+        if self._writer is not threading.current_thread():
+            self._writer.join(timeout=self._config.write_timeout + 1)
+        with contextlib.suppress(OSError):
+            self._sock.close()
 
     @property
-    def aborted(self) -> bool:
-        """True once :meth:`abort` was called."""
-        return self._aborted
+    def closed(self) -> bool:
+        """True once :meth:`close`, :meth:`abort` or :meth:`drop` was called."""
+        return self._state != _OPEN
 
 
-class _BufferedRecv:
-    """A ``recv(n)`` that returns at most ``n`` bytes from 64 KiB reads of the real socket."""
-
-    __slots__ = ("_before_read", "_buffer", "_position", "_raw")
-
-    def __init__(self, raw: Any, before_read: Any) -> None:
-        self._raw = raw
-        self._before_read = before_read
-        self._buffer = b""
-        self._position = 0
-
-    def __call__(self, size: int) -> bytes:
-        if self._position >= len(self._buffer):
-            self._before_read()
-            self._buffer = self._raw(65536)
-            self._position = 0
-        start = self._position
-        self._position = start + size
-        if start == 0 and size >= len(self._buffer):
-            return self._buffer
-        return self._buffer[start : start + size]
+def _report_lost(frames: list[tuple[int, bytes | str, LostCallback | None]], reason: str) -> None:
+    for _, _, on_lost in frames:
+        if on_lost is not None:
+            try:
+                on_lost(reason)
+            except Exception:
+                log.exception("reporting a lost frame failed")
 
 
 def _reason_from_body(body: bytes) -> str:
@@ -367,10 +513,9 @@ def _reason_from_body(body: bytes) -> str:
 
 def _close_error(data: bytes, url: str) -> ConnectionClosedError:
     if len(data) < 2:
-        error = ConnectionClosedError(
+        return ConnectionClosedError(
             f"{url} closed the socket with no status (1005): a server-side failure", 1005
         )
-        return error
     code = int.from_bytes(data[:2], "big")
     reason = data[2:].decode("utf-8", "replace")
     if code == 1000:
@@ -388,41 +533,49 @@ def _close_error(data: bytes, url: str) -> ConnectionClosedError:
 
 
 class Keepalive:
-    """One thread per client that pings idle connections and drops those whose pong is late."""
+    """One thread per client that queues pings on idle connections and drops silent ones.
+
+    It holds connections weakly and forgets each one when it closes.
+    """
 
     def __init__(self, interval: float, timeout: float) -> None:
-        self._interval = interval
-        self._timeout = timeout
+        self._tick = max(0.02, min(1.0, min(interval, timeout) / 4))
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def watch(self, connection: Connection) -> None:
-        """Keep ``connection`` alive until it is aborted or garbage."""
+        """Keep ``connection`` alive until it closes."""
         with self._lock:
             if self._stop.is_set():
                 return
             self._connections.add(connection)
+            connection.on_closed = self._forget
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="rxstargate-keepalive", daemon=True
                 )
                 self._thread.start()
 
+    def _forget(self, connection: Connection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    @property
+    def watched(self) -> int:
+        """How many connections are watched now."""
+        with self._lock:
+            return len(self._connections)
+
     def _run(self) -> None:
-        ping_tick = max(0.01, min(self._interval, self._timeout) / 4)
-        next_ping = 0.0
-        while not self._stop.wait(_FLUSH_TICK):
+        while not self._stop.wait(self._tick):
             with self._lock:
                 connections = list(self._connections)
             now = time.monotonic()
             for connection in connections:
-                connection.flush_stale(now)
-            if now >= next_ping:
-                next_ping = now + ping_tick
-                for connection in connections:
-                    connection.keepalive(now, self._interval, self._timeout)
+                connection.keepalive(now)
+            del connections
 
     def stop(self) -> None:
         """Stop the thread and wait for it."""

@@ -4,17 +4,19 @@ A :class:`Client` holds the WebSocket URL, credentials and TLS settings and supe
 socket opened through it: producers, consumers and readers reconnect after a drop with
 capped exponential backoff, and :meth:`Client.close` ends every socket and thread.
 
-Threads: each socket has one receive thread (``rxstargate-producer-<topic>``,
-``rxstargate-consumer-<topic>``, ``rxstargate-reader-<topic>``) on which that socket's
-callbacks run (``producer.acks`` observers, ``observe()`` observers); each client has one
-``rxstargate-keepalive`` thread that pings idle sockets. Sends, acks and nacks may be
-called from any thread.
+Threads: each socket has a receive thread that only reads (``rxstargate-producer-<topic>``,
+``rxstargate-consumer-<topic>``, ``rxstargate-reader-<topic>``) and a writer thread
+(``rxstargate-writer-<topic>``) that alone writes to it; a subscription's observer runs on its
+``rxstargate-delivery-<topic>`` thread, a producer's ``acks`` observers on its
+``rxstargate-acks-<topic>`` thread; each client has one ``rxstargate-keepalive`` thread that
+queues pings. Sends, acks, nacks and permits may come from any thread: they only queue a frame.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import Schema
 from reactivex import Observable
@@ -26,13 +28,56 @@ from rxstargate._reconnect import Backoff
 from rxstargate._transport import Keepalive, TlsOptions, TransportConfig, redact_url
 from rxstargate.exceptions import ConfigurationError, StargateError
 from rxstargate.models import Message, MessageId, TopicName
-from rxstargate.options import SubscriptionType, consumer_query, producer_query, reader_query
+from rxstargate.options import (
+    InitialPosition,
+    SubscriptionType,
+    consumer_query,
+    producer_query,
+    reader_query,
+)
+from rxstargate.streams import Stream, StreamHandle
 
-__all__ = ["Client", "Topic"]
+__all__ = ["MAX_IN_FLIGHT", "Client", "Topic"]
+
+#: The largest ``max_in_flight`` a producer or subscription accepts.
+MAX_IN_FLIGHT = 100_000
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+def _seconds(value: float | timedelta, name: str, *, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+        raise ConfigurationError(f"{name} must be seconds (a number or timedelta), not {value!r}")
+    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not result > 0 and not (zero and result == 0):
+        raise ConfigurationError(f"{name} must be positive, not {value!r}")
+    return result
+
+
+def _max_in_flight(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IN_FLIGHT:
+        raise ConfigurationError(
+            f"max_in_flight must be an int from 1 to {MAX_IN_FLIGHT}, not {value!r}"
+        )
+    return value
+
+
+def _base_url(url: Any) -> str:
+    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+        raise ConfigurationError(f"url must start with ws:// or wss://, not {url!r}")
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigurationError(f"url has no host: {redact_url(url)!r}")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(
+            "url must not carry a query string or fragment (pass the token as token=...):"
+            f" {redact_url(url)!r}"
+        )
+    path = parts.path.rstrip("/")
+    if "/ws/" in path + "/":
+        raise ConfigurationError(
+            "url must be the service's base URL (ws://host:port, or a proxy prefix such as"
+            f" ws://host/pulsar), without /ws/...: {redact_url(url)!r}"
+        )
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 class Client:
@@ -45,10 +90,19 @@ class Client:
         connect_timeout: seconds to open a socket and finish its handshake.
         ping_interval: seconds of silence before a ping (servers drop sessions idle 5 min).
         ping_timeout: seconds to wait for the pong before the socket counts as dropped.
+        write_timeout: seconds a socket may accept no bytes before it counts as dropped
+            (a server that stopped reading).
+        close_timeout: the most ``close()`` (and disposing a subscription) waits for queued
+            frames to be written and the server to answer, in seconds.
+        max_frame_bytes: the largest frame accepted from the server (8 MiB: Pulsar's 5 MB
+            message limit in base64 and JSON); a larger one ends the stream with an error.
+        max_send_bytes: the largest frame sent; Pulsar's WebSocket service refuses frames
+            over 1 MiB by default, so a larger message fails alone, before it is sent.
         reconnect: the backoff policy for dropped connections.
 
     Raises:
-        ConfigurationError: when the URL is not ws:// or wss://.
+        ConfigurationError: when the URL is not a ws:// or wss:// base URL, or a timeout or
+            size is not positive.
 
     Example:
         >>> with rs.Client("ws://127.0.0.1:8080") as client:  # doctest: +SKIP
@@ -65,18 +119,33 @@ class Client:
         connect_timeout: float | timedelta = 10.0,
         ping_interval: float | timedelta = 30.0,
         ping_timeout: float | timedelta = 10.0,
+        write_timeout: float | timedelta = 10.0,
+        close_timeout: float | timedelta = 5.0,
+        max_frame_bytes: int = 8 * 1024 * 1024,
+        max_send_bytes: int = 1024 * 1024,
         reconnect: Backoff | None = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
-            raise ConfigurationError(f"url must start with ws:// or wss://, not {url!r}")
+        base = _base_url(url)
+        for name, size in (
+            ("max_frame_bytes", max_frame_bytes),
+            ("max_send_bytes", max_send_bytes),
+        ):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
+                raise ConfigurationError(f"{name} must be an int of at least 1024, not {size!r}")
+        if token is not None and (not isinstance(token, str) or not token.strip()):
+            raise ConfigurationError("token must be a non-empty str or None")
         config = TransportConfig(
             token=token,
             tls=tls,
-            connect_timeout=_seconds(connect_timeout),
-            ping_interval=_seconds(ping_interval),
-            ping_timeout=_seconds(ping_timeout),
+            connect_timeout=_seconds(connect_timeout, "connect_timeout"),
+            ping_interval=_seconds(ping_interval, "ping_interval"),
+            ping_timeout=_seconds(ping_timeout, "ping_timeout"),
+            write_timeout=_seconds(write_timeout, "write_timeout"),
+            close_timeout=_seconds(close_timeout, "close_timeout", zero=True),
+            max_receive_bytes=max_frame_bytes,
+            max_send_bytes=max_send_bytes,
         )
-        self.url = url.rstrip("/")
+        self.url = base
         self._context = ClientContext(
             base_url=self.url,
             transport=config,
@@ -114,11 +183,26 @@ class Client:
         """True once :meth:`close` was called."""
         return self._context.closed
 
+    @property
+    def streams(self) -> list[StreamHandle]:
+        """The live producers, consumers and readers of this client, oldest first.
+
+        Each can be stopped on its own: handy in a notebook where a cell was interrupted.
+
+        Example:
+            >>> [s.kind for s in client.streams]  # doctest: +SKIP
+            ['consumer', 'producer']
+        """
+        return self._context.streams
+
     def close(self) -> None:
         """Close every producer, consumer and reader socket and stop every thread. Idempotent.
 
-        Producers report their unacknowledged messages as failed acks; subscriptions end
-        without a terminal event (as if disposed).
+        Every subscription completes (``on_completed``), so ``run()``, ``await`` and
+        ``to_future()`` return; producers report their unacknowledged messages as failed
+        acks and complete ``acks``. Queued acks are written first. Returns within about
+        ``close_timeout`` seconds whatever the server does (a callback still running in user
+        code finishes on its own thread).
 
         Example:
             >>> client = rs.Client("ws://127.0.0.1:8080")  # doctest: +SKIP
@@ -177,8 +261,8 @@ class Topic:
             >>> topic.producer(batching_enabled=True, compression_type="LZ4")  # doctest: +SKIP
             Producer(topic=TopicName('persistent://public/default/orders'), new, pending=0)
         """
-        if not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise ConfigurationError("max_in_flight must be a positive int")
+        _max_in_flight(max_in_flight)
+        wait = _seconds(timeout, "timeout")
         query = producer_query(options)
         return Producer(
             self._context,
@@ -186,37 +270,43 @@ class Topic:
             query,
             schema=schema,
             max_in_flight=max_in_flight,
-            timeout=_seconds(timeout),
+            timeout=wait,
         )
 
     def observe(
         self,
         subscription: str | None = None,
         *,
-        subscription_type: SubscriptionType | str = SubscriptionType.EXCLUSIVE,
-        start: str | MessageId = "latest",
+        subscription_type: SubscriptionType | str | None = None,
+        start: str | MessageId | None = None,
         max_in_flight: int = 1000,
         schema: Schema | None = None,
         **options: Any,
-    ) -> Observable[Message[Any]]:
+    ) -> Stream[Message[Any]]:
         """The topic's messages as a cold Observable: a consumer, or a reader without subscription.
 
         Each subscription opens its own socket; disposing it closes the socket. At most
-        ``max_in_flight`` messages are delivered and not yet acked or nacked: a pipeline
-        that stops settling stops receiving. Callbacks run on the socket's receive thread.
-        Readers take back credit on ``ack()`` (a reader's window is at most 1000); readers
-        cannot ask for redelivery, so a reader message's ``nack()`` only returns its credit.
+        ``max_in_flight`` messages are delivered and not yet settled. A consumer's message is
+        settled by ``ack()`` or ``nack()``: a pipeline that stops settling stops receiving.
+        A reader's message is settled when the observer's ``on_next`` returns (or by
+        ``ack()``/``nack()`` before that), so ``observe(start="earliest").subscribe(print)``
+        reads a topic of any length; readers cannot ask for redelivery, so a reader
+        message's ``nack()`` only returns its credit. Callbacks run on the subscription's
+        delivery thread, one at a time.
 
         Marble::
 
             broker:   --a--b--c--d--...
-            observe:  --a--b--c--d--...   (until disposed; errors end it, never a close)
+            observe:  --a--b--c--d--...   (until disposed; client.close() completes it)
 
         Args:
             subscription: the subscription name; None opens a reader.
-            subscription_type: ``Exclusive``, ``Shared``, ``Failover`` or ``Key_Shared``.
-            start: readers only: ``earliest``, ``latest`` or a MessageId (exclusive).
-            max_in_flight: the most delivered-but-unsettled messages.
+            subscription_type: consumers only: ``Exclusive`` (default), ``Shared``,
+                ``Failover`` or ``Key_Shared``.
+            start: readers: ``earliest``, ``latest`` (default) or a MessageId (exclusive).
+                Consumers: ``earliest`` or ``latest``, where a NEW subscription starts
+                (Pulsar's ``subscriptionInitialPosition``); an existing one resumes where it is.
+            max_in_flight: the most delivered-but-unsettled messages (1 to 100,000).
             schema: a marshmallow Schema; ``Message.value`` is then the loaded object, and a
                 payload that does not load is reported on ``client.errors`` and nacked.
             **options: Pulsar consumer or reader parameters in snake_case
@@ -224,39 +314,75 @@ class Topic:
                 ``dead_letter_topic``, ``max_redeliver_count``, ``receiver_queue_size``, ...).
 
         Raises:
+            ConfigurationError: naming a bad argument, such as ``subscription_type`` for a
+                reader or a MessageId start for a consumer (no traffic yet).
             InvalidOptionError: naming an unknown option or a bad value (no traffic yet).
 
         Example:
             >>> topic.observe("billing", subscription_type="Shared").subscribe(  # doctest: +SKIP
             ...     rs.acknowledger())
         """
-        if not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise ConfigurationError("max_in_flight must be a positive int")
-        if subscription is not None:
-            if not isinstance(subscription, str) or not subscription.strip():
-                raise ConfigurationError("subscription must be a non-empty str")
-            try:
-                sub_type = SubscriptionType(subscription_type)
-            except ValueError:
+        _max_in_flight(max_in_flight)
+        if subscription is None:
+            return observe(
+                self._context,
+                self._reader_spec(subscription_type, start, max_in_flight, schema, options),
+            )
+        if not isinstance(subscription, str) or not subscription.strip():
+            raise ConfigurationError("subscription must be a non-empty str or None (a reader)")
+        try:
+            sub_type = SubscriptionType(subscription_type or SubscriptionType.EXCLUSIVE)
+        except ValueError:
+            raise ConfigurationError(
+                f"subscription_type must be one of {[t.value for t in SubscriptionType]},"
+                f" not {subscription_type!r}"
+            ) from None
+        if start is not None:
+            if isinstance(start, MessageId) or start not in ("earliest", "latest"):
                 raise ConfigurationError(
-                    f"subscription_type must be one of {[t.value for t in SubscriptionType]},"
-                    f" not {subscription_type!r}"
-                ) from None
-            options.setdefault("receiver_queue_size", min(max_in_flight, 1000))
-            query = consumer_query(options)
-            query["subscriptionType"] = sub_type.value
-            query["pullMode"] = "true"
-            spec = ReceiverSpec(self.name, subscription, query, max_in_flight, schema)
-        else:
-            if start not in ("earliest", "latest") and not isinstance(start, MessageId):
-                raise ConfigurationError(
-                    f"start must be 'earliest', 'latest' or a MessageId, not {start!r}"
+                    "a consumer's start must be 'earliest' or 'latest' (where a new"
+                    " subscription begins); Pulsar's WebSocket consumers cannot start at a"
+                    f" message id: use a reader (no subscription) for that, not {start!r}"
                 )
-            options.setdefault("receiver_queue_size", min(max_in_flight, 1000))
-            query = reader_query(options)
-            window = min(max_in_flight, int(query["receiverQueueSize"]) or 1)
-            spec = ReceiverSpec(self.name, None, query, window, schema, start=str(start))
+            position = InitialPosition(start.capitalize())
+            given = options.get("subscription_initial_position")
+            if given is not None and InitialPosition(given) is not position:
+                raise ConfigurationError(
+                    f"start={start!r} contradicts subscription_initial_position={given!r}"
+                )
+            options["subscription_initial_position"] = position
+        options.setdefault("receiver_queue_size", min(max_in_flight, 1000))
+        query = consumer_query(options)
+        query["subscriptionType"] = sub_type.value
+        query["pullMode"] = "true"
+        spec = ReceiverSpec(self.name, subscription, query, max_in_flight, schema)
         return observe(self._context, spec)
+
+    def _reader_spec(
+        self,
+        subscription_type: SubscriptionType | str | None,
+        start: str | MessageId | None,
+        max_in_flight: int,
+        schema: Schema | None,
+        options: dict[str, Any],
+    ) -> ReceiverSpec:
+        if subscription_type is not None:
+            raise ConfigurationError(
+                "subscription_type needs a subscription: observe(subscription=...) opens a"
+                " consumer; without one it is a reader"
+            )
+        start = "latest" if start is None else start
+        if start not in ("earliest", "latest") and not isinstance(start, MessageId):
+            raise ConfigurationError(
+                f"start must be 'earliest', 'latest' or a MessageId, not {start!r}"
+            )
+        # The server's window is the reader's bound: never more than max_in_flight.
+        given = options.get("receiver_queue_size", 1000)
+        if isinstance(given, int) and not isinstance(given, bool) and given > 0:
+            options["receiver_queue_size"] = min(max_in_flight, 1000, given)
+        query = reader_query(options)
+        window = max(1, int(query["receiverQueueSize"]))
+        return ReceiverSpec(self.name, None, query, window, schema, start=str(start))
 
     def __repr__(self) -> str:
         return f"Topic({str(self.name)!r})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -16,6 +16,7 @@ from rxstargate._messageid import MessageIdFields, decode_message_id, encode_mes
 from rxstargate.exceptions import InvalidTopicNameError
 
 __all__ = [
+    "ClientResult",
     "Message",
     "MessageId",
     "OutgoingMessage",
@@ -226,12 +227,16 @@ class MessageId:
 
 
 class Settler(Protocol):
-    """What a received message settles through: the socket it came from."""
+    """What a received message settles through: the socket it came from.
 
-    def ack(self, message: Message[Any]) -> None:
+    ``on_lost`` is called (on another thread, later) if the settle was queued but never
+    reached the socket.
+    """
+
+    def ack(self, message: Message[Any], on_lost: Callable[[Any], None] | None = None) -> None:
         """Acknowledge ``message``."""
 
-    def nack(self, message: Message[Any]) -> None:
+    def nack(self, message: Message[Any], on_lost: Callable[[Any], None] | None = None) -> None:
         """Negatively acknowledge ``message`` (ask for redelivery)."""
 
 
@@ -263,6 +268,19 @@ class Message(Generic[T]):
     redelivery_count: int = 0
     value: T | None = None
     _settler: Settler | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        payload = self.payload
+        preview = repr(payload[:_PREVIEW])
+        if len(payload) > _PREVIEW:
+            preview += f"... ({len(payload)} bytes)"
+        key = f", key={self.key!r}" if self.key is not None else ""
+        props = f", properties={dict(self.properties)!r}" if self.properties else ""
+        redelivered = f", redelivery_count={self.redelivery_count}" if self.redelivery_count else ""
+        return (
+            f"Message({str(self.topic)!r}, id={str(self.message_id)!r}, payload={preview}"
+            f"{key}{props}{redelivered})"
+        )
 
     def ack(self) -> None:
         """Acknowledge this message on the socket it came from.
@@ -316,6 +334,29 @@ class OutgoingMessage:
     replication_clusters: tuple[str, ...] | list[str] | None = None
 
 
+_PREVIEW = 60
+
+
+class ClientResult(StrEnum):
+    """``ProducerAck.result`` values for failures found by the client, not by Pulsar.
+
+    Pulsar's own results are ``ok`` and ``send-error:<n>``; these never collide with them.
+    """
+
+    INVALID_PAYLOAD = "client-error:invalid-payload"
+    """The payload has the wrong type or does not match the producer's schema."""
+    PAYLOAD_TOO_LARGE = "client-error:payload-too-large"
+    """The frame would exceed the server's frame size limit (1 MiB by default in Pulsar)."""
+    CLOSED = "client-error:closed"
+    """The producer (or its client) was closed before the broker answered."""
+    TIMEOUT = "client-error:timeout"
+    """No send slot freed up within the producer's timeout (``max_in_flight`` pending)."""
+    CONNECTION_FAILED = "client-error:connection-failed"
+    """The producer's socket could not be opened or was lost for good."""
+    WOULD_DEADLOCK = "client-error:would-deadlock"
+    """An ``acks`` callback sent while every slot was taken: waiting would wait on itself."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProducerAck:
     """The broker's answer to one sent message.
@@ -323,7 +364,8 @@ class ProducerAck:
     Attributes:
         context: the context id the message was sent with.
         message_id: the stored message's id, or None when the send failed.
-        result: ``ok`` or Pulsar's ``send-error:<n>``.
+        result: ``ok``, Pulsar's ``send-error:<n>``, or a :class:`ClientResult` value for a
+            failure found before or without the broker.
         error_message: the server's explanation of a failure, or None.
 
     A failed send is an item too: ``ack.ok`` is False and ``result`` says why.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,10 @@ class Acknowledger(abc.ObserverBase[Message[Any]]):
     """The observer :func:`acknowledger` returns.
 
     Attributes:
-        acked: messages acked so far.
-        failed: messages whose socket was gone (AckError, logged; the broker redelivers them).
+        acked: acks queued on their socket and not known to be lost.
+        failed: messages whose ack could not be delivered: the socket was gone when acking
+            (AckError, logged) or dropped before the queued ack was written (also reported
+            on ``client.errors``). The broker redelivers them.
     """
 
     def __init__(
@@ -33,15 +36,27 @@ class Acknowledger(abc.ObserverBase[Message[Any]]):
         self._on_completed = on_completed
         self.acked = 0
         self.failed = 0
+        self._lock = threading.Lock()
 
     def on_next(self, value: Message[Any]) -> None:
+        settler = value._settler
         try:
-            value.ack()
+            if settler is None:
+                value.ack()  # raises AckError: not from a socket
+            else:
+                settler.ack(value, self._lost)
         except AckError as exc:
-            self.failed += 1
+            with self._lock:
+                self.failed += 1
             log.warning("%s", exc)
         else:
-            self.acked += 1
+            with self._lock:
+                self.acked += 1
+
+    def _lost(self, error: AckError) -> None:
+        with self._lock:
+            self.acked -= 1
+            self.failed += 1
 
     def on_error(self, error: Exception) -> None:
         if self._on_error is not None:

@@ -7,6 +7,7 @@ import json
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -132,7 +133,7 @@ def test_an_unreachable_port_raises_a_connection_error_quickly() -> None:
         client.topic("orders").producer().send(b"x")
 
 
-def test_max_in_flight_blocks_on_next_then_times_out(scripted_peer: Peer) -> None:
+def test_max_in_flight_blocks_on_next_then_fails_that_message(scripted_peer: Peer) -> None:
     received: queue.Queue[str] = queue.Queue()
 
     def never_ack(ws: ServerConnection) -> None:
@@ -142,10 +143,17 @@ def test_max_in_flight_blocks_on_next_then_times_out(scripted_peer: Peer) -> Non
     peer = scripted_peer(never_ack)
     with rs.Client(peer.url) as client:
         producer = client.topic("orders").producer(max_in_flight=3, timeout=0.3)
+        failed: list[rs.ProducerAck] = []
+        producer.acks.subscribe(failed.append)
         for payload in (b"1", b"2", b"3"):
             producer.on_next(payload)
+        producer.on_next(b"4")  # blocks for the timeout, then fails this one message
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [(a.ok, a.result) for a in failed] == [(False, rs.ClientResult.TIMEOUT)]
         with pytest.raises(rs.StargateTimeoutError):
-            producer.on_next(b"4")
+            producer.send(b"5")
         for _ in range(3):
             received.get(timeout=5)
         assert received.empty()
@@ -301,7 +309,7 @@ def test_a_schema_serialises_objects_and_refuses_bad_ones_per_message(scripted_p
         producer.on_next({"id": 2})
         producer.on_completed()
     assert [json.loads(p) for p in payloads] == [{"id": 1, "note": "n"}, {"id": 2}]
-    assert caught.value.result == "send-error:7"
+    assert caught.value.result == rs.ClientResult.INVALID_PAYLOAD
     assert [a.ok for a in items] == [True, False, True]
 
 
