@@ -104,7 +104,7 @@ class ProducerAckFrame:
 def _parse(text: str) -> Any:
     try:
         return _loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise ProtocolError(f"frame is not JSON: {exc}: {text[:200]!r}") from None
 
 

@@ -333,6 +333,17 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     # -- Receiving ------------------------------------------------------------------------
 
     def _receive(self, conn: Connection) -> None:
+        try:
+            self._receive_acks(conn)
+        except Exception as exc:  # a bug must end the producer, never leave it silent
+            log.exception("the receive thread of the producer on %s failed", self.topic)
+            with self._lock:
+                current = self._conn
+            if current is not None:
+                current.release()
+            self._shutdown(ProtocolError(f"the receive thread failed: {exc!r}"))
+
+    def _receive_acks(self, conn: Connection) -> None:
         while True:
             try:
                 texts = conn.recv_batch()

@@ -290,6 +290,17 @@ class _Session:
 
     def _receive_loop(self) -> None:
         try:
+            self._receive()
+        except Exception as exc:  # a bug must end the stream, never leave it silent
+            log.exception("the receive thread of %s on %s failed", self._kind, self._spec.topic)
+            with self._lock:
+                conn = self._conn
+            if conn is not None:
+                conn.release()
+            self._fail(ProtocolError(f"the receive thread failed: {exc!r}"))
+
+    def _receive(self) -> None:
+        try:
             conn = self._open()
         except _Stopped:
             return

@@ -1,0 +1,184 @@
+"""Arguments, payloads and frames a user or a server gets wrong: clear errors, never a hang."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from websockets.sync.server import ServerConnection
+
+import rxstargate as rs
+from rxstargate.client import MAX_IN_FLIGHT
+
+from .conftest import ScriptedPeer, ack_every_message, message_frame
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
+Peer = Callable[..., ScriptedPeer]
+WAIT = 10.0
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://h:1", "ws:// or wss://"),
+        ("ws://h:1/ws/v2/consumer", "base URL"),
+        ("ws://h:1?token=abc", "query string"),
+        ("ws://:1", "no host"),
+    ],
+)
+def test_a_bad_base_url_is_refused_clearly(url: str, problem: str) -> None:
+    with pytest.raises(rs.ConfigurationError, match=problem) as caught:
+        rs.Client(url)
+    assert "abc" not in str(caught.value)  # a token in the URL is never echoed
+
+
+def test_a_proxy_prefix_path_is_kept(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url + "/pulsar/") as client:
+        client.topic("t").producer().send(b"x")
+    assert peer.paths[0].startswith("/pulsar/ws/v2/producer/persistent/public/default/t")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"connect_timeout": -1},
+        {"ping_timeout": 0},
+        {"write_timeout": timedelta(seconds=-1)},
+        {"close_timeout": -0.5},
+        {"ping_interval": "10"},
+        {"max_send_bytes": 10},
+    ],
+)
+def test_bad_timeouts_and_sizes_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(rs.ConfigurationError, match=next(iter(kwargs))):
+        rs.Client("ws://127.0.0.1:1", **kwargs)
+
+
+def test_observe_arguments_that_do_not_fit_are_refused() -> None:
+    topic = rs.Client("ws://127.0.0.1:1").topic("t")
+    with pytest.raises(rs.ConfigurationError, match="needs a subscription"):
+        topic.observe(subscription_type="Shared")
+    with pytest.raises(rs.ConfigurationError, match="message id"):
+        topic.observe("sub", start=rs.MessageId.from_parts(1, 2))
+    with pytest.raises(rs.ConfigurationError, match="contradicts"):
+        topic.observe("sub", start="earliest", subscription_initial_position="Latest")
+    with pytest.raises(rs.ConfigurationError, match="max_in_flight"):
+        topic.observe("sub", max_in_flight=MAX_IN_FLIGHT + 1)
+    with pytest.raises(rs.ConfigurationError, match="max_in_flight"):
+        topic.producer(max_in_flight=10**8)
+    with pytest.raises(rs.ConfigurationError, match="timeout"):
+        topic.producer(timeout=-1)
+
+
+def test_a_consumer_start_becomes_the_initial_position(scripted_peer: Peer) -> None:
+    def serve(ws: ServerConnection) -> None:
+        for _ in ws:
+            pass
+
+    peer = scripted_peer(serve)
+    with rs.Client(peer.url) as client:
+        handle = client.topic("t").observe("sub", start="earliest").subscribe(lambda _: None)
+        peer.wait_connections(1)
+        handle.dispose()
+    assert "subscriptionInitialPosition=Earliest" in peer.paths[0]
+
+
+def test_a_payload_too_large_fails_alone_before_sending(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("t").producer()
+        acks: list[rs.ProducerAck] = []
+        producer.acks.subscribe(acks.append)
+        assert producer.send(b"small").ok
+        with pytest.raises(rs.SendError) as caught:
+            producer.send(b"x" * 900_000)  # 1.2 MB once base64 and JSON are added
+        assert caught.value.result == rs.ClientResult.PAYLOAD_TOO_LARGE
+        assert producer.send(b"still fine").ok
+        producer.on_completed()
+    assert [a.result for a in acks] == ["ok", rs.ClientResult.PAYLOAD_TOO_LARGE, "ok"]
+    assert len(peer.paths) == 1  # the socket was never closed
+
+
+def test_a_message_repr_shows_a_short_preview() -> None:
+    message: rs.Message[Any] = rs.Message(
+        topic=rs.TopicName.parse("t"),
+        payload=b"x" * 10_000,
+        message_id=rs.MessageId.from_parts(1, 2),
+        key="k",
+    )
+    text = repr(message)
+    assert len(text) < 250
+    assert "10000 bytes" in text and "key='k'" in text
+
+
+def test_deeply_nested_json_from_the_server_is_a_malformed_frame(scripted_peer: Peer) -> None:
+    def serve(ws: ServerConnection) -> None:
+        ws.recv()  # the first permit
+        ws.send("[" * 100_000)
+        ws.send(message_frame(1))
+        for _ in ws:
+            pass
+
+    peer = scripted_peer(serve)
+    with rs.Client(peer.url) as client:
+        errors: list[rs.StargateError] = []
+        client.errors.subscribe(errors.append)
+        got = threading.Event()
+        handle = client.topic("t").observe("sub").subscribe(lambda _: got.set())
+        assert got.wait(WAIT)  # the stream survived and delivered the next message
+        handle.dispose()
+    assert any(isinstance(e, rs.ProtocolError) for e in errors)
+
+
+def test_a_frame_over_the_cap_ends_the_stream_without_reconnecting(scripted_peer: Peer) -> None:
+    def serve(ws: ServerConnection) -> None:
+        ws.recv()
+        ws.send(message_frame(1, payload=b"y" * 3_000_000))  # 4 MB of base64
+        for _ in ws:
+            pass
+
+    peer = scripted_peer(serve)
+    with rs.Client(peer.url, max_frame_bytes=1024 * 1024) as client:
+        failed: list[Exception] = []
+        ended = threading.Event()
+        client.topic("t").observe("sub").subscribe(
+            on_error=lambda e: (failed.append(e), ended.set())
+        )
+        assert ended.wait(WAIT)
+    assert isinstance(failed[0], rs.ConnectionClosedError)
+    assert "over 1048576 bytes" in str(failed[0])
+    assert len(peer.paths) == 1
+
+
+def test_closed_sockets_are_not_kept_by_the_keepalive(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        for _ in range(30):
+            producer = client.topic("t").producer()
+            producer.send(b"x")
+            producer.close()
+        assert client._context.keepalive.watched == 0
+
+
+def test_a_permit_for_a_huge_window_is_never_sent(scripted_peer: Peer) -> None:
+    permits: list[int] = []
+
+    def serve(ws: ServerConnection) -> None:
+        for text in ws:
+            permits.append(json.loads(text).get("permitMessages", 0))
+
+    peer = scripted_peer(serve)
+    with rs.Client(peer.url) as client:
+        handle = client.topic("t").observe("sub", max_in_flight=MAX_IN_FLIGHT).subscribe(print)
+        deadline = time.monotonic() + WAIT
+        while not permits and time.monotonic() < deadline:
+            time.sleep(0.01)
+        handle.dispose()
+    assert permits and max(permits) <= MAX_IN_FLIGHT

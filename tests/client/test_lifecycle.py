@@ -1,0 +1,227 @@
+"""Rx grammar and lifecycle: close completes streams, serialized callbacks, interrupts, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import reactivex as rx
+from reactivex import operators as ops
+
+import rxstargate as rs
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+
+WAIT = 20.0
+
+
+@pytest.fixture
+def client(pulsar: Any) -> Iterator[rs.Client]:
+    with rs.Client(pulsar.ws_url) as c:
+        yield c
+
+
+class GrammarObserver:
+    """Records every call and fails on overlapping calls or calls after the end."""
+
+    def __init__(self, hold: float = 0.0) -> None:
+        self.hold = hold
+        self.items: list[Any] = []
+        self.violations: list[str] = []
+        self.ended = threading.Event()
+        self.terminal: list[str] = []
+        self._busy = threading.Lock()
+
+    def _enter(self, what: str) -> None:
+        if not self._busy.acquire(blocking=False):
+            self.violations.append(f"concurrent {what}")
+            self._busy.acquire()
+        if self.ended.is_set():
+            self.violations.append(f"{what} after the end")
+
+    def on_next(self, value: Any) -> None:
+        self._enter("on_next")
+        try:
+            time.sleep(self.hold)
+            self.items.append(value)
+        finally:
+            self._busy.release()
+
+    def on_error(self, error: Exception) -> None:
+        self._enter("on_error")
+        self.terminal.append(f"error {error!r}")
+        self.ended.set()
+        self._busy.release()
+
+    def on_completed(self) -> None:
+        self._enter("on_completed")
+        self.terminal.append("completed")
+        self.ended.set()
+        self._busy.release()
+
+
+def test_client_close_completes_open_streams_and_run_returns(pulsar: Any, topic_name: str) -> None:
+    client = rs.Client(pulsar.ws_url)
+    topic = client.topic(topic_name)
+    outcome: list[Any] = []
+    started = threading.Event()
+
+    def run_reader() -> None:
+        stream = topic.observe(start="earliest").pipe(ops.do_action(lambda _: started.set()))
+        try:
+            outcome.append(stream.run())
+        except Exception as exc:
+            outcome.append(exc)
+
+    producer = topic.producer()
+    producer.send(b"one")
+    runner = threading.Thread(target=run_reader, name="test-runner")
+    runner.start()
+    assert started.wait(WAIT)
+    acks = GrammarObserver()
+    producer.acks.subscribe(acks)
+    consumer = GrammarObserver()
+    topic.observe("sub").subscribe(consumer)
+    client.close()
+    runner.join(WAIT)
+    assert not runner.is_alive()
+    assert [m.payload for m in outcome] == [b"one"]  # run() returned the last item
+    assert consumer.terminal == ["completed"]
+    assert acks.terminal == ["completed"]
+    assert client.streams == []
+
+
+def test_client_errors_and_acks_are_never_emitted_concurrently(
+    client: rs.Client, topic_name: str
+) -> None:
+    producer = client.topic(topic_name).producer(max_in_flight=200)
+    watcher = GrammarObserver(hold=0.0005)
+    producer.acks.subscribe(watcher)
+    threads = [
+        threading.Thread(
+            target=lambda n=n: [producer.on_next(f"{n}-{i}".encode()) for i in range(100)],
+            name="test-sender",
+        )
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    producer.on_completed()
+    assert watcher.violations == []
+    assert len(watcher.items) == 400 and all(a.ok for a in watcher.items)
+    assert watcher.terminal == ["completed"]
+
+
+def test_on_next_after_on_completed_is_a_failed_ack(client: rs.Client, topic_name: str) -> None:
+    producer = client.topic(topic_name).producer()
+    acks: list[rs.ProducerAck] = []
+    producer.acks.subscribe(acks.append)
+    rx.from_iterable([b"a", b"b"]).subscribe(producer)
+    producer.on_next(b"late")  # never raises into the upstream
+    assert [a.ok for a in acks[:2]] == [True, True]
+    with pytest.raises(rs.ClosedError):
+        producer.send(b"later")
+
+
+def test_send_from_the_acks_callback_works_and_a_full_window_fails_at_once(
+    client: rs.Client, topic_name: str
+) -> None:
+    producer = client.topic(topic_name).producer(max_in_flight=2)
+    replies: list[rs.ProducerAck] = []
+    results: list[rs.ProducerAck] = []
+    done = threading.Event()
+
+    def on_ack(ack: rs.ProducerAck) -> None:
+        results.append(ack)
+        if len(results) == 1:
+            replies.append(producer.send(b"reply"))  # waits on the receive thread, not on us
+            producer.flush(timeout=WAIT)
+            for _ in range(3):  # the window is 2: the third cannot wait for itself
+                producer.on_next(b"burst")
+        if len(results) >= 5:
+            done.set()
+
+    producer.acks.subscribe(on_ack)
+    producer.send(b"first")
+    assert done.wait(WAIT)
+    producer.close()
+    assert replies[0].ok
+    outcomes = [a.result for a in results]
+    assert rs.ClientResult.WOULD_DEADLOCK in outcomes
+
+
+def test_a_stream_whose_run_is_interrupted_is_disposed(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    topic.producer().send(b"something")
+    main = threading.get_ident()
+    stream = topic.observe("sub", subscription_initial_position="Earliest")
+    got_one = threading.Event()
+    timer = threading.Thread(
+        target=lambda: got_one.wait(WAIT) and signal.pthread_kill(main, signal.SIGINT),
+        name="test-interrupter",
+    )
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        stream.pipe(ops.do_action(lambda _: got_one.set())).run()
+    timer.join(WAIT)
+    assert [s.kind for s in client.streams] == ["producer"]  # the consumer is gone
+
+
+def test_streams_lists_live_streams_and_each_can_be_stopped(
+    client: rs.Client, topic_name: str
+) -> None:
+    topic = client.topic(topic_name)
+    producer = topic.producer()
+    ended = GrammarObserver()
+    topic.observe("sub").subscribe(ended)
+    kinds = sorted(s.kind for s in client.streams)
+    assert kinds == ["consumer", "producer"]
+    for stream in client.streams:
+        stream.stop()
+    assert client.streams == []
+    assert ended.terminal == []  # stopping is disposing: no terminal event
+    with pytest.raises(rs.ClosedError):
+        producer.send(b"x")
+
+
+def test_awaiting_a_stream_from_asyncio_returns(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    producer = topic.producer()
+    for i in range(3):
+        producer.send(str(i).encode())
+
+    async def main() -> list[bytes]:
+        stream = topic.observe(start="earliest").pipe(
+            ops.take(3), ops.map(lambda m: m.payload), ops.to_list()
+        )
+        result: list[bytes] = await asyncio.wait_for(stream, WAIT)
+        return result
+
+    assert asyncio.run(main()) == [b"0", b"1", b"2"]
+
+
+def test_an_ack_after_the_stream_ended_raises(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    producer = topic.producer()
+    for i in range(30):
+        producer.on_next(str(i).encode())
+    producer.flush()
+    held = (
+        topic.observe("sub", subscription_initial_position="Earliest")
+        .pipe(ops.take(30), ops.to_list())
+        .run()
+    )
+    failures = 0
+    for message in held:  # the subscription was disposed by take(): no ack can reach the broker
+        try:
+            message.ack()
+        except rs.AckError:
+            failures += 1
+    assert failures == 30
