@@ -6,8 +6,9 @@ notebooks and asyncio code:
 - ``pipe(...)`` returns a :class:`Stream` again, so what follows holds for whole pipelines;
 - ``run()`` disposes its subscription when the wait is interrupted (``KeyboardInterrupt`` in a
   notebook cell), so no consumer is left acking messages that nobody sees;
-- ``await stream`` hands the result to the event loop thread-safely (rxstargate's callbacks run
-  on its own threads) and disposes the subscription if the awaiting task is cancelled.
+- ``await stream`` and ``stream.to_future()`` hand the result to the event loop thread-safely
+  (rxstargate's callbacks run on its own threads; RxPY's own ``ops.to_future()`` would never
+  wake the loop) and dispose the subscription if the awaiting task is cancelled.
 
 :class:`StreamHandle` is what ``client.streams`` lists: one per open producer, consumer or
 reader socket owner, each stoppable.
@@ -85,9 +86,21 @@ class Stream(Observable[T], Generic[T]):
             raise SequenceContainsNoElementsError()
         return cast(T, outcome["last"])
 
-    def __await__(self) -> Generator[Any, None, T]:
-        """Await the last item from a coroutine without blocking the event loop."""
-        loop = asyncio.get_running_loop()
+    def to_future(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:
+        """Subscribe and return an asyncio Future of the last item, set thread-safely.
+
+        RxPY's ``ops.to_future()`` sets its future from the thread that emits, which for
+        rxstargate is one of its own threads: the event loop is never woken and the await
+        hangs. This one hands the result over with ``call_soon_threadsafe``; cancelling the
+        future disposes the subscription.
+
+        Args:
+            loop: the event loop of the future; the running one when None.
+
+        Example:
+            >>> first = await topic.observe(start="earliest").pipe(ops.first()).to_future()  # doctest: +SKIP
+        """  # noqa: E501
+        loop = loop or asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         outcome: dict[str, Any] = {}
 
@@ -113,7 +126,11 @@ class Stream(Observable[T], Generic[T]):
 
         subscription = self.subscribe(on_next, on_error, on_completed)
         future.add_done_callback(lambda _: subscription.dispose())
-        return future.__await__()
+        return future
+
+    def __await__(self) -> Generator[Any, None, T]:
+        """Await the last item from a coroutine without blocking the event loop."""
+        return self.to_future().__await__()
 
 
 class StreamHandle:

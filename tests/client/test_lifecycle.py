@@ -206,6 +206,13 @@ def test_awaiting_a_stream_from_asyncio_returns(client: rs.Client, topic_name: s
 
     assert asyncio.run(main()) == [b"0", b"1", b"2"]
 
+    async def first_by_future() -> bytes:
+        stream = topic.observe(start="earliest").pipe(ops.first(), ops.map(lambda m: m.payload))
+        payload: bytes = await asyncio.wait_for(stream.to_future(), WAIT)
+        return payload
+
+    assert asyncio.run(first_by_future()) == b"0"
+
 
 def test_an_ack_after_the_stream_ended_raises(client: rs.Client, topic_name: str) -> None:
     topic = client.topic(topic_name)
