@@ -1,8 +1,8 @@
 """rxstargate: Apache Pulsar's WebSocket API as ReactiveX streams."""
 
+from rxstargate._config import TlsOptions
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
-from rxstargate._transport import TlsOptions
 from rxstargate.client import Client, Topic
 from rxstargate.exceptions import (
     AckError,

@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
+from rxstargate._config import TransportConfig
 from rxstargate._fanout import Fanout
+from rxstargate._keepalive import Keepalive
 from rxstargate._reconnect import Backoff
-from rxstargate._transport import Connection, Keepalive, TransportConfig
+from rxstargate._transport import Connection
 from rxstargate.exceptions import ClosedError, StargateError
 from rxstargate.models import TopicName
 from rxstargate.streams import StreamHandle

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -23,8 +22,8 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
+from rxstargate._ackstream import AckStream
 from rxstargate._context import ClientContext
-from rxstargate._fanout import Fanout
 from rxstargate._frames import decode_producer_ack
 from rxstargate._outgoing import encode_outgoing, seconds
 from rxstargate._reconnect import reconnect
@@ -114,9 +113,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._closed = False
         self._completed = False
         self._failure: StargateError | None = None
-        self._acks: Fanout[ProducerAck] = Fanout()
-        self._emitted: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._emitter: threading.Thread | None = None
+        self._acks = AckStream(topic.topic, self._slots.release)
         handle = StreamHandle("producer", topic, None, self._begin_close, self._wait_closed)
         self._key = context.register(handle)
 
@@ -286,7 +283,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         return context, entry
 
     def _take_slot(self, wait: float) -> None:
-        if self._emitter is threading.current_thread():
+        if self._acks.on_own_thread():
             if not self._slots.acquire(blocking=False):
                 raise _WouldDeadlock(
                     f"all {self.max_in_flight} send slots are taken and this send comes from"
@@ -414,37 +411,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._emit(ack, slot=True)  # queued before send() returns, so acks keep send order
         entry.resolve(ack)
 
-    # -- Emitting acks --------------------------------------------------------------------
-
     def _emit(self, ack: ProducerAck, slot: bool = False) -> None:
-        """Hand ``ack`` to the acks thread; a send slot it held is freed once it was seen."""
-        if not self._acks.observed:
-            if slot:
-                self._slots.release()
-            return
-        if self._emitter is None:
-            with self._lock:
-                if self._emitter is None:
-                    self._emitter = threading.Thread(
-                        target=self._emit_loop,
-                        name=f"rxstargate-acks-{self.topic.topic}",
-                        daemon=True,
-                    )
-                    self._emitter.start()
-        self._emitted.put(ack)
-        if slot:
-            self._emitted.put(_SLOT)
-
-    def _emit_loop(self) -> None:
-        while True:
-            item = self._emitted.get()
-            if isinstance(item, _End):
-                self._acks.end(item.error)
-                return
-            if item is _SLOT:
-                self._slots.release()
-            else:
-                self._acks.on_next(item)
+        self._acks.emit(ack, slot)
 
     # -- Ending ---------------------------------------------------------------------------
 
@@ -486,7 +454,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             ack = self._failed(context, ClientResult.CLOSED, reason)
             self._emit(ack, slot=True)
             entry.resolve(ack)
-        self._emitted.put(_End(error))
+        self._acks.end(error)
 
     def _wait_closed(self, deadline: float) -> None:
         thread = self._thread
@@ -498,34 +466,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 if conn is not None:
                     conn.abort()
                 thread.join(1.0)
-        emitter = self._emitter
-        if emitter is None:
-            self._drain_end()
-        elif emitter is not threading.current_thread():
-            emitter.join(max(0.0, deadline - time.monotonic()))
-
-    def _drain_end(self) -> None:
-        """No acks thread ever started: end ``acks`` here."""
-        while True:
-            try:
-                item = self._emitted.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, _End):
-                self._acks.end(item.error)
-                return
-
-
-class _End:
-    """The acks thread's last item."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-
-
-_SLOT: Any = object()
+        self._acks.wait_ended(deadline)
 
 
 class _WouldDeadlock(StargateError):

@@ -22,13 +22,11 @@ redelivers them on the new socket); acks for them raise :class:`~rxstargate.AckE
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -41,19 +39,17 @@ from rxstargate._flow import Credit
 from rxstargate._frames import (
     MessageFrame,
     decode_message,
-    encode_ack,
-    encode_nack,
     encode_permit,
 )
 from rxstargate._pulsar_time import parse_pulsar_time
 from rxstargate._reconnect import reconnect
+from rxstargate._settler import Settler
 from rxstargate._transport import Connection
 from rxstargate.exceptions import (
     AckError,
     ConnectionClosedError,
     ProtocolError,
     SchemaError,
-    StargateConnectionError,
     StargateError,
 )
 from rxstargate.models import Message, MessageId, TopicName
@@ -62,9 +58,6 @@ from rxstargate.streams import Stream, StreamHandle
 __all__ = ["ReceiverSpec", "observe"]
 
 log = logging.getLogger("rxstargate.receiver")
-
-#: Called with the AckError when a settle queued earlier never reached the socket.
-OnLost = Callable[[AckError], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,102 +70,6 @@ class ReceiverSpec:
     max_in_flight: int
     schema: Schema | None
     start: str | None = None  # readers: "earliest", "latest" or a wire message id
-
-
-class _Settler:
-    """Settles the messages of one socket; dead once that socket is gone."""
-
-    __slots__ = ("_conn", "_context", "_credit", "_lock", "_outstanding", "alive", "is_reader")
-
-    def __init__(self, conn: Connection, credit: Credit | None, context: ClientContext) -> None:
-        self._conn = conn
-        self._credit = credit
-        self._context = context
-        self._lock = threading.Lock()
-        self._outstanding: dict[int, Message[Any]] = {}
-        self.alive = True
-        self.is_reader = credit is None
-
-    def track(self, message: Message[Any]) -> None:
-        """Count a message about to be delivered (the delivery thread calls it)."""
-        with self._lock:
-            self._outstanding[id(message)] = message
-            permits = self._credit.delivered() if self._credit is not None else 0
-            if permits and self.alive:
-                with contextlib.suppress(StargateConnectionError):
-                    self._conn.send(encode_permit(permits), urgent=False)
-
-    def skip(self) -> None:
-        """Give back the credit of a frame that could not be turned into a message."""
-        with self._lock:
-            if not self.alive:
-                return
-            if self._credit is None:
-                frame = encode_ack("")
-            else:
-                self._credit.delivered()
-                permits = self._credit.settled()
-                if not permits:
-                    return
-                frame = encode_permit(permits)
-            with contextlib.suppress(StargateConnectionError):
-                self._conn.send(frame, urgent=False)
-
-    def ack(self, message: Message[Any], on_lost: OnLost | None = None) -> None:
-        self._settle(message, True, on_lost)
-
-    def nack(self, message: Message[Any], on_lost: OnLost | None = None) -> None:
-        self._settle(message, False, on_lost)
-
-    def release(self, message: Message[Any]) -> None:
-        """A reader's credit return once the observer is done with ``message``."""
-        self._settle(message, True, None)
-
-    def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
-        wire_id = str(message.message_id)
-        if self._credit is None:  # readers: the frame only returns credit
-            frame, lost = encode_ack(wire_id), None
-        else:
-            frame = encode_ack(wire_id) if ack else encode_nack(wire_id)
-            lost = functools.partial(self._lost, message, ack, on_lost)
-        with self._lock:
-            if self._outstanding.pop(id(message), None) is None:
-                return  # settled before: idempotent
-            if not self.alive:
-                if self._credit is None:
-                    return  # a reader's credit on a dead socket: nothing to lose
-                raise AckError(
-                    f"message {wire_id} came from a socket that is closed;"
-                    " the broker will redeliver it"
-                )
-            permits = self._credit.settled() if self._credit is not None else 0
-            try:
-                self._conn.send(frame, urgent=False, on_lost=lost)
-                if permits:
-                    self._conn.send(encode_permit(permits), urgent=False)
-            except StargateConnectionError as exc:
-                self.alive = False
-                if self._credit is None:
-                    return
-                raise AckError(f"cannot settle message {wire_id}: {exc}") from exc
-
-    def _lost(self, message: Message[Any], ack: bool, on_lost: OnLost | None, reason: str) -> None:
-        verb = "ack" if ack else "nack"
-        error = AckError(
-            f"the {verb} of message {message.message_id} on {message.topic} did not reach the"
-            f" server ({reason}); the broker will redeliver it"
-        )
-        self._context.report(error)
-        if on_lost is not None:
-            on_lost(error)
-
-    def kill(self) -> None:
-        with self._lock:
-            self.alive = False
-
-    @property
-    def unsettled(self) -> int:
-        return len(self._outstanding)
 
 
 class _End:
@@ -195,9 +92,9 @@ class _Session:
         self._stopped = threading.Event()  # no more connecting or delivering
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._settler: _Settler | None = None
+        self._settler: Settler | None = None
         self._last_id: str | None = None
-        self._queue: queue.SimpleQueue[tuple[_Settler, list[MessageFrame]] | _End] = (
+        self._queue: queue.SimpleQueue[tuple[Settler, list[MessageFrame]] | _End] = (
             queue.SimpleQueue()
         )
         self._terminated = False
@@ -278,7 +175,7 @@ class _Session:
     def _open(self) -> Connection:
         conn = self._context.open(self._url(), self._spec.topic.topic)
         credit = Credit(self._spec.max_in_flight) if self._kind == "consumer" else None
-        settler = _Settler(conn, credit, self._context)
+        settler = Settler(conn, credit, self._context)
         with self._lock:
             if self._stopped.is_set():
                 conn.release()
@@ -340,7 +237,7 @@ class _Session:
                 return
             self._queue.put((settler, self._decode(texts, settler)))
 
-    def _decode(self, texts: list[str], settler: _Settler) -> list[MessageFrame]:
+    def _decode(self, texts: list[str], settler: Settler) -> list[MessageFrame]:
         frames = []
         for text in texts:
             try:
@@ -370,7 +267,7 @@ class _Session:
                 if not self._deliver(frame, settler):
                     return
 
-    def _deliver(self, frame: MessageFrame, settler: _Settler) -> bool:
+    def _deliver(self, frame: MessageFrame, settler: Settler) -> bool:
         value, problem = self._load(frame)
         message = self._message(frame, settler, value)
         settler.track(message)
@@ -408,7 +305,7 @@ class _Session:
         except (ValueError, RecursionError) as exc:
             return None, str(exc) or type(exc).__name__
 
-    def _message(self, frame: MessageFrame, settler: _Settler, value: Any) -> Message[Any]:
+    def _message(self, frame: MessageFrame, settler: Settler, value: Any) -> Message[Any]:
         try:
             publish_time = parse_pulsar_time(frame.publish_time)
             event_time = parse_pulsar_time(frame.event_time) if frame.event_time else None

@@ -12,7 +12,7 @@ Threads of one :class:`Connection`:
   may :meth:`~Connection.send`: it only appends to the outbox, never touches the socket and
   never blocks. Frames leave in order, many per system call. A write that makes no progress
   for ``write_timeout`` seconds drops the connection;
-- the client's :class:`Keepalive` thread queues pings and drops a connection whose pong is
+- the client's keepalive thread (``_keepalive``) queues pings and drops a connection whose pong is
   late. It never writes either.
 
 A frame queued with an ``on_lost`` callback that never reaches the socket (the connection
@@ -25,17 +25,14 @@ import collections
 import contextlib
 import logging
 import socket
-import ssl
 import threading
 import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
+from rxstargate._config import TlsOptions, TransportConfig, redact_url
 from rxstargate._wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -52,7 +49,7 @@ from rxstargate.exceptions import (
     handshake_error_for_status,
 )
 
-__all__ = ["Connection", "Keepalive", "LostCallback", "TlsOptions", "TransportConfig", "redact_url"]
+__all__ = ["Connection", "LostCallback"]
 
 log = logging.getLogger("rxstargate.transport")
 
@@ -69,82 +66,6 @@ _MAX_BATCH = 512
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 
 _OPEN, _CLOSING, _CLOSED = 0, 1, 2
-
-
-@dataclass(frozen=True, slots=True)
-class TlsOptions:
-    """TLS settings for ``wss://`` URLs.
-
-    Attributes:
-        ca_file: PEM file of the CAs to trust (the system store when None).
-        cert_file: client certificate (PEM), for servers that authenticate by certificate.
-        key_file: the client certificate's private key (PEM).
-        check_hostname: verify that the certificate names the host (keep True in production).
-        verify: verify the server certificate at all (False only for tests).
-
-    Example:
-        >>> TlsOptions(ca_file="ca.pem").check_hostname
-        True
-    """
-
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    check_hostname: bool = True
-    verify: bool = True
-
-    def sslopt(self) -> dict[str, object]:
-        """The options websocket-client expects, as one ``ssl.SSLContext``."""
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        else:
-            context.check_hostname = self.check_hostname
-        if self.cert_file:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        return {"context": context}
-
-
-@dataclass(frozen=True, slots=True)
-class TransportConfig:
-    """How sockets are opened and kept: credentials, TLS, timeouts (seconds) and size caps."""
-
-    token: str | None = None
-    tls: TlsOptions | None = None
-    connect_timeout: float = 10.0
-    ping_interval: float = 30.0
-    ping_timeout: float = 10.0
-    write_timeout: float = 10.0
-    close_timeout: float = 5.0
-    max_receive_bytes: int = 8 * 1024 * 1024
-    max_send_bytes: int = 1024 * 1024
-
-    def __repr__(self) -> str:
-        token = "<hidden>" if self.token else None
-        return (
-            f"TransportConfig(token={token}, tls={self.tls!r},"
-            f" connect_timeout={self.connect_timeout}, ping_interval={self.ping_interval},"
-            f" ping_timeout={self.ping_timeout}, write_timeout={self.write_timeout},"
-            f" close_timeout={self.close_timeout})"
-        )
-
-
-def redact_url(url: str) -> str:
-    """``url`` without a ``token`` query parameter or user info, for logs and errors.
-
-    Example:
-        >>> redact_url("ws://u:p@h:1/ws?token=abc&x=1")
-        'ws://h:1/ws?token=<hidden>&x=1'
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = "&".join(
-        "token=<hidden>" if item.startswith("token=") else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class _WriteTimeout(Exception):
@@ -530,57 +451,3 @@ def _close_error(data: bytes, url: str) -> ConnectionClosedError:
     if code in _FATAL_CLOSE_CODES:
         error.retriable = False
     return error
-
-
-class Keepalive:
-    """One thread per client that queues pings on idle connections and drops silent ones.
-
-    It holds connections weakly and forgets each one when it closes.
-    """
-
-    def __init__(self, interval: float, timeout: float) -> None:
-        self._tick = max(0.02, min(1.0, min(interval, timeout) / 4))
-        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, connection: Connection) -> None:
-        """Keep ``connection`` alive until it closes."""
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self._connections.add(connection)
-            connection.on_closed = self._forget
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="rxstargate-keepalive", daemon=True
-                )
-                self._thread.start()
-
-    def _forget(self, connection: Connection) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    @property
-    def watched(self) -> int:
-        """How many connections are watched now."""
-        with self._lock:
-            return len(self._connections)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick):
-            with self._lock:
-                connections = list(self._connections)
-            now = time.monotonic()
-            for connection in connections:
-                connection.keepalive(now)
-            del connections
-
-    def stop(self) -> None:
-        """Stop the thread and wait for it."""
-        with self._lock:
-            self._stop.set()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)

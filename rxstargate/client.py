@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 from marshmallow import Schema
 from reactivex import Observable
 
+from rxstargate._config import TlsOptions, TransportConfig, redact_url
 from rxstargate._context import ClientContext
+from rxstargate._keepalive import Keepalive
 from rxstargate._producer import Producer
 from rxstargate._receiver import ReceiverSpec, observe
 from rxstargate._reconnect import Backoff
-from rxstargate._transport import Keepalive, TlsOptions, TransportConfig, redact_url
 from rxstargate.exceptions import ConfigurationError, StargateError
 from rxstargate.models import Message, MessageId, TopicName
 from rxstargate.options import (

@@ -19,9 +19,9 @@ from marshmallow import ValidationError
 
 import rxstargate as rs
 from rxstargate import _frames, options
+from rxstargate._config import TransportConfig, redact_url
 from rxstargate._flow import Credit
 from rxstargate._reconnect import Backoff
-from rxstargate._transport import TransportConfig, redact_url
 
 # -- options --------------------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ def test_only_the_transport_imports_websocket_client() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["options", "_frames", "_flow", "_reconnect", "_transport", "_outgoing", "models"],
+    ["options", "_frames", "_flow", "_reconnect", "_config", "_wsframes", "_outgoing", "models"],
 )
 def test_docstring_examples_run(module: str) -> None:
     imported = importlib.import_module(f"rxstargate.{module}")

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from rxstargate._transport import Connection, TransportConfig
+from rxstargate._config import TransportConfig
+from rxstargate._transport import Connection
 from rxstargate._wsframes import OP_CLOSE, OP_PING, OP_TEXT, FrameError, FrameReader, encode_frame
 from rxstargate.exceptions import ConnectionClosedError, StargateConnectionError
 
