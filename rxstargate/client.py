@@ -14,6 +14,7 @@ queues pings. Sends, acks, nacks and permits may come from any thread: they only
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -384,6 +385,24 @@ class Topic:
         query = reader_query(options)
         window = max(1, int(query["receiverQueueSize"]))
         return ReceiverSpec(self.name, None, query, window, schema, start=str(start))
+
+    def messages(
+        self, subscription: str | None = None, **observe_options: Any
+    ) -> AsyncIterator[Message[Any]]:
+        """The topic's messages for ``async for``: :meth:`observe` on an event loop.
+
+        Takes the same arguments as :meth:`observe`. At most ``max_in_flight`` messages wait
+        for the loop; leaving the loop (``break``, an exception, cancellation) closes the socket.
+
+        Example:
+            >>> async for message in topic.messages("billing"):  # doctest: +SKIP
+            ...     await handle(message)
+            ...     message.ack()
+        """
+        from rxstargate.aio import iterate
+
+        max_in_flight = observe_options.get("max_in_flight", 1000)
+        return iterate(self.observe(subscription, **observe_options), buffer=max_in_flight)
 
     def __repr__(self) -> str:
         return f"Topic({str(self.name)!r})"
