@@ -10,12 +10,14 @@ one call at a time, so they may call ``send()`` without stopping acks from being
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -30,6 +32,7 @@ from rxstargate._reconnect import reconnect
 from rxstargate._transport import Connection
 from rxstargate.exceptions import (
     ClosedError,
+    ConfigurationError,
     ConnectionClosedError,
     ProtocolError,
     SendError,
@@ -47,17 +50,39 @@ log = logging.getLogger("rxstargate.producer")
 
 
 class _Pending:
-    __slots__ = ("ack", "done", "frame")
+    __slots__ = ("ack", "correlation", "done", "frame", "future")
 
-    def __init__(self, frame: bytes, waiter: bool) -> None:
+    def __init__(
+        self,
+        frame: bytes,
+        waiter: bool,
+        correlation: Any = None,
+        future: Future[ProducerAck] | None = None,
+    ) -> None:
         self.frame = frame
         self.done = threading.Event() if waiter else None
+        self.correlation = correlation
+        self.future = future
         self.ack: ProducerAck | None = None
 
     def resolve(self, ack: ProducerAck) -> None:
         self.ack = ack
         if self.done is not None:
             self.done.set()
+        future = self.future
+        if future is not None and future.set_running_or_notify_cancel():
+            if ack.ok:
+                future.set_result(ack)
+            else:
+                future.set_exception(_send_error(ack))
+
+
+def _send_error(ack: ProducerAck) -> SendError:
+    return SendError(
+        f"message {ack.context} failed: {ack.result} {ack.error_message or ''}".rstrip(),
+        ack.result,
+        ack.context,
+    )
 
 
 class Producer(abc.ObserverBase[Any], Generic[T]):
@@ -143,13 +168,15 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
         Never raises: what cannot be sent becomes a failed item on ``acks``.
         """
+        correlation = value.correlation if isinstance(value, OutgoingMessage) else None
         if self._completed:
-            self._emit(self._failed("", ClientResult.CLOSED, "on_next after on_completed"))
+            reason = "on_next after on_completed"
+            self._emit(self._failed("", ClientResult.CLOSED, reason, correlation))
             return
         try:
             self._submit(value, waiter=False)
         except StargateError as exc:
-            self._emit(self._failed("", _result_for(exc), str(exc)))
+            self._emit(self._failed("", _result_for(exc), str(exc), correlation))
 
     def on_error(self, error: Exception) -> None:
         """The upstream failed: flush what is pending, close, and end ``acks`` with ``error``."""
@@ -193,10 +220,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             >>> producer.send(b"hi", key="k", properties={"a": "1"}).ok  # doctest: +SKIP
             True
         """
-        if key is not None or properties is not None or event_time is not None:
-            payload = OutgoingMessage(
-                payload, key=key, properties=properties, event_time=event_time
-            )
+        payload = _outgoing(payload, key, properties, event_time, None)
         wait = self._timeout if timeout is None else seconds(timeout)
         context, entry = self._submit(payload, waiter=True, wait=wait)
         assert entry.done is not None
@@ -205,12 +229,73 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         ack = entry.ack
         assert ack is not None
         if not ack.ok:
-            raise SendError(
-                f"message {context} failed: {ack.result} {ack.error_message or ''}".rstrip(),
-                ack.result,
-                context,
-            )
+            raise _send_error(ack)
         return ack
+
+    def send_async(
+        self,
+        payload: Any,
+        *,
+        key: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        event_time: datetime | None = None,
+        correlation: Any = None,
+    ) -> Future[ProducerAck]:
+        """Send one message; the returned future completes with its ack.
+
+        Blocks only while ``max_in_flight`` messages are unacknowledged (at most the
+        producer's timeout). Never raises: every failure completes the future with an
+        exception (``SendError`` whose ``result`` says why, ``StargateTimeoutError``, or
+        ``ClosedError``). The ack also appears on ``acks``.
+
+        Example:
+            >>> futures = [producer.send_async(b"x", correlation=i) for i in range(3)]  # doctest: +SKIP
+            >>> [f.result(10).correlation for f in futures]  # doctest: +SKIP
+            [0, 1, 2]
+        """  # noqa: E501
+        future: Future[ProducerAck] = Future()
+        try:
+            message = _outgoing(payload, key, properties, event_time, correlation)
+            self._submit(message, waiter=False, future=future)
+        except StargateError as exc:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(exc)
+        return future
+
+    async def asend(
+        self,
+        payload: Any,
+        *,
+        key: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        event_time: datetime | None = None,
+        correlation: Any = None,
+    ) -> ProducerAck:
+        """Send one message from a coroutine and await its ack; never blocks the event loop.
+
+        When every slot is taken (or the socket is not open yet) the wait happens on a worker
+        thread, so other tasks keep running.
+
+        Raises:
+            SendError: when the broker refused or failed the message, or it could not be sent.
+            StargateTimeoutError: when no slot freed up within the producer's timeout.
+            ClosedError: after the producer was closed.
+
+        Example:
+            >>> ack = await producer.asend(b"hello", key="k")  # doctest: +SKIP
+        """
+        message = _outgoing(payload, key, properties, event_time, correlation)
+        future: Future[ProducerAck] = Future()
+        queued = False
+        if self._thread is not None and not self._closed:
+            try:
+                self._submit(message, waiter=False, future=future, block=False)
+                queued = True
+            except _NoSlot:
+                pass
+        if not queued:
+            future = await asyncio.to_thread(self.send_async, message)
+        return await asyncio.wrap_future(future)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every sent message has its ack.
@@ -252,24 +337,37 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     # -- Sending --------------------------------------------------------------------------
 
     def _submit(
-        self, value: Any, *, waiter: bool, wait: float | None = None
+        self,
+        value: Any,
+        *,
+        waiter: bool,
+        wait: float | None = None,
+        future: Future[ProducerAck] | None = None,
+        block: bool = True,
     ) -> tuple[str, _Pending]:
         if self._closed:
             raise self._failure or ClosedError("the producer is closed")
+        correlation = value.correlation if isinstance(value, OutgoingMessage) else None
         context = str(next(self._contexts))
         try:
             frame = encode_outgoing(value, context, self._schema).encode("utf-8")
         except (ValueError, TypeError) as exc:
-            return context, self._refuse(context, ClientResult.INVALID_PAYLOAD, str(exc), waiter)
+            ack = self._failed(context, ClientResult.INVALID_PAYLOAD, str(exc), correlation)
+            return context, self._refuse(ack, waiter, future)
         if len(frame) > self._max_frame:
             reason = (
                 f"the message frame is {len(frame)} bytes, over the server's limit of"
                 f" {self._max_frame} bytes (payloads travel as base64 inside JSON)"
             )
-            return context, self._refuse(context, ClientResult.PAYLOAD_TOO_LARGE, reason, waiter)
+            ack = self._failed(context, ClientResult.PAYLOAD_TOO_LARGE, reason, correlation)
+            return context, self._refuse(ack, waiter, future)
         self._ensure_open()
-        self._take_slot(self._timeout if wait is None else wait)
-        entry = _Pending(frame, waiter)
+        if not block:
+            if not self._slots.acquire(blocking=False):
+                raise _NoSlot()
+        else:
+            self._take_slot(self._timeout if wait is None else wait)
+        entry = _Pending(frame, waiter, correlation, future)
         with self._lock:
             if self._closed:
                 self._slots.release()
@@ -296,16 +394,19 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 f"{self.max_in_flight} messages unacknowledged for {wait:.1f} s"
             )
 
-    def _refuse(self, context: str, result: ClientResult, reason: str, waiter: bool) -> _Pending:
-        ack = self._failed(context, result, reason)
-        entry = _Pending(b"", waiter)
+    def _refuse(
+        self, ack: ProducerAck, waiter: bool, future: Future[ProducerAck] | None
+    ) -> _Pending:
+        entry = _Pending(b"", waiter, ack.correlation, future)
         self._emit(ack)
         entry.resolve(ack)
         return entry
 
     @staticmethod
-    def _failed(context: str, result: ClientResult, reason: str) -> ProducerAck:
-        return ProducerAck(context, None, result.value, reason)
+    def _failed(
+        context: str, result: ClientResult, reason: str, correlation: Any = None
+    ) -> ProducerAck:
+        return ProducerAck(context, None, result.value, reason, correlation)
 
     def _ensure_open(self) -> None:
         if self._thread is not None:
@@ -406,7 +507,11 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 )
             return  # a duplicate ack after a re-send
         ack = ProducerAck(
-            context or "", MessageId(message_id) if message_id else None, result, error
+            context or "",
+            MessageId(message_id) if message_id else None,
+            result,
+            error,
+            entry.correlation,
         )
         self._emit(ack, slot=True)  # queued before send() returns, so acks keep send order
         entry.resolve(ack)
@@ -443,7 +548,6 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             self._pending.clear()
             self._idle.notify_all()
         self._stopped.set()
-        self._context.unregister(self._key)
         if conn is not None:
             conn.close()
         if error is None:
@@ -451,7 +555,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         else:
             reason = f"the producer failed before the broker answered: {error}"
         for context, entry in leftover:
-            ack = self._failed(context, ClientResult.CLOSED, reason)
+            ack = self._failed(context, ClientResult.CLOSED, reason, entry.correlation)
             self._emit(ack, slot=True)
             entry.resolve(ack)
         self._acks.end(error)
@@ -467,10 +571,31 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                     conn.abort()
                 thread.join(1.0)
         self._acks.wait_ended(deadline)
+        self._context.unregister(self._key)  # listed until its acks ended
 
 
 class _WouldDeadlock(StargateError):
     """A send from the producer's acks thread found no free slot."""
+
+
+class _NoSlot(Exception):
+    """No free slot, and the caller would rather not wait here."""
+
+
+def _outgoing(
+    payload: Any,
+    key: str | None,
+    properties: Mapping[str, str] | None,
+    event_time: datetime | None,
+    correlation: Any,
+) -> Any:
+    if key is None and properties is None and event_time is None and correlation is None:
+        return payload
+    if isinstance(payload, OutgoingMessage):
+        raise ConfigurationError("pass key, properties and the like inside the OutgoingMessage")
+    return OutgoingMessage(
+        payload, key=key, properties=properties, event_time=event_time, correlation=correlation
+    )
 
 
 def _result_for(error: StargateError) -> ClientResult:

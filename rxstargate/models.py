@@ -319,6 +319,8 @@ class OutgoingMessage:
         deliver_after: delayed delivery, relative (seconds or timedelta).
         deliver_at: delayed delivery at an aware datetime.
         replication_clusters: restrict geo-replication to these clusters.
+        correlation: any value of yours, never sent: it comes back on this message's
+            :class:`ProducerAck`, to match acks to what was sent.
 
     Example:
         >>> OutgoingMessage(b"hi", key="k", properties={"a": "1"}).key
@@ -332,6 +334,7 @@ class OutgoingMessage:
     deliver_after: float | timedelta | None = None
     deliver_at: datetime | None = None
     replication_clusters: tuple[str, ...] | list[str] | None = None
+    correlation: Any = None
 
 
 _PREVIEW = 60
@@ -368,6 +371,8 @@ class ProducerAck:
             failure found before or without the broker.
         error_message: the server's explanation of a failure, or None.
 
+        correlation: the ``correlation`` of the OutgoingMessage that was sent, else None.
+
     A failed send is an item too: ``ack.ok`` is False and ``result`` says why.
     """
 
@@ -375,6 +380,7 @@ class ProducerAck:
     message_id: MessageId | None
     result: str = "ok"
     error_message: str | None = None
+    correlation: Any = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:

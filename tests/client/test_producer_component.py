@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import queue
@@ -384,3 +385,65 @@ def test_closing_reports_unacknowledged_messages_as_failed(scripted_peer: Peer) 
     assert isinstance(outcome[0], rs.SendError)
     assert [a.ok for a in items] == [False]
     assert completed.is_set()
+
+
+def test_acks_carry_the_correlation_and_send_async_resolves_each(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=4)
+        seen: list[rs.ProducerAck] = []
+        producer.acks.subscribe(seen.append)
+        futures = [producer.send_async(b"x", key="k", correlation=("order", i)) for i in range(20)]
+        acks = [future.result(WAIT_SECONDS) for future in futures]
+        producer.on_next(rs.OutgoingMessage(b"y", correlation="observer"))
+        too_big = producer.send_async(b"z" * 2_000_000, correlation="big")
+        with pytest.raises(rs.SendError) as caught:
+            too_big.result(WAIT_SECONDS)
+        producer.on_completed()
+    assert [a.correlation for a in acks] == [("order", i) for i in range(20)]
+    assert caught.value.result == rs.ClientResult.PAYLOAD_TOO_LARGE
+    assert {a.correlation for a in seen} >= {"observer", "big", ("order", 0)}
+
+
+def test_asend_never_blocks_the_event_loop(scripted_peer: Peer) -> None:
+    release = threading.Event()
+
+    def slow_acks(ws: ServerConnection) -> None:
+        for entry, text in enumerate(ws):
+            release.wait(WAIT_SECONDS)
+            frame = json.loads(text)
+            ws.send(
+                json.dumps(
+                    {
+                        "result": "ok",
+                        "messageId": str(rs.MessageId.from_parts(1, entry)),
+                        "context": frame["context"],
+                    }
+                )
+            )
+
+    peer = scripted_peer(slow_acks)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=2)
+
+        async def main() -> tuple[int, list[rs.ProducerAck]]:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while not release.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+
+            ticking = asyncio.create_task(ticker())
+            sends = [asyncio.create_task(producer.asend(str(i).encode())) for i in range(6)]
+            await asyncio.sleep(0.3)  # every slot is taken: the loop must keep turning
+            release.set()
+            acks = await asyncio.wait_for(asyncio.gather(*sends), WAIT_SECONDS)
+            await ticking
+            return ticks, acks
+
+        ticks, acks = asyncio.run(main())
+        producer.close()
+    assert ticks >= 10
+    assert all(a.ok for a in acks) and len(acks) == 6
