@@ -17,7 +17,24 @@ __all__ = ["Acknowledger", "acknowledger"]
 log = logging.getLogger("rxstargate.sinks")
 
 
-class Acknowledger(abc.ObserverBase[Message[Any]]):
+def _messages_of(value: Any) -> list[Message[Any]]:
+    """The messages an item carries: a Message, a processed item, or a processed batch."""
+    if isinstance(value, Message):
+        return [value]
+    if not getattr(value, "settle", True):
+        return []  # the handler said Leave: a later stage settles it
+    messages = getattr(value, "messages", None)
+    if messages is not None:
+        return list(messages)
+    message = getattr(value, "message", None)
+    if isinstance(message, Message):
+        return [message]
+    raise TypeError(
+        f"acknowledger() settles Messages and processed items, not {type(value).__name__}"
+    )
+
+
+class Acknowledger(abc.ObserverBase[Any]):
     """The observer :func:`acknowledger` returns.
 
     Attributes:
@@ -38,7 +55,11 @@ class Acknowledger(abc.ObserverBase[Message[Any]]):
         self.failed = 0
         self._lock = threading.Lock()
 
-    def on_next(self, value: Message[Any]) -> None:
+    def on_next(self, value: Any) -> None:
+        for message in _messages_of(value):
+            self._ack(message)
+
+    def _ack(self, value: Message[Any]) -> None:
         settler = value._settler
         try:
             if settler is None:
@@ -75,6 +96,9 @@ def acknowledger(
     on_completed: Callable[[], None] | None = None,
 ) -> Acknowledger:
     """An Observer that acks every Message it receives, on the thread that delivers it.
+
+    It also takes what the processing operators emit: a processed item acks its message
+    (unless its handler said ``Leave``), a processed batch acks every message of the batch.
 
     A message whose socket is gone (AckError) is logged and counted, not raised: the broker
     redelivers it. ``on_error`` defaults to logging the error.

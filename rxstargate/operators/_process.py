@@ -1,0 +1,452 @@
+"""``process``: run a handler over messages with bounded concurrency, per-key order and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.scheduler import TimeoutScheduler
+
+from rxstargate.exceptions import AckError, ConfigurationError, StargateTimeoutError
+from rxstargate.models import Message
+from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
+from rxstargate.operators._outcomes import Leave, MessageHandler, Nack, Processed
+from rxstargate.operators._retry import Retry
+from rxstargate.operators._serial import SerialObserver
+from rxstargate.operators._stats import ProcessingStats
+from rxstargate.streams import Stream
+
+__all__ = ["process"]
+
+log = logging.getLogger("rxstargate.operators")
+
+Handler = Callable[[Message[Any]], Any] | MessageHandler[Any]
+
+
+def process(
+    handler: Handler,
+    *,
+    concurrency: int = 1,
+    key_ordered: bool = False,
+    timeout: float | None = None,
+    retry: Retry | None = None,
+    on_failure: FailurePolicy = "nack",
+    scheduler: abc.SchedulerBase | None = None,
+    stats: ProcessingStats | None = None,
+) -> Callable[[Observable[Message[Any]]], Stream[Processed[Any]]]:
+    """Run ``handler(message)`` for each message, at most ``concurrency`` calls at once.
+
+    For each message whose handling succeeded, emits a :class:`Processed` item (the message
+    and the handler's result) that :func:`~rxstargate.acknowledger` acks, so nothing is acked
+    before its work is done. The handler may return a plain result (ack it), ``Leave(result)``
+    (emit it unsettled, for a later stage) or ``Nack()`` (nack it now, emit nothing). It may be
+    a function, a coroutine function, or a :class:`MessageHandler` (state per worker).
+
+    A handler that raises (or runs past ``timeout`` seconds) is retried in place by ``retry``
+    (delays on ``scheduler``, never a sleep); after its last attempt the message is settled by
+    ``on_failure``: ``"nack"`` (redelivered by the broker, counting towards
+    ``max_redeliver_count``), :func:`dead_letter` (a copy to a dead-letter topic, then acked),
+    or ``"error"`` (the stream ends with the error). The stream goes on otherwise.
+
+    With ``key_ordered=True`` messages of one key are handled one at a time, in arrival order,
+    while different keys run in parallel (messages without a key share one lane). The queue
+    before the workers holds at most what the stream's credit allows (``max_in_flight``).
+
+    Marble::
+
+        messages:  --a--b--c-------|
+        process:   ----A-----C--B--|     (B took longer; with key_ordered, per key in order)
+
+    Args:
+        handler: the work for one message.
+        concurrency: the most calls at once (threads for functions, tasks for coroutines).
+        key_ordered: keep each key's order while running keys in parallel.
+        timeout: seconds a call may take before it counts as failed.
+        retry: how to retry a failed call; None fails at once.
+        on_failure: what to do with a message after its last failed attempt.
+        scheduler: the Rx scheduler for retry delays and timeouts (a TestScheduler in tests).
+        stats: counters to update (received, processed, failed, retried, dead_lettered).
+
+    Raises:
+        ConfigurationError: for a bad argument (before anything runs).
+
+    Example:
+        >>> stream.pipe(process(charge, concurrency=8, key_ordered=True,  # doctest: +SKIP
+        ...     retry=Retry(attempts=3))).subscribe(rs.acknowledger())
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError(f"concurrency must be a positive int, not {concurrency!r}")
+    if timeout is not None and not timeout > 0:
+        raise ConfigurationError(f"timeout must be positive seconds or None, not {timeout!r}")
+    if retry is not None and not isinstance(retry, Retry):
+        raise ConfigurationError("retry must be a rxstargate.operators.Retry or None")
+    policy = validate_policy(on_failure)
+    if not (callable(handler) or isinstance(handler, MessageHandler)):
+        raise ConfigurationError("handler must be callable or a MessageHandler")
+
+    def operator(source: Observable[Message[Any]]) -> Stream[Processed[Any]]:
+        def subscribe(
+            observer: abc.ObserverBase[Processed[Any]],
+            subscribe_scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            run = _Run(
+                handler,
+                concurrency,
+                key_ordered,
+                timeout,
+                retry,
+                policy,
+                scheduler or TimeoutScheduler.singleton(),
+                stats or ProcessingStats(),
+                SerialObserver(observer),
+            )
+            upstream = source.subscribe(
+                run.on_next, run.on_error, run.on_completed, scheduler=subscribe_scheduler
+            )
+            return CompositeDisposable(upstream, Disposable(run.dispose))
+
+        return Stream(subscribe)
+
+    return operator
+
+
+class _Job:
+    """One message on its way through the handler, across its attempts."""
+
+    __slots__ = ("attempt", "handled", "key", "message", "timer")
+
+    def __init__(self, key: Hashable, message: Message[Any]) -> None:
+        self.key = key
+        self.message = message
+        self.attempt = 0  # the attempt running or last run, from 1
+        self.handled = 0  # the last attempt whose outcome was decided (a late one is ignored)
+        self.timer: abc.DisposableBase | None = None
+
+
+class _Run:
+    """The state of one subscription to ``process``."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        concurrency: int,
+        key_ordered: bool,
+        timeout: float | None,
+        retry: Retry | None,
+        policy: FailurePolicy,
+        scheduler: abc.SchedulerBase,
+        stats: ProcessingStats,
+        observer: SerialObserver[Processed[Any]],
+    ) -> None:
+        self._handler = handler
+        self._stateful = isinstance(handler, MessageHandler)
+        function = handler.handle if isinstance(handler, MessageHandler) else handler
+        self._is_async = inspect.iscoroutinefunction(function)
+        self._concurrency = concurrency
+        self._key_ordered = key_ordered
+        self._timeout = timeout
+        self._retry = retry
+        self._policy = policy
+        self._scheduler = scheduler
+        self._stats = stats
+        self._observer = observer
+        self._inline = concurrency == 1 and not self._is_async
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._queues: dict[Hashable, collections.deque[Message[Any]]] = {}
+        self._ready: collections.deque[Hashable] = collections.deque()
+        self._busy: set[Hashable] = set()
+        self._retries: collections.deque[_Job] = collections.deque()
+        self._running = 0
+        self._lanes = list(range(concurrency - 1, -1, -1))
+        self._states: dict[int, Any] = {}
+        self._unique = itertools.count()
+        self._upstream_done = False
+        self._stopped = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    # -- upstream --------------------------------------------------------------------------
+
+    def on_next(self, message: Message[Any]) -> None:
+        if self._stopped:
+            return
+        if not isinstance(message, Message):
+            self._fail_stream(
+                ConfigurationError(
+                    f"process() takes Messages, not {type(message).__name__}: put it first,"
+                    " right after observe()"
+                )
+            )
+            return
+        self._stats.add("received")
+        key: Hashable = ("key", message.key) if self._key_ordered else ("one", next(self._unique))
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = collections.deque()
+                if key not in self._busy:
+                    self._ready.append(key)
+            queue.append(message)
+        self._dispatch()
+
+    def on_error(self, error: Exception) -> None:
+        self._stop()
+        self._observer.on_error(error)
+
+    def on_completed(self) -> None:
+        with self._lock:
+            self._upstream_done = True
+        self._maybe_complete()
+
+    def dispose(self) -> None:
+        self._stop()
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _take(self) -> tuple[_Job, int] | None:
+        """Under the lock: the next job to start and its lane, or None."""
+        if self._stopped or self._running >= self._concurrency:
+            return None
+        if self._retries:
+            job = self._retries.popleft()
+        elif self._ready:
+            key = self._ready.popleft()
+            queue = self._queues[key]
+            job = _Job(key, queue.popleft())
+            if not queue:
+                del self._queues[key]
+            self._busy.add(key)
+        else:
+            return None
+        self._running += 1
+        return job, self._lanes.pop()
+
+    def _dispatch(self) -> None:
+        """Start what may start. Re-entered from a call this thread runs, it leaves the work to
+        the loop already running here, so inline calls never nest."""
+        local = self._local
+        if getattr(local, "active", False):
+            return
+        local.active = True
+        try:
+            while True:
+                with self._lock:
+                    taken = self._take()
+                if taken is None:
+                    return
+                job, lane = taken
+                job.attempt += 1
+                if self._inline:
+                    self._call_sync(job, lane, job.attempt)
+                elif self._is_async:
+                    self._call_async(job, lane, job.attempt)
+                else:
+                    self._executor().submit(self._call_sync, job, lane, job.attempt)
+        finally:
+            local.active = False
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self._concurrency, thread_name_prefix="rxstargate-process"
+                )
+            return self._pool
+
+    # -- calling ---------------------------------------------------------------------------
+
+    def _arm_timer(self, job: _Job, attempt: int) -> None:
+        if self._timeout is None:
+            return
+        job.timer = self._scheduler.schedule_relative(
+            self._timeout, lambda *_: self._timed_out(job, attempt)
+        )
+
+    def _call_sync(self, job: _Job, lane: int, attempt: int) -> None:
+        self._arm_timer(job, attempt)
+        try:
+            if self._stateful:
+                handler: Any = self._handler
+                state = self._states[lane] if lane in self._states else handler.init()
+                result, self._states[lane] = handler.handle(job.message, state)
+            else:
+                result = self._handler(job.message)  # type: ignore[operator]
+        except Exception as exc:
+            self._finished(job, lane, attempt, error=exc)
+        else:
+            self._finished(job, lane, attempt, result=result)
+        if not self._inline:
+            self._dispatch()
+
+    def _call_async(self, job: _Job, lane: int, attempt: int) -> None:
+        loop = self._event_loop()
+        self._arm_timer(job, attempt)
+
+        async def run() -> Any:
+            if self._stateful:
+                handler: Any = self._handler
+                state = self._states[lane] if lane in self._states else handler.init()
+                result, self._states[lane] = await handler.handle(job.message, state)
+                return result
+            return await self._handler(job.message)  # type: ignore[operator]
+
+        def done(future: Future[Any]) -> None:
+            if future.cancelled():
+                self._finished(job, lane, attempt, error=StargateTimeoutError("cancelled"))
+            elif future.exception() is not None:
+                error = future.exception()
+                assert isinstance(error, Exception)
+                self._finished(job, lane, attempt, error=error)
+            else:
+                self._finished(job, lane, attempt, result=future.result())
+            self._dispatch()
+
+        asyncio.run_coroutine_threadsafe(run(), loop).add_done_callback(done)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._loop = loop
+                self._loop_thread = threading.Thread(
+                    target=_run_loop, args=(loop,), name="rxstargate-process-loop", daemon=True
+                )
+                self._loop_thread.start()
+            return self._loop
+
+    def _timed_out(self, job: _Job, attempt: int) -> None:
+        error = StargateTimeoutError(
+            f"handling message {job.message.message_id} took longer than {self._timeout} s"
+        )
+        self._outcome(job, attempt, error=error)
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def _finished(
+        self,
+        job: _Job,
+        lane: int,
+        attempt: int,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """A call returned (or raised): free its slot, then decide what the outcome means."""
+        if job.timer is not None:
+            job.timer.dispose()
+        with self._lock:
+            self._running -= 1
+            self._lanes.append(lane)
+        self._outcome(job, attempt, result=result, error=error)
+
+    def _outcome(
+        self, job: _Job, attempt: int, *, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        with self._lock:
+            if attempt <= job.handled or self._stopped:
+                return  # a late result of an attempt that timed out, or after the end
+            job.handled = attempt
+            retry = self._retry
+            retrying = error is not None and retry is not None and retry.retries(error, attempt)
+        if retrying:
+            assert self._retry is not None
+            self._stats.add("retried")
+            delay = self._retry.delay(attempt)
+            self._scheduler.schedule_relative(delay, lambda *_: self._requeue(job))
+            return
+        if error is not None:
+            self._failed(job, error, attempt)
+        elif isinstance(result, Nack):
+            self._stats.add("processed")
+            with contextlib.suppress(AckError):
+                job.message.nack()
+        else:
+            self._stats.add("processed")
+            if isinstance(result, Leave):
+                item = Processed(job.message, result.result, settle=False, attempts=attempt)
+            else:
+                item = Processed(job.message, result, attempts=attempt)
+            self._observer.on_next(item)
+        self._release(job.key)
+
+    def _failed(self, job: _Job, error: BaseException, attempt: int) -> None:
+        self._stats.add("failed")
+        if self._policy == "error":
+            self._fail_stream(error if isinstance(error, Exception) else RuntimeError(error))
+            return
+        log.info(
+            "message %s failed after %d attempt(s): %r", job.message.message_id, attempt, error
+        )
+        settle_failure(
+            self._policy, job.message, error, attempt, lambda: self._stats.add("dead_lettered")
+        )
+
+    def _requeue(self, job: _Job) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._retries.append(job)
+        self._dispatch()
+
+    def _release(self, key: Hashable) -> None:
+        with self._lock:
+            self._busy.discard(key)
+            if key in self._queues:
+                self._ready.append(key)
+        self._dispatch()
+        self._maybe_complete()
+
+    def _maybe_complete(self) -> None:
+        with self._lock:
+            idle = (
+                self._upstream_done
+                and not self._queues
+                and not self._busy
+                and not self._retries
+                and self._running == 0
+            )
+        if idle and not self._stopped:
+            self._stop()
+            self._observer.on_completed()
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _fail_stream(self, error: Exception) -> None:
+        self._stop()
+        self._observer.on_error(error)
+
+    def _stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            pool, loop = self._pool, self._loop
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``loop`` until stopped, then cancel what is left and close it."""
+    try:
+        loop.run_forever()
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    finally:
+        loop.close()
