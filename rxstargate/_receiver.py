@@ -50,6 +50,7 @@ from rxstargate.exceptions import (
     ConnectionClosedError,
     ProtocolError,
     SchemaError,
+    StalledStreamError,
     StargateError,
 )
 from rxstargate.models import Message, MessageId, TopicName
@@ -70,6 +71,7 @@ class ReceiverSpec:
     max_in_flight: int
     schema: Schema | None
     start: str | None = None  # readers: "earliest", "latest" or a wire message id
+    stall_timeout: float | None = 30.0
 
 
 class _End:
@@ -98,6 +100,7 @@ class _Session:
             queue.SimpleQueue()
         )
         self._terminated = False
+        self._stall_reported = False
         self._ending = False  # the delivery thread skips messages and waits for _End
         name = spec.topic.topic
         self._receiver = threading.Thread(
@@ -255,8 +258,13 @@ class _Session:
     # -- delivery thread ---------------------------------------------------------------------
 
     def _delivery_loop(self) -> None:
+        check = None if self._spec.stall_timeout is None else min(1.0, self._spec.stall_timeout)
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=check)
+            except queue.Empty:
+                self._check_stall()
+                continue
             if isinstance(item, _End):
                 self._terminate(item.error)
                 return
@@ -266,6 +274,29 @@ class _Session:
                     break
                 if not self._deliver(frame, settler):
                     return
+
+    def _check_stall(self) -> None:
+        """Warn once per stall when all credit is held and nothing settled for a while."""
+        settler = self._settler
+        limit = self._spec.stall_timeout
+        if settler is None or limit is None or not settler.saturated:
+            self._stall_reported = False
+            return
+        idle = time.monotonic() - settler.last_settled
+        if idle < limit or self._stall_reported:
+            return
+        self._stall_reported = True
+        held = settler.unsettled
+        self._context.report(
+            StalledStreamError(
+                f"the consumer on {self._spec.topic} holds all {held} messages of its credit"
+                f" (max_in_flight) and settled none for {idle:.0f} s: a stage neither acks nor"
+                " passes messages on (a filter that drops without acking, a buffer larger than"
+                " max_in_flight, a missing acknowledger?)",
+                topic=str(self._spec.topic),
+                held=held,
+            )
+        )
 
     def _deliver(self, frame: MessageFrame, settler: Settler) -> bool:
         value, problem = self._load(frame)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,16 @@ OnLost = Callable[[AckError], None]
 class Settler:
     """Settles the messages of one socket; dead once that socket is gone."""
 
-    __slots__ = ("_conn", "_context", "_credit", "_lock", "_outstanding", "alive", "is_reader")
+    __slots__ = (
+        "_conn",
+        "_context",
+        "_credit",
+        "_lock",
+        "_outstanding",
+        "alive",
+        "is_reader",
+        "last_settled",
+    )
 
     def __init__(self, conn: Connection, credit: Credit | None, context: ClientContext) -> None:
         self._conn = conn
@@ -41,6 +51,7 @@ class Settler:
         self._outstanding: dict[int, Message[Any]] = {}
         self.alive = True
         self.is_reader = credit is None
+        self.last_settled = time.monotonic()
 
     def track(self, message: Message[Any]) -> None:
         """Count a message about to be delivered (the delivery thread calls it)."""
@@ -87,6 +98,7 @@ class Settler:
         with self._lock:
             if self._outstanding.pop(id(message), None) is None:
                 return  # settled before: idempotent
+            self.last_settled = time.monotonic()
             if not self.alive:
                 if self._credit is None:
                     return  # a reader's credit on a dead socket: nothing to lose
@@ -122,3 +134,9 @@ class Settler:
     @property
     def unsettled(self) -> int:
         return len(self._outstanding)
+
+    @property
+    def saturated(self) -> bool:
+        """True when a consumer holds all its credit: nothing more comes until it settles."""
+        credit = self._credit
+        return credit is not None and len(self._outstanding) >= credit.max_in_flight

@@ -283,6 +283,7 @@ class Topic:
         start: str | MessageId | None = None,
         max_in_flight: int = 1000,
         schema: Schema | None = None,
+        stall_timeout: float | timedelta | None = 30.0,
         **options: Any,
     ) -> Stream[Message[Any]]:
         """The topic's messages as a cold Observable: a consumer, or a reader without subscription.
@@ -311,6 +312,9 @@ class Topic:
             max_in_flight: the most delivered-but-unsettled messages (1 to 100,000).
             schema: a marshmallow Schema; ``Message.value`` is then the loaded object, and a
                 payload that does not load is reported on ``client.errors`` and nacked.
+            stall_timeout: seconds a consumer may hold all its credit with nothing settled
+                before a :class:`~rxstargate.StalledStreamError` is reported on
+                ``client.errors`` (once per stall); None turns the watchdog off.
             **options: Pulsar consumer or reader parameters in snake_case
                 (``ack_timeout_millis``, ``negative_ack_redelivery_delay``,
                 ``dead_letter_topic``, ``max_redeliver_count``, ``receiver_queue_size``, ...).
@@ -325,6 +329,7 @@ class Topic:
             ...     rs.acknowledger())
         """
         _max_in_flight(max_in_flight)
+        stall = None if stall_timeout is None else _seconds(stall_timeout, "stall_timeout")
         if subscription is None:
             return observe(
                 self._context,
@@ -357,7 +362,7 @@ class Topic:
         query = consumer_query(options)
         query["subscriptionType"] = sub_type.value
         query["pullMode"] = "true"
-        spec = ReceiverSpec(self.name, subscription, query, max_in_flight, schema)
+        spec = ReceiverSpec(self.name, subscription, query, max_in_flight, schema, None, stall)
         return observe(self._context, spec)
 
     def _reader_spec(

@@ -20,6 +20,7 @@
     ├── SchemaError                 (a payload does not match the stream's schema)
     ├── SendError                                     (the broker refused or failed one message)
     ├── AckError                                      (a message cannot be settled any more)
+    ├── StalledStreamError       (reported: a consumer holds all its credit and settles nothing)
     ├── StargateTimeoutError (also TimeoutError)      (a wait ran out)
     └── ClosedError                                   (the client, producer or stream is closed)
 
@@ -44,6 +45,7 @@ __all__ = [
     "SchemaError",
     "SendError",
     "ServerError",
+    "StalledStreamError",
     "StargateConnectionError",
     "StargateError",
     "StargateTimeoutError",
@@ -187,6 +189,24 @@ class SendError(StargateError):
 
 class AckError(StargateError):
     """Raised when a message can no longer be acknowledged (its socket is gone)."""
+
+
+class StalledStreamError(StargateError):
+    """Reported on ``client.errors`` when a consumer held all its credit and settled nothing.
+
+    The stream is not ended: it resumes as soon as something settles. The usual cause is a
+    stage that neither settles messages nor passes them on (a ``filter`` that drops without
+    acking, a buffer bigger than ``max_in_flight``).
+
+    Attributes:
+        topic: the topic of the stalled stream.
+        held: how many messages it holds unsettled.
+    """
+
+    def __init__(self, message: str, topic: str = "", held: int = 0) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.held = held
 
 
 class StargateTimeoutError(StargateError, TimeoutError):

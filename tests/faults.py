@@ -156,3 +156,30 @@ class FaultProxy:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def unacked_messages(
+    ws_url: str, topic: str, subscription: str, subscription_type: str = "Exclusive"
+) -> list[object]:
+    """What ``subscription`` still holds unacked: every message before a sentinel sent now.
+
+    Each message read is acked, so the subscription is left empty.
+    """
+    from reactivex import operators as ops
+
+    import rxstargate as rs
+
+    with rs.Client(ws_url) as client:
+        target = client.topic(topic)
+        stream = target.observe(subscription, subscription_type=subscription_type)
+        result: list[list[object]] = []
+        finished = threading.Event()
+        stream.pipe(
+            ops.do_action(lambda m: m.ack()),
+            ops.take_while(lambda m: m.payload != b"sentinel"),
+            ops.to_list(),
+        ).subscribe(result.append, on_completed=finished.set)
+        target.producer().send(b"sentinel")
+        if not finished.wait(60):
+            raise AssertionError("the sentinel did not arrive")
+    return result[0]

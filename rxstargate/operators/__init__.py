@@ -11,13 +11,17 @@ Example:
     ... ).subscribe(rs.acknowledger())
 """
 
+from rxstargate.operators._batch import Batch, batch
 from rxstargate.operators._failure import DeadLetter, dead_letter
+from rxstargate.operators._filter import filter
 from rxstargate.operators._outcomes import Leave, MessageHandler, Nack, Processed
 from rxstargate.operators._process import process
+from rxstargate.operators._publish import publish
 from rxstargate.operators._retry import Retry
 from rxstargate.operators._stats import ProcessingStats
 
 __all__ = [
+    "Batch",
     "DeadLetter",
     "Leave",
     "MessageHandler",
@@ -25,6 +29,9 @@ __all__ = [
     "Processed",
     "ProcessingStats",
     "Retry",
+    "batch",
     "dead_letter",
+    "filter",
     "process",
+    "publish",
 ]

@@ -1,0 +1,114 @@
+"""``publish``: send each item to a producer's topic, passing the input on once it is stored."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from reactivex import Observable, abc
+
+from rxstargate._producer import Producer
+from rxstargate.exceptions import ConfigurationError
+from rxstargate.models import OutgoingMessage, ProducerAck
+from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
+from rxstargate.operators._filter import message_of
+from rxstargate.operators._outcomes import Processed
+from rxstargate.operators._serial import SerialObserver
+from rxstargate.streams import Stream
+
+__all__ = ["publish"]
+
+T = TypeVar("T")
+
+
+def _default_message(item: Any) -> OutgoingMessage:
+    message = message_of(item)
+    payload = item.result if isinstance(item, Processed) else message.payload
+    return OutgoingMessage(payload, key=message.key, properties=dict(message.properties) or None)
+
+
+def publish(
+    producer: Producer[Any],
+    to_message: Callable[[Any], OutgoingMessage | bytes | str] | None = None,
+    *,
+    on_failure: FailurePolicy = "nack",
+) -> Callable[[Observable[T]], Stream[T]]:
+    """Send each item to ``producer``'s topic; emit the input once its output is stored.
+
+    So ``observe(...).pipe(process(transform), publish(producer)).subscribe(rs.acknowledger())``
+    acks each input only after what it produced is stored: at least once, end to end. Sends are
+    pipelined (up to the producer's ``max_in_flight``, and the input stream's own credit);
+    items are emitted in the order their outputs are acknowledged. An output that fails is
+    settled by ``on_failure`` on the input (nack by default).
+
+    Args:
+        producer: where outputs go.
+        to_message: builds the output from an item; by default a processed item's result (or a
+            message's payload) with the input's key and properties.
+        on_failure: ``"nack"``, ``dead_letter(producer)`` or ``"error"``.
+
+    Marble::
+
+        items:    --a--b--c----|
+        outputs:  ---A--B--C        (sent to the producer's topic)
+        publish:  -----a--b--c-|    (each once its output is acked)
+
+    Example:
+        >>> out = client.topic("enriched").producer()  # doctest: +SKIP
+        >>> stream.pipe(process(enrich), publish(out)).subscribe(rs.acknowledger())  # doctest: +SKIP
+    """  # noqa: E501
+    if not isinstance(producer, Producer):
+        raise ConfigurationError("publish() takes a producer: topic.producer()")
+    policy = validate_policy(on_failure)
+    build = to_message or _default_message
+
+    def operator(source: Observable[T]) -> Stream[T]:
+        def subscribe(
+            observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            out: SerialObserver[T] = SerialObserver(observer)
+            lock = threading.Lock()
+            state = {"pending": 0, "upstream_done": False}
+
+            def finished() -> None:
+                with lock:
+                    state["pending"] -= 1
+                    done = state["upstream_done"] and state["pending"] == 0
+                if done:
+                    out.on_completed()
+
+            def on_next(item: T) -> None:
+                try:
+                    outgoing = build(item)
+                except Exception as exc:
+                    out.on_error(exc)
+                    return
+                with lock:
+                    state["pending"] += 1
+
+                def stored(future: Future[ProducerAck]) -> None:
+                    error = future.exception()
+                    if error is None:
+                        out.on_next(item)
+                    elif policy == "error":
+                        out.on_error(error if isinstance(error, Exception) else RuntimeError())
+                    else:
+                        settle_failure(policy, message_of(item), error, 1, lambda: None)
+                    finished()
+
+                producer.send_async(outgoing).add_done_callback(stored)
+
+            def on_completed() -> None:
+                with lock:
+                    state["upstream_done"] = True
+                    done = state["pending"] == 0
+                if done:
+                    out.on_completed()
+
+            return source.subscribe(on_next, out.on_error, on_completed, scheduler=scheduler)
+
+        return Stream(subscribe)
+
+    return operator
