@@ -45,6 +45,7 @@ from rxstargate.options import (
     SubscriptionMode,
     SubscriptionType,
 )
+from rxstargate.pipeline import Pipeline, PipelineState
 from rxstargate.sinks import Acknowledger, acknowledger
 from rxstargate.streams import Stream, StreamHandle
 
@@ -73,6 +74,8 @@ __all__ = [
     "MessageRoutingMode",
     "OutgoingMessage",
     "Persistence",
+    "Pipeline",
+    "PipelineState",
     "Producer",
     "ProducerAck",
     "ProtocolError",

@@ -30,6 +30,9 @@ from rxstargate._receiver import ReceiverSpec, observe
 from rxstargate._reconnect import Backoff
 from rxstargate.exceptions import ConfigurationError, StargateError
 from rxstargate.models import Message, MessageId, TopicName
+from rxstargate.operators._failure import FailurePolicy
+from rxstargate.operators._process import Handler
+from rxstargate.operators._retry import Retry
 from rxstargate.options import (
     InitialPosition,
     SubscriptionType,
@@ -37,6 +40,7 @@ from rxstargate.options import (
     producer_query,
     reader_query,
 )
+from rxstargate.pipeline import Pipeline
 from rxstargate.streams import Stream, StreamHandle
 
 __all__ = ["MAX_IN_FLIGHT", "Client", "Topic"]
@@ -390,6 +394,58 @@ class Topic:
         query = reader_query(options)
         window = max(1, int(query["receiverQueueSize"]))
         return ReceiverSpec(self.name, None, query, window, schema, start=str(start))
+
+    def consume(
+        self,
+        subscription: str,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        key_ordered: bool = False,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        on_failure: FailurePolicy = "nack",
+        subscription_type: SubscriptionType | str = SubscriptionType.SHARED,
+        max_in_flight: int = 1000,
+        restart: Backoff | None = None,
+        **observe_options: Any,
+    ) -> Pipeline:
+        """A supervised consumer that runs ``handler`` on every message: a :class:`Pipeline`.
+
+        It is ``observe(subscription, ...).pipe(process(handler, ...))`` into the acknowledger,
+        restarted with ``restart`` backoff after failures that retrying can fix. Call
+        ``start()`` (or use ``with``), then ``stop()`` to drain and close. The handler and the
+        failure options are those of :func:`rxstargate.operators.process`; other options go to
+        :meth:`observe`. Shared by default, so several pipelines can share the work.
+
+        Example:
+            >>> with topic.consume("billing", charge, concurrency=8) as pipeline:  # doctest: +SKIP
+            ...     time.sleep(60)
+            ...     print(pipeline.stats)
+        """
+        if not isinstance(subscription, str) or not subscription.strip():
+            raise ConfigurationError("consume() needs a subscription name")
+        self.observe(  # validates every option now, before anything runs
+            subscription,
+            subscription_type=subscription_type,
+            max_in_flight=max_in_flight,
+            **observe_options,
+        )
+        return Pipeline(
+            lambda: self.observe(
+                subscription,
+                subscription_type=subscription_type,
+                max_in_flight=max_in_flight,
+                **observe_options,
+            ),
+            handler,
+            restart=restart or Backoff(give_up_after=None),
+            concurrency=concurrency,
+            key_ordered=key_ordered,
+            timeout=timeout,
+            retry=retry,
+            on_failure=on_failure,
+        )
 
     def messages(
         self, subscription: str | None = None, **observe_options: Any

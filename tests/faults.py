@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 from types import TracebackType
+from typing import Any
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
@@ -39,6 +40,7 @@ class FaultProxy:
         self._orphans: list[socket.socket] = []
         self._forwarding = threading.Event()
         self._forwarding.set()
+        self._refusing = threading.Event()
         self._stop = threading.Event()
         self.accepted = 0
         self.resets = 0
@@ -56,6 +58,9 @@ class FaultProxy:
             try:
                 client, _ = self._listener.accept()
             except (TimeoutError, OSError):
+                continue
+            if self._refusing.is_set():
+                hard_close(client)
                 continue
             try:
                 upstream = socket.create_connection(self._target, timeout=5)
@@ -133,6 +138,13 @@ class FaultProxy:
         """Forward again after :meth:`stall`."""
         self._forwarding.set()
 
+    def refuse(self, refusing: bool = True) -> None:
+        """Reset every new connection at once (the server looks down) until called with False."""
+        if refusing:
+            self._refusing.set()
+        else:
+            self._refusing.clear()
+
     def close(self) -> None:
         """Stop accepting, reset what is open and stop every thread."""
         self._stop.set()
@@ -160,7 +172,7 @@ class FaultProxy:
 
 def unacked_messages(
     ws_url: str, topic: str, subscription: str, subscription_type: str = "Exclusive"
-) -> list[object]:
+) -> list[Any]:
     """What ``subscription`` still holds unacked: every message before a sentinel sent now.
 
     Each message read is acked, so the subscription is left empty.
@@ -172,7 +184,7 @@ def unacked_messages(
     with rs.Client(ws_url) as client:
         target = client.topic(topic)
         stream = target.observe(subscription, subscription_type=subscription_type)
-        result: list[list[object]] = []
+        result: list[list[Any]] = []
         finished = threading.Event()
         stream.pipe(
             ops.do_action(lambda m: m.ack()),

@@ -304,7 +304,19 @@ def test_tokens_never_show_in_reprs_or_urls() -> None:
 
 def test_all_is_sorted_and_complete() -> None:
     public = {name for name in dir(rs) if not name.startswith("_")}
-    modules = {"client", "exceptions", "models", "options", "sinks", "streams", "local", "cli"}
+    modules = {
+        "aio",
+        "cli",
+        "client",
+        "exceptions",
+        "local",
+        "models",
+        "operators",
+        "options",
+        "pipeline",
+        "sinks",
+        "streams",
+    }
     assert rs.__all__ == sorted(rs.__all__)
     assert set(rs.__all__) == public - modules
 

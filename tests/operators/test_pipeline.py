@@ -1,0 +1,114 @@
+"""topic.consume(): a supervised pipeline that drains on stop and restarts after failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import reactivex as rx
+
+import rxstargate as rs
+from tests.client.conftest import ScriptedPeer
+from tests.faults import FaultProxy, unacked_messages
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+
+WAIT = 30.0
+
+
+@pytest.fixture
+def client(pulsar: Any) -> Iterator[rs.Client]:
+    with rs.Client(pulsar.ws_url) as c:
+        yield c
+
+
+def wait_until(predicate: Any, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_a_pipeline_processes_everything_and_counts_it(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    rx.from_iterable([str(i).encode() for i in range(500)]).subscribe(topic.producer())
+    handled: list[bytes] = []
+    lock = threading.Lock()
+
+    def handle(message: rs.Message[Any]) -> None:
+        with lock:
+            handled.append(message.payload)
+
+    with topic.consume("work", handle, concurrency=4, start="earliest") as pipeline:
+        assert pipeline.state is rs.PipelineState.RUNNING
+        wait_until(lambda: pipeline.stats.processed == 500)
+    assert pipeline.state is rs.PipelineState.STOPPED
+    assert sorted(handled) == sorted(str(i).encode() for i in range(500))
+    assert pipeline.stats.in_flight == 0
+    assert unacked_messages(client.url, topic_name, "work", "Shared") == []
+
+
+def test_stop_drains_in_flight_work_and_loses_nothing(client: rs.Client, topic_name: str) -> None:
+    topic = client.topic(topic_name)
+    rx.from_iterable([str(i).encode() for i in range(200)]).subscribe(topic.producer())
+    handled: set[bytes] = set()
+    started = threading.Event()
+
+    def slow(message: rs.Message[Any]) -> None:
+        started.set()
+        time.sleep(0.02)
+        handled.add(message.payload)
+
+    pipeline = topic.consume("work", slow, concurrency=4, max_in_flight=20, start="earliest")
+    pipeline.start()
+    assert started.wait(WAIT)
+    pipeline.stop(timeout=WAIT)
+    assert pipeline.stats.in_flight == 0  # what was taken was finished and settled
+    assert pipeline.stats.processed == len(handled)
+    # What was not handled before the stop is redelivered to the next consumer.
+    rest = unacked_messages(client.url, topic_name, "work", "Shared")
+    assert handled | {m.payload for m in rest} == {str(i).encode() for i in range(200)}
+
+
+def test_a_pipeline_restarts_after_its_stream_fails_for_a_retriable_reason(
+    pulsar: Any, topic_name: str
+) -> None:
+    port = int(pulsar.ws_url.rsplit(":", 1)[1])
+    quick = rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3)
+    with (
+        FaultProxy(port) as proxy,
+        rs.Client(proxy.ws_url, reconnect=quick) as client,
+        rs.Client(pulsar.ws_url) as direct,
+    ):
+        topic = client.topic(topic_name)
+        handled: list[bytes] = []
+        pipeline = topic.consume(
+            "work", lambda m: handled.append(m.payload), restart=rs.Backoff(initial=0.2, cap=0.5)
+        ).start()
+        producer = direct.topic(topic_name).producer()
+        producer.send(b"before")
+        wait_until(lambda: handled == [b"before"])
+        proxy.refuse()
+        proxy.reset()  # the consumer gives up reconnecting: the pipeline restarts it later
+        wait_until(lambda: pipeline.state is rs.PipelineState.RESTARTING)
+        proxy.refuse(False)
+        wait_until(lambda: pipeline.restarts >= 1 and pipeline.state is rs.PipelineState.RUNNING)
+        producer.send(b"after")
+        wait_until(lambda: b"after" in handled)
+        pipeline.stop()
+    assert pipeline.restarts >= 1
+
+
+def test_a_pipeline_fails_for_good_on_a_refusal_retrying_cannot_fix() -> None:
+    with (
+        ScriptedPeer(lambda ws: None, refuse=(403, "Not authorized")) as peer,
+        rs.Client(peer.url) as client,
+    ):
+        pipeline = client.topic("t").consume("work", print)
+        pipeline.start()
+        with pytest.raises(rs.AuthorizationError):
+            pipeline.wait(WAIT)
+        assert pipeline.state is rs.PipelineState.FAILED
