@@ -3,7 +3,7 @@
 from rxstargate._config import TlsOptions
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
-from rxstargate.client import Client, Topic
+from rxstargate.client import Client, Topic, Topics
 from rxstargate.exceptions import (
     AckError,
     AuthenticationError,
@@ -95,5 +95,6 @@ __all__ = [
     "Topic",
     "TopicName",
     "TopicNotFoundError",
+    "Topics",
     "acknowledger",
 ]

@@ -53,6 +53,10 @@ class ClientContext:
             url += "?" + urlencode(query)
         return url
 
+    def url_v3(self, subscription: str, query: dict[str, str]) -> str:
+        """The v3 multi-topic consumer URL (``topics`` or ``topicsPattern`` in ``query``)."""
+        return f"{self.base_url}/ws/v3/consumer/{quote(subscription, safe='')}?{urlencode(query)}"
+
     def open(self, url: str, name: str = "socket") -> Connection:
         """Open a socket and keep it alive with pings.
 

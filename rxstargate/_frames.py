@@ -60,6 +60,7 @@ class ConsumerMessageSchema(Schema):
     redeliveryCount = fields.Integer(strict=True, load_default=0)
     eventTime = fields.String(load_default=None, allow_none=True)
     key = fields.String(load_default=None, allow_none=True)
+    topic = fields.String(load_default=None, allow_none=True)
 
 
 class ProducerAckSchema(Schema):
@@ -89,6 +90,7 @@ class MessageFrame:
     redelivery_count: int
     event_time: str | None
     key: str | None
+    topic: str | None = None  # multi-topic streams, where the server names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ def decode_message(text: str) -> MessageFrame:
         count = data.get("redeliveryCount", 0)
         key = data.get("key")
         event = data.get("eventTime")
+        topic = data.get("topic")
         if (
             type(mid) is str
             and mid
@@ -150,6 +153,7 @@ def decode_message(text: str) -> MessageFrame:
             and type(count) is int
             and (key is None or type(key) is str)
             and (event is None or type(event) is str)
+            and (topic is None or type(topic) is str)
             and (not props or all(type(k) is str and type(v) is str for k, v in props.items()))
         ):
             try:
@@ -157,7 +161,7 @@ def decode_message(text: str) -> MessageFrame:
             except (binascii.Error, ValueError):
                 pass
             else:
-                return MessageFrame(mid, raw, props, published, count, event, key)
+                return MessageFrame(mid, raw, props, published, count, event, key, topic)
     raise _explain(_MESSAGE_SCHEMA, data, text)
 
 

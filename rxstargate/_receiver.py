@@ -72,6 +72,7 @@ class ReceiverSpec:
     schema: Schema | None
     start: str | None = None  # readers: "earliest", "latest" or a wire message id
     stall_timeout: float | None = 30.0
+    topics: tuple[str, str] | None = None  # v3: ("topics", "a,b") or ("topicsPattern", regex)
 
 
 class _End:
@@ -101,6 +102,7 @@ class _Session:
         )
         self._terminated = False
         self._stall_reported = False
+        self._topics: dict[str, TopicName] = {}
         self._ending = False  # the delivery thread skips messages and waits for _End
         name = spec.topic.topic
         self._receiver = threading.Thread(
@@ -168,6 +170,10 @@ class _Session:
     def _url(self) -> str:
         spec = self._spec
         query = dict(spec.query)
+        if spec.topics is not None and spec.subscription is not None:
+            key, value = spec.topics
+            query[key] = value
+            return self._context.url_v3(spec.subscription, query)
         if spec.subscription is not None:
             return self._context.url("consumer", spec.topic, spec.subscription, query)
         start = self._last_id or spec.start
@@ -344,7 +350,7 @@ class _Session:
             self._context.report(ProtocolError(f"bad time in message {frame.message_id}: {exc}"))
             publish_time, event_time = None, None
         return Message(
-            topic=self._spec.topic,
+            topic=self._topic(frame.topic) if frame.topic else self._spec.topic,
             payload=frame.payload,
             message_id=MessageId(frame.message_id),
             key=frame.key,
@@ -355,6 +361,18 @@ class _Session:
             value=value,
             _settler=settler,
         )
+
+    def _topic(self, name: str) -> TopicName:
+        """The topic a multi-topic frame names (parsed once per name)."""
+        topic = self._topics.get(name)
+        if topic is None:
+            try:
+                topic = TopicName.parse(name)
+            except ValueError:
+                topic = self._spec.topic
+            if len(self._topics) < 10_000:
+                self._topics[name] = topic
+        return topic
 
     def _terminate(self, error: Exception | None) -> None:
         if self._terminated:

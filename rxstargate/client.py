@@ -14,7 +14,8 @@ queues pings. Sends, acks, nacks and permits may come from any thread: they only
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,7 +44,7 @@ from rxstargate.options import (
 from rxstargate.pipeline import Pipeline
 from rxstargate.streams import Stream, StreamHandle
 
-__all__ = ["MAX_IN_FLIGHT", "Client", "Topic"]
+__all__ = ["MAX_IN_FLIGHT", "Client", "Topic", "Topics"]
 
 #: The largest ``max_in_flight`` a producer or subscription accepts.
 MAX_IN_FLIGHT = 100_000
@@ -171,6 +172,36 @@ class Client:
         """
         return Topic(self._context, TopicName.parse(name))
 
+    def topics(self, names: Iterable[str | TopicName] | re.Pattern[str] | str) -> Topics:
+        """Several topics as one stream: a list of names, or a regular expression.
+
+        Observed through Pulsar's v3 multi-topic consumer endpoint; one credit bound
+        (``max_in_flight``) covers them all. A pattern without ``://`` is taken in
+        ``persistent://public/default/``; it selects topics of one namespace.
+
+        Raises:
+            InvalidTopicNameError: for a name (or the pattern's namespace) that is wrong.
+            ConfigurationError: for an empty list.
+
+        Example:
+            >>> client.topics(["orders", "refunds"]).observe("audit")  # doctest: +SKIP
+            >>> client.topics(re.compile("orders-.*")).observe("audit")  # doctest: +SKIP
+        """
+        if isinstance(names, re.Pattern | str):
+            pattern = names.pattern if isinstance(names, re.Pattern) else names
+            if "://" not in pattern:
+                pattern = f"persistent://public/default/{pattern}"
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigurationError(f"bad topics pattern {pattern!r}: {exc}") from None
+            return Topics(self._context, TopicName.parse(pattern), ("topicsPattern", pattern))
+        parsed = [TopicName.parse(name) for name in names]
+        if not parsed:
+            raise ConfigurationError("topics() needs at least one topic")
+        joined = ",".join(str(name) for name in parsed)
+        return Topics(self._context, parsed[0], ("topics", joined), tuple(parsed))
+
     @property
     def errors(self) -> Observable[StargateError]:
         """Non-fatal problems: malformed frames, payloads that fail their schema (hot stream).
@@ -238,6 +269,8 @@ class Topic:
         >>> topic.name.tenant  # doctest: +SKIP
         'acme'
     """
+
+    _multi: tuple[str, str] | None = None
 
     def __init__(self, context: ClientContext, name: TopicName) -> None:
         self._context = context
@@ -366,7 +399,9 @@ class Topic:
         query = consumer_query(options)
         query["subscriptionType"] = sub_type.value
         query["pullMode"] = "true"
-        spec = ReceiverSpec(self.name, subscription, query, max_in_flight, schema, None, stall)
+        spec = ReceiverSpec(
+            self.name, subscription, query, max_in_flight, schema, None, stall, self._multi
+        )
         return observe(self._context, spec)
 
     def _reader_spec(
@@ -377,6 +412,11 @@ class Topic:
         schema: Schema | None,
         options: dict[str, Any],
     ) -> ReceiverSpec:
+        if self._multi is not None:
+            raise ConfigurationError(
+                "several topics need a subscription: Pulsar's multi-topic endpoint has"
+                " consumers only (observe('name', ...))"
+            )
         if subscription_type is not None:
             raise ConfigurationError(
                 "subscription_type needs a subscription: observe(subscription=...) opens a"
@@ -467,3 +507,39 @@ class Topic:
 
     def __repr__(self) -> str:
         return f"Topic({str(self.name)!r})"
+
+
+class Topics(Topic):
+    """Several topics observed as one stream (``client.topics(...)``): consumers only.
+
+    ``observe``, ``consume`` and ``messages`` work as on a :class:`Topic`, with one credit
+    bound across all topics; each message's ``topic`` says where it came from when the server
+    names it (local Pulsar does; Pulsar's own WebSocket service does not, and then it is the
+    first topic listed, or the pattern).
+
+    Attributes:
+        name: the first topic listed, or the pattern as a topic name.
+        names: the topics listed (empty for a pattern).
+        pattern: the regular expression, or None.
+    """
+
+    def __init__(
+        self,
+        context: ClientContext,
+        name: TopicName,
+        multi: tuple[str, str],
+        names: tuple[TopicName, ...] = (),
+    ) -> None:
+        super().__init__(context, name)
+        self._multi = multi
+        self.names = names
+        self.pattern = multi[1] if multi[0] == "topicsPattern" else None
+
+    def producer(self, **_: Any) -> Producer[Any]:
+        """Not available: a producer writes to one topic (use ``client.topic(name)``)."""
+        raise ConfigurationError("a producer writes to one topic: use client.topic(name)")
+
+    def __repr__(self) -> str:
+        if self.pattern is not None:
+            return f"Topics(pattern={self.pattern!r})"
+        return f"Topics({[str(n) for n in self.names]!r})"

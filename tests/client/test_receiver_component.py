@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -459,3 +460,32 @@ def test_a_reader_returns_credit_when_on_next_returns_and_honours_max_in_flight(
     assert fake.max_outstanding <= 5
     assert [m.payload for m in items] == [str(i).encode() for i in range(50)]
     assert acked_before_handled == []
+
+
+def test_several_topics_are_one_v3_consumer_and_each_message_names_its_topic(
+    scripted_peer: Peer,
+) -> None:
+    def serve(ws: ServerConnection) -> None:
+        ws.recv()  # the first permit
+        ws.send(message_frame(1, topic="persistent://public/default/refunds"))
+        ws.send(message_frame(2))  # a server that does not say
+        for _ in ws:
+            pass
+
+    peer = scripted_peer(serve)
+    with rs.Client(peer.url) as client:
+        topics = client.topics(["orders", "refunds"])
+        collector = Collector()
+        handle = topics.observe("audit", max_in_flight=10).subscribe(collector)
+        first, second = collector.take(2)
+        handle.dispose()
+        with pytest.raises(rs.ConfigurationError, match="subscription"):
+            topics.observe()
+        pattern = client.topics(re.compile("orders-.*"))
+        assert pattern.pattern == "persistent://public/default/orders-.*"
+    path = peer.paths[0]
+    assert path.startswith("/ws/v3/consumer/audit?")
+    assert "topics=persistent%3A%2F%2Fpublic%2Fdefault%2Forders%2Cpersistent" in path
+    assert "pullMode=true" in path
+    assert str(first.topic) == "persistent://public/default/refunds"
+    assert str(second.topic) == "persistent://public/default/orders"
