@@ -16,7 +16,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -43,14 +43,18 @@ from rxstargate.exceptions import (
 from rxstargate.models import ClientResult, MessageId, OutgoingMessage, ProducerAck, TopicName
 from rxstargate.streams import StreamHandle
 
-__all__ = ["Producer"]
+__all__ = ["AckCallback", "Producer", "send_error_for"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate.producer")
 
 
+#: Called with a message's ack (ok or failed) on the thread that settles it.
+AckCallback = Callable[[ProducerAck], None]
+
+
 class _Pending:
-    __slots__ = ("ack", "correlation", "done", "frame", "future")
+    __slots__ = ("ack", "callback", "correlation", "done", "frame", "future")
 
     def __init__(
         self,
@@ -58,26 +62,33 @@ class _Pending:
         waiter: bool,
         correlation: Any = None,
         future: Future[ProducerAck] | None = None,
+        callback: AckCallback | None = None,
     ) -> None:
         self.frame = frame
         self.done = threading.Event() if waiter else None
         self.correlation = correlation
         self.future = future
+        self.callback = callback
         self.ack: ProducerAck | None = None
 
     def resolve(self, ack: ProducerAck) -> None:
         self.ack = ack
         if self.done is not None:
             self.done.set()
+        if self.callback is not None:
+            try:
+                self.callback(ack)
+            except Exception:
+                log.exception("an ack callback raised")
         future = self.future
         if future is not None and future.set_running_or_notify_cancel():
             if ack.ok:
                 future.set_result(ack)
             else:
-                future.set_exception(_send_error(ack))
+                future.set_exception(send_error_for(ack))
 
 
-def _send_error(ack: ProducerAck) -> SendError:
+def send_error_for(ack: ProducerAck) -> SendError:
     return SendError(
         f"message {ack.context} failed: {ack.result} {ack.error_message or ''}".rstrip(),
         ack.result,
@@ -229,7 +240,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         ack = entry.ack
         assert ack is not None
         if not ack.ok:
-            raise _send_error(ack)
+            raise send_error_for(ack)
         return ack
 
     def send_async(
@@ -261,6 +272,19 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             if future.set_running_or_notify_cancel():
                 future.set_exception(exc)
         return future
+
+    def send_then(self, message: Any, callback: AckCallback) -> None:
+        """Send ``message`` and call ``callback`` with its ack, ok or failed (for operators).
+
+        Blocks like ``on_next`` while ``max_in_flight`` are pending; never raises: a message
+        that cannot be sent reaches ``callback`` as a failed ack. The callback runs on the
+        thread that settles the message (usually the producer's receive thread): keep it short.
+        """
+        correlation = message.correlation if isinstance(message, OutgoingMessage) else None
+        try:
+            self._submit(message, waiter=False, callback=callback)
+        except StargateError as exc:
+            callback(self._failed("", _result_for(exc), str(exc), correlation))
 
     async def asend(
         self,
@@ -344,6 +368,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         wait: float | None = None,
         future: Future[ProducerAck] | None = None,
         block: bool = True,
+        callback: AckCallback | None = None,
     ) -> tuple[str, _Pending]:
         if self._closed:
             raise self._failure or ClosedError("the producer is closed")
@@ -353,21 +378,21 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             frame = encode_outgoing(value, context, self._schema).encode("utf-8")
         except (ValueError, TypeError) as exc:
             ack = self._failed(context, ClientResult.INVALID_PAYLOAD, str(exc), correlation)
-            return context, self._refuse(ack, waiter, future)
+            return context, self._refuse(ack, waiter, future, callback)
         if len(frame) > self._max_frame:
             reason = (
                 f"the message frame is {len(frame)} bytes, over the server's limit of"
                 f" {self._max_frame} bytes (payloads travel as base64 inside JSON)"
             )
             ack = self._failed(context, ClientResult.PAYLOAD_TOO_LARGE, reason, correlation)
-            return context, self._refuse(ack, waiter, future)
+            return context, self._refuse(ack, waiter, future, callback)
         self._ensure_open()
         if not block:
             if not self._slots.acquire(blocking=False):
                 raise _NoSlot()
         else:
             self._take_slot(self._timeout if wait is None else wait)
-        entry = _Pending(frame, waiter, correlation, future)
+        entry = _Pending(frame, waiter, correlation, future, callback)
         with self._lock:
             if self._closed:
                 self._slots.release()
@@ -395,9 +420,13 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             )
 
     def _refuse(
-        self, ack: ProducerAck, waiter: bool, future: Future[ProducerAck] | None
+        self,
+        ack: ProducerAck,
+        waiter: bool,
+        future: Future[ProducerAck] | None,
+        callback: AckCallback | None = None,
     ) -> _Pending:
-        entry = _Pending(b"", waiter, ack.correlation, future)
+        entry = _Pending(b"", waiter, ack.correlation, future, callback)
         self._emit(ack)
         entry.resolve(ack)
         return entry

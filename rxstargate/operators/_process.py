@@ -161,6 +161,9 @@ class _Run:
         self._stats = stats
         self._observer = observer
         self._inline = concurrency == 1 and not self._is_async
+        # The common case needs none of the scheduling: one plain call at a time, no timers.
+        self._direct = self._inline and not self._stateful and timeout is None and retry is None
+        self._raw = observer.observer
         self._lock = threading.Lock()
         self._local = threading.local()
         self._queues: dict[Hashable, collections.deque[Message[Any]]] = {}
@@ -182,6 +185,9 @@ class _Run:
     def on_next(self, message: Message[Any]) -> None:
         if self._stopped:
             return
+        if self._direct and type(message) is Message:
+            self._call_direct(message)
+            return
         if not isinstance(message, Message):
             self._fail_stream(
                 ConfigurationError(
@@ -200,6 +206,28 @@ class _Run:
                     self._ready.append(key)
             queue.append(message)
         self._dispatch()
+
+    def _call_direct(self, message: Message[Any]) -> None:
+        """Concurrency 1, a plain handler, no timeout or retry: call it right here.
+
+        Upstream calls come one at a time and nothing else emits, so the counters and the
+        observer need no lock on this path.
+        """
+        stats = self._stats
+        stats.received += 1
+        try:
+            result = self._handler(message)  # type: ignore[operator]
+        except Exception as exc:
+            self._failed(message, exc, 1)
+            return
+        stats.processed += 1
+        if type(result) is Nack:
+            with contextlib.suppress(AckError):
+                message.nack()
+        elif type(result) is Leave:
+            self._raw.on_next(Processed(message, result.result, settle=False))
+        else:
+            self._raw.on_next(Processed(message, result))
 
     def on_error(self, error: Exception) -> None:
         self._stop()
@@ -367,7 +395,7 @@ class _Run:
             self._scheduler.schedule_relative(delay, lambda *_: self._requeue(job))
             return
         if error is not None:
-            self._failed(job, error, attempt)
+            self._failed(job.message, error, attempt)
         elif isinstance(result, Nack):
             self._stats.add("processed")
             with contextlib.suppress(AckError):
@@ -381,16 +409,14 @@ class _Run:
             self._observer.on_next(item)
         self._release(job.key)
 
-    def _failed(self, job: _Job, error: BaseException, attempt: int) -> None:
+    def _failed(self, message: Message[Any], error: BaseException, attempt: int) -> None:
         self._stats.add("failed")
         if self._policy == "error":
             self._fail_stream(error if isinstance(error, Exception) else RuntimeError(error))
             return
-        log.info(
-            "message %s failed after %d attempt(s): %r", job.message.message_id, attempt, error
-        )
+        log.info("message %s failed after %d attempt(s): %r", message.message_id, attempt, error)
         settle_failure(
-            self._policy, job.message, error, attempt, lambda: self._stats.add("dead_lettered")
+            self._policy, message, error, attempt, lambda: self._stats.add("dead_lettered")
         )
 
     def _requeue(self, job: _Job) -> None:

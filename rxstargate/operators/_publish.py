@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 
-from rxstargate._producer import Producer
+from rxstargate._producer import Producer, send_error_for
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
@@ -21,6 +20,10 @@ from rxstargate.streams import Stream
 __all__ = ["publish"]
 
 T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
 
 
 def _default_message(item: Any) -> OutgoingMessage:
@@ -88,17 +91,16 @@ def publish(
                 with lock:
                     state["pending"] += 1
 
-                def stored(future: Future[ProducerAck]) -> None:
-                    error = future.exception()
-                    if error is None:
+                def stored(ack: ProducerAck) -> None:
+                    if ack.ok:
                         out.on_next(item)
                     elif policy == "error":
-                        out.on_error(error if isinstance(error, Exception) else RuntimeError())
+                        out.on_error(send_error_for(ack))
                     else:
-                        settle_failure(policy, message_of(item), error, 1, lambda: None)
+                        settle_failure(policy, message_of(item), send_error_for(ack), 1, _nothing)
                     finished()
 
-                producer.send_async(outgoing).add_done_callback(stored)
+                producer.send_then(outgoing, stored)
 
             def on_completed() -> None:
                 with lock:

@@ -37,6 +37,11 @@ class SerialObserver(Generic[T]):
         self._ended = False
 
     @property
+    def observer(self) -> abc.ObserverBase[T]:
+        """The wrapped observer, for a caller that knows it is the only emitter."""
+        return self._observer
+
+    @property
     def ended(self) -> bool:
         """True once a terminal event was queued."""
         return self._ended
