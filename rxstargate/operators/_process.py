@@ -123,7 +123,7 @@ def process(
 class _Job:
     """One message on its way through the handler, across its attempts."""
 
-    __slots__ = ("attempt", "handled", "key", "message", "timer")
+    __slots__ = ("attempt", "future", "handled", "key", "message", "timer")
 
     def __init__(self, key: Hashable, message: Message[Any]) -> None:
         self.key = key
@@ -131,6 +131,7 @@ class _Job:
         self.attempt = 0  # the attempt running or last run, from 1
         self.handled = 0  # the last attempt whose outcome was decided (a late one is ignored)
         self.timer: abc.DisposableBase | None = None
+        self.future: Future[Any] | None = None  # a coroutine's, to cancel it at its timeout
 
 
 class _Run:
@@ -341,7 +342,9 @@ class _Run:
                 self._finished(job, lane, attempt, result=future.result())
             self._dispatch()
 
-        asyncio.run_coroutine_threadsafe(run(), loop).add_done_callback(done)
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        job.future = future
+        future.add_done_callback(done)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -359,6 +362,9 @@ class _Run:
             f"handling message {job.message.message_id} took longer than {self._timeout} s"
         )
         self._outcome(job, attempt, error=error)
+        future = job.future
+        if future is not None and job.attempt == attempt:
+            future.cancel()  # a coroutine can be stopped; a thread cannot
 
     # -- outcomes --------------------------------------------------------------------------
 

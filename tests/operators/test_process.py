@@ -236,3 +236,27 @@ def test_bad_arguments_are_refused() -> None:
         process(print, on_failure="drop")  # type: ignore[arg-type]
     with pytest.raises(rs.ConfigurationError, match="attempts"):
         Retry(attempts=0)
+
+
+def test_a_coroutine_past_its_timeout_is_cancelled_and_its_slot_freed(
+    make_message: MessageFactory, settler: RecordingSettler
+) -> None:
+    import asyncio
+
+    cancelled: list[bytes] = []
+
+    async def work(message: rs.Message[Any]) -> bytes:
+        try:
+            if message.payload == b"slow":
+                await asyncio.sleep(30)
+            return message.payload
+        except asyncio.CancelledError:
+            cancelled.append(message.payload)
+            raise
+
+    out = run_all(
+        rx.from_iterable([make_message(b"slow"), make_message(b"fast")]),
+        process(work, timeout=0.2),
+    )
+    assert [p.result for p in out] == [b"fast"]
+    assert cancelled == [b"slow"] and settler.nacked == [b"slow"]
