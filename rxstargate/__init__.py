@@ -4,6 +4,7 @@ from rxstargate._config import TlsOptions
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
 from rxstargate.client import Client, Topic, Topics
+from rxstargate.display import Messages
 from rxstargate.exceptions import (
     AckError,
     AuthenticationError,
@@ -72,6 +73,7 @@ __all__ = [
     "Message",
     "MessageId",
     "MessageRoutingMode",
+    "Messages",
     "OutgoingMessage",
     "Persistence",
     "Pipeline",

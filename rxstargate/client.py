@@ -15,6 +15,8 @@ queues pings. Sends, acks, nacks and permits may come from any thread: they only
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from rxstargate._keepalive import Keepalive
 from rxstargate._producer import Producer
 from rxstargate._receiver import ReceiverSpec, observe
 from rxstargate._reconnect import Backoff
+from rxstargate.display import Messages
 from rxstargate.exceptions import ConfigurationError, StargateError
 from rxstargate.models import Message, MessageId, TopicName
 from rxstargate.operators._failure import FailurePolicy
@@ -486,6 +489,61 @@ class Topic:
             retry=retry,
             on_failure=on_failure,
         )
+
+    def peek(
+        self,
+        n: int = 20,
+        *,
+        start: str | MessageId = "earliest",
+        idle: float = 1.0,
+        timeout: float = 30.0,
+    ) -> Messages:
+        """Up to ``n`` messages from ``start``, read without leaving a subscription behind.
+
+        A reader collects them; it stops at ``n``, when nothing arrived for ``idle`` seconds
+        (the end of the topic), or after ``timeout`` seconds. The result shows as a table in
+        notebooks and has ``to_pandas()``.
+
+        Raises:
+            StargateError: when the reader cannot be opened.
+
+        Example:
+            >>> client.topic("orders").peek(5)  # doctest: +SKIP
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"n must be a positive int, not {n!r}")
+        idle = _seconds(idle, "idle")
+        timeout = _seconds(timeout, "timeout")
+        got: list[Message[Any]] = []
+        failed: list[Exception] = []
+        ended = threading.Event()
+
+        def on_next(message: Message[Any]) -> None:
+            if len(got) < n:
+                got.append(message)
+            if len(got) >= n:
+                ended.set()
+
+        def on_error(error: Exception) -> None:
+            failed.append(error)
+            ended.set()
+
+        stream = self.observe(start=start, max_in_flight=min(n, 1000))
+        handle = stream.subscribe(on_next, on_error, ended.set)
+        try:
+            deadline = time.monotonic() + timeout
+            seen, quiet_since = 0, time.monotonic()
+            while not ended.wait(min(0.05, idle)):
+                now = time.monotonic()
+                if len(got) != seen:
+                    seen, quiet_since = len(got), now
+                if now - quiet_since >= idle or now >= deadline:
+                    break
+        finally:
+            handle.dispose()
+        if failed:
+            raise failed[0]
+        return Messages(got[:n])
 
     def messages(
         self, subscription: str | None = None, **observe_options: Any

@@ -282,6 +282,11 @@ class Message(Generic[T]):
             f"{key}{props}{redelivered})"
         )
 
+    def _repr_html_(self) -> str:
+        from rxstargate.display import messages_html
+
+        return messages_html([self])
+
     def ack(self) -> None:
         """Acknowledge this message on the socket it came from.
 
@@ -386,3 +391,8 @@ class ProducerAck:
     def ok(self) -> bool:
         """True when the broker stored the message."""
         return self.result == "ok"
+
+    def _repr_html_(self) -> str:
+        from rxstargate.display import acks_html
+
+        return acks_html([self])

@@ -308,6 +308,7 @@ def test_all_is_sorted_and_complete() -> None:
         "aio",
         "cli",
         "client",
+        "display",
         "exceptions",
         "local",
         "models",
