@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
-import json
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from rxstargate.local._gateway._commands import (
+    ACK,
+    END_OF_TOPIC,
+    PERMIT,
+    UNSUBSCRIBE,
+    CommandError,
+    end_of_topic_answer,
+    parse_command,
+)
 from rxstargate.local._gateway._dedup import ConsumerLedger
 from rxstargate.local._gateway._params import ConsumerParams
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 
+# pulsar-lite's Shared dispatcher drops a dispatch request that arrives while it is dispatching
+# (a lost wake-up): now and then a consumer that subscribes to a backlog, often right after
+# another left, gets nothing until the next message is published, which may be never. A consumer
+# joining and leaving the subscription makes it dispatch again, so an idle Shared socket with
+# credit to spare has a zero-permit helper do that, after KICK_FIRST_SECONDS of silence and then
+# ever more rarely (doubling, at most every KICK_MAX_SECONDS); any message starts over.
+log = logging.getLogger("rxstargate.gateway")
 
-class CommandError(Exception):
-    """A consumer command Pulsar cannot parse (it closes the socket)."""
-
-
-def decode_message_id(value: Any) -> bytes:
-    """The serialized id bytes of a command's ``messageId``.
-
-    Raises:
-        CommandError: when it is missing or not standard base64.
-    """
-    if not isinstance(value, str) or not value:
-        raise CommandError("messageId is missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise CommandError(str(exc)) from None
+KICK_FIRST_SECONDS = 1.0
+KICK_MAX_SECONDS = 30.0
 
 
 class ConsumerSession(ReceivingSession):
@@ -45,6 +47,8 @@ class ConsumerSession(ReceivingSession):
         deserialize_id: Callable[[bytes], Any],
         on_closing: Callable[[], None],
         on_closed: Callable[[], None],
+        kick: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(0 if params.pull_mode else params.receiver_queue_size)
         self._consumer = consumer
@@ -56,6 +60,32 @@ class ConsumerSession(ReceivingSession):
         self._deserialize_id = deserialize_id
         self._on_closing = on_closing
         self._on_closed = on_closed
+        self._kick = kick
+        self._clock = clock
+        self._quiet_since: float | None = None
+        self._kick_after = KICK_FIRST_SECONDS
+        self.kicks = 0
+
+    def _idle(self) -> None:
+        if self._kick is None:
+            return
+        now = self._clock()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        elif now - self._quiet_since >= self._kick_after:
+            self._quiet_since = now
+            self._kick_after = min(self._kick_after * 2, KICK_MAX_SECONDS)
+            self.kicks += 1
+            try:
+                self._kick()
+            except Exception as exc:  # the broker is gone: the socket ends anyway
+                log.warning("nudging the broker failed: %s", exc)
+            else:
+                log.info("nudged the broker after %.1f s without messages", self._kick_after / 2)
+
+    def _busy(self) -> None:
+        self._quiet_since = None
+        self._kick_after = KICK_FIRST_SECONDS
 
     def _receive(self, timeout_millis: int) -> Any:
         return self._consumer.receive(timeout_millis)
@@ -95,34 +125,21 @@ class ConsumerSession(ReceivingSession):
             await self.fail()
 
     async def _command(self, text: str) -> None:
-        try:
-            command = json.loads(text)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        if not isinstance(command, dict):
-            raise CommandError("not a JSON object")
-        kind = command.get("type")
-        if kind == "permit":
-            self._permit(command.get("permitMessages"))
-        elif kind == "isEndOfTopic":
+        command = parse_command(text)
+        if command.kind == PERMIT:
+            if self._pull_mode:  # permits are ignored in push mode
+                self.give_credit(command.permits)
+        elif command.kind == END_OF_TOPIC:
             # pulsar-lite cannot terminate topics, so no topic ever ends.
-            self.put('{"endOfTopic":false}')
-        elif kind == "unsubscribe":
+            self.put(end_of_topic_answer(False))
+        elif command.kind == UNSUBSCRIBE:
             self.stop_receiving()  # the consumer is gone afterwards; the socket stays open
             try:
                 await asyncio.to_thread(self._consumer.unsubscribe)
             except Exception as exc:
                 raise CommandError(f"unsubscribe failed: {exc}") from None
         else:
-            self._settle(decode_message_id(command.get("messageId")), kind != "negativeAcknowledge")
-
-    def _permit(self, value: Any) -> None:
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CommandError("permitMessages is missing")
-        if self._pull_mode:
-            self.give_credit(value)
+            self._settle(command.message_id, command.kind == ACK)
 
     def _settle(self, key: bytes, acked: bool) -> None:
         with self._lock:

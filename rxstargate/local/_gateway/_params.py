@@ -10,19 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
-from rxstargate.options import (
-    CompressionType,
-    CryptoFailureAction,
-    HashingScheme,
-    InitialPosition,
-    MessageRoutingMode,
-    SubscriptionMode,
-    SubscriptionType,
-)
+from rxstargate.local._gateway._vocabulary import ENUM_CONSTANTS
 
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _INT_MAX = 2**31 - 1
 _LONG_MAX = 2**63 - 1
 MAX_QUEUE = 1000
@@ -37,24 +28,27 @@ def _int(query: Mapping[str, str], name: str, *, long: bool = False) -> int | No
     if text is None:
         return None
     limit = _LONG_MAX if long else _INT_MAX
-    if not _INTEGER.match(text) or not -limit - 1 <= int(text) <= limit:
+    if not _INTEGER.fullmatch(text):
         raise ParamError(f'For input string: "{text}"')
-    return int(text)
+    # Java takes any number of leading zeros; Python's int() refuses more than 4300 digits.
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 19:
+        raise ParamError(f'For input string: "{text}"')
+    value = -int(digits) if text.startswith("-") else int(digits)
+    if not -limit - 1 <= value <= limit:
+        raise ParamError(f'For input string: "{text}"')
+    return value
 
 
 def _bool(query: Mapping[str, str], name: str) -> bool:
     return query.get(name, "").lower() == "true"
 
 
-def _enum(
-    query: Mapping[str, str], name: str, enum: type[StrEnum], java_name: str = ""
-) -> str | None:
-    # The client's enums carry Pulsar's wire names, so both sides share one vocabulary.
+def _enum(query: Mapping[str, str], name: str, java_type: str) -> str | None:
     text = query.get(name)
     if text is None:
         return None
-    if text not in enum._value2member_map_:
-        java_type = java_name or enum.__name__
+    if text not in ENUM_CONSTANTS[java_type]:
         raise ParamError(f"No enum constant org.apache.pulsar.client.api.{java_type}.{text}")
     return text
 
@@ -75,7 +69,7 @@ def _non_negative(value: int | None, message: str) -> int | None:
 def _crypto_failure_action(query: Mapping[str, str]) -> str:
     # Pulsar ignores an invalid value (a warning, no error) and keeps the default.
     text = query.get("cryptoFailureAction", "FAIL")
-    return text if text in CryptoFailureAction._value2member_map_ else "FAIL"
+    return text if text in ENUM_CONSTANTS["ConsumerCryptoFailureAction"] else "FAIL"
 
 
 def receiver_queue_size(query: Mapping[str, str]) -> int:
@@ -118,9 +112,9 @@ class ProducerParams:
         delay = _int(query, "batchingMaxPublishDelay", long=True)
         if delay is not None and delay < 1:
             raise ParamError("configured value for batching delay must be at least 1ms")
-        hashing = _enum(query, "hashingScheme", HashingScheme)
-        routing = _enum(query, "messageRoutingMode", MessageRoutingMode)
-        compression = _enum(query, "compressionType", CompressionType)
+        hashing = _enum(query, "hashingScheme", "HashingScheme")
+        routing = _enum(query, "messageRoutingMode", "MessageRoutingMode")
+        compression = _enum(query, "compressionType", "CompressionType")
         return cls(
             producer_name=_name(query, "producerName"),
             initial_sequence_id=_int(query, "initialSequenceId", long=True),
@@ -163,11 +157,9 @@ class ConsumerParams:
         ack_timeout = _int(query, "ackTimeoutMillis", long=True) or 0
         if ack_timeout != 0 and ack_timeout < 1000:
             raise ParamError("Ack timeout should be greater than 1000 ms")
-        sub_type = _enum(query, "subscriptionType", SubscriptionType)
-        mode = _enum(query, "subscriptionMode", SubscriptionMode)
-        position = _enum(
-            query, "subscriptionInitialPosition", InitialPosition, "SubscriptionInitialPosition"
-        )
+        sub_type = _enum(query, "subscriptionType", "SubscriptionType")
+        mode = _enum(query, "subscriptionMode", "SubscriptionMode")
+        position = _enum(query, "subscriptionInitialPosition", "SubscriptionInitialPosition")
         priority = _non_negative(_int(query, "priorityLevel"), "priorityLevel needs to be >= 0")
         nack_delay = _non_negative(
             _int(query, "negativeAckRedeliveryDelay", long=True),

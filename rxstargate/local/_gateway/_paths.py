@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote_plus
 
-from rxstargate.models import NAMED_ENTITY
+from rxstargate.local._gateway._vocabulary import is_named_entity
 
 _DOMAINS = ("persistent", "non-persistent")
 
@@ -42,6 +42,11 @@ class Route:
     topic: str = ""
     subscription: str = ""
 
+    def label(self) -> str:
+        """``consumer persistent://t/n/topic sub=name``, for log lines."""
+        text = f"{self.endpoint} {self.topic}".rstrip()
+        return f"{text} sub={self.subscription}" if self.endpoint is Endpoint.CONSUMER else text
+
 
 def parse_path(path: str) -> Route:
     """Parse the path part of an upgrade request (no query string).
@@ -74,7 +79,7 @@ def parse_path(path: str) -> Route:
         raise PathError(400, f"Invalid topic domain: {domain!r}")
     namespace_parts = parts[4:7] if not v2 else parts[5:7]
     for name in namespace_parts:
-        if not NAMED_ENTITY.match(name):
+        if not is_named_entity(name):
             raise PathError(400, f"Invalid namespace name part: {name!r}")
     subscription = ""
     if endpoint is Endpoint.CONSUMER:

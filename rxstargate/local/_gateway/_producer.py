@@ -11,19 +11,17 @@ import base64
 import binascii
 import contextlib
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
-from rxstargate._pulsar_time import parse_pulsar_time, to_epoch_millis
+from rxstargate.local._gateway._time import parse_time
 from rxstargate.local._gateway._wire import Outbox
 
 _OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
 _OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":0}'
 ACK_BUFFER_LIMIT = 4 * 1024 * 1024
-_OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d:\d\d(?::\d\d)?)$")
 
 
 class FrameError(Exception):
@@ -33,6 +31,13 @@ class FrameError(Exception):
         super().__init__(message)
         self.code = code
         self.context: str | None = None
+
+
+def ok_ack(message_id: str, context: str | None) -> str:
+    """An ``ok`` ack as Pulsar 2.8+ writes it (``errorCode`` and ``schemaVersion`` always 0)."""
+    if context is None:
+        return _OK_NO_CONTEXT % message_id
+    return _OK % (message_id, json.dumps(context))
 
 
 def error_ack(code: int, message: str | None, context: str | None) -> str:
@@ -61,13 +66,10 @@ def _java_string(value: Any, field: str) -> str | None:
 def _event_time(text: Any) -> int:
     if not isinstance(text, str):
         raise FrameError(3, "Cannot deserialize value of type `java.lang.String` for 'eventTime'")
-    stripped = text.strip()
-    if not _OFFSET.search(stripped) or "T" not in stripped:
-        raise FrameError(7, f"Text '{text}' could not be parsed: an ISO-8601 offset is required")
     try:
-        return to_epoch_millis(parse_pulsar_time(stripped))
+        return parse_time(text)
     except ValueError as exc:
-        raise FrameError(7, f"Text '{text}' could not be parsed: {exc}") from None
+        raise FrameError(7, str(exc)) from None
 
 
 def _positive_long(value: Any, field: str) -> int | None:
@@ -153,8 +155,8 @@ class ProducerSession:
                 continue  # Pulsar ignores binary frames
             try:
                 context, payload, kwargs = decode_send(loads(text))
-            except ValueError as exc:
-                outbox.put(error_ack(3, str(exc), None))
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+                outbox.put(error_ack(3, str(exc) or type(exc).__name__, None))
                 continue
             except FrameError as exc:
                 ctx = exc.context if exc.code != 3 else None
@@ -180,15 +182,9 @@ class ProducerSession:
 
 
 def _ack_callback(outbox: Outbox, context: str | None) -> Any:
-    context_json = json.dumps(context) if context is not None else None
-
     def _on_sent(result: Any, message_id: Any) -> None:
         if result.name == "Ok":
-            encoded = base64.b64encode(message_id.serialize()).decode("ascii")
-            if context_json is None:
-                outbox.put(_OK_NO_CONTEXT % encoded)
-            else:
-                outbox.put(_OK % (encoded, context_json))
+            outbox.put(ok_ack(base64.b64encode(message_id.serialize()).decode("ascii"), context))
         else:
             outbox.put(error_ack(8, f"Failed to send message: {result.name}", context))
 

@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+from rxstargate.local._gateway._commands import end_of_topic_answer
 from rxstargate.local._gateway._dedup import ReaderLedger
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 
@@ -35,7 +36,7 @@ class ReaderSession(ReceivingSession):
     async def _on_text(self, text: str) -> None:
         if "isEndOfTopic" in text and _is_end_of_topic_query(text):
             # pulsar-lite cannot terminate topics, so no topic ever ends.
-            self.put('{"endOfTopic":false}')
+            self.put(end_of_topic_answer(False))
             return
         with self._lock:
             if self._outstanding <= 0:
@@ -50,6 +51,6 @@ class ReaderSession(ReceivingSession):
 def _is_end_of_topic_query(text: str) -> bool:
     try:
         command = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not a command: counts as an ack
         return False
     return isinstance(command, dict) and command.get("type") == "isEndOfTopic"

@@ -17,8 +17,8 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
-from rxstargate._pulsar_time import format_pulsar_time
-from rxstargate.local._gateway._wire import Outbox, close_without_status
+from rxstargate.local._gateway._time import format_time
+from rxstargate.local._gateway._wire import Outbox, finish_close, send_close_without_status
 
 _POLL_MILLIS = 200
 
@@ -29,18 +29,50 @@ def message_frame(message: Any, message_id: str, redelivery_count: int | None = 
         "messageId": message_id,
         "payload": base64.b64encode(message.data()).decode("ascii"),
         "properties": message.properties(),
-        "publishTime": format_pulsar_time(message.publish_timestamp()),
+        "publishTime": format_time(message.publish_timestamp()),
         "redeliveryCount": (
             message.redelivery_count() if redelivery_count is None else redelivery_count
         ),
     }
     event_time = message.event_timestamp()
     if event_time:
-        frame["eventTime"] = format_pulsar_time(event_time)
+        frame["eventTime"] = format_time(event_time)
     key = message.partition_key()
     if key:
         frame["key"] = key
     return json.dumps(frame, separators=(",", ":"))
+
+
+class Credit:
+    """How many more messages a socket may be given: a counter and a condition.
+
+    Adding any amount costs the same (a permit of 2**31 - 1 is one addition), and the count may
+    go below zero, as Pulsar's pending count does when a permit is negative.
+    """
+
+    def __init__(self, initial: int) -> None:
+        self._count = initial
+        self._condition = threading.Condition(threading.Lock())
+
+    def add(self, count: int) -> None:
+        """Add ``count`` (may be negative); wakes the receive thread when credit is available."""
+        with self._condition:
+            self._count += count
+            if self._count > 0:
+                self._condition.notify()
+
+    def take(self, timeout: float) -> bool:
+        """Take one credit, waiting up to ``timeout`` seconds; False if none came."""
+        with self._condition:
+            if self._count <= 0 and not self._condition.wait_for(lambda: self._count > 0, timeout):
+                return False
+            self._count -= 1
+            return True
+
+    @property
+    def count(self) -> int:
+        """The credit left (for tests and logs)."""
+        return self._count
 
 
 class ReceivingSession(ABC):
@@ -49,7 +81,7 @@ class ReceivingSession(ABC):
     thread_name = "rxstargate-gateway-receive"
 
     def __init__(self, initial_credit: int) -> None:
-        self._credit = threading.Semaphore(initial_credit)
+        self._credit = Credit(initial_credit)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,6 +112,12 @@ class ReceivingSession(ABC):
         """Called under the lock about every poll interval: frames to deliver again."""
         return []
 
+    def _idle(self) -> None:  # noqa: B027 - an optional hook
+        """Called on the receive thread when a receive with credit to spare found nothing."""
+
+    def _busy(self) -> None:  # noqa: B027 - an optional hook
+        """Called on the receive thread when a message arrived."""
+
     def _is_timeout(self, exc: Exception) -> bool:
         return type(exc).__name__ == "Timeout"
 
@@ -102,9 +140,8 @@ class ReceivingSession(ABC):
         self._stopping.set()
 
     def give_credit(self, count: int = 1) -> None:
-        """Allow ``count`` more deliveries."""
-        if count > 0:
-            self._credit.release(count)
+        """Allow ``count`` more deliveries (a negative count takes credit back)."""
+        self._credit.add(count)
 
     def put(self, text: str) -> None:
         """Queue a frame for the socket."""
@@ -112,10 +149,16 @@ class ReceivingSession(ABC):
             self._outbox.put(text)
 
     async def fail(self) -> None:
-        """Close the socket as Pulsar does after an error: an empty close frame."""
+        """Close the socket as Pulsar does after an error: an empty close frame.
+
+        The broker side is released at once, before the peer answers the close.
+        """
         self._failed = True
         if self._connection is not None:
-            await close_without_status(self._connection)
+            send_close_without_status(self._connection)
+        await self.close()
+        if self._connection is not None:
+            await finish_close(self._connection)
 
     def _pump(self) -> None:
         while not self._stopping.is_set():
@@ -123,21 +166,23 @@ class ReceivingSession(ABC):
                 again = self._tick()
             for text in again:
                 self.put(text)
-            if not self._credit.acquire(timeout=_POLL_MILLIS / 1000):
+            if not self._credit.take(_POLL_MILLIS / 1000):
                 continue
             try:
                 message = self._receive(_POLL_MILLIS)
             except Exception as exc:
-                self._credit.release()
+                self._credit.add(1)
                 if self._is_timeout(exc):
+                    self._idle()
                     continue
                 if not self._stopping.is_set() and self._loop is not None:
                     self._loop.call_soon_threadsafe(self._spawn_fail)
                 return
+            self._busy()
             with self._lock:
                 frame = self._admit(message)
             if frame is None:
-                self._credit.release()
+                self._credit.add(1)
             else:
                 self.put(frame)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -11,23 +12,45 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 
+def is_writable(connection: ServerConnection) -> bool:
+    """Whether frames may still be written: the socket is open and its transport not closing.
+
+    After a reset the transport closes at once but the connection learns of it one loop
+    iteration later; writing in between only makes asyncio log "socket.send() raised exception".
+    """
+    return connection.protocol.state is State.OPEN and not connection.transport.is_closing()
+
+
 def write_texts(connection: ServerConnection, texts: list[str]) -> None:
-    """Queue text frames on the transport at once (no drain: callers bound what they write)."""
-    if connection.protocol.state is not State.OPEN:
+    """Queue text frames on the transport in one write (no drain: callers bound what they write).
+
+    Does nothing once the connection is closing or closed.
+    """
+    if not is_writable(connection):
         return
     protocol = connection.protocol
     for text in texts:
         protocol.send_text(text.encode())
-    connection.send_data()
+    connection.transport.write(b"".join(protocol.data_to_send()))
 
 
-async def close_without_status(connection: ServerConnection) -> None:
-    """Close with an EMPTY close frame, as Pulsar's numbered errors reach clients (1005)."""
-    try:
-        async with connection.send_context():
-            connection.protocol.send_close()
-    except ConnectionClosed:
-        pass
+def send_close_without_status(connection: ServerConnection) -> None:
+    """Queue an EMPTY close frame, as Pulsar's numbered errors reach clients (1005).
+
+    Does not wait for the peer's answer: ``await connection.close()`` does, within its close
+    timeout.
+    """
+    if not is_writable(connection):
+        return
+    with contextlib.suppress(Exception):  # a transport that fails now is closed anyway
+        connection.protocol.send_close()
+        connection.send_data()
+
+
+async def finish_close(connection: ServerConnection) -> None:
+    """Wait for the closing handshake (at most the close timeout), then drop the connection."""
+    with contextlib.suppress(ConnectionClosed):
+        await connection.close()
 
 
 class Outbox:
@@ -39,10 +62,13 @@ class Outbox:
         self._lock = threading.Lock()
         self._texts: list[str] = []
         self._scheduled = False
+        self._closed = False
 
     def put(self, text: str) -> None:
-        """Queue one frame; safe from any thread."""
+        """Queue one frame; safe from any thread. Dropped once the connection is closing."""
         with self._lock:
+            if self._closed:
+                return
             self._texts.append(text)
             if self._scheduled:
                 return
@@ -61,5 +87,9 @@ class Outbox:
         with self._lock:
             texts, self._texts = self._texts, []
             self._scheduled = False
-        if texts:
-            write_texts(self._connection, texts)
+            if not texts or self._closed:
+                return
+            if not is_writable(self._connection):
+                self._closed = True  # nothing will be written to this connection again
+                return
+        write_texts(self._connection, texts)

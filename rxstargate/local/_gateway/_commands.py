@@ -1,0 +1,131 @@
+"""Commands a consumer socket sends, read as Pulsar maps them onto its ``ConsumerCommand``.
+
+Pulsar reads ``type`` and ``messageId`` as Java Strings and ``permitMessages`` as a Java
+``Integer`` (Jackson: numbers with a fraction are truncated, numeric strings are converted,
+anything else or out of the int range is an error), then dispatches on ``type``; a missing or
+unknown type is an ack. Whatever it cannot map, or a JSON text nested deeper than its parser
+allows, is "Failed to de-serialize from JSON" (error 3): the socket is closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+
+ACK = "ack"
+NACK = "negativeAcknowledge"
+PERMIT = "permit"
+UNSUBSCRIBE = "unsubscribe"
+END_OF_TOPIC = "isEndOfTopic"
+
+
+class CommandError(Exception):
+    """A command Pulsar cannot parse (it closes the socket with error 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One parsed consumer command.
+
+    Attributes:
+        kind: ``ack``, ``negativeAcknowledge``, ``permit``, ``unsubscribe`` or ``isEndOfTopic``.
+        message_id: the serialized id bytes (acks and nacks).
+        permits: ``permitMessages`` (permits).
+    """
+
+    kind: str
+    message_id: bytes = b""
+    permits: int = 0
+
+
+def _java_string(value: Any, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)  # Jackson coerces scalars into a String field
+    raise CommandError(f"Cannot deserialize value of type `java.lang.String` for {field!r}")
+
+
+def java_int(value: Any) -> int | None:
+    """A JSON value as Jackson reads it into an ``Integer`` field (None when null).
+
+    Raises:
+        CommandError: for booleans, containers, non-numeric text and values out of int range.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise CommandError("Cannot coerce boolean to `java.lang.Integer`")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not INT_MIN <= value <= INT_MAX:
+            raise CommandError(f"Numeric value ({value}) out of range of int")
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not _INTEGER_TEXT.fullmatch(text):
+            raise CommandError(f"Cannot deserialize `java.lang.Integer` from String {value!r}")
+        number = int(text)
+    else:
+        raise CommandError("Cannot deserialize value of type `java.lang.Integer`")
+    if not INT_MIN <= number <= INT_MAX:
+        raise CommandError(f"Numeric value ({number}) out of range of int")
+    return number
+
+
+def decode_message_id(value: Any) -> bytes:
+    """The serialized id bytes of a command's ``messageId``.
+
+    Raises:
+        CommandError: when it is missing or not standard base64.
+    """
+    if not isinstance(value, str) or not value:
+        raise CommandError("messageId is missing")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def end_of_topic_answer(reached: bool) -> str:
+    """The answer to ``isEndOfTopic``: Pulsar's EndOfTopicResponse, a JSON boolean."""
+    return '{"endOfTopic":true}' if reached else '{"endOfTopic":false}'
+
+
+def parse_command(text: str) -> Command:
+    """Parse one consumer command frame.
+
+    Raises:
+        CommandError: for what Pulsar answers with error 3.
+
+    Example:
+        >>> parse_command('{"type": "permit", "permitMessages": 100}')
+        Command(kind='permit', message_id=b'', permits=100)
+    """
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise CommandError(f"Failed to de-serialize from JSON: {type(exc).__name__}") from None
+    if not isinstance(frame, dict):
+        raise CommandError("Cannot deserialize `ConsumerCommand` from a non-object")
+    kind = _java_string(frame.get("type"), "type")
+    message_id = _java_string(frame.get("messageId"), "messageId")
+    permits = java_int(frame.get("permitMessages"))
+    if kind == PERMIT:
+        if permits is None:
+            raise CommandError("Missing required permitMessages field for 'permit' command")
+        return Command(PERMIT, permits=permits)
+    if kind in (UNSUBSCRIBE, END_OF_TOPIC):
+        return Command(kind)
+    return Command(NACK if kind == NACK else ACK, decode_message_id(message_id))

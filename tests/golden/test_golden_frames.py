@@ -1,0 +1,272 @@
+"""Both sides against Pulsar's own frames: the client's codec and the local gateway's.
+
+Each side is checked against the golden data (Pulsar's docs and source), not against the other
+side, so a mistake made the same way on both cannot pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from rxstargate._frames import (
+    decode_message,
+    decode_producer_ack,
+    encode_ack,
+    encode_nack,
+    encode_permit,
+    encode_send,
+)
+from rxstargate._messageid import decode_message_id
+from rxstargate._pulsar_time import format_pulsar_time, parse_pulsar_time, to_epoch_millis
+from rxstargate.exceptions import InvalidTopicNameError
+from rxstargate.models import TopicName
+from tests.golden import frames as golden
+
+
+def _json(text: str) -> Any:
+    return json.loads(text)
+
+
+# --- the gateway --------------------------------------------------------------------------------
+
+
+class _Message:
+    """What the gateway reads from a broker message (the official client's Message methods)."""
+
+    def __init__(self, payload: bytes, published: int, event: int = 0, key: str = "") -> None:
+        self._payload, self._published, self._event, self._key = payload, published, event, key
+
+    def data(self) -> bytes:
+        return self._payload
+
+    def properties(self) -> dict[str, str]:
+        return {}
+
+    def publish_timestamp(self) -> int:
+        return self._published
+
+    def event_timestamp(self) -> int:
+        return self._event
+
+    def redelivery_count(self) -> int:
+        return 0
+
+    def partition_key(self) -> str:
+        return self._key
+
+
+def test_the_gateway_reads_the_docs_send_frame() -> None:
+    from rxstargate.local._gateway._producer import decode_send
+
+    context, payload, kwargs = decode_send(_json(golden.SEND))
+    assert context == "1"
+    assert payload == golden.SEND_PAYLOAD
+    assert kwargs == {"properties": golden.SEND_PROPERTIES}
+
+
+def test_the_gateway_writes_ok_acks_as_pulsar_2_8_does() -> None:
+    from rxstargate.local._gateway._producer import ok_ack
+
+    assert _json(ok_ack("CPEKEINF", "1")) == _json(golden.ACK_OK_2_8)
+    without = _json(ok_ack("CAAQAw==", None))
+    documented = _json(golden.ACK_OK_DOCS)
+    assert "context" not in without
+    assert {k: without[k] for k in ("result", "messageId")} == {
+        k: documented[k] for k in ("result", "messageId")
+    }
+
+
+def test_the_gateway_writes_error_acks_as_pulsar_does() -> None:
+    from rxstargate.local._gateway._producer import error_ack
+
+    documented = _json(golden.ACK_ERROR_DOCS)
+    parse_error = _json(error_ack(3, documented["errorMsg"], None))
+    assert parse_error == {
+        "result": documented["result"],
+        "errorMsg": documented["errorMsg"],
+        "errorCode": 0,
+        "schemaVersion": 0,
+    }  # no context: Pulsar cannot read it from a frame it could not parse
+    assert _json(error_ack(7, "Invalid Base64", "1"))["context"] == documented["context"]
+
+
+def test_the_gateway_reads_the_docs_consumer_commands() -> None:
+    from rxstargate.local._gateway._commands import Command, parse_command
+
+    id_bytes = base64.b64decode("CAAQAw==")
+    assert parse_command(golden.ACK) == Command("ack", id_bytes)
+    assert parse_command(golden.NACK) == Command("negativeAcknowledge", id_bytes)
+    assert parse_command(golden.PERMIT) == Command("permit", permits=100)
+    assert parse_command(golden.END_OF_TOPIC_QUERY) == Command("isEndOfTopic")
+
+
+@pytest.mark.parametrize("reached", [True, False])
+def test_the_gateway_answers_end_of_topic_with_a_boolean(reached: bool) -> None:
+    from rxstargate.local._gateway._commands import end_of_topic_answer
+
+    assert _json(end_of_topic_answer(reached)) == _json(golden.END_OF_TOPIC_ANSWERS[reached])
+
+
+def test_the_gateway_writes_messages_with_the_fields_of_the_docs_frame() -> None:
+    from rxstargate.local._gateway._receiving import message_frame
+    from rxstargate.local._gateway._time import parse_time
+
+    documented = _json(golden.CONSUMER_MESSAGE_DOCS)
+    payload = base64.b64decode(documented["payload"])
+    message = _Message(payload, golden.CONSUMER_MESSAGE_PUBLISHED_MILLIS)
+    written = _json(message_frame(message, documented["messageId"]))
+    del documented["encryptionContext"]  # only for messages the proxy could not decrypt
+    assert {k: type(v) for k, v in written.items()} == {k: type(v) for k, v in documented.items()}
+    assert {k: v for k, v in written.items() if k != "publishTime"} == {
+        k: v for k, v in documented.items() if k != "publishTime"
+    }
+    assert parse_time(written["publishTime"]) == parse_time(documented["publishTime"])
+
+
+def test_the_gateway_writes_event_time_and_key_only_when_set() -> None:
+    from rxstargate.local._gateway._receiving import message_frame
+
+    plain = _json(message_frame(_Message(b"", 0), "CAAQAw=="))
+    assert "eventTime" not in plain
+    assert "key" not in plain
+    full = _json(message_frame(_Message(b"", 0, event=1635548498967, key="k"), "CAAQAw=="))
+    assert (full["eventTime"], full["key"]) == ("2021-10-29T23:01:38.967Z", "k")
+
+
+@pytest.mark.parametrize(("text", "millis"), golden.TIMES)
+def test_the_gateway_parses_pulsar_times(text: str, millis: int) -> None:
+    from rxstargate.local._gateway._time import parse_time
+
+    assert parse_time(text) == millis
+
+
+@pytest.mark.parametrize(("text", "millis"), golden.UTC_TEXTS)
+def test_the_gateway_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
+    from rxstargate.local._gateway._time import format_time
+
+    assert format_time(millis) == text
+
+
+@pytest.mark.parametrize("text", golden.REFUSED_TIMES)
+def test_the_gateway_refuses_event_times_that_java_refuses(text: str) -> None:
+    from rxstargate.local._gateway._producer import FrameError, decode_send
+
+    with pytest.raises(FrameError) as info:
+        decode_send({"payload": "", "context": "1", "eventTime": text})
+    assert (info.value.code, info.value.context) == (7, "1")
+
+
+@pytest.mark.parametrize(("encoded", "position"), golden.MESSAGE_IDS.items())
+def test_the_gateway_reads_message_ids(encoded: str, position: tuple[int, int]) -> None:
+    pulsar = pytest.importorskip("pulsar")
+
+    message_id = pulsar.MessageId.deserialize(base64.b64decode(encoded))
+    assert (message_id.ledger_id(), message_id.entry_id()) == position
+
+
+def test_the_gateway_follows_pulsars_name_rule() -> None:
+    from rxstargate.local._gateway._paths import PathError, parse_path
+    from rxstargate.local._gateway._vocabulary import is_named_entity
+
+    assert all(is_named_entity(name) for name in golden.NAMED_ENTITIES)
+    assert not any(is_named_entity(name) for name in golden.NOT_NAMED_ENTITIES)
+    for name in golden.NOT_NAMED_ENTITIES:
+        if "/" not in name:
+            with pytest.raises(PathError):
+                parse_path(f"/ws/v2/producer/persistent/{name}/default/topic")
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+def test_the_client_decodes_the_docs_consumer_message() -> None:
+    frame = decode_message(golden.CONSUMER_MESSAGE_DOCS)
+    documented = _json(golden.CONSUMER_MESSAGE_DOCS)
+    assert frame.message_id == "CAMQADAA"
+    assert frame.payload == base64.b64decode(documented["payload"])
+    assert (frame.properties, frame.redelivery_count, frame.key, frame.event_time) == (
+        {},
+        0,
+        None,
+        None,
+    )
+    published = to_epoch_millis(parse_pulsar_time(frame.publish_time))
+    assert published == golden.CONSUMER_MESSAGE_PUBLISHED_MILLIS
+
+
+def test_the_client_decodes_the_docs_reader_message_with_a_legacy_time() -> None:
+    frame = decode_message(golden.READER_MESSAGE_DOCS)
+    assert frame.payload == golden.SEND_PAYLOAD
+    assert frame.properties == golden.SEND_PROPERTIES
+    assert frame.redelivery_count == 4
+    published = to_epoch_millis(parse_pulsar_time(frame.publish_time))
+    assert published == golden.LEGACY_PUBLISHED_MILLIS
+
+
+@pytest.mark.parametrize(
+    ("text", "result", "message_id", "context", "error"),
+    [
+        (golden.ACK_OK_DOCS, "ok", "CAAQAw==", "1", None),
+        (golden.ACK_OK_2_8, "ok", "CPEKEINF", "1", None),
+        (golden.ACK_ERROR_DOCS, "send-error:3", None, "1", "Failed to de-serialize from JSON"),
+    ],
+)
+def test_the_client_decodes_the_docs_acks(
+    text: str, result: str, message_id: str | None, context: str | None, error: str | None
+) -> None:
+    ack = decode_producer_ack(text)
+    assert (ack.result, ack.message_id, ack.context, ack.error_msg) == (
+        result,
+        message_id,
+        context,
+        error,
+    )
+
+
+def test_the_client_writes_the_docs_frames() -> None:
+    sent = encode_send(golden.SEND_PAYLOAD, "1", properties=golden.SEND_PROPERTIES)
+    assert _json(sent) == _json(golden.SEND)
+    assert _json(encode_ack("CAAQAw==")) == _json(golden.ACK)
+    assert _json(encode_nack("CAAQAw==")) == _json(golden.NACK)
+    assert _json(encode_permit(100)) == _json(golden.PERMIT)
+
+
+@pytest.mark.parametrize(("text", "millis"), golden.TIMES)
+def test_the_client_parses_pulsar_times(text: str, millis: int) -> None:
+    assert to_epoch_millis(parse_pulsar_time(text)) == millis
+
+
+@pytest.mark.parametrize(("text", "millis"), golden.UTC_TEXTS)
+def test_the_client_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
+    assert format_pulsar_time(millis) == text
+
+
+def test_the_client_formats_the_docs_time_in_its_zone() -> None:
+    pacific = timezone(timedelta(hours=-7))
+    text = format_pulsar_time(golden.CONSUMER_MESSAGE_PUBLISHED_MILLIS, pacific)
+    assert text == _json(golden.CONSUMER_MESSAGE_DOCS)["publishTime"]
+    assert parse_pulsar_time(text) == datetime(2021, 10, 29, 23, 1, 38, 967000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("encoded", "position"), golden.MESSAGE_IDS.items())
+def test_the_client_reads_message_ids(encoded: str, position: tuple[int, int]) -> None:
+    fields = decode_message_id(base64.b64decode(encoded))
+    assert (fields.ledger_id, fields.entry_id) == position
+
+
+@pytest.mark.parametrize("name", golden.NAMED_ENTITIES)
+def test_the_client_accepts_pulsars_names(name: str) -> None:
+    assert TopicName.parse(f"persistent://{name}/{name}/topic").tenant == name
+
+
+@pytest.mark.parametrize("name", golden.NOT_NAMED_ENTITIES)
+def test_the_client_refuses_names_pulsar_refuses(name: str) -> None:
+    with pytest.raises(InvalidTopicNameError):
+        TopicName.parse(f"persistent://{name}/default/topic")
+    with pytest.raises(InvalidTopicNameError):
+        TopicName.parse(f"persistent://public/{name}/topic")

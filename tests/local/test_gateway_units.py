@@ -1,0 +1,137 @@
+"""Gateway pieces on their own: delivery credit, command parsing, query integers, nudges."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from rxstargate.local._gateway._commands import (
+    INT_MAX,
+    INT_MIN,
+    Command,
+    CommandError,
+    parse_command,
+)
+from rxstargate.local._gateway._consumer import (
+    KICK_FIRST_SECONDS,
+    KICK_MAX_SECONDS,
+    ConsumerSession,
+)
+from rxstargate.local._gateway._params import ConsumerParams, ParamError, ProducerParams
+from rxstargate.local._gateway._receiving import Credit
+
+
+def test_credit_of_any_size_is_one_addition() -> None:
+    credit = Credit(0)
+    credit.add(10**15)  # a loop per unit would never return
+    credit.add(10**15)
+    assert credit.count == 2 * 10**15
+    assert credit.take(0)
+    assert credit.count == 2 * 10**15 - 1
+
+
+def test_negative_credit_must_be_made_up_before_a_delivery() -> None:
+    credit = Credit(1)
+    credit.add(-3)
+    assert not credit.take(0)
+    credit.add(2)
+    assert not credit.take(0)
+    credit.add(1)
+    assert credit.take(0)
+    assert not credit.take(0)
+
+
+@pytest.mark.parametrize(
+    ("text", "permits"),
+    [
+        ('{"type":"permit","permitMessages":7}', 7),
+        ('{"type":"permit","permitMessages":"7"}', 7),  # Jackson converts numeric text
+        ('{"type":"permit","permitMessages":7.9}', 7),  # and truncates a fraction
+        ('{"type":"permit","permitMessages":-5}', -5),
+        (f'{{"type":"permit","permitMessages":{INT_MAX}}}', INT_MAX),
+        (f'{{"type":"permit","permitMessages":{INT_MIN}}}', INT_MIN),
+    ],
+)
+def test_permits_are_read_as_a_java_integer(text: str, permits: int) -> None:
+    assert parse_command(text) == Command("permit", permits=permits)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"permit"}',
+        '{"type":"permit","permitMessages":null}',
+        '{"type":"permit","permitMessages":""}',
+        f'{{"type":"permit","permitMessages":{INT_MAX + 1}}}',
+        f'{{"type":"permit","permitMessages":{INT_MIN - 1}}}',
+        '{"type":"permit","permitMessages":1e300}',
+        '{"type":"permit","permitMessages":true}',
+        '{"type":"permit","permitMessages":[1]}',
+        '{"type":"permit","permitMessages":"12abc"}',
+        '{"messageId":"CAAQAw==","permitMessages":"x"}',  # Pulsar maps every field first
+        '{"type":{"nested":1},"messageId":"CAAQAw=="}',
+        "[" * 100_000,
+        "[1]",
+        "",
+    ],
+)
+def test_what_pulsar_cannot_map_is_a_command_error(text: str) -> None:
+    with pytest.raises(CommandError):
+        parse_command(text)
+
+
+def test_an_unknown_or_missing_type_is_an_ack() -> None:
+    for text in ('{"messageId":"CAAQAw=="}', '{"type":"ack","messageId":"CAAQAw=="}'):
+        assert parse_command(text).kind == "ack"
+    assert parse_command('{"type":"other","messageId":"CAAQAw=="}').kind == "ack"
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("0005", 5), ("-7", -7), ("0" * 5000 + "9", 9), ("5\n", None), ("\u0663", None), ("", None)],
+)
+def test_query_integers_follow_integer_parse_int(value: str, accepted: int | None) -> None:
+    if accepted is None:
+        with pytest.raises(ParamError, match="For input string"):
+            ProducerParams.from_query({"sendTimeoutMillis": value})
+    else:
+        query = {"priorityLevel": value} if accepted >= 0 else {"maxRedeliverCount": value}
+        params = ConsumerParams.from_query(query)
+        assert accepted in (params.priority_level, params.max_redeliver_count)
+
+
+def test_an_idle_shared_socket_nudges_the_broker_ever_more_rarely() -> None:
+    now = [0.0]
+    kicks: list[float] = []
+    session = ConsumerSession(
+        _FakeConsumer(),
+        ConsumerParams(subscription_type="Shared"),
+        bytes,
+        lambda: None,
+        lambda: None,
+        kick=lambda: kicks.append(now[0]),
+        clock=lambda: now[0],
+    )
+    for _ in range(1600):  # 200 s of empty receives, 1/8 s apart (exact in binary)
+        session._idle()
+        now[0] += 0.125
+    gaps = [b - a for a, b in itertools.pairwise(kicks)]
+    assert kicks[0] == KICK_FIRST_SECONDS
+    assert gaps[:4] == [2.0, 4.0, 8.0, 16.0]
+    assert max(gaps) == KICK_MAX_SECONDS
+    session._busy()  # a message arrived: quiet starts over
+    first_again = now[0] + KICK_FIRST_SECONDS
+    for _ in range(16):
+        session._idle()
+        now[0] += 0.125
+    assert kicks[-1] == first_again
+
+
+class _FakeConsumer:
+    def receive(self, timeout_millis: int) -> Any:
+        raise TimeoutError
+
+    def close(self) -> None:
+        return None
