@@ -12,6 +12,9 @@ from rxstargate.local._process import accepts_connections, die_with_parent, free
 # A type error anywhere in this file makes pulsar-lite silently ignore all of it.
 _CONFIG = 'log_level = "warn"\n\n[metrics]\nenabled = false\n'
 
+# pulsar-lite exits at once on SIGTERM; a stopped or stuck one is killed after this.
+STOP_GRACE_SECONDS = 0.3
+
 
 class Broker:
     """One pulsar-lite process; ``start()`` returns once it accepts connections."""
@@ -26,6 +29,10 @@ class Broker:
     def pid(self) -> int | None:
         """The broker's process id while it runs."""
         return self._process.pid if self._process else None
+
+    def exit_status(self) -> int | None:
+        """The exit status if the process has ended (it should not before ``stop()``)."""
+        return self._process.poll() if self._process else None
 
     def start(self, timeout: float = 20.0) -> None:
         """Start the broker and wait until it accepts connections.
@@ -76,5 +83,5 @@ class Broker:
     def stop(self) -> None:
         """Stop the broker and reap it; does nothing if it is not running."""
         if self._process is not None:
-            terminate(self._process)
+            terminate(self._process, timeout=STOP_GRACE_SECONDS)
             self._process = None

@@ -12,8 +12,12 @@ from types import TracebackType
 from typing import TypeVar
 
 from rxstargate.local._broker import Broker
+from rxstargate.local._errors import LocalPulsarError
+from rxstargate.local._keepalive import PING_INTERVAL, PING_TIMEOUT, Keepalive
 from rxstargate.local._process import SpawnThread
 from rxstargate.local._runner import GatewayProcess, GatewayThread
+
+LOG_FILES = ("broker.log", "gateway.log", "gateway-client.log")
 
 T = TypeVar("T")
 
@@ -30,9 +34,13 @@ class LocalPulsar:
         data_dir: where the broker keeps data and logs; a given directory keeps its data across
             restarts, None uses a temporary one removed by ``stop()``.
         token: when set, the gateway refuses upgrades without ``Authorization: Bearer <token>``
-            (or ``?token=<token>``) with 401.
+            (or ``?token=<token>``) with 401. The broker port takes no token: it accepts any
+            client, on 127.0.0.1 only.
         gateway_in_process: run the gateway in a thread of this process instead of a child
             process (the child process keeps its work off this process's GIL).
+        ping_interval: seconds between the gateway's pings to each socket (None: no pings).
+        ping_timeout: seconds a socket has to answer a ping; a silent one is dropped and what
+            its consumer held is released (None: never).
 
     Attributes:
         ws_url: ``ws://127.0.0.1:<port>`` once started.
@@ -52,12 +60,15 @@ class LocalPulsar:
         token: str | None = None,
         *,
         gateway_in_process: bool = False,
+        ping_interval: float | None = PING_INTERVAL,
+        ping_timeout: float | None = PING_TIMEOUT,
     ) -> None:
         self.port = port
         self.broker_port = broker_port
         self.data_dir = os.fspath(data_dir) if data_dir is not None else None
         self.token = token
         self.gateway_in_process = gateway_in_process
+        self.keepalive = Keepalive(ping_interval, ping_timeout)
         self._temp_dir: str | None = None
         self._broker: Broker | None = None
         self._gateway: GatewayProcess | GatewayThread | None = None
@@ -83,6 +94,34 @@ class LocalPulsar:
         """The gateway's process id while running (None when it runs in this process)."""
         return self._gateway.pid if isinstance(self._gateway, GatewayProcess) else None
 
+    @property
+    def directory(self) -> str | None:
+        """The data directory in use (``data_dir`` or the temporary one) while running."""
+        return self.data_dir or self._temp_dir
+
+    @property
+    def is_temporary(self) -> bool:
+        """Whether the data directory is a temporary one that ``stop()`` removes."""
+        return self.data_dir is None
+
+    def failure(self) -> str | None:
+        """Why local Pulsar stopped working if the broker or the gateway ended; None if both run.
+
+        Example:
+            ``"the pulsar-lite broker (pid 4242) exited: killed by SIGKILL"``
+        """
+        children: list[tuple[str, Broker | GatewayProcess | GatewayThread | None]] = [
+            ("the pulsar-lite broker", self._broker),
+            ("the WebSocket gateway", self._gateway),
+        ]
+        for name, child in children:
+            status = child.exit_status() if child is not None else None
+            if status is not None:
+                pid = getattr(child, "pid", None)
+                where = f" (pid {pid})" if pid else ""
+                return f"{name}{where} exited: {_describe_status(status)}"
+        return None
+
     def start(self) -> LocalPulsar:
         """Start the broker, then the gateway; returns once both accept connections.
 
@@ -105,17 +144,28 @@ class LocalPulsar:
             self.broker_port = self._broker.port
             if self.gateway_in_process:
                 log = os.path.join(directory, "gateway-client.log")
-                self._gateway = GatewayThread(self.broker_url, self.port, self.token, log)
+                self._gateway = GatewayThread(
+                    self.broker_url, self.port, self.token, log, self.keepalive
+                )
             else:
-                self._gateway = GatewayProcess(self.broker_url, self.port, self.token, directory)
+                self._gateway = GatewayProcess(
+                    self.broker_url, self.port, self.token, directory, self.keepalive
+                )
             self.port = self._in_spawner(self._gateway.start)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def stop(self) -> None:
-        """Stop the gateway and the broker; leaves no process or thread behind. Idempotent."""
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the gateway and the broker; leaves no process or thread behind. Idempotent.
+
+        Each child gets a short grace after SIGTERM (the gateway about 1.5 s, the broker 0.3 s)
+        and is killed after it, so this returns within about 2 s whatever state they are in.
+
+        Args:
+            keep_data: leave a temporary data directory (and its logs) in place.
+        """
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
@@ -125,7 +175,7 @@ class LocalPulsar:
         if self._spawner is not None:
             self._spawner.close()
             self._spawner = None
-        if self._temp_dir is not None:
+        if self._temp_dir is not None and not keep_data:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
 
@@ -144,31 +194,83 @@ class LocalPulsar:
         self.stop()
 
 
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM while local Pulsar was still starting."""
+
+
 def run_local(
     port: int = 8080,
     broker_port: int = 6650,
     data_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
+    *,
+    poll_seconds: float = 0.2,
 ) -> None:
     """Run local Pulsar in the foreground until SIGINT or SIGTERM (what ``rxstargate local`` does).
 
+    Prints the URLs, the data directory and the log files once it runs. Stops within about 2 s
+    of a signal, even while starting or with a stalled broker.
+
     Raises:
-        LocalPulsarError: when it does not start.
+        LocalPulsarError: when it does not start, or when the broker or the gateway ends while
+            it runs (the message says which and how; a temporary data directory is then kept,
+            with its logs, and named in the message).
     """
-    stopped = threading.Event()
+    stopping = threading.Event()
+    starting = [True]
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+        if starting[0]:
+            starting[0] = False
+            raise _Interrupted
+
     previous = {
-        signum: signal.signal(signum, lambda *_: stopped.set())
-        for signum in (signal.SIGINT, signal.SIGTERM)
+        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
     }
     local = LocalPulsar(port=port, broker_port=broker_port, data_dir=data_dir, token=token)
+    failure: str | None = None
     try:
         local.start()
-        print(f"Pulsar WebSocket API: {local.ws_url}", flush=True)
-        print(f"Pulsar broker:        {local.broker_url}", flush=True)
-        print("Press Ctrl-C to stop.", flush=True)
-        while not stopped.wait(0.5):
-            pass
+        starting[0] = False
+        _print_banner(local)
+        while not stopping.wait(poll_seconds):
+            failure = local.failure()
+            if failure is not None:
+                break
+    except _Interrupted:
+        pass
     finally:
-        local.stop()
+        starting[0] = False
+        directory = local.directory
+        local.stop(keep_data=failure is not None)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if failure is not None:
+        raise LocalPulsarError(f"{failure}; logs in {directory}")
+
+
+def _print_banner(local: LocalPulsar) -> None:
+    directory = local.directory or ""
+    kind = "temporary, removed when stopped" if local.is_temporary else "kept across restarts"
+    pids = f"broker pid {local.broker_pid}"
+    if local.gateway_pid is not None:
+        pids += f", gateway pid {local.gateway_pid}"
+    lines = [
+        f"Pulsar WebSocket API: {local.ws_url}",
+        f"Pulsar broker:        {local.broker_url}",
+        f"Data directory:       {directory} ({kind})",
+        f"Logs:                 {', '.join(os.path.join(directory, n) for n in LOG_FILES)}",
+        f"Processes:            {pids}",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _describe_status(status: int) -> str:
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"status {status}"

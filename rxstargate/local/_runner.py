@@ -11,16 +11,28 @@ import threading
 import time
 
 from rxstargate.local._errors import LocalPulsarError, log_tail
+from rxstargate.local._keepalive import Keepalive
 from rxstargate.local._process import die_with_parent, terminate
+
+# How long a stopping gateway process gets before SIGKILL (it bounds its own stop to 1 s).
+STOP_GRACE_SECONDS = 1.5
 
 
 class GatewayProcess:
     """The gateway in its own process, so its GIL does not compete with the caller's."""
 
-    def __init__(self, broker_url: str, port: int, token: str | None, data_dir: str) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        port: int,
+        token: str | None,
+        data_dir: str,
+        keepalive: Keepalive | None = None,
+    ) -> None:
         self._args = [sys.executable, "-m", "rxstargate.local._serve", broker_url, str(port)]
-        self._log_path = os.path.join(data_dir, "gateway.log")
+        self.log_path = os.path.join(data_dir, "gateway.log")
         self._args += ["--log", os.path.join(data_dir, "gateway-client.log")]
+        self._args += (keepalive or Keepalive()).arguments()
         self._token = token
         self._process: subprocess.Popen[bytes] | None = None
         self.port = port
@@ -29,6 +41,10 @@ class GatewayProcess:
     def pid(self) -> int | None:
         """The gateway's process id while it runs."""
         return self._process.pid if self._process else None
+
+    def exit_status(self) -> int | None:
+        """The exit status if the process has ended (it should not before ``stop()``)."""
+        return self._process.poll() if self._process else None
 
     def start(self, timeout: float = 30.0) -> int:
         """Start the process and return the port it listens on.
@@ -39,7 +55,7 @@ class GatewayProcess:
         env = dict(os.environ)
         if self._token is not None:
             env["RXSTARGATE_GATEWAY_TOKEN"] = self._token  # not on the command line
-        with open(self._log_path, "ab") as log:
+        with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 self._args,
                 stdin=subprocess.DEVNULL,
@@ -55,15 +71,15 @@ class GatewayProcess:
         if not line.startswith(b"LISTENING "):
             self.stop()
             raise LocalPulsarError(
-                f"the WebSocket gateway did not start; log tail:\n{log_tail(self._log_path)}"
+                f"the WebSocket gateway did not start; log tail:\n{log_tail(self.log_path)}"
             )
         self.port = int(line.split()[1])
         return self.port
 
     def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL) and reap it."""
+        """Stop the process (SIGTERM, then SIGKILL after a short grace) and reap it."""
         if self._process is not None:
-            terminate(self._process, timeout=10.0)
+            terminate(self._process, timeout=STOP_GRACE_SECONDS)
             self._process = None
 
 
@@ -83,11 +99,25 @@ class GatewayThread:
     """The gateway on an event loop in a thread of this process."""
 
     def __init__(
-        self, broker_url: str, port: int, token: str | None, log_path: str | None = None
+        self,
+        broker_url: str,
+        port: int,
+        token: str | None,
+        log_path: str | None = None,
+        keepalive: Keepalive | None = None,
     ) -> None:
         from rxstargate.local._gateway import Gateway
 
-        self._gateway = Gateway(broker_url, port=port, token=token, log_path=log_path)
+        keepalive = keepalive or Keepalive()
+        self._gateway = Gateway(
+            broker_url,
+            port=port,
+            token=token,
+            log_path=log_path,
+            ping_interval=keepalive.ping_interval,
+            ping_timeout=keepalive.ping_timeout,
+            close_timeout=keepalive.close_timeout,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -112,6 +142,12 @@ class GatewayThread:
             raise LocalPulsarError(f"the WebSocket gateway did not start: {self._error}")
         return self.port
 
+    def exit_status(self) -> int | None:
+        """None while the gateway thread runs, 1 if it ended before ``stop()``."""
+        if self._thread is None or self._thread.is_alive():
+            return None
+        return 1
+
     def _run(self) -> None:
         asyncio.run(self._main())
 
@@ -128,13 +164,13 @@ class GatewayThread:
         try:
             await self._stop.wait()
         finally:
-            await self._gateway.stop()
+            await self._gateway.stop(timeout=STOP_GRACE_SECONDS)
 
     def stop(self) -> None:
-        """Stop the gateway and join its thread."""
+        """Stop the gateway and join its thread (given up after a bounded wait)."""
         if self._loop is not None and self._stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
-            self._thread.join(30.0)
+            self._thread.join(STOP_GRACE_SECONDS + 1.0)
             self._thread = None

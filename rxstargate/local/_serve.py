@@ -1,26 +1,43 @@
 """Entry point of the gateway child process: ``python -m rxstargate.local._serve BROKER_URL PORT``.
 
 Prints ``LISTENING <port>`` on stdout once it accepts connections, then runs until SIGTERM/SIGINT.
-The token, if any, comes in the RXSTARGATE_GATEWAY_TOKEN environment variable.
+The token, if any, comes in the RXSTARGATE_GATEWAY_TOKEN environment variable. Log lines go to
+stderr (the parent points it at ``gateway.log``), each with a timestamp and the socket it is about.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
 
 from rxstargate.local._gateway import Gateway
+from rxstargate.local._keepalive import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+
+# What the gateway may take to stop on SIGTERM; the parent kills it a little later anyway.
+STOP_SECONDS = 1.0
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-async def _main(broker_url: str, port: int, token: str | None, log_path: str | None) -> None:
-    gateway = Gateway(broker_url, port=port, token=token, log_path=log_path)
+async def _main(args: argparse.Namespace, token: str | None) -> None:
+    gateway = Gateway(
+        args.broker_url,
+        port=args.port,
+        token=token,
+        log_path=args.log,
+        ping_interval=args.ping_interval or None,
+        ping_timeout=args.ping_timeout or None,
+        close_timeout=args.close_timeout,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    clean = False
     try:
         bound = await gateway.start()
         sys.stdout.write(f"LISTENING {bound}\n")
@@ -28,8 +45,14 @@ async def _main(broker_url: str, port: int, token: str | None, log_path: str | N
         # Nobody reads stdout after this line: send stray writes to stderr (the log).
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         await stop.wait()
+        logging.getLogger("rxstargate.gateway").info("stopping")
     finally:
-        await gateway.stop()
+        clean = await gateway.stop(timeout=STOP_SECONDS)
+        if not clean:
+            # Broker-side closes are still blocked in threads that the interpreter would wait
+            # for at exit: leave now (the kernel ends the broker connection with a FIN).
+            logging.shutdown()
+            os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,10 +60,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rxstargate.local._serve")
     parser.add_argument("broker_url")
     parser.add_argument("port", type=int)
-    parser.add_argument("--log", default=None)
+    parser.add_argument("--log", default=None, help="the broker client's log file")
+    parser.add_argument("--ping-interval", type=float, default=PING_INTERVAL, help="0: no pings")
+    parser.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT, help="0: wait")
+    parser.add_argument("--close-timeout", type=float, default=CLOSE_TIMEOUT)
     args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("rxstargate.gateway.websockets").setLevel(logging.WARNING)
     token = os.environ.get("RXSTARGATE_GATEWAY_TOKEN")
-    asyncio.run(_main(args.broker_url, args.port, token, args.log))
+    asyncio.run(_main(args, token))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
+import threading
+import time
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
@@ -12,6 +15,7 @@ import pulsar
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from rxstargate.local._gateway._consumer import ConsumerSession
 from rxstargate.local._gateway._params import (
@@ -29,9 +33,14 @@ from rxstargate.local._gateway._subscriptions import (
     SubscriptionBusyError,
     Subscriptions,
 )
+from rxstargate.local._keepalive import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+
+log = logging.getLogger("rxstargate.gateway")
 
 MAX_FRAME_BYTES = 1024 * 1024  # Pulsar's webSocketMaxTextFrameSize default
 OPERATION_TIMEOUT_SECONDS = 15
+
+STOP_TIMEOUT = 10.0
 
 
 # pulsar-lite's Key_Shared dispatch stops for good after a few dozen to a few hundred messages when
@@ -39,6 +48,20 @@ OPERATION_TIMEOUT_SECONDS = 15
 # receiver queue is large (500 or more); with 100 or fewer it delivers everything. The socket's
 # window still follows receiverQueueSize: only the broker-side prefetch is capped.
 KEY_SHARED_BROKER_QUEUE = 100
+
+
+def _key_shared_policy() -> Any:
+    """Key_Shared without pulsar-lite's redelivery blocking, which stalls a subscription for good.
+
+    When a Key_Shared consumer goes away holding unacked messages (or nacks one), pulsar-lite
+    queues them for redelivery and blocks their keys: it hands out one message per key and lets
+    the next one go only after that one is acknowledged, but an acknowledgement does not make it
+    dispatch again (only a flow command, a new message or a consumer leaving does). A consumer
+    whose window is not yet half used sends no flow command, so the subscription stops for good
+    after one message per key. With out-of-order delivery allowed the keys are not blocked;
+    redeliveries still go first, so a socket still sees each key in order.
+    """
+    return pulsar.ConsumerKeySharedPolicy(allow_out_of_order_delivery=True)
 
 
 def _broker_queue_size(params: ConsumerParams) -> int:
@@ -88,6 +111,9 @@ class Gateway:
         port: the port to listen on; 0 picks a free one (see ``port`` after ``start``).
         token: when set, every upgrade must carry it (``Authorization: Bearer`` or ``?token=``).
         log_path: where the broker client logs (warnings and worse); None keeps it quiet.
+        ping_interval: seconds between pings to each socket (None: no pings).
+        ping_timeout: seconds a socket has to answer a ping before it is dropped (None: wait).
+        close_timeout: seconds to wait for a peer's answer to a close frame.
     """
 
     def __init__(
@@ -97,12 +123,20 @@ class Gateway:
         token: str | None = None,
         log_path: str | None = None,
         host: str = "127.0.0.1",
+        *,
+        ping_interval: float | None = PING_INTERVAL,
+        ping_timeout: float | None = PING_TIMEOUT,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self.broker_url = broker_url
         self.host = host
         self.port = port
         self.token = token
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
         self._log_path = log_path
+        self._labels: dict[ServerConnection, str] = {}
         self._client: Any = None
         self._server: Server | None = None
         self._subscriptions = Subscriptions()
@@ -127,42 +161,88 @@ class Gateway:
             self.port,
             process_request=self._process_request,
             compression=None,
-            ping_interval=None,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
             max_size=MAX_FRAME_BYTES,
             open_timeout=OPERATION_TIMEOUT_SECONDS + 5,
+            logger=logging.getLogger("rxstargate.gateway.websockets"),
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        log.info(
+            "listening on %s:%d for broker %s (pings every %s s, %s s to answer)",
+            self.host,
+            self.port,
+            self.broker_url,
+            self.ping_interval,
+            self.ping_timeout,
+        )
         return self.port
 
-    async def stop(self) -> None:
-        """Close every socket and its broker-side half, then the broker client."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for session in list(self._pending.values()):
-            await session.close()
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
+        """Close every socket and its broker-side half, then the broker client.
+
+        Each step gets what is left of ``timeout`` (a stalled broker cannot hold it longer).
+
+        Returns:
+            True when everything closed in time; False when something was left behind (the
+            caller then ends the process: broker-side closes may still be running in threads).
+        """
+        deadline = time.monotonic() + timeout
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # stops accepting; sends every socket a close frame (1001)
+        # The broker sides close now, not after each peer answered its close frame.
+        sessions = list(self._pending.values())
         self._pending.clear()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        closing = asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        clean = await _within(closing, deadline - 0.4 * timeout)
         if self._client is not None:
-            await asyncio.to_thread(self._client.close)
-            self._client = None
+            # Its own thread: the shared executor may be full of closes waiting on the broker.
+            # Closing the client closes what is left, and its broker connection with a FIN.
+            client, self._client = self._client, None
+            closed = threading.Event()
+
+            def close_client() -> None:
+                try:
+                    client.close()
+                except Exception as exc:
+                    log.warning("closing the broker client failed: %s", exc)
+                finally:
+                    closed.set()
+
+            threading.Thread(
+                target=close_client, name="rxstargate-gateway-close", daemon=True
+            ).start()
+            while not closed.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            clean = clean and closed.is_set()
+        if server is not None:  # the peers' answers, for as long as there is time
+            await _within(server.wait_closed(), deadline)
+        if self._tasks:
+            await _within(asyncio.gather(*self._tasks, return_exceptions=True), deadline)
+        if not clean:
+            log.warning("stopped with broker-side closes still pending after %.1f s", timeout)
+        return clean
 
     # --- handshake -----------------------------------------------------------------------------
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         path, _, query_string = request.path.partition("?")
+        peer = _peer(connection)
         try:
             route = parse_path(path)
             query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
             self._authenticate(request, query)
             session = await self._open(route, query)
         except PathError as exc:
+            log.info("%s %s: refused %d: %s", peer, path, exc.status, exc)
             return connection.respond(exc.status, str(exc))
         except Refusal as exc:
+            log.info("%s %s: refused %d: %s", peer, path, exc.status, exc.reason)
             return connection.respond(exc.status, exc.reason)
+        self._labels[connection] = f"{peer} {route.label()}"
         self._pending[connection] = session
         task = asyncio.create_task(self._reap(connection))
         self._tasks.add(task)
@@ -259,6 +339,8 @@ class Gateway:
             ),
         }
         try:
+            if params.subscription_type == "Key_Shared":
+                kwargs["key_shared_policy"] = _key_shared_policy()
             consumer = await asyncio.to_thread(
                 self._client.subscribe, topic, subscription, **kwargs
             )
@@ -272,7 +354,22 @@ class Gateway:
         def closed() -> None:
             self._subscriptions.release(topic, subscription)
 
-        return ConsumerSession(consumer, params, pulsar.MessageId.deserialize, closing, closed)
+        kick = None
+        if params.subscription_type == "Shared":
+
+            def kick() -> None:
+                # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
+                helper = self._client.subscribe(
+                    topic,
+                    subscription,
+                    consumer_type=pulsar.ConsumerType.Shared,
+                    receiver_queue_size=0,
+                )
+                helper.close()
+
+        return ConsumerSession(
+            consumer, params, pulsar.MessageId.deserialize, closing, closed, kick
+        )
 
     async def _open_reader(self, topic: str, params: ReaderParams) -> Session:
         try:
@@ -300,17 +397,55 @@ class Gateway:
         session = self._pending.get(connection)
         if session is None:
             return
+        label = self._labels.get(connection, _peer(connection))
+        log.info("%s: open", label)
         try:
             await session.run(connection)
         except ConnectionClosed:
             pass  # an abrupt disconnect is a normal end for the gateway
+        except Exception:
+            log.exception("%s: failed", label)
         finally:
             self._pending.pop(connection, None)
             await session.close()
+            log.info("%s: closed (%s)", label, _why_closed(connection))
+            self._labels.pop(connection, None)
 
     async def _reap(self, connection: ServerConnection) -> None:
         """Close the broker side of a socket whose handshake never completed."""
         await connection.wait_closed()
+        self._labels.pop(connection, None)
         session = self._pending.pop(connection, None)
         if session is not None:
             await session.close()
+
+
+async def _within(awaitable: Any, deadline: float) -> bool:
+    """Await until ``deadline`` (monotonic); False if it had to be abandoned."""
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
+
+
+def _peer(connection: ServerConnection) -> str:
+    try:
+        host, port = connection.remote_address[:2]
+    except (TypeError, ValueError):
+        return "?"
+    return f"{host}:{port}"
+
+
+def _why_closed(connection: ServerConnection) -> str:
+    protocol = connection.protocol
+    if protocol.close_rcvd_then_sent:
+        return f"by the client: {protocol.close_rcvd}"
+    if protocol.close_sent is not None:
+        return f"by the gateway: {protocol.close_sent}"
+    if protocol.close_rcvd is not None:
+        return f"by the client: {protocol.close_rcvd}"
+    if protocol.state is State.OPEN:
+        return "by the gateway"
+    return "connection lost"
