@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rxstargate.exceptions import StargateError
+
+TOKEN_VARIABLE = "RXSTARGATE_TOKEN"
+
+
+def _version() -> str:
+    try:
+        return version("rxstargate")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
 
 
 def _port(text: str) -> int:
@@ -25,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="rxstargate",
         description="Apache Pulsar's WebSocket API as ReactiveX streams.",
     )
+    parser.add_argument("--version", action="version", version=f"rxstargate {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local = commands.add_parser(
         "local",
@@ -52,21 +64,58 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="keep the broker's data here across restarts (default: a temporary directory)",
     )
-    local.add_argument(
+    token = local.add_mutually_exclusive_group()
+    token.add_argument(
         "--token",
         default=None,
-        help="require this token (Authorization: Bearer TOKEN, or ?token=TOKEN) on every socket",
+        help=(
+            "require this token (Authorization: Bearer TOKEN, or ?token=TOKEN) on every socket; "
+            f"visible in the process list: prefer --token-file or ${TOKEN_VARIABLE}"
+        ),
+    )
+    token.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="read the token from this file (surrounding whitespace is ignored)",
+    )
+    local.epilog = (
+        f"Without --token or --token-file, the token comes from ${TOKEN_VARIABLE} if it is set. "
+        "The token guards the WebSocket API only: the broker port accepts any client (it "
+        "listens on 127.0.0.1 only)."
     )
     return parser
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The token from --token, --token-file or the environment, in that order.
+
+    Raises:
+        ValueError: when the file cannot be read or holds no token.
+    """
+    if args.token is not None:
+        return str(args.token)
+    if args.token_file is not None:
+        try:
+            text = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the token file {args.token_file}: {exc}") from None
+        if not text:
+            raise ValueError(f"the token file {args.token_file} is empty")
+        return text
+    return os.environ.get(TOKEN_VARIABLE) or None
 
 
 def _run_local(args: argparse.Namespace) -> int:
     from rxstargate.local import run_local
 
     try:
-        run_local(
-            port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=args.token
-        )
+        token = _token(args)
+    except ValueError as exc:
+        print(f"rxstargate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run_local(port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=token)
     except StargateError as exc:
         print(f"rxstargate: {exc}", file=sys.stderr)
         return 1

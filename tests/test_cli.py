@@ -1,19 +1,30 @@
-"""The ``rxstargate`` command: argument checking, and ``local`` in the foreground until SIGTERM."""
+"""The ``rxstargate`` command: arguments; ``local`` in the foreground until SIGTERM or a fault."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import websocket
 
 from rxstargate.cli import main
+from tests.faults import FaultProxy
+
+BANNER_END = "Press Ctrl-C to stop."
 
 
 def test_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,52 +40,219 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
-def _read_urls(process: subprocess.Popen[str], deadline_s: float) -> dict[str, str]:
-    urls: dict[str, str] = {}
+def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rxstargate {version('rxstargate')}"
+
+
+def test_token_and_token_file_exclude_each_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["local", "--token", "a", "--token-file", str(tmp_path / "t")])
+    assert info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [None, " \n"], ids=["missing", "empty"])
+def test_an_unusable_token_file_is_refused_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    assert main(["local", "--port", "0", "--broker-port", "0", "--token-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rxstargate: ") and str(path) in err
+
+
+class Local:
+    """A running ``rxstargate local`` and what its banner said."""
+
+    def __init__(self, process: subprocess.Popen[str], banner: dict[str, str]) -> None:
+        self.process = process
+        self.banner = banner
+
+    @property
+    def ws_url(self) -> str:
+        return self.banner["Pulsar WebSocket API"]
+
+    @property
+    def ws_port(self) -> int:
+        port = urlsplit(self.ws_url).port
+        assert port
+        return port
+
+    def pid(self, child: str) -> int:
+        match = re.search(rf"{child} pid (\d+)", self.banner["Processes"])
+        assert match, self.banner
+        return int(match.group(1))
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.banner["Data directory"].split(" (")[0])
+
+
+def _read_banner(process: subprocess.Popen[str], deadline_s: float = 60) -> dict[str, str]:
     lines: list[str] = []
 
     def reader() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            lines.append(line)
-            match = re.search(r"((?:ws|pulsar)://127\.0\.0\.1:\d+)", line)
-            if match:
-                urls[match.group(1).split(":")[0]] = match.group(1)
-            if len(urls) == 2:
+            lines.append(line.rstrip("\n"))
+            if line.strip() == BANNER_END:
                 return
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     thread.join(deadline_s)
-    assert len(urls) == 2, f"rxstargate local printed: {lines!r}"
-    return urls
+    assert lines and lines[-1] == BANNER_END, f"rxstargate local printed: {lines!r}"
+    banner: dict[str, str] = {}
+    for line in lines[:-1]:
+        key, colon, value = line.partition(":")
+        if colon:
+            banner[key.strip()] = value.strip()
+    return banner
 
 
-def test_local_serves_both_ports_and_stops_on_sigterm(tmp_path: object) -> None:
+@contextlib.contextmanager
+def _local(*args: str, env: dict[str, str] | None = None) -> Iterator[Local]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "rxstargate.cli", "local", "--port", "0", "--broker-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "rxstargate.cli",
+            "local",
+            "--port",
+            "0",
+            "--broker-port",
+            "0",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     try:
-        urls = _read_urls(process, 60)
-        for url in urls.values():
-            parts = urlsplit(url)
-            assert parts.hostname == "127.0.0.1"
-            assert parts.port
-            socket.create_connection((parts.hostname, parts.port), timeout=5).close()
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
-        assert process.returncode == 0, err
-        assert "stopped" in out
-        for url in urls.values():
-            parts = urlsplit(url)
-            assert parts.port
-            with pytest.raises(OSError):
-                socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+        yield Local(process, _read_banner(process))
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _send(ws_url: str, topic: str = "persistent/public/default/cli", **options: object) -> str:
+    sock = websocket.create_connection(f"{ws_url}/ws/v2/producer/{topic}", timeout=20, **options)
+    try:
+        sock.send('{"payload": "eA==", "context": "1"}')
+        result: str = json.loads(sock.recv())["result"]
+        return result
+    finally:
+        sock.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            return not any(line.startswith("State:\tZ") for line in status)
+    except FileNotFoundError:
+        return False
+
+
+def test_local_serves_both_ports_says_where_its_files_are_and_stops_on_sigterm() -> None:
+    with _local() as local:
+        urls = [local.ws_url, local.banner["Pulsar broker"]]
+        for url in urls:
+            parts = urlsplit(url)
+            assert parts.hostname == "127.0.0.1"
+            assert parts.port
+            socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+        assert "temporary" in local.banner["Data directory"]
+        assert local.directory.is_dir()
+        logs = [Path(p.strip()) for p in local.banner["Logs"].split(",")]
+        assert {p.name for p in logs} == {"broker.log", "gateway.log", "gateway-client.log"}
+        assert all(p.parent == local.directory and p.exists() for p in logs)
+        local.process.send_signal(signal.SIGTERM)
+        out, err = local.process.communicate(timeout=30)
+        assert local.process.returncode == 0, err
+        assert "stopped" in out
+        for url in urls:
+            parts = urlsplit(url)
+            assert parts.port
+            with pytest.raises(OSError):
+                socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+        assert not local.directory.exists()  # the temporary directory went with it
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_local_takes_its_token_from_a_file_or_the_environment(tmp_path: Path, source: str) -> None:
+    secret = "s3cret-" + source
+    args: list[str] = []
+    env = {"RXSTARGATE_TOKEN": ""}
+    if source == "file":
+        (tmp_path / "token").write_text(secret + "\n")
+        args = ["--token-file", str(tmp_path / "token")]
+    else:
+        env = {"RXSTARGATE_TOKEN": secret}
+    with _local(*args, env=env) as local:
+        with pytest.raises(websocket.WebSocketBadStatusException) as info:
+            _send(local.ws_url)
+        assert info.value.status_code == 401
+        assert _send(local.ws_url, header=[f"Authorization: Bearer {secret}"]) == "ok"
+        for pid in (local.process.pid, local.pid("broker"), local.pid("gateway")):
+            assert secret not in Path(f"/proc/{pid}/cmdline").read_text()
+
+
+@pytest.mark.parametrize("child", ["broker", "gateway"])
+def test_local_exits_non_zero_and_says_why_when_a_child_dies(child: str) -> None:
+    with _local() as local:
+        pid = local.pid(child)
+        os.kill(pid, signal.SIGKILL)
+        _, err = local.process.communicate(timeout=30)
+        try:
+            assert local.process.returncode == 1
+            assert len(err.strip().splitlines()) == 1, err
+            assert f"(pid {pid}) exited: killed by SIGKILL" in err
+            assert ("broker" if child == "broker" else "gateway") in err.split("(pid")[0]
+            assert f"logs in {local.directory}" in err
+            assert (local.directory / "broker.log").exists()  # kept, to be read
+            other = local.pid("gateway" if child == "broker" else "broker")
+            assert not _alive(other)
+        finally:
+            shutil.rmtree(local.directory, ignore_errors=True)
+
+
+def test_local_stops_promptly_after_faults_even_with_a_stalled_broker() -> None:
+    with _local() as local, FaultProxy(local.ws_port) as proxy:
+        topic = "persistent/public/default/faulty"
+        assert _send(local.ws_url, topic) == "ok"
+        query = "subscriptionType=Shared&subscriptionInitialPosition=Earliest"
+        consumer_url = f"{proxy.ws_url}/ws/v2/consumer/{topic}/sub?{query}"
+        held = websocket.create_connection(consumer_url, timeout=20)
+        assert base64.b64decode(json.loads(held.recv())["payload"]) == b"x"
+        assert proxy.reset(half_open=True) == 1  # left half-open, holding the message
+        reset = websocket.create_connection(consumer_url, timeout=20)
+        assert proxy.reset() == 1  # reset on both sides
+        for sock in (held, reset):
+            sock.shutdown()
+        producer = websocket.create_connection(f"{proxy.ws_url}/ws/v2/producer/{topic}", timeout=20)
+        for i in range(200):  # a burst in flight when everything stops
+            producer.send(json.dumps({"payload": "eA==", "context": str(i)}))
+        broker = local.pid("broker")
+        os.kill(broker, signal.SIGSTOP)  # every broker-side close now hangs
+        try:
+            local.process.send_signal(signal.SIGTERM)
+            local.process.wait(timeout=5)  # it would take 15 s and more without bounds
+            assert local.process.returncode == 0
+            assert not _alive(broker)
+            assert not _alive(local.pid("gateway"))
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(broker, signal.SIGKILL)
+            producer.shutdown()

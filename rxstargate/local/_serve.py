@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
+from urllib.parse import urlsplit
 
 from rxstargate.local._gateway import Gateway
 from rxstargate.local._keepalive import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
@@ -50,9 +53,47 @@ async def _main(args: argparse.Namespace, token: str | None) -> None:
         clean = await gateway.stop(timeout=STOP_SECONDS)
         if not clean:
             # Broker-side closes are still blocked in threads that the interpreter would wait
-            # for at exit: leave now (the kernel ends the broker connection with a FIN).
+            # for at exit: leave now, but end the broker connection with a FIN first. Closing a
+            # socket with unread data sends a reset, and pulsar-lite never releases the
+            # consumers of a connection that ended with a reset.
+            end_connections_to(args.broker_url)
             logging.shutdown()
             os._exit(0)
+
+
+def end_connections_to(url: str) -> int:
+    """Shut down (FIN, both ways) this process's TCP connections to ``url``'s host and port.
+
+    Linux only (it walks /proc/self/fd); elsewhere it does nothing. Returns how many it ended.
+    """
+    target = urlsplit(url)
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    ended = 0
+    for name in descriptors:
+        try:
+            duplicate = os.dup(int(name))
+        except (OSError, ValueError):
+            continue  # closed since the listing
+        try:
+            sock = socket.socket(fileno=duplicate)
+        except OSError:  # not a socket
+            os.close(duplicate)
+            continue
+        with contextlib.closing(sock):  # closes the duplicate only
+            try:
+                if sock.type != socket.SOCK_STREAM:
+                    continue
+                host, port = sock.getpeername()[:2]
+            except (OSError, ValueError, TypeError):
+                continue
+            if port == target.port and host in (target.hostname, "::ffff:" + str(target.hostname)):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                    ended += 1
+    return ended
 
 
 def main(argv: list[str] | None = None) -> None:

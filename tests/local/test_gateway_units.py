@@ -135,3 +135,22 @@ class _FakeConsumer:
 
     def close(self) -> None:
         return None
+
+
+def test_giving_up_ends_the_broker_connection_with_a_fin_not_a_reset() -> None:
+    import socket
+
+    from rxstargate.local._serve import end_connections_to
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        broker_side, _ = server.accept()
+        other = socket.create_connection(("127.0.0.1", port))  # the same peer is ended too
+        other_side, _ = server.accept()
+        with client, broker_side, other, other_side:
+            broker_side.sendall(b"unread")  # closing now would send a reset
+            assert end_connections_to(f"pulsar://127.0.0.1:{port}") == 2
+            broker_side.settimeout(5)
+            assert broker_side.recv(10) == b""  # an orderly end of stream: a FIN
+            assert end_connections_to("pulsar://127.0.0.1:1") == 0
