@@ -17,7 +17,11 @@ What it cannot do, because pulsar-lite cannot or by choice:
   ``subscriptionMode=NonDurable`` (always durable), ``encryptionKeys`` (refused with 500);
 * ack timeouts run in the gateway and redeliver to the same socket (with a dead-letter policy they
   go through a negative ack instead, so they count towards ``maxRedeliverCount``);
-* no idle timeout and no server pings; text frames are limited to 1 MiB as in Pulsar.
+* the gateway pings every socket (every 4 s; 4 s to answer) and drops a silent one with its
+  broker consumer or producer, where Pulsar waits for Jetty's 5-minute idle timeout; text frames
+  are limited to 1 MiB as in Pulsar;
+* the broker port takes no credentials (``token`` guards the WebSocket API only); both ports
+  listen on 127.0.0.1 only.
 """
 
 from rxstargate.local._errors import LocalPulsarError
