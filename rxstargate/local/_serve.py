@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--close-timeout", type=float, default=CLOSE_TIMEOUT)
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
+    logging.captureWarnings(True)  # warnings get a timestamp too
     logging.getLogger("rxstargate.gateway.websockets").setLevel(logging.WARNING)
     token = os.environ.get("RXSTARGATE_GATEWAY_TOKEN")
     asyncio.run(_main(args, token))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -201,3 +202,8 @@ def test_consumers_cut_mid_delivery_leave_no_failed_writes_in_the_log(
     log = (Path(local.directory) / "gateway.log").read_text()
     assert "socket.send() raised exception" not in log
     assert "Traceback" not in log
+    # Every line has a timestamp; each socket's lines say which socket it is and how it ended.
+    stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) ")
+    assert all(stamp.match(line) for line in log.splitlines()), log[-2000:]
+    for i in range(8):
+        assert f"consumer {topic_name} sub=sub-{i}: closed (connection lost)" in log

@@ -59,7 +59,9 @@ def _key_shared_policy() -> Any:
     dispatch again (only a flow command, a new message or a consumer leaving does). A consumer
     whose window is not yet half used sends no flow command, so the subscription stops for good
     after one message per key. With out-of-order delivery allowed the keys are not blocked;
-    redeliveries still go first, so a socket still sees each key in order.
+    redeliveries still go first, so a socket still sees each key in order. (pulsar-lite keeps
+    the policy of a subscription's first consumer since it started: one first joined by another
+    client without this setting keeps the blocking.)
     """
     return pulsar.ConsumerKeySharedPolicy(allow_out_of_order_delivery=True)
 
