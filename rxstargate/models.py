@@ -28,8 +28,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Pulsar's NamedEntity rule for tenants and namespaces (shared with the gateway's path parser).
-NAMED_ENTITY = re.compile(r"^[-=:.\w]+$")
+# Pulsar's NamedEntity rule for tenants and namespaces: Java's ASCII \w, the whole string.
+NAMED_ENTITY = re.compile(r"[-=:.A-Za-z0-9_]+")
 
 
 class Persistence(StrEnum):
@@ -69,7 +69,7 @@ class TopicName:
                 f"topic domain must be 'persistent' or 'non-persistent', not {self.persistence!r}"
             ) from None
         for part, value in (("tenant", self.tenant), ("namespace", self.namespace)):
-            if not isinstance(value, str) or not NAMED_ENTITY.match(value):
+            if not isinstance(value, str) or not NAMED_ENTITY.fullmatch(value):
                 raise InvalidTopicNameError(
                     f"topic {part} {value!r} must be non-empty and use only letters, digits"
                     " and - = : . _"

@@ -36,7 +36,14 @@ def _fill(broker_url: str, topic: str, count: int, subscription: str | None, kin
     try:
         if subscription is not None:  # create the subscription first: it starts at the backlog
             kind_enum = getattr(official.ConsumerType, kind.replace("_", ""))
-            client.subscribe(topic, subscription, consumer_type=kind_enum).close()
+            extra: dict[str, Any] = {}
+            if kind == "Key_Shared":
+                # As the gateway subscribes: pulsar-lite fixes this setting when the first
+                # consumer joins, and without it stalls Key_Shared redeliveries (README).
+                extra["key_shared_policy"] = official.ConsumerKeySharedPolicy(
+                    allow_out_of_order_delivery=True
+                )
+            client.subscribe(topic, subscription, consumer_type=kind_enum, **extra).close()
         producer = client.create_producer(topic, batching_enabled=False, block_if_queue_full=True)
         for i in range(count):
             producer.send_async(str(i).encode(), None, partition_key=f"k{i % 7}")
