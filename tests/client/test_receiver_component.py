@@ -188,8 +188,8 @@ def test_a_lost_connection_resubscribes_and_old_messages_raise_ack_error(
 
     def cut_after_three(ws: ServerConnection, sent: int) -> bool:
         if sent == 3 and fake.connections == 1:
-            cut(ws)
-            fake.sent = 0  # a broker redelivers what was not acked
+            fake.sent = 0  # a broker redelivers what was not acked (set before the client
+            cut(ws)  # can reconnect, or the new socket would start at the old position)
             return False
         return True
 

@@ -307,6 +307,7 @@ def test_all_is_sorted_and_complete() -> None:
     modules = {
         "aio",
         "cli",
+        "demo",
         "client",
         "display",
         "exceptions",
