@@ -490,6 +490,25 @@ class Topic:
             on_failure=on_failure,
         )
 
+    def last_message_id(self) -> MessageId | None:
+        """The id of the topic's last stored message (None when it is empty).
+
+        Asks Pulsar's admin REST API (``lastMessageId``) on the same HTTP port as the
+        WebSocket API, with the client's token; local Pulsar serves it too. Compare it with
+        a message's id to know when a reader has caught up.
+
+        Raises:
+            AuthorizationError: when the token may not read the topic's stats.
+            HandshakeError: another refusal; StargateConnectionError when unreachable.
+
+        Example:
+            >>> client.topic("orders").last_message_id()  # doctest: +SKIP
+            MessageId('CAQQAw==')
+        """
+        from rxstargate._admin import last_message_id
+
+        return last_message_id(self._context.base_url, self.name, self._context.transport)
+
     def peek(
         self,
         n: int = 20,
