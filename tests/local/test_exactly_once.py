@@ -17,8 +17,25 @@ import websocket
 COUNT = 3000
 
 
-def _receive_all(raw: Any, sock: websocket.WebSocket, expected: int) -> Counter[bytes]:
-    """Receive and ack until ``expected`` distinct payloads came, then watch for stragglers."""
+SENTINEL = b"sentinel"
+
+
+def _stragglers(raw: Any, sock: websocket.WebSocket, topic: str) -> list[dict[str, Any]]:
+    """What arrives (acked) before a sentinel sent now: copies that would come after the end."""
+    raw.produce(raw.producer(topic), [SENTINEL])
+    late = []
+    while True:
+        message = raw.recv(sock)
+        raw.send(sock, {"messageId": message["messageId"]})
+        if base64.b64decode(message["payload"]) == SENTINEL:
+            return late
+        late.append(message)
+
+
+def _receive_all(
+    raw: Any, sock: websocket.WebSocket, expected: int, topic: str, finish: Any = None
+) -> Counter[bytes]:
+    """Receive and ack until ``expected`` distinct payloads came, then catch stragglers."""
     seen: Counter[bytes] = Counter()
     ids: Counter[str] = Counter()
     sock.settimeout(15)
@@ -27,7 +44,9 @@ def _receive_all(raw: Any, sock: websocket.WebSocket, expected: int) -> Counter[
         seen[base64.b64decode(message["payload"])] += 1
         ids[message["messageId"]] += 1
         raw.send(sock, {"messageId": message["messageId"]})
-    for message in raw.drain(sock, idle=1.0):
+    if finish is not None:
+        finish()
+    for message in _stragglers(raw, sock, topic):
         seen[base64.b64decode(message["payload"])] += 1
         ids[message["messageId"]] += 1
     assert max(ids.values()) == 1, "a message id was delivered twice"
@@ -66,12 +85,11 @@ def test_a_consumer_gets_each_message_exactly_once(
     if mode == "backlog":
         raw.produce(raw.producer(topic_name, **params), payloads)
         sock = raw.consumer(topic_name, "sub", subscriptionType=subscription_type)
-        seen = _receive_all(raw, sock, COUNT)
+        seen = _receive_all(raw, sock, COUNT, topic_name)
     else:
         sock = raw.consumer(topic_name, "sub", subscriptionType=subscription_type)
         finish = _produce_in_background(raw, topic_name, payloads, **params)
-        seen = _receive_all(raw, sock, COUNT)
-        finish()
+        seen = _receive_all(raw, sock, COUNT, topic_name, finish)
     assert set(seen) == set(payloads)
     assert max(seen.values()) == 1
 
@@ -98,7 +116,7 @@ def test_a_reader_gets_each_message_exactly_once_in_order(
         message = raw.recv(sock)
         received.append(base64.b64decode(message["payload"]))
         raw.send(sock, {"messageId": message["messageId"]})
-    received += [base64.b64decode(m["payload"]) for m in raw.drain(sock, idle=1.0)]
     if finish is not None:
         finish()
+    received += [base64.b64decode(m["payload"]) for m in _stragglers(raw, sock, topic_name)]
     assert received == payloads
