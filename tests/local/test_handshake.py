@@ -62,6 +62,8 @@ def test_an_empty_subscription_is_400(raw: Any, topic_name: str) -> None:
         ("consumer", {"subscriptionMode": "Sometimes"}, "No enum constant"),
         ("consumer", {"subscriptionInitialPosition": "earliest"}, "No enum constant"),
         ("consumer", {"negativeAckRedeliveryDelay": "x"}, "For input string"),
+        ("consumer", {"deadLetterTopic": "dlq"}, "MaxRedeliverCount must be > 0."),
+        ("consumer", {"maxRedeliverCount": "0"}, "MaxRedeliverCount must be > 0."),
         ("reader", {"receiverQueueSize": "x"}, "For input string"),
     ],
 )

@@ -165,6 +165,11 @@ class ConsumerParams:
             _int(query, "negativeAckRedeliveryDelay", long=True),
             "negativeAckRedeliveryDelay needs to be >= 0",
         )
+        max_redeliver = _int(query, "maxRedeliverCount")
+        dead_letter = "maxRedeliverCount" in query or "deadLetterTopic" in query
+        if dead_letter and (max_redeliver or 0) < 1:
+            # A dead-letter policy needs a count; the consumer builder checks it.
+            raise ParamError("MaxRedeliverCount must be > 0.")
         return cls(
             subscription_type=sub_type or "Exclusive",
             subscription_mode=mode or "Durable",
@@ -173,7 +178,7 @@ class ConsumerParams:
             receiver_queue_size=receiver_queue_size(query),
             consumer_name=_name(query, "consumerName"),
             priority_level=priority or 0,
-            max_redeliver_count=_int(query, "maxRedeliverCount"),
+            max_redeliver_count=max_redeliver,
             dead_letter_topic=query.get("deadLetterTopic") or None,
             negative_ack_redelivery_delay=60000 if nack_delay is None else nack_delay,
             pull_mode=_bool(query, "pullMode"),
