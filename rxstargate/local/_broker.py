@@ -26,6 +26,11 @@ class Broker:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def metadata_path(self) -> str:
+        """pulsar-lite's metadata file (its namespaces, topics and subscriptions, as JSON)."""
+        return os.path.join(self.data_dir, "broker-data.metadata.json")
+
+    @property
     def pid(self) -> int | None:
         """The broker's process id while it runs."""
         return self._process.pid if self._process else None
@@ -50,7 +55,7 @@ class Broker:
             self.port = free_port()
         elif accepts_connections(self.port):
             raise LocalPulsarError(f"port 127.0.0.1:{self.port} is already in use")
-        db_path = os.path.join(self.data_dir, "broker-data")
+        db_path = os.path.join(self.data_dir, "broker-data")  # see metadata_path
         command = [binary, "--config", config_path, "--addr", f"127.0.0.1:{self.port}"]
         command += ["--db-path", db_path]
         with open(self.log_path, "ab") as log:

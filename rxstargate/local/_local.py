@@ -145,11 +145,21 @@ class LocalPulsar:
             if self.gateway_in_process:
                 log = os.path.join(directory, "gateway-client.log")
                 self._gateway = GatewayThread(
-                    self.broker_url, self.port, self.token, log, self.keepalive
+                    self.broker_url,
+                    self.port,
+                    self.token,
+                    log,
+                    self.keepalive,
+                    broker_metadata=self._broker.metadata_path,
                 )
             else:
                 self._gateway = GatewayProcess(
-                    self.broker_url, self.port, self.token, directory, self.keepalive
+                    self.broker_url,
+                    self.port,
+                    self.token,
+                    directory,
+                    self.keepalive,
+                    broker_metadata=self._broker.metadata_path,
                 )
             self.port = self._in_spawner(self._gateway.start)
         except BaseException:

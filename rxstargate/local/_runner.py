@@ -28,10 +28,13 @@ class GatewayProcess:
         token: str | None,
         data_dir: str,
         keepalive: Keepalive | None = None,
+        broker_metadata: str | None = None,
     ) -> None:
         self._args = [sys.executable, "-m", "rxstargate.local._serve", broker_url, str(port)]
         self.log_path = os.path.join(data_dir, "gateway.log")
         self._args += ["--log", os.path.join(data_dir, "gateway-client.log")]
+        if broker_metadata is not None:
+            self._args += ["--broker-metadata", broker_metadata]
         self._args += (keepalive or Keepalive()).arguments()
         self._token = token
         self._process: subprocess.Popen[bytes] | None = None
@@ -105,6 +108,7 @@ class GatewayThread:
         token: str | None,
         log_path: str | None = None,
         keepalive: Keepalive | None = None,
+        broker_metadata: str | None = None,
     ) -> None:
         from rxstargate.local._gateway import Gateway
 
@@ -117,6 +121,7 @@ class GatewayThread:
             ping_interval=keepalive.ping_interval,
             ping_timeout=keepalive.ping_timeout,
             close_timeout=keepalive.close_timeout,
+            broker_metadata=broker_metadata,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

@@ -35,6 +35,7 @@ async def _main(args: argparse.Namespace, token: str | None) -> None:
         ping_interval=args.ping_interval or None,
         ping_timeout=args.ping_timeout or None,
         close_timeout=args.close_timeout,
+        broker_metadata=args.broker_metadata,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ping-interval", type=float, default=PING_INTERVAL, help="0: no pings")
     parser.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT, help="0: wait")
     parser.add_argument("--close-timeout", type=float, default=CLOSE_TIMEOUT)
+    parser.add_argument(
+        "--broker-metadata", default=None, help="pulsar-lite's metadata file (topic discovery)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
     logging.captureWarnings(True)  # warnings get a timestamp too

@@ -36,7 +36,15 @@ KICK_MAX_SECONDS = 30.0
 
 
 class ConsumerSession(ReceivingSession):
-    """One consumer socket bound to one broker consumer."""
+    """One consumer socket bound to one broker consumer.
+
+    With ``multi_topic`` (a v3 socket) the broker consumer spans several topics: each frame
+    names its message's topic, and an id alone cannot be acknowledged, since it does not name
+    its topic. Acks and nacks then go through the message delivered under that id, which the
+    ledger keeps while the socket holds it (Pulsar's handler keeps a messageIdCache for the
+    same reason); an id the socket does not hold (settled already, or delivered on another
+    socket) is ignored.
+    """
 
     thread_name = "rxstargate-gateway-consumer"
 
@@ -49,6 +57,8 @@ class ConsumerSession(ReceivingSession):
         on_closed: Callable[[], None],
         kick: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        multi_topic: bool = False,
     ) -> None:
         super().__init__(0 if params.pull_mode else params.receiver_queue_size)
         self._consumer = consumer
@@ -62,6 +72,7 @@ class ConsumerSession(ReceivingSession):
         self._on_closed = on_closed
         self._kick = kick
         self._clock = clock
+        self._multi_topic = multi_topic
         self._quiet_since: float | None = None
         self._kick_after = KICK_FIRST_SECONDS
         self.kicks = 0
@@ -97,14 +108,19 @@ class ConsumerSession(ReceivingSession):
             return None
         if replaces and not self._pull_mode:
             self.give_credit()
-        return message_frame(message, base64.b64encode(key).decode("ascii"))
+        return message_frame(
+            message, base64.b64encode(key).decode("ascii"), with_topic=self._multi_topic
+        )
 
     def _tick(self) -> list[str]:
         expired = self._ledger.expired()
         if not self._dead_letter:
             return [
                 message_frame(
-                    held.message, base64.b64encode(key).decode("ascii"), held.redelivery_count
+                    held.message,
+                    base64.b64encode(key).decode("ascii"),
+                    held.redelivery_count,
+                    with_topic=self._multi_topic,
                 )
                 for key, held in expired
             ]
@@ -150,6 +166,8 @@ class ConsumerSession(ReceivingSession):
                 target = self._deserialize_id(key)
             except Exception as exc:
                 raise CommandError(f"cannot decode messageId: {exc}") from None
+            if self._multi_topic:
+                return  # which topic it belongs to is unknown: nothing can be settled
         elif not self._pull_mode:
             self.give_credit()
         try:

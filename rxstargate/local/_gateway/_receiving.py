@@ -23,8 +23,18 @@ from rxstargate.local._gateway._wire import Outbox, finish_close, send_close_wit
 _POLL_MILLIS = 200
 
 
-def message_frame(message: Any, message_id: str, redelivery_count: int | None = None) -> str:
-    """A ConsumerMessage frame as Pulsar writes it (eventTime and key only when set)."""
+def message_frame(
+    message: Any,
+    message_id: str,
+    redelivery_count: int | None = None,
+    *,
+    with_topic: bool = False,
+) -> str:
+    """A ConsumerMessage frame as Pulsar writes it (eventTime and key only when set).
+
+    ``with_topic`` adds ``"topic"``, the message's full topic name: local Pulsar's extension
+    for v3 multi-topic sockets (Pulsar writes no topic; clients ignore fields they do not know).
+    """
     frame: dict[str, Any] = {
         "messageId": message_id,
         "payload": base64.b64encode(message.data()).decode("ascii"),
@@ -40,6 +50,8 @@ def message_frame(message: Any, message_id: str, redelivery_count: int | None = 
     key = message.partition_key()
     if key:
         frame["key"] = key
+    if with_topic:
+        frame["topic"] = message.topic_name()
     return json.dumps(frame, separators=(",", ":"))
 
 

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from rxstargate.local._gateway._catalog import PatternError, TopicCatalog
 from rxstargate.local._gateway._consumer import ConsumerSession
 from rxstargate.local._gateway._params import (
     ConsumerParams,
@@ -24,7 +25,13 @@ from rxstargate.local._gateway._params import (
     ProducerParams,
     ReaderParams,
 )
-from rxstargate.local._gateway._paths import Endpoint, PathError, Route, parse_path
+from rxstargate.local._gateway._paths import (
+    Endpoint,
+    PathError,
+    Route,
+    parse_path,
+    select_topics,
+)
 from rxstargate.local._gateway._producer import ProducerSession
 from rxstargate.local._gateway._reader import ReaderSession
 from rxstargate.local._gateway._refusals import creation_reason, creation_status
@@ -116,6 +123,7 @@ class Gateway:
         ping_interval: seconds between pings to each socket (None: no pings).
         ping_timeout: seconds a socket has to answer a ping before it is dropped (None: wait).
         close_timeout: seconds to wait for a peer's answer to a close frame.
+        broker_metadata: pulsar-lite's metadata file, where ``topicsPattern`` finds topics.
     """
 
     def __init__(
@@ -129,6 +137,7 @@ class Gateway:
         ping_interval: float | None = PING_INTERVAL,
         ping_timeout: float | None = PING_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
+        broker_metadata: str | None = None,
     ) -> None:
         self.broker_url = broker_url
         self.host = host
@@ -143,6 +152,7 @@ class Gateway:
         self._server: Server | None = None
         self._subscriptions = Subscriptions()
         self._producer_names = ProducerNames()
+        self._catalog = TopicCatalog(broker_metadata)
         self._pending: dict[ServerConnection, Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -233,11 +243,13 @@ class Gateway:
     ) -> Response | None:
         path, _, query_string = request.path.partition("?")
         peer = _peer(connection)
+        query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
         try:
             route = parse_path(path)
-            query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+            if route.endpoint is Endpoint.MULTI_TOPIC_CONSUMER:
+                route = select_topics(route, query)
             self._authenticate(request, query)
-            session = await self._open(route, query)
+            session = await self._open(route, query, peer)
         except PathError as exc:
             log.info("%s %s: refused %d: %s", peer, path, exc.status, exc)
             return connection.respond(exc.status, str(exc))
@@ -261,7 +273,7 @@ class Gateway:
         if header != f"Bearer {self.token}":
             raise Refusal(401, "Failed to authenticate")
 
-    async def _open(self, route: Route, query: dict[str, str]) -> Session:
+    async def _open(self, route: Route, query: dict[str, str], peer: str) -> Session:
         try:
             if route.endpoint is Endpoint.PRODUCER:
                 return await self._open_producer(route.topic, ProducerParams.from_query(query))
@@ -269,7 +281,11 @@ class Gateway:
                 if not route.subscription:
                     raise Refusal(400, "Empty subscription name")
                 params = ConsumerParams.from_query(query)
-                return await self._open_consumer(route.topic, route.subscription, params)
+                return await self._open_consumer(
+                    (route.topic,), route.subscription, params, dead_letter_base=route.topic
+                )
+            if route.endpoint is Endpoint.MULTI_TOPIC_CONSUMER:
+                return await self._open_multi_topic_consumer(route, query, peer)
             if route.endpoint is Endpoint.READER:
                 return await self._open_reader(route.topic, ReaderParams.from_query(query))
         except ParamError as exc:
@@ -307,6 +323,7 @@ class Gateway:
             if name is not None:
                 self._producer_names.release(topic, name)
             raise Refusal(creation_status(exc), creation_reason("producer", exc)) from None
+        self._catalog.note([topic])
         if name is None:
             return ProducerSession(producer)
         names = self._producer_names
@@ -314,18 +331,57 @@ class Gateway:
             producer, lambda: names.closing(topic, name), lambda: names.release(topic, name)
         )
 
-    async def _open_consumer(
-        self, topic: str, subscription: str, params: ConsumerParams
+    async def _open_multi_topic_consumer(
+        self, route: Route, query: dict[str, str], peer: str
     ) -> Session:
+        """A v3 socket: the topics listed, or those the pattern matches now."""
+        if not route.subscription:
+            raise Refusal(400, "Empty subscription name")
+        params = ConsumerParams.from_query(query)
+        topics = route.topics
+        dead_letter_base: str | None = route.topic
+        if route.pattern is not None:
+            try:
+                matched = await asyncio.to_thread(self._catalog.match, route.pattern, route.topic)
+            except PatternError as exc:
+                raise Refusal(400, f"Invalid query params: {exc}") from None
+            topics = tuple(matched)
+            # Pulsar would name the dead-letter topic after the pattern; the broker client's
+            # default (each topic's own <topic>-<subscription>-DLQ) is a topic name at least.
+            dead_letter_base = None
+            log.info(
+                "%s %s: matches %d topics: %s",
+                peer,
+                route.label(),
+                len(topics),
+                ", ".join(topics) or "none yet",
+            )
+        return await self._open_consumer(
+            topics, route.subscription, params, dead_letter_base=dead_letter_base, multi=True
+        )
+
+    async def _open_consumer(
+        self,
+        topics: tuple[str, ...],
+        subscription: str,
+        params: ConsumerParams,
+        *,
+        dead_letter_base: str | None,
+        multi: bool = False,
+    ) -> Session:
+        """One broker consumer on one topic (v1, v2) or on several (v3, ``multi``)."""
         try:
-            await self._subscriptions.acquire(topic, subscription, params.subscription_type)
+            await self._subscriptions.acquire(topics, subscription, params.subscription_type)
         except SubscriptionBusyError as exc:
             raise Refusal(409, f"Failed to create consumer: {exc}") from None
+        target: str | list[str] = list(topics) if multi else topics[0]
         dead_letter = None
-        if params.max_redeliver_count is not None or params.dead_letter_topic is not None:
+        if params.max_redeliver_count is not None:
+            dead_letter_topic = params.dead_letter_topic
+            if dead_letter_topic is None and dead_letter_base is not None:
+                dead_letter_topic = f"{dead_letter_base}-{subscription}-DLQ"
             dead_letter = pulsar.ConsumerDeadLetterPolicy(
-                params.max_redeliver_count or 0,
-                params.dead_letter_topic or f"{topic}-{subscription}-DLQ",
+                params.max_redeliver_count, dead_letter_topic
             )
         kwargs: dict[str, Any] = {
             "consumer_type": getattr(
@@ -344,17 +400,18 @@ class Gateway:
             if params.subscription_type == "Key_Shared":
                 kwargs["key_shared_policy"] = _key_shared_policy()
             consumer = await asyncio.to_thread(
-                self._client.subscribe, topic, subscription, **kwargs
+                self._client.subscribe, target, subscription, **kwargs
             )
         except Exception as exc:
-            self._subscriptions.release(topic, subscription, was_closing=False)
+            self._subscriptions.release(topics, subscription, was_closing=False)
             raise Refusal(creation_status(exc), creation_reason("consumer", exc)) from None
+        self._catalog.note(topics)
 
         def closing() -> None:
-            self._subscriptions.closing(topic, subscription)
+            self._subscriptions.closing(topics, subscription)
 
         def closed() -> None:
-            self._subscriptions.release(topic, subscription)
+            self._subscriptions.release(topics, subscription)
 
         kick = None
         if params.subscription_type == "Shared":
@@ -362,7 +419,7 @@ class Gateway:
             def kick() -> None:
                 # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
                 helper = self._client.subscribe(
-                    topic,
+                    target,
                     subscription,
                     consumer_type=pulsar.ConsumerType.Shared,
                     receiver_queue_size=0,
@@ -370,7 +427,13 @@ class Gateway:
                 helper.close()
 
         return ConsumerSession(
-            consumer, params, pulsar.MessageId.deserialize, closing, closed, kick
+            consumer,
+            params,
+            pulsar.MessageId.deserialize,
+            closing,
+            closed,
+            kick,
+            multi_topic=multi,
         )
 
     async def _open_reader(self, topic: str, params: ReaderParams) -> Session:
@@ -392,6 +455,7 @@ class Gateway:
             )
         except (binascii.Error, ValueError, Exception) as exc:
             raise Refusal(500, creation_reason("reader", exc)) from None
+        self._catalog.note([topic])
         return ReaderSession(reader, params.receiver_queue_size)
 
     # --- sockets -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 CLOSING_WAIT_SECONDS = 5.0
 
@@ -21,6 +22,8 @@ class SubscriptionBusyError(Exception):
 class Subscriptions:
     """Consumers per (topic, subscription), with the subscription type they share.
 
+    A v3 consumer of several topics counts as one consumer of the subscription on each of them.
+
     Used on the event loop only.
     """
 
@@ -28,45 +31,63 @@ class Subscriptions:
         self._held: dict[tuple[str, str], tuple[str, int]] = {}
         self._closing: dict[tuple[str, str], int] = {}
 
-    async def acquire(self, topic: str, subscription: str, subscription_type: str) -> None:
-        """Register one more consumer.
+    async def acquire(
+        self, topics: str | Iterable[str], subscription: str, subscription_type: str
+    ) -> None:
+        """Register one more consumer, on one topic or on each of several (a v3 consumer).
+
+        Several topics are taken all together or not at all.
 
         Raises:
-            SubscriptionBusyError: as Pulsar's ConsumerBusy would.
+            SubscriptionBusyError: as Pulsar's ConsumerBusy would (for any of the topics).
         """
-        key = (topic, subscription)
+        names = [topics] if isinstance(topics, str) else list(dict.fromkeys(topics))
+        keys = [(topic, subscription) for topic in names]
         deadline = time.monotonic() + CLOSING_WAIT_SECONDS
         while True:
-            try:
-                self._try_acquire(key, subscription_type)
+            refusals = [(key, self._refusal(key, subscription_type)) for key in keys]
+            busy = [(key, refusal) for key, refusal in refusals if refusal is not None]
+            if not busy:
+                for key in keys:
+                    self._take(key, subscription_type)
                 return
-            except SubscriptionBusyError:
-                held = self._held.get(key)
-                all_closing = held is not None and self._closing.get(key, 0) >= held[1]
-                if not all_closing or time.monotonic() > deadline:
-                    raise
+            # Busy only because of consumers on their way out: wait for them, briefly.
+            if time.monotonic() > deadline or not all(self._only_closing(k) for k, _ in busy):
+                raise SubscriptionBusyError(busy[0][1])
             await asyncio.sleep(0.02)
 
-    def _try_acquire(self, key: tuple[str, str], subscription_type: str) -> None:
+    def _only_closing(self, key: tuple[str, str]) -> bool:
+        held = self._held.get(key)
+        return held is not None and self._closing.get(key, 0) >= held[1]
+
+    def _refusal(self, key: tuple[str, str], subscription_type: str) -> str | None:
         held = self._held.get(key)
         if held is None:
-            self._held[key] = (subscription_type, 1)
-            return
-        held_type, count = held
-        if held_type == "Exclusive":
-            raise SubscriptionBusyError("Exclusive consumer is already connected")
-        if held_type != subscription_type:
-            raise SubscriptionBusyError("Subscription is of different type")
-        self._held[key] = (held_type, count + 1)
+            return None
+        if held[0] == "Exclusive":
+            return "Exclusive consumer is already connected"
+        if held[0] != subscription_type:
+            return "Subscription is of different type"
+        return None
 
-    def closing(self, topic: str, subscription: str) -> None:
-        """Note that one consumer of the subscription is on its way out."""
-        key = (topic, subscription)
-        self._closing[key] = self._closing.get(key, 0) + 1
+    def _take(self, key: tuple[str, str], subscription_type: str) -> None:
+        held = self._held.get(key)
+        self._held[key] = (subscription_type, 1) if held is None else (held[0], held[1] + 1)
 
-    def release(self, topic: str, subscription: str, was_closing: bool = True) -> None:
-        """Forget one consumer of the subscription."""
-        key = (topic, subscription)
+    def closing(self, topics: str | Iterable[str], subscription: str) -> None:
+        """Note that one consumer of the subscription (on each topic) is on its way out."""
+        for topic in [topics] if isinstance(topics, str) else dict.fromkeys(topics):
+            key = (topic, subscription)
+            self._closing[key] = self._closing.get(key, 0) + 1
+
+    def release(
+        self, topics: str | Iterable[str], subscription: str, was_closing: bool = True
+    ) -> None:
+        """Forget one consumer of the subscription (on each topic)."""
+        for topic in [topics] if isinstance(topics, str) else dict.fromkeys(topics):
+            self._release((topic, subscription), was_closing)
+
+    def _release(self, key: tuple[str, str], was_closing: bool) -> None:
         if was_closing and key in self._closing:
             self._closing[key] -= 1
             if self._closing[key] <= 0:
