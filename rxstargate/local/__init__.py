@@ -7,11 +7,11 @@ Needs the ``local`` extra (``pip install rxstargate[local]``)::
     with LocalPulsar() as pulsar:
         print(pulsar.ws_url, pulsar.broker_url)
 
-The gateway serves Pulsar's WebSocket producer, consumer and reader endpoints (v1 and v2 paths)
-and the v3 multi-topic consumer (whose message frames also name their topic, an extension).
-What it cannot do, because pulsar-lite cannot or by choice:
+The gateway serves Pulsar's WebSocket producer, consumer and reader endpoints (v1 and v2 paths),
+the v3 multi-topic consumer (whose message frames also name their topic, an extension), and the
+admin API's ``lastMessageId``. What it cannot do, because pulsar-lite cannot or by choice:
 
-* no admin API, no topic termination (``isEndOfTopic`` is always false), no seek, no delayed
+* no other admin call, no topic termination (``isEndOfTopic`` is always false), no seek, no delayed
   delivery (``deliverAt``/``deliverAfterMs`` are accepted and ignored), no partitioned topics
   (pulsar-lite only has a broker-wide ``default_partitions`` setting);
 * a v3 ``topicsPattern`` is matched once, when its socket opens, against the topics that exist

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from rxstargate.local._gateway._admin import AdminError, admin_topic, last_message_id
 from rxstargate.local._gateway._catalog import PatternError, TopicCatalog
 from rxstargate.local._gateway._consumer import ConsumerSession
 from rxstargate.local._gateway._params import (
@@ -244,6 +246,8 @@ class Gateway:
         path, _, query_string = request.path.partition("?")
         peer = _peer(connection)
         query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+        if path.startswith("/admin/"):
+            return await self._admin(connection, request, path, query)
         try:
             route = parse_path(path)
             if route.endpoint is Endpoint.MULTI_TOPIC_CONSUMER:
@@ -262,6 +266,21 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
+
+    async def _admin(
+        self, connection: ServerConnection, request: Request, path: str, query: dict[str, str]
+    ) -> Response:
+        """Answer an admin REST request (plain HTTP on the same port) with JSON."""
+        peer = _peer(connection)
+        try:
+            self._authenticate(request, query)
+            topic = admin_topic(path)
+            body: dict[str, Any] = await asyncio.to_thread(last_message_id, self._client, topic)
+            status = 200
+        except (Refusal, AdminError) as exc:
+            status, body = exc.status, {"reason": exc.reason}
+        log.info("%s GET %s: %d %s", peer, path, status, json.dumps(body))
+        return _json_response(connection, status, body)
 
     def _authenticate(self, request: Request, query: dict[str, str]) -> None:
         if self.token is None:
@@ -494,6 +513,13 @@ async def _within(awaitable: Any, deadline: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _json_response(connection: ServerConnection, status: int, body: dict[str, Any]) -> Response:
+    response = connection.respond(status, json.dumps(body, separators=(",", ":")))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
 
 
 def _peer(connection: ServerConnection) -> str:
