@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
+from reactivex.disposable import Disposable, SerialDisposable
 
 from rxstargate._reconnect import Backoff
 from rxstargate.exceptions import StargateTimeoutError
@@ -43,11 +43,16 @@ class PipelineState(StrEnum):
 
 
 class _Gate:
-    """Passes messages until closed; closing completes what follows (the work drains)."""
+    """Passes messages until closed; closing completes what follows (the work drains).
+
+    The gate owns the source's subscription: completing what follows must not close the
+    consumer's socket, whose acks are still to come. :meth:`release` closes it.
+    """
 
     def __init__(self) -> None:
         self._out: SerialObserver[Message[Any]] | None = None
         self._closed = False
+        self._source = SerialDisposable()
 
     def __call__(self, source: Observable[Message[Any]]) -> Observable[Message[Any]]:
         def subscribe(
@@ -60,7 +65,10 @@ class _Gate:
                 if not self._closed:  # after stop(): left unsettled, redelivered later
                     out.on_next(message)
 
-            return source.subscribe(on_next, out.on_error, out.on_completed, scheduler=scheduler)
+            self._source.disposable = source.subscribe(
+                on_next, out.on_error, out.on_completed, scheduler=scheduler
+            )
+            return Disposable()  # completion downstream leaves the socket to release()
 
         return Observable(subscribe)
 
@@ -68,6 +76,10 @@ class _Gate:
         self._closed = True
         if self._out is not None:
             self._out.on_completed()
+
+    def release(self) -> None:
+        """Close the source's socket (after the work drained)."""
+        self._source.dispose()
 
 
 class Pipeline:
@@ -146,6 +158,9 @@ class Pipeline:
             if self._state is not PipelineState.RUNNING:
                 return
             self._state = PipelineState.STOPPED
+            gate = self._gate
+        if gate is not None:
+            gate.release()
         self._ended.set()
 
     def _on_failure(self, error: Exception, drained: threading.Event) -> None:
@@ -173,7 +188,10 @@ class Pipeline:
                 return
             self._state = PipelineState.RUNNING
             self.restarts += 1
+            gate = self._gate
         self._subscription.dispose()
+        if gate is not None:
+            gate.release()
         self._run()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -194,6 +212,8 @@ class Pipeline:
             gate.close()
             drained.wait(timeout)
         self._subscription.dispose()
+        if gate is not None:
+            gate.release()
         with self._lock:
             self._state = PipelineState.STOPPED
         self._ended.set()

@@ -112,3 +112,27 @@ def test_a_pipeline_fails_for_good_on_a_refusal_retrying_cannot_fix() -> None:
         with pytest.raises(rs.AuthorizationError):
             pipeline.wait(WAIT)
         assert pipeline.state is rs.PipelineState.FAILED
+
+
+def test_stop_keeps_the_socket_until_in_flight_work_is_settled(
+    client: rs.Client, topic_name: str
+) -> None:
+    topic = client.topic(topic_name)
+    rx.from_iterable([str(i).encode() for i in range(100)]).subscribe(topic.producer())
+    lost: list[rs.StargateError] = []
+    client.errors.subscribe(lost.append)
+    started = threading.Event()
+
+    def slow(message: rs.Message[Any]) -> None:
+        started.set()
+        time.sleep(0.05)
+
+    pipeline = topic.consume("work", slow, concurrency=8, max_in_flight=8, start="earliest")
+    pipeline.start()
+    assert started.wait(WAIT)
+    pipeline.stop(timeout=WAIT)
+    processed = pipeline.stats.processed
+    assert processed >= 1 and pipeline.stats.in_flight == 0
+    assert [e for e in lost if isinstance(e, rs.AckError)] == []  # every ack reached its socket
+    rest = unacked_messages(client.url, topic_name, "work", "Shared")
+    assert len(rest) == 100 - processed  # nothing processed comes back
