@@ -1,17 +1,87 @@
-"""The ``rxstargate`` command line: ``rxstargate local`` runs local Pulsar in the foreground."""
+"""The ``rxstargate`` command line: ``demo``, ``tail``, ``produce`` and ``local``."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from pathlib import Path
 
-from rxstargate.exceptions import StargateError
+from rxstargate._cli_common import (
+    DEFAULT_URL,
+    TOKEN_VARIABLE,
+    URL_VARIABLE,
+    CommandError,
+    Endpoint,
+    Parser,
+    endpoint,
+    explain,
+    one_line,
+    properties,
+    token,
+)
+from rxstargate._cli_output import DIRECTIVES
+from rxstargate.exceptions import ConfigurationError, StargateError
 
-TOKEN_VARIABLE = "RXSTARGATE_TOKEN"
+__all__ = ["main"]
+
+_MAIN_EXAMPLES = """\
+examples:
+  rxstargate demo                          a tour: local Pulsar, a keyed pipeline, a summary
+  rxstargate local                         run local Pulsar in the foreground (ws://127.0.0.1:8080)
+  rxstargate produce orders apple banana   send two messages
+  rxstargate tail orders --start earliest  print a topic's messages and follow it
+
+Client commands connect to --url, else $RXSTARGATE_URL, else a running `rxstargate local`
+(ws://127.0.0.1:8080). `rxstargate COMMAND --help` tells more."""
+
+_TAIL_EXAMPLES = (
+    """\
+examples:
+  rxstargate tail orders                           new messages, until Ctrl-C
+  rxstargate tail orders -o earliest -e            everything stored, then exit
+  rxstargate tail orders -o -10                    the last 10 messages, then follow
+  rxstargate tail orders -J -c 5                   5 messages as JSON lines
+  rxstargate tail orders -f '%k: %s' -k alice      alice's messages as "key: payload"
+  rxstargate tail orders -s billing -e             consume (and ack) the backlog of billing
+
+format directives (--format):
+"""
+    + "\n".join(f"  %{letter}  {what}" for letter, (what, _) in DIRECTIVES.items())
+    + """
+  %%  a percent sign; \\n \\t \\r \\\\ escapes; a newline is added unless the format ends
+      with one. Without --format or --json each payload is printed as it is, one per line.
+
+--json prints {"topic", "id", "key", "properties", "publish_time", "event_time" (ISO 8601),
+"redelivery_count", "payload", "payload_encoding"}: the payload is text when it is UTF-8
+("payload_encoding": "utf-8"), else base64 ("base64").
+
+--exit stops once the topic's end, as it was when tail began, is printed (Pulsar's admin
+lastMessageId, on the same port). Where the server refuses that, tail says so and stops
+after --idle seconds without a message instead; with --subscription it stops after
+--idle seconds of silence too (a subscription may already be past the end). --start -N
+(--last N) asks for that end too, reads from just before the last N messages (from the
+earliest when they span ledgers) and prints the last N once caught up, then follows."""
+)
+
+_PRODUCE_EXAMPLES = """\
+examples:
+  rxstargate produce orders apple banana              two messages from arguments
+  seq 1000 | rxstargate produce orders -q             1000 messages from stdin; print a count
+  rxstargate produce orders --file orders.txt         one message per line of the file
+  rxstargate produce orders -K : <<< 'alice:apple'    key "alice", payload "apple"
+  rxstargate produce orders -k alice -p region=eu hi  with a key and a property
+
+Each ack is printed as "CONTEXT MESSAGE_ID" (CONTEXT numbers the messages from 1); failures
+go to stderr and make the exit status 1. Empty lines are skipped."""
+
+_DEMO_EXAMPLES = """\
+examples:
+  rxstargate demo                                  starts its own local Pulsar, then stops it
+  rxstargate demo --messages 100000
+  rxstargate demo --url ws://127.0.0.1:8080        against a running Pulsar WebSocket API"""
 
 
 def _version() -> str:
@@ -31,13 +101,47 @@ def _port(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rxstargate",
-        description="Apache Pulsar's WebSocket API as ReactiveX streams.",
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _connection(default: str) -> Parser:
+    """The options every client command takes: where Pulsar is and the token."""
+    parent = Parser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument(
+        "--url",
+        default=None,
+        help=f"the Pulsar WebSocket API (default: ${URL_VARIABLE}, {default})",
     )
-    parser.add_argument("--version", action="version", version=f"rxstargate {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    group.add_argument(
+        "--token",
+        default=None,
+        help=f"the token to send (default: ${TOKEN_VARIABLE}); visible in the process list",
+    )
+    group.add_argument(
+        "--token-file", type=Path, default=None, metavar="FILE", help="read the token from FILE"
+    )
+    return parent
+
+
+def _add_local(commands: argparse._SubParsersAction[Parser]) -> None:
     local = commands.add_parser(
         "local",
         help="run local Pulsar (broker + WebSocket API) in the foreground",
@@ -45,12 +149,14 @@ def _parser() -> argparse.ArgumentParser:
             "Start the embedded pulsar-lite broker and rxstargate's Pulsar WebSocket gateway on "
             "127.0.0.1, print their URLs and run until Ctrl-C or SIGTERM."
         ),
+        epilog=(
+            f"Without --token or --token-file, the token comes from ${TOKEN_VARIABLE} if it is "
+            "set. The token guards the WebSocket API only: the broker port accepts any client "
+            "(it listens on 127.0.0.1 only)."
+        ),
     )
     local.add_argument(
-        "--port",
-        type=_port,
-        default=8080,
-        help="WebSocket API port (0 picks a free one; default 8080)",
+        "--port", type=_port, default=8080, help="WebSocket API port (0 picks a free one; 8080)"
     )
     local.add_argument(
         "--broker-port",
@@ -64,8 +170,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="keep the broker's data here across restarts (default: a temporary directory)",
     )
-    token = local.add_mutually_exclusive_group()
-    token.add_argument(
+    secret = local.add_mutually_exclusive_group()
+    secret.add_argument(
         "--token",
         default=None,
         help=(
@@ -73,66 +179,242 @@ def _parser() -> argparse.ArgumentParser:
             f"visible in the process list: prefer --token-file or ${TOKEN_VARIABLE}"
         ),
     )
-    token.add_argument(
+    secret.add_argument(
         "--token-file",
         type=Path,
         default=None,
         help="read the token from this file (surrounding whitespace is ignored)",
     )
-    local.epilog = (
-        f"Without --token or --token-file, the token comes from ${TOKEN_VARIABLE} if it is set. "
-        "The token guards the WebSocket API only: the broker port accepts any client (it "
-        "listens on 127.0.0.1 only)."
+    local.set_defaults(run=_run_local)
+
+
+def _add_demo(commands: argparse._SubParsersAction[Parser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        parents=[_connection("else start local Pulsar for the run")],
+        help="orders through a key-ordered, backpressured pipeline, with a summary",
+        description=(
+            "Produce keyed orders and consume them with a key-ordered, acked pipeline, showing "
+            "progress and a summary table. Without a URL it starts local Pulsar for the run and "
+            "stops it after; it leaves nothing running."
+        ),
+        epilog=_DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    demo.add_argument(
+        "--messages", type=_positive, default=20_000, help="how many orders (default 20000)"
+    )
+    demo.set_defaults(run=_run_demo)
+
+
+def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
+    from rxstargate._cli_tail import parse_start
+
+    tail = commands.add_parser(
+        "tail",
+        parents=[_connection(DEFAULT_URL)],
+        help="print a topic's messages (a reader, or a consumer with --subscription)",
+        description="Print a topic's messages, one per line, and follow it until Ctrl-C.",
+        epilog=_TAIL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tail.add_argument("topic", metavar="TOPIC", help="orders, tenant/ns/orders or persistent://...")
+    where = tail.add_argument_group("where to start and stop")
+    where.add_argument(
+        "-o",
+        "--start",
+        type=parse_start,
+        default=None,
+        metavar="POSITION",
+        help="latest (default: new messages only), earliest, -N (the last N) or a message id",
+    )
+    where.add_argument(
+        "-n", "--last", type=_positive, default=None, metavar="N", help="the last N, as --start -N"
+    )
+    where.add_argument(
+        "-c", "--count", type=_positive, default=None, metavar="N", help="exit after N messages"
+    )
+    where.add_argument(
+        "-e", "--exit", action="store_true", help="exit once the end of the topic is printed"
+    )
+    where.add_argument(
+        "--idle",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="silence that counts as the end where the end cannot be asked for (default 1)",
+    )
+    shape = tail.add_argument_group("output").add_mutually_exclusive_group()
+    shape.add_argument(
+        "-J", "--json", action="store_true", help="one JSON object per line (see below)"
+    )
+    shape.add_argument("-f", "--format", default=None, help="a format string such as '%%k %%s'")
+    which = tail.add_argument_group("filters")
+    which.add_argument("-k", "--key", default=None, help="only messages with this key")
+    which.add_argument(
+        "-p",
+        "--property",
+        type=properties,
+        action="append",
+        metavar="NAME=VALUE",
+        help="only messages with this property (repeatable: all must match)",
+    )
+    consumer = tail.add_argument_group("consuming")
+    consumer.add_argument(
+        "-s",
+        "--subscription",
+        default=None,
+        metavar="NAME",
+        help="consume through this subscription and ack what is read (filtered-out too)",
+    )
+    consumer.add_argument(
+        "--subscription-type",
+        choices=["Exclusive", "Shared", "Failover", "Key_Shared"],
+        default=None,
+        help="with --subscription (default Exclusive)",
+    )
+    tail.set_defaults(run=_run_tail)
+
+
+def _add_produce(commands: argparse._SubParsersAction[Parser]) -> None:
+    produce = commands.add_parser(
+        "produce",
+        parents=[_connection(DEFAULT_URL)],
+        help="send messages from arguments, a file or stdin, one per line",
+        description=(
+            "Send each PAYLOAD, else each line of --file, else each line of stdin, without "
+            "waiting for one ack before the next send."
+        ),
+        epilog=_PRODUCE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    produce.add_argument(
+        "topic", metavar="TOPIC", help="orders, tenant/ns/orders or persistent://..."
+    )
+    produce.add_argument("payloads", nargs="*", metavar="PAYLOAD", help="messages to send")
+    produce.add_argument(
+        "-l", "--file", type=Path, default=None, help="send each line of this file"
+    )
+    produce.add_argument("-k", "--key", default=None, help="the key of every message")
+    produce.add_argument(
+        "-K",
+        "--key-from",
+        default=None,
+        metavar="DELIM",
+        help="split each line at the first DELIM into key and payload (no DELIM: no key)",
+    )
+    produce.add_argument(
+        "-p",
+        "--property",
+        type=properties,
+        action="append",
+        metavar="NAME=VALUE",
+        help="a property of every message (repeatable)",
+    )
+    produce.add_argument(
+        "-q", "--quiet", action="store_true", help="print only how many were stored"
+    )
+    produce.set_defaults(run=_run_produce)
+
+
+def _parser() -> Parser:
+    parser = Parser(
+        prog="rxstargate",
+        description="Apache Pulsar's WebSocket API as ReactiveX streams.",
+        epilog=_MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rxstargate {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(commands)
+    _add_tail(commands)
+    _add_produce(commands)
+    _add_local(commands)
     return parser
 
 
-def _token(args: argparse.Namespace) -> str | None:
-    """The token from --token, --token-file or the environment, in that order.
-
-    Raises:
-        ValueError: when the file cannot be read or holds no token.
-    """
-    if args.token is not None:
-        return str(args.token)
-    if args.token_file is not None:
-        try:
-            text = Path(args.token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read the token file {args.token_file}: {exc}") from None
-        if not text:
-            raise ValueError(f"the token file {args.token_file} is empty")
-        return text
-    return os.environ.get(TOKEN_VARIABLE) or None
-
-
 def _run_local(args: argparse.Namespace) -> int:
-    from rxstargate.local import run_local
-
     try:
-        token = _token(args)
-    except ValueError as exc:
-        print(f"rxstargate: {exc}", file=sys.stderr)
-        return 2
-    try:
-        run_local(port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=token)
-    except StargateError as exc:
-        print(f"rxstargate: {exc}", file=sys.stderr)
-        return 1
+        from rxstargate.local import run_local
+    except ImportError as exc:
+        raise CommandError(
+            f"local Pulsar needs the local extra ({exc}): pip install 'rxstargate[local]'"
+        ) from None
+    secret = token(args)
+    run_local(port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=secret)
     print("stopped", flush=True)
     return 0
 
 
+def _run_demo(args: argparse.Namespace) -> int:
+    where = endpoint(args, use_default=False)
+    missing = [name for name in ("rich",) if find_spec(name) is None]
+    if where.url is None:
+        missing += [name for name in ("pulsar_lite", "pulsar") if find_spec(name) is None]
+    if missing:
+        raise CommandError(
+            f"the demo needs the local extra (missing: {', '.join(missing)}):"
+            " pip install 'rxstargate[local]'"
+        )
+    from rxstargate.demo import run_demo
+
+    try:
+        run_demo(where.url, token=where.token, messages=args.messages)
+    except StargateError as exc:
+        raise CommandError(explain(exc, where)) from None
+    return 0
+
+
+def _client(
+    command: Callable[[argparse.Namespace, Endpoint], int], args: argparse.Namespace
+) -> int:
+    where = endpoint(args)
+    try:
+        return command(args, where)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), 2) from None
+    except StargateError as exc:
+        raise CommandError(explain(exc, where)) from None
+
+
+def _run_tail(args: argparse.Namespace) -> int:
+    from rxstargate._cli_tail import run_tail
+
+    return _client(run_tail, args)
+
+
+def _run_produce(args: argparse.Namespace) -> int:
+    from rxstargate._cli_produce import run_produce
+
+    return _client(run_produce, args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rxstargate`` console script.
+    """Entry point of the ``rxstargate`` console script; returns the exit status.
+
+    Expected failures print one line on stderr: status 1, or 2 for a usage error.
 
     Example:
         ``rxstargate local --port 8080`` serves ``ws://127.0.0.1:8080`` until Ctrl-C.
     """
-    args = _parser().parse_args(argv)
-    if args.command == "local":
-        return _run_local(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "produce" and not any(item.startswith("-") for item in extra):
+        args.payloads += extra  # payloads after options: `produce TOPIC -k key a b`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except CommandError as exc:
+        print(f"rxstargate: {one_line(str(exc))}", file=sys.stderr, flush=True)
+        return exc.status
+    except StargateError as exc:
+        print(f"rxstargate: {one_line(str(exc))}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("rxstargate: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

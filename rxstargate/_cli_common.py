@@ -1,0 +1,142 @@
+"""What the client commands share: where Pulsar is, the token, and one-line failure messages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from rxstargate.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ConnectionClosedError,
+    HandshakeError,
+    StargateConnectionError,
+    TopicNotFoundError,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "TOKEN_VARIABLE",
+    "URL_VARIABLE",
+    "CommandError",
+    "Endpoint",
+    "Parser",
+    "endpoint",
+    "explain",
+    "one_line",
+    "properties",
+    "token",
+    "warn",
+]
+
+#: Where the client commands look when neither --url nor $RXSTARGATE_URL says otherwise.
+DEFAULT_URL = "ws://127.0.0.1:8080"
+URL_VARIABLE = "RXSTARGATE_URL"
+TOKEN_VARIABLE = "RXSTARGATE_TOKEN"
+
+_MAX_LINE = 400
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` as one line and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, then the command exits with ``status``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client command connects.
+
+    Attributes:
+        url: the Pulsar WebSocket API, or None (the demo then starts local Pulsar).
+        token: the token to send, or None.
+        implicit: True when the URL is the default, not given by --url or the environment.
+    """
+
+    url: str | None
+    token: str | None
+    implicit: bool
+
+
+def one_line(text: str) -> str:
+    """``text`` with its whitespace runs collapsed, cut to a readable length."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MAX_LINE else flat[: _MAX_LINE - 3] + "..."
+
+
+def warn(text: str) -> None:
+    """Print one line on stderr, prefixed with ``rxstargate:``."""
+    print(f"rxstargate: {one_line(text)}", file=sys.stderr, flush=True)
+
+
+def token(args: argparse.Namespace) -> str | None:
+    """The token from --token, --token-file or $RXSTARGATE_TOKEN, in that order.
+
+    Raises:
+        CommandError: (status 2) when the file cannot be read or holds no token.
+    """
+    if args.token is not None and args.token_file is not None:
+        raise CommandError("--token and --token-file exclude each other", 2)
+    if args.token is not None:
+        return str(args.token)
+    if args.token_file is not None:
+        try:
+            text = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read the token file {args.token_file}: {exc}", 2) from None
+        if not text:
+            raise CommandError(f"the token file {args.token_file} is empty", 2)
+        return text
+    return os.environ.get(TOKEN_VARIABLE) or None
+
+
+def endpoint(args: argparse.Namespace, *, use_default: bool = True) -> Endpoint:
+    """The endpoint from --url, $RXSTARGATE_URL, else DEFAULT_URL (None without ``use_default``)."""
+    url = args.url or os.environ.get(URL_VARIABLE) or None
+    default = DEFAULT_URL if use_default else None
+    return Endpoint(url or default, token(args), implicit=url is None)
+
+
+def properties(text: str) -> tuple[str, str]:
+    """An argparse type: ``name=value`` as a pair."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"a property is name=value, not {text!r}")
+    return name, value
+
+
+def explain(error: BaseException, where: Endpoint) -> str:
+    """One line that says what went wrong and, where it helps, what to do."""
+    if isinstance(error, StargateConnectionError) and not isinstance(error, ConnectionClosedError):
+        if where.implicit:
+            return (
+                f"no Pulsar WebSocket API at {where.url}: start one with `rxstargate local`"
+                " or pass --url"
+            )
+        return one_line(str(error))
+    text = one_line(str(error))
+    if isinstance(error, AuthenticationError):
+        if where.token:
+            return f"the server refused the token: {text}"
+        return f"the server wants a token (--token, --token-file or ${TOKEN_VARIABLE}): {text}"
+    if isinstance(error, AuthorizationError):
+        return f"the token may not do this: {text}"
+    if isinstance(error, TopicNotFoundError):
+        return f"no such topic (or the server will not create it): {text}"
+    if isinstance(error, HandshakeError):
+        return f"the server refused: {text}"
+    return text
