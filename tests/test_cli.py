@@ -1,4 +1,7 @@
-"""The ``rxstargate`` command: arguments; ``local`` in the foreground until SIGTERM or a fault."""
+"""The ``rxstargate`` command: arguments and help; ``local`` until SIGTERM or a fault.
+
+Also the helpers the other command-line tests (``test_cli_*.py``) run the command with.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,6 +30,62 @@ from rxstargate.cli import main
 from tests.faults import FaultProxy
 
 BANNER_END = "Press Ctrl-C to stop."
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the ``rxstargate`` command: exit status and output."""
+
+    status: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
+
+    def error_line(self) -> str:
+        """The one stderr line of an expected failure (and no traceback)."""
+        assert "Traceback" not in self.err, self.err
+        lines = self.err.splitlines()
+        assert len(lines) == 1, self.err
+        return lines[0]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    """Run ``rxstargate ARGV`` in this process; argparse's exits count as statuses."""
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return Run(status, out, err)
+
+
+def unused_port() -> int:
+    """A local TCP port nobody listens on (just released by the system)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["tail"], ["produce"]])
+def test_help_shows_examples(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    result = run(capsys, *command, "--help")
+    assert result.status == 0
+    assert "examples:\n  rxstargate " in result.out
+
+
+def test_usage_errors_are_one_line_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["tail"], ["tail", "t", "--count", "0"], ["produce", "t", "-p", "novalue"]):
+        result = run(capsys, *argv)
+        assert result.status == 2, argv
+        assert result.error_line().startswith("rxstargate "), argv
 
 
 def test_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
