@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import rxstargate as rs
@@ -19,6 +20,9 @@ from rxstargate._cli_common import CommandError, Endpoint, one_line, warn
 from rxstargate.exceptions import SendError
 
 __all__ = ["run_produce"]
+
+#: How long to wait for the acks of what was sent (the producer's own send timeout).
+_ACK_WAIT = 30.0
 
 
 def _lines(source: Iterator[bytes]) -> Iterator[bytes]:
@@ -79,6 +83,28 @@ class _Report:
         self.ended.set()
 
 
+class _Outstanding:
+    """Sent messages whose futures are unresolved (a resolved one's ack is already emitted)."""
+
+    def __init__(self) -> None:
+        self._settled = threading.Condition()
+        self._count = 0
+
+    def add(self, future: Future[rs.ProducerAck]) -> None:
+        with self._settled:
+            self._count += 1
+        future.add_done_callback(self._done)
+
+    def _done(self, _: Future[rs.ProducerAck]) -> None:
+        with self._settled:
+            self._count -= 1
+            self._settled.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._settled:
+            self._settled.wait_for(lambda: self._count == 0, timeout)
+
+
 def _split(line: bytes, args: argparse.Namespace) -> tuple[str | None, bytes]:
     key: str | None = args.key
     if args.key_from:
@@ -101,6 +127,7 @@ def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
         raise CommandError("--key-from needs a delimiter of at least one character", 2)
     properties = dict(args.property or []) or None
     report = _Report(args.quiet)
+    outstanding = _Outstanding()
     sent = 0
     fatal: BaseException | None = None
     assert where.url is not None
@@ -112,12 +139,15 @@ def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
                 key, payload = _split(line, args)
                 future = producer.send_async(payload, key=key, properties=properties)
                 sent += 1
+                outstanding.add(future)
                 if future.done() and not isinstance(future.exception(), SendError | None):
                     fatal = future.exception()  # the producer cannot send at all
                     break
         except KeyboardInterrupt:
             warn("interrupted: waiting for the acks of what was sent")
-        producer.on_completed()  # waits for the acks, then closes
+        # Every ack emitted before the producer completes its acks stream, then close.
+        outstanding.wait(_ACK_WAIT)
+        producer.on_completed()
         report.ended.wait(10.0)
     if fatal is not None:
         raise fatal

@@ -96,6 +96,8 @@ def test_the_url_and_token_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("RXSTARGATE_URL", pulsar.ws_url)
     monkeypatch.setenv("RXSTARGATE_TOKEN", "any")  # local Pulsar without a token takes any
-    assert run(capsys, "produce", topic_name, "from the environment").status == 0
-    got = run(capsys, "tail", topic_name, "-o", "earliest", "-e")
-    assert got.lines == ["from the environment"]
+    sent = run(capsys, "produce", topic_name, "from the environment")
+    assert sent.status == 0, sent.err
+    [(context, message_id)] = [line.split(" ") for line in sent.lines]  # a lone ack is printed
+    got = run(capsys, "tail", topic_name, "-o", "earliest", "-e", "-f", "%i %s")
+    assert (context, got.lines) == ("1", [f"{message_id} from the environment"])
