@@ -142,6 +142,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._open_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._pending: dict[str, _Pending] = {}
+        self._settling = 0  # acks taken from _pending and not yet handed to `acks`
         self._contexts = itertools.count(1)
         self._conn: Connection | None = None
         self._thread: threading.Thread | None = None
@@ -334,7 +335,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         """
         wait = self._timeout if timeout is None else timeout
         with self._idle:
-            if not self._idle.wait_for(lambda: not self._pending, wait):
+            if not self._idle.wait_for(lambda: not self._pending and not self._settling, wait):
                 raise StargateTimeoutError(
                     f"{len(self._pending)} message(s) still unacknowledged after {wait:.1f} s"
                 )
@@ -527,8 +528,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     ) -> None:
         with self._lock:
             entry = self._pending.pop(context, None) if context is not None else None
-            if entry is not None and not self._pending:
-                self._idle.notify_all()
+            if entry is not None:
+                self._settling += 1  # flush() waits until its ack is on `acks` too
         if entry is None:
             if context is None or result != "ok":
                 self._context.report(
@@ -544,6 +545,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         )
         self._emit(ack, slot=True)  # queued before send() returns, so acks keep send order
         entry.resolve(ack)
+        with self._lock:
+            self._settling -= 1
+            if not self._pending and not self._settling:
+                self._idle.notify_all()
 
     def _emit(self, ack: ProducerAck, slot: bool = False) -> None:
         self._acks.emit(ack, slot)

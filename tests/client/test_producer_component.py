@@ -447,3 +447,15 @@ def test_asend_never_blocks_the_event_loop(scripted_peer: Peer) -> None:
         producer.close()
     assert ticks >= 10
     assert all(a.ok for a in acks) and len(acks) == 6
+
+
+def test_on_completed_right_after_the_last_send_keeps_every_ack(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        for _ in range(20):
+            producer = client.topic("orders").producer()
+            acks: list[rs.ProducerAck] = []
+            producer.acks.subscribe(acks.append)
+            producer.on_next(b"only")
+            producer.on_completed()  # flush, then end acks: the ack must come first
+            assert [a.ok for a in acks] == [True]
