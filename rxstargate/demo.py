@@ -119,6 +119,9 @@ def _run(
     done = threading.Event()
 
     def handle(message: rs.Message[Any]) -> None:
+        in_flight = pipeline.stats.in_flight
+        if in_flight > state["peak"]:
+            state["peak"] = in_flight
         order = json.loads(message.payload)
         time.sleep(0.0005)  # a little I/O, as a real handler would do
         now = datetime.now(UTC)
