@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,15 @@ def pulsar() -> Iterator[PulsarEndpoint]:
 
     with LocalPulsar() as local:
         yield PulsarEndpoint(local.ws_url, local.broker_url)
+
+
+@pytest.fixture
+def client(pulsar: PulsarEndpoint) -> Iterator[Any]:
+    """An rxstargate client on the session's Pulsar, closed after the test."""
+    import rxstargate as rs
+
+    with rs.Client(pulsar.ws_url) as c:
+        yield c
 
 
 @pytest.fixture

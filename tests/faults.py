@@ -195,3 +195,19 @@ def unacked_messages(
         if not finished.wait(60):
             raise AssertionError("the sentinel did not arrive")
     return result[0]
+
+
+def child_pids() -> set[int]:
+    """The pids of this process's children (Linux /proc), to check nothing is left running."""
+    import os
+
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                        pids.add(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids

@@ -8,27 +8,14 @@ import signal
 import pytest
 
 from tests.conftest import PulsarEndpoint
+from tests.faults import child_pids
 from tests.test_cli import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
 
 
-def _children() -> set[int]:
-    """The pids of this process's children."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                        pids.add(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return pids
-
-
 def _assert_none_left(before: set[int]) -> None:
-    left = _children() - before
+    left = child_pids() - before
     for pid in left:  # stop them before failing, so the suite goes on
         os.kill(pid, signal.SIGKILL)
     assert left == set()
@@ -38,7 +25,7 @@ def test_the_demo_runs_on_its_own_local_pulsar_and_stops_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RXSTARGATE_URL", raising=False)
-    before = _children()
+    before = child_pids()
     result = run(capsys, "demo", "--messages", "300")
     assert result.status == 0, result.err
     assert "rxstargate demo" in result.out
@@ -51,7 +38,7 @@ def test_the_demo_uses_a_given_url(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pulsar: PulsarEndpoint
 ) -> None:
     monkeypatch.setenv("RXSTARGATE_URL", pulsar.ws_url)
-    before = _children()
+    before = child_pids()
     result = run(capsys, "demo", "--messages", "50")
     assert result.status == 0, result.err
     assert "50 │" in result.out

@@ -8,31 +8,19 @@ import signal
 import pytest
 
 from rxstargate.demo import run_demo
+from tests.faults import child_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
 
 
-def _children() -> set[int]:
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                        pids.add(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return pids
-
-
 def test_the_demo_processes_every_order_in_order_and_leaves_nothing_running() -> None:
-    before = _children()
+    before = child_pids()
     summary = run_demo(messages=800, customers=40, show=False)
     assert summary.messages == 800
     assert summary.out_of_order == 0
     assert summary.throughput > 0 and 0 <= summary.latency_ms[0] <= summary.latency_ms[2]
     assert 0 < summary.peak_in_flight <= 500
-    left = _children() - before
+    left = child_pids() - before
     for pid in left:  # clean up before failing, so the suite goes on
         os.kill(pid, signal.SIGKILL)
     assert left == set()

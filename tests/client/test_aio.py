@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,6 @@ from rxstargate.aio import iterate
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
 
 WAIT = 30.0
-
-
-@pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
-    with rs.Client(pulsar.ws_url) as c:
-        yield c
 
 
 def test_async_for_reads_a_topic_and_leaving_the_loop_closes_the_socket(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,12 +49,6 @@ def test_acks_and_message_lists_render_as_tables() -> None:
     assert table.count("<tr>") == 3  # the header and two rows
     records = rs.Messages([message(b"a", key="k")]).to_records()
     assert records[0]["text"] == "a" and records[0]["key"] == "k"
-
-
-@pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
-    with rs.Client(pulsar.ws_url) as c:
-        yield c
 
 
 @pytest.mark.integration

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,6 @@ import rxstargate as rs
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
 
 WAIT = 20.0
-
-
-@pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
-    with rs.Client(pulsar.ws_url) as c:
-        yield c
 
 
 class GrammarObserver:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_thread
 
 WAIT = 60.0
 FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
-
-
-@pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
-    with rs.Client(pulsar.ws_url) as c:
-        yield c
 
 
 def read_until_sentinel(client: rs.Client, topic: str) -> list[rs.Message[Any]]:

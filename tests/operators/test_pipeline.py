@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,6 @@ from tests.faults import FaultProxy, unacked_messages
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
 
 WAIT = 30.0
-
-
-@pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
-    with rs.Client(pulsar.ws_url) as c:
-        yield c
 
 
 def wait_until(predicate: Any, timeout: float = WAIT) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import reactivex as rx
@@ -16,12 +14,6 @@ from rxstargate import operators as rso
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
 
 WAIT = 30.0
-
-
-@pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
-    with rs.Client(pulsar.ws_url) as c:
-        yield c
 
 
 def fill(topic: rs.Topic, count: int) -> None:
