@@ -1,8 +1,7 @@
 """A hot, thread-safe stream that many observers may watch (producer acks, client errors).
 
-Emissions are serialized (Rx grammar): whichever thread emits while another is emitting only
-queues its item, and the emitting thread delivers it next, so no observer ever sees two calls
-at once or a call after its terminal event, and emitters never wait for each other.
+Emissions are serialized (Rx grammar, see ``_serial``): no observer ever sees two calls at once
+or a call after its terminal event, and emitting threads never wait for each other.
 
 Each observer is isolated: if its ``on_next`` raises, that observer gets ``on_error`` with
 the exception and is detached; the others and the emitting thread carry on.
@@ -10,7 +9,6 @@ the exception and is detached; the others and the emitting thread carry on.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from typing import Any, Generic, TypeVar
@@ -18,12 +16,12 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from rxstargate._serial import SerialObserver
+
 __all__ = ["Fanout"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate")
-
-_END = object()
 
 
 class Fanout(Generic[T]):
@@ -32,11 +30,10 @@ class Fanout(Generic[T]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._observers: list[abc.ObserverBase[T]] = []
-        self._queue: collections.deque[Any] = collections.deque()
-        self._emitting = False
-        self._done = False
-        self._ended = False
+        self._done = False  # the end was asked for
+        self._ended = False  # the end was delivered: late subscribers get it at once
         self._error: Exception | None = None
+        self._serial: SerialObserver[T] = SerialObserver(_Broadcast(self))
 
     def observable(self) -> Observable[T]:
         """The stream; subscribing after the end replays only the terminal event."""
@@ -68,7 +65,8 @@ class Fanout(Generic[T]):
 
     def on_next(self, value: T) -> None:
         """Send ``value`` to every observer; ignored after :meth:`end`."""
-        self._emit(value)
+        if not self._done:
+            self._serial.on_next(value)
 
     def end(self, error: Exception | None = None) -> None:
         """Complete (or fail with ``error``) once; later calls do nothing."""
@@ -77,46 +75,46 @@ class Fanout(Generic[T]):
                 return
             self._done = True
             self._error = error
-        self._emit(_END)
-
-    def _emit(self, item: Any) -> None:
-        with self._lock:
-            if item is not _END and self._done:
-                return
-            self._queue.append(item)
-            if self._emitting:
-                return  # the emitting thread delivers it next
-            self._emitting = True
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._emitting = False
-                    return
-                item = self._queue.popleft()
-                if item is _END:
-                    self._ended = True
-                    observers, self._observers = self._observers, []
-                else:
-                    observers = self._observers
-            if item is _END:
-                for observer in observers:
-                    if self._error is not None:
-                        _safe(observer.on_error, self._error)
-                    else:
-                        _safe(observer.on_completed)
-                continue
-            for observer in observers:
-                try:
-                    observer.on_next(item)
-                except Exception as exc:  # a user callback: route it, never raise it
-                    log.warning("an observer raised %r; it receives on_error and is detached", exc)
-                    self._remove(observer)
-                    _safe(observer.on_error, exc)
+        if error is not None:
+            self._serial.on_error(error)
+        else:
+            self._serial.on_completed()
 
     @property
     def done(self) -> bool:
         """True once ended."""
         return self._done
+
+
+class _Broadcast(abc.ObserverBase[T], Generic[T]):
+    """The one observer behind the serializer: hands each call to every current observer."""
+
+    def __init__(self, fanout: Fanout[T]) -> None:
+        self._fanout = fanout
+
+    def on_next(self, value: T) -> None:
+        for observer in self._fanout._observers:
+            try:
+                observer.on_next(value)
+            except Exception as exc:  # a user callback: route it, never raise it
+                log.warning("an observer raised %r; it receives on_error and is detached", exc)
+                self._fanout._remove(observer)
+                _safe(observer.on_error, exc)
+
+    def _end(self) -> list[abc.ObserverBase[T]]:
+        fanout = self._fanout
+        with fanout._lock:
+            fanout._ended = True
+            observers, fanout._observers = fanout._observers, []
+        return observers
+
+    def on_error(self, error: Exception) -> None:
+        for observer in self._end():
+            _safe(observer.on_error, error)
+
+    def on_completed(self) -> None:
+        for observer in self._end():
+            _safe(observer.on_completed)
 
 
 def _safe(callback: Any, *args: Any) -> None:

@@ -19,10 +19,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxstargate._reconnect import Backoff
+from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import StargateTimeoutError
 from rxstargate.models import Message
 from rxstargate.operators._process import Handler, process
-from rxstargate.operators._serial import SerialObserver
 from rxstargate.operators._stats import ProcessingStats
 from rxstargate.sinks import Acknowledger, acknowledger
 

@@ -11,10 +11,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
+from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import Message
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
-from rxstargate.operators._serial import SerialObserver
 from rxstargate.streams import Stream
 
 __all__ = ["Batch", "batch"]

@@ -17,12 +17,12 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
 
+from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import AckError, ConfigurationError, StargateTimeoutError
 from rxstargate.models import Message
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._outcomes import Leave, MessageHandler, Nack, Processed
 from rxstargate.operators._retry import Retry
-from rxstargate.operators._serial import SerialObserver
 from rxstargate.operators._stats import ProcessingStats
 from rxstargate.streams import Stream
 

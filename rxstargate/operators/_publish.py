@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 from reactivex import Observable, abc
 
 from rxstargate._producer import Producer, send_error_for
+from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._filter import message_of
 from rxstargate.operators._outcomes import Processed
-from rxstargate.operators._serial import SerialObserver
 from rxstargate.streams import Stream
 
 __all__ = ["publish"]
