@@ -73,6 +73,7 @@ class ReceiverSpec:
     start: str | None = None  # readers: "earliest", "latest" or a wire message id
     stall_timeout: float | None = 30.0
     topics: tuple[str, str] | None = None  # v3: ("topics", "a,b") or ("topicsPattern", regex)
+    deliver_schema_failures: bool = False
 
 
 class _End:
@@ -306,9 +307,9 @@ class _Session:
 
     def _deliver(self, frame: MessageFrame, settler: Settler) -> bool:
         value, problem = self._load(frame)
-        message = self._message(frame, settler, value)
+        message = self._message(frame, settler, value, problem)
         settler.track(message)
-        if problem is not None:
+        if problem is not None and not self._spec.deliver_schema_failures:
             self._context.report(
                 SchemaError(
                     f"message {frame.message_id} on {self._spec.topic} does not match"
@@ -342,7 +343,9 @@ class _Session:
         except (ValueError, RecursionError) as exc:
             return None, str(exc) or type(exc).__name__
 
-    def _message(self, frame: MessageFrame, settler: Settler, value: Any) -> Message[Any]:
+    def _message(
+        self, frame: MessageFrame, settler: Settler, value: Any, problem: str | None
+    ) -> Message[Any]:
         try:
             publish_time = parse_pulsar_time(frame.publish_time)
             event_time = parse_pulsar_time(frame.event_time) if frame.event_time else None
@@ -359,6 +362,7 @@ class _Session:
             event_time=event_time,
             redelivery_count=frame.redelivery_count,
             value=value,
+            schema_error=problem,
             _settler=settler,
         )
 

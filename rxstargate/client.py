@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -324,6 +325,7 @@ class Topic:
         max_in_flight: int = 1000,
         schema: Schema | None = None,
         stall_timeout: float | timedelta | None = 30.0,
+        schema_failures: str = "nack",
         **options: Any,
     ) -> Stream[Message[Any]]:
         """The topic's messages as a cold Observable: a consumer, or a reader without subscription.
@@ -352,6 +354,10 @@ class Topic:
             max_in_flight: the most delivered-but-unsettled messages (1 to 100,000).
             schema: a marshmallow Schema; ``Message.value`` is then the loaded object, and a
                 payload that does not load is reported on ``client.errors`` and nacked.
+            schema_failures: what the stream does with a payload that does not load:
+                ``"nack"`` it (and report it on ``client.errors``), or ``"deliver"`` it with
+                ``message.schema_error`` set, for ``process()`` to settle by its own
+                ``on_failure`` policy (a dead-letter topic, say).
             stall_timeout: seconds a consumer may hold all its credit with nothing settled
                 before a :class:`~rxstargate.StalledStreamError` is reported on
                 ``client.errors`` (once per stall); None turns the watchdog off.
@@ -370,11 +376,14 @@ class Topic:
         """
         _max_in_flight(max_in_flight)
         stall = None if stall_timeout is None else _seconds(stall_timeout, "stall_timeout")
-        if subscription is None:
-            return observe(
-                self._context,
-                self._reader_spec(subscription_type, start, max_in_flight, schema, options),
+        if schema_failures not in ("nack", "deliver"):
+            raise ConfigurationError(
+                f"schema_failures must be 'nack' or 'deliver', not {schema_failures!r}"
             )
+        deliver = schema_failures == "deliver"
+        if subscription is None:
+            spec = self._reader_spec(subscription_type, start, max_in_flight, schema, options)
+            return observe(self._context, replace(spec, deliver_schema_failures=deliver))
         if not isinstance(subscription, str) or not subscription.strip():
             raise ConfigurationError("subscription must be a non-empty str or None (a reader)")
         try:
@@ -403,7 +412,7 @@ class Topic:
         query["subscriptionType"] = sub_type.value
         query["pullMode"] = "true"
         spec = ReceiverSpec(
-            self.name, subscription, query, max_in_flight, schema, None, stall, self._multi
+            self.name, subscription, query, max_in_flight, schema, None, stall, self._multi, deliver
         )
         return observe(self._context, spec)
 

@@ -254,6 +254,8 @@ class Message(Generic[T]):
         event_time: the producer's event time, or None.
         redelivery_count: how many times it was delivered before.
         value: the payload decoded by the stream's schema, or None without a schema.
+        schema_error: why the payload does not match the stream's schema, for streams that
+            deliver such messages (``observe(schema_failures="deliver")``); else None.
 
     ``ack()`` and ``nack()`` settle it on the socket it came from; both are idempotent.
     """
@@ -267,6 +269,7 @@ class Message(Generic[T]):
     event_time: datetime | None = None
     redelivery_count: int = 0
     value: T | None = None
+    schema_error: str | None = None
     _settler: Settler | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:

@@ -18,7 +18,12 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
 
 from rxstargate._serial import SerialObserver
-from rxstargate.exceptions import AckError, ConfigurationError, StargateTimeoutError
+from rxstargate.exceptions import (
+    AckError,
+    ConfigurationError,
+    SchemaError,
+    StargateTimeoutError,
+)
 from rxstargate.models import Message
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._outcomes import Leave, MessageHandler, Nack, Processed
@@ -51,6 +56,9 @@ def process(
     before its work is done. The handler may return a plain result (ack it), ``Leave(result)``
     (emit it unsettled, for a later stage) or ``Nack()`` (nack it now, emit nothing). It may be
     a function, a coroutine function, or a :class:`MessageHandler` (state per worker).
+
+    A message whose payload failed the stream's schema (``observe(schema_failures="deliver")``)
+    is settled by ``on_failure`` at once, without calling the handler.
 
     A handler that raises (or runs past ``timeout`` seconds) is retried in place by ``retry``
     (delays on ``scheduler``, never a sleep); after its last attempt the message is settled by
@@ -185,6 +193,15 @@ class _Run:
 
     def on_next(self, message: Message[Any]) -> None:
         if self._stopped:
+            return
+        if getattr(message, "schema_error", None) is not None:
+            # A payload that does not match the schema: retrying cannot help.
+            self._stats.add("received")
+            error = SchemaError(
+                f"message {message.message_id} does not match the schema: {message.schema_error}",
+                message_id=str(message.message_id),
+            )
+            self._failed(message, error, 1)
             return
         if self._direct and type(message) is Message:
             self._call_direct(message)

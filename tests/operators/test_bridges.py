@@ -174,3 +174,38 @@ def test_a_nacked_poison_message_reaches_the_brokers_dead_letter_topic(
     handle_.dispose()
     assert dead.payload == b"poison"
     assert results == [b"fine"]
+
+
+def test_a_payload_that_fails_the_schema_follows_the_process_failure_policy(
+    client: rs.Client, topic_name: str
+) -> None:
+    from marshmallow import Schema, fields
+
+    class Order(Schema):
+        id = fields.Integer(required=True)
+
+    topic = client.topic(topic_name)
+    rx.from_iterable([b'{"id": 1}', b"not json", b'{"id": "x"}', b'{"id": 2}']).subscribe(
+        topic.producer()
+    )
+    dlq = client.topic(topic_name + "-dlq").producer()
+    stats = rso.ProcessingStats()
+    handled = (
+        topic.observe("sub", start="earliest", schema=Order(), schema_failures="deliver")
+        .pipe(
+            rso.process(lambda m: m.value["id"], on_failure=rso.dead_letter(dlq), stats=stats),
+            ops.do(rs.acknowledger()),
+            ops.map(lambda p: p.result),
+            ops.take(2),
+            ops.to_list(),
+            ops.timeout(WAIT),
+        )
+        .run()
+    )
+    assert handled == [1, 2]
+    deadline = time.monotonic() + WAIT
+    while stats.dead_lettered < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # dead-lettering ends with the copy's ack: nothing to wait on
+    letters = read_until_sentinel(client, topic_name + "-dlq")
+    assert sorted(m.payload for m in letters) == [b"not json", b'{"id": "x"}']
+    assert all(m.properties["rxstargate-error-type"] == "SchemaError" for m in letters)
