@@ -172,7 +172,7 @@ class ConsumerSession(ReceivingSession):
             self.give_credit()
         try:
             if acked:
-                self._consumer.acknowledge(target)
+                _acknowledge_async(self._consumer, target)
             else:
                 self._consumer.negative_acknowledge(target)
         except Exception:  # Pulsar only logs failed acks
@@ -190,3 +190,18 @@ class ConsumerSession(ReceivingSession):
 
     def _close_broker_side(self) -> None:
         self._consumer.close()
+
+
+def _ignore(result: Any) -> None:
+    """Pulsar's WebSocket service only logs a failed ack; the broker redelivers the message."""
+
+
+def _acknowledge_async(consumer: Any, target: Any) -> None:
+    """Acknowledge without waiting for the broker (the Python wrapper's ``acknowledge`` blocks
+    the event loop until the ack is sent, once per ack)."""
+    native = getattr(consumer, "_consumer", None)
+    inner = getattr(target, "_message", None) or getattr(target, "_msg_id", None)
+    if native is None or inner is None or not hasattr(native, "acknowledge_async"):
+        consumer.acknowledge(target)
+        return
+    native.acknowledge_async(inner, _ignore)
