@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from marshmallow import Schema
@@ -47,6 +47,9 @@ from rxstargate.options import (
 )
 from rxstargate.pipeline import Pipeline
 from rxstargate.streams import Stream, StreamHandle
+
+if TYPE_CHECKING:
+    from rxstargate.live import LiveView
 
 __all__ = ["MAX_IN_FLIGHT", "Client", "Topic", "Topics"]
 
@@ -572,6 +575,43 @@ class Topic:
         if failed:
             raise failed[0]
         return Messages(got[:n])
+
+    def live(
+        self,
+        subscription: str | None = None,
+        *,
+        rows: int = 20,
+        interval: float = 1.0,
+        **observe_options: Any,
+    ) -> LiveView:
+        """Tail the topic into a notebook view: the last ``rows`` messages and a rate plot.
+
+        Reads with a reader (or acks with a consumer when given a subscription) in the
+        background and redraws every ``interval`` seconds. ``view.stop()`` closes its socket;
+        so do re-running the cell (a new view of the same topic replaces the old one) and
+        interrupting the kernel. Other arguments are those of :meth:`observe`.
+
+        Example:
+            >>> view = client.topic("orders").live(rows=10)  # doctest: +SKIP
+        """
+        from rxstargate.live import LiveView
+
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ConfigurationError(f"rows must be a positive int, not {rows!r}")
+        interval = _seconds(interval, "interval")
+        stream = self.observe(subscription, **observe_options)
+        acking = subscription is not None
+
+        def subscribe(on_message: Callable[[Message[Any]], None]) -> Any:
+            def on_next(message: Message[Any]) -> None:
+                on_message(message)
+                if acking:
+                    message.ack()
+
+            return stream.subscribe(on_next, lambda error: None)
+
+        key = f"{self.name}" + (f" [{subscription}]" if subscription else "")
+        return LiveView(key, subscribe, rows=rows, interval=interval)
 
     def messages(
         self, subscription: str | None = None, **observe_options: Any

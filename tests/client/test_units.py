@@ -310,6 +310,7 @@ def test_all_is_sorted_and_complete() -> None:
         "demo",
         "client",
         "display",
+        "live",
         "exceptions",
         "local",
         "models",
