@@ -4,7 +4,7 @@ from rxstargate._config import TlsOptions
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
 from rxstargate.client import Client, Topic, Topics
-from rxstargate.display import Messages
+from rxstargate.display import Acks, Messages
 from rxstargate.exceptions import (
     AckError,
     AuthenticationError,
@@ -53,6 +53,7 @@ from rxstargate.streams import Stream, StreamHandle
 __all__ = [
     "AckError",
     "Acknowledger",
+    "Acks",
     "AuthenticationError",
     "AuthorizationError",
     "Backoff",

@@ -13,7 +13,7 @@ from typing import Any
 
 from rxstargate.models import Message, ProducerAck
 
-__all__ = ["Messages", "acks_html", "messages_html", "payload_preview"]
+__all__ = ["Acks", "Messages", "acks_html", "messages_html", "payload_preview"]
 
 _PREVIEW = 80
 
@@ -121,3 +121,16 @@ class Messages(list[Message[Any]]):
                 "to_pandas() needs pandas: pip install 'rxstargate[notebook]'"
             ) from exc
         return pd.DataFrame.from_records(self.to_records())
+
+
+class Acks(list[ProducerAck]):
+    """A list of producer acks that shows as a table in notebooks.
+
+    Example:
+        >>> acks = Acks()  # doctest: +SKIP
+        >>> producer.acks.subscribe(acks.append)  # doctest: +SKIP
+        >>> acks  # doctest: +SKIP
+    """
+
+    def _repr_html_(self) -> str:
+        return acks_html(self)

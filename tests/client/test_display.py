@@ -45,6 +45,8 @@ def test_binary_and_long_payloads_are_previewed_shortly() -> None:
 def test_acks_and_message_lists_render_as_tables() -> None:
     ack = rs.ProducerAck("7", None, "send-error:8", "queue <full>")
     assert "queue &lt;full&gt;" in ack._repr_html_()
+    acks = rs.Acks([ack, rs.ProducerAck("8", rs.MessageId.from_parts(1, 2))])._repr_html_()
+    assert acks.count("<tr>") == 3 and "send-error:8" in acks
     table = rs.Messages([message(b"a"), message(b"b")])._repr_html_()
     assert table.count("<tr>") == 3  # the header and two rows
     records = rs.Messages([message(b"a", key="k")]).to_records()
