@@ -163,7 +163,10 @@ def _notebook_display() -> Callable[[str], Any]:
     """An updatable display slot in the notebook (IPython), or a no-op outside one."""
     try:
         from IPython import display as ipython_display
+        from IPython import get_ipython
     except ImportError:
+        return lambda html: None
+    if get_ipython() is None:  # a plain interpreter: the view's attributes are there to read
         return lambda html: None
     page: Any = ipython_display.HTML
     show: Any = ipython_display.display
