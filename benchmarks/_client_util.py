@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import websocket
 
@@ -85,3 +86,47 @@ def report(title: str, plain: list[Run], rx: list[Run]) -> None:
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
+
+
+def measure_stage(
+    name: str,
+    topic: Any,
+    messages: int,
+    stage: Callable[[Any], Any],
+    subscription: str,
+    window: int = 1000,
+    timeout: float = 300.0,
+) -> Run:
+    """Time ``messages`` of a backlog through ``stage`` into the acknowledger.
+
+    A fresh Shared subscription reads from the earliest message with ``max_in_flight=window``;
+    the run fails if the backlog is not settled within ``timeout`` seconds.
+    """
+    import threading
+
+    from reactivex import operators as ops
+
+    import rxstargate as rs
+
+    done = threading.Event()
+    errors: list[Exception] = []
+
+    def failed(error: Exception) -> None:
+        errors.append(error)
+        done.set()
+
+    sink = rs.acknowledger(on_error=failed, on_completed=done.set)
+    source = topic.observe(
+        subscription, subscription_type="Shared", start="earliest", max_in_flight=window
+    )
+    holder: list[Any] = []
+
+    def work() -> None:
+        holder.append(source.pipe(stage, ops.take(messages)).subscribe(sink))
+        if not done.wait(timeout) or errors:
+            raise RuntimeError(f"the backlog was not settled: {errors or 'timed out'}")
+
+    result = measure(name, messages, work)
+    holder[0].dispose()
+    assert sink.acked == messages and sink.failed == 0, (sink.acked, sink.failed)
+    return result

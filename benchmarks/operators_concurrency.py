@@ -15,8 +15,7 @@ import time
 from typing import Any
 
 import reactivex as rx
-from _client_util import Run, fresh_topic, local_pulsar, measure
-from reactivex import operators as ops
+from _client_util import Run, fresh_topic, local_pulsar, measure_stage
 
 import rxstargate as rs
 import rxstargate.operators as rso
@@ -45,34 +44,10 @@ def handler(message: rs.Message[Any]) -> None:
 def run(
     topic: rs.Topic, messages: int, concurrency: int, key_ordered: bool, subscription: str
 ) -> Run:
-    done = threading.Event()
-    errors: list[Exception] = []
-
-    def failed(error: Exception) -> None:
-        errors.append(error)
-        done.set()
-
-    sink = rs.acknowledger(on_error=failed, on_completed=done.set)
-    source = topic.observe(
-        subscription, subscription_type="Shared", start="earliest", max_in_flight=WINDOW
-    )
-    holder: list[Any] = []
-
-    def work() -> None:
-        holder.append(
-            source.pipe(
-                rso.process(handler, concurrency=concurrency, key_ordered=key_ordered),
-                ops.take(messages),
-            ).subscribe(sink)
-        )
-        if not done.wait(TIMEOUT) or errors:
-            raise RuntimeError(f"the backlog was not processed: {errors or 'timed out'}")
-
     order = "key-ordered" if key_ordered else "unordered"
-    result = measure(f"{order} concurrency={concurrency}", messages, work)
-    holder[0].dispose()
-    assert sink.acked == messages and sink.failed == 0, (sink.acked, sink.failed)
-    return result
+    stage = rso.process(handler, concurrency=concurrency, key_ordered=key_ordered)
+    name = f"{order} concurrency={concurrency}"
+    return measure_stage(name, topic, messages, stage, subscription, WINDOW, TIMEOUT)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import reactivex as rx
-from _client_util import Run, fresh_topic, local_pulsar, measure
+from _client_util import Run, fresh_topic, local_pulsar, measure_stage
 from reactivex import Observable
 from reactivex import operators as ops
 
@@ -46,28 +46,7 @@ def run(
     stage: Callable[[Observable[Any]], Observable[Any]],
     subscription: str,
 ) -> Run:
-    done = threading.Event()
-    errors: list[Exception] = []
-
-    def failed(error: Exception) -> None:
-        errors.append(error)
-        done.set()
-
-    sink = rs.acknowledger(on_error=failed, on_completed=done.set)
-    source = topic.observe(
-        subscription, subscription_type="Shared", start="earliest", max_in_flight=WINDOW
-    )
-    holder: list[Any] = []
-
-    def work() -> None:
-        holder.append(source.pipe(stage, ops.take(messages)).subscribe(sink))
-        if not done.wait(TIMEOUT) or errors:
-            raise RuntimeError(f"the backlog was not consumed: {errors or 'timed out'}")
-
-    result = measure(name, messages, work)
-    holder[0].dispose()
-    assert sink.acked == messages and sink.failed == 0, (sink.acked, sink.failed)
-    return result
+    return measure_stage(name, topic, messages, stage, subscription, WINDOW, TIMEOUT)
 
 
 def main() -> None:
