@@ -89,6 +89,8 @@ class Settler:
         self._settle(message, True, None)
 
     def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
+        if id(message) not in self._outstanding:
+            return  # settled before (a reader's release after its ack is the common case)
         wire_id = str(message.message_id)
         if self._credit is None:  # readers: the frame only returns credit
             frame, lost = encode_ack(wire_id), None
