@@ -15,8 +15,10 @@ its permit back (see ``_flow``). A reader's window is ``receiverQueueSize``; its
 back when the observer's ``on_next`` returns, or on ``ack()``/``nack()`` if that comes first.
 
 Disposing the subscription closes its socket (no terminal event); closing the client
-completes it. Messages of a dropped socket that were not delivered yet are skipped (the broker
-redelivers them on the new socket); acks for them raise :class:`~rxstargate.AckError`.
+completes it. Either way the callback in progress may still settle its message: the socket
+closes once it returns (or at half the close deadline). Messages of a dropped socket that were
+not delivered yet are skipped (the broker redelivers them on the new socket); acks for them
+raise :class:`~rxstargate.AckError`.
 """
 
 from __future__ import annotations
@@ -129,22 +131,37 @@ class _Session:
         self.wait_closed(time.monotonic() + self._context.transport.close_timeout)
 
     def begin_close(self, complete: bool) -> None:
-        """Stop delivering and start closing the socket; ``complete`` emits on_completed."""
+        """Stop delivering and start closing; ``complete`` emits on_completed.
+
+        A callback in progress on the delivery thread may still settle its message: the
+        socket closes when it returns (the delivery thread closes it on reaching the end of
+        its queue), or at half the close deadline if it does not.
+        """
         with self._lock:
             if self._stopped.is_set():
                 return
             self._stopped.set()
             self._ending = True
-            conn, settler = self._conn, self._settler
         self._context.unregister(self._key)
+        self._queue.put(_End(None) if complete else _End(_DISPOSED))
+        if threading.current_thread() is self._delivery or not self._delivery.is_alive():
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        """Refuse further settles and close the socket gracefully (idempotent)."""
+        with self._lock:
+            conn, settler = self._conn, self._settler
         if settler is not None:
             settler.kill()
         if conn is not None:
             conn.close()  # settles already queued still go out, then a close frame
-        self._queue.put(_End(None) if complete else _End(_DISPOSED))
 
     def wait_closed(self, deadline: float) -> None:
         current = threading.current_thread()
+        if self._delivery is not current and self._delivery.ident is not None:
+            now = time.monotonic()
+            self._delivery.join(max(0.0, (deadline - now) / 2))
+        self._close_socket()
         if self._receiver is not current and self._receiver.ident is not None:
             self._receiver.join(max(0.0, deadline - time.monotonic()))
             if self._receiver.is_alive():
@@ -273,6 +290,7 @@ class _Session:
                 self._check_stall()
                 continue
             if isinstance(item, _End):
+                self._close_socket()
                 self._terminate(item.error)
                 return
             settler, frames = item

@@ -225,3 +225,39 @@ def test_an_ack_after_the_stream_ended_raises(client: rs.Client, topic_name: str
         except rs.AckError:
             failures += 1
     assert failures == 30
+
+
+@pytest.mark.parametrize("how", ["dispose", "client.close"])
+def test_closing_lets_the_callback_in_progress_finish_and_settle(
+    pulsar: Any, topic_name: str, how: str
+) -> None:
+    """Ctrl-C right after a message was seen: the ack its callback is about to make still counts."""
+    with rs.Client(pulsar.ws_url) as client:
+        topic = client.topic(topic_name)
+        topic.producer().send(b"first")
+        entered, acked = threading.Event(), threading.Event()
+
+        def handle(message: rs.Message[Any]) -> None:
+            entered.set()
+            time.sleep(0.3)  # the close begins here, before the ack
+            message.ack()
+            acked.set()
+
+        subscription = topic.observe("held", subscription_initial_position="Earliest").subscribe(
+            handle
+        )
+        assert entered.wait(WAIT)
+        if how == "dispose":
+            subscription.dispose()
+        else:
+            client.close()
+        assert acked.is_set()  # the ack did not raise: the socket outlived the callback
+    with rs.Client(pulsar.ws_url) as client:
+        topic = client.topic(topic_name)
+        topic.producer().send(b"sentinel")
+        again = (
+            topic.observe("held")
+            .pipe(ops.take(1), ops.map(lambda m: m.payload), ops.to_list())
+            .run()
+        )
+        assert again == [b"sentinel"]
