@@ -89,6 +89,47 @@ def test_an_unknown_or_missing_type_is_an_ack() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        '{"messageId":"CAAQAw=="}',  # what clients send: read without a JSON parser
+        '{"messageId":""}',
+        '{"messageId":"not base64!"}',
+        '{"messageId":"CAAQ\\u0041w=="}',  # an escape: only JSON knows what it means
+        '{"messageId":"CAAQAw==","type":"negativeAcknowledge"}',
+        '{"messageId":"CAAQAw==","x":"}',
+        '{"messageId":"CAAQAw==" }',
+    ],
+)
+def test_the_plain_ack_shortcut_reads_commands_as_json_does(text: str) -> None:
+    import base64
+
+    try:  # led by a space the text is not the plain shape: parsed as JSON
+        expected: Command | type[CommandError] = parse_command(" " + text)
+    except CommandError:
+        expected = CommandError
+    try:
+        got: Command | type[CommandError] = parse_command(text)
+    except CommandError:
+        got = CommandError
+    assert got == expected
+    if text == '{"messageId":"CAAQAw=="}':
+        assert got == Command("ack", base64.b64decode("CAAQAw=="))
+
+
+def test_times_formatted_from_the_cache_match_the_calendar() -> None:
+    from datetime import UTC, datetime
+
+    from rxstargate.local._gateway._time import format_time
+
+    for millis in [0, 1, 10, 120, 999, 1_000, 1_635_548_498_967, 1_764_439_200_500]:
+        for step in (0, 1, 999, 86_400_000):
+            at = millis + step
+            moment = datetime.fromtimestamp(at / 1000, UTC)
+            fraction = f".{at % 1000:03d}".rstrip("0").rstrip(".")
+            assert format_time(at) == moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+@pytest.mark.parametrize(
     ("value", "accepted"),
     [("0005", 5), ("-7", -7), ("0" * 5000 + "9", 9), ("5\n", None), ("\u0663", None), ("", None)],
 )

@@ -15,6 +15,7 @@ a 1-9 digit fraction optional, and a mandatory offset: ``Z``, ``+hh:mm`` or ``+h
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -37,10 +38,16 @@ def format_time(epoch_millis: int) -> str:
         '2021-10-29T23:01:38Z'
     """
     seconds, millis = divmod(epoch_millis, 1000)
-    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    if millis:
-        text += "." + f"{millis:03d}".rstrip("0")
-    return text + "Z"
+    return _second(seconds) + _FRACTIONS[millis]
+
+
+@functools.lru_cache(maxsize=256)
+def _second(seconds: int) -> str:
+    """The text of a whole second; cached, as messages read together share a few seconds."""
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+_FRACTIONS = ["Z"] + ["." + f"{millis:03d}".rstrip("0") + "Z" for millis in range(1, 1000)]
 
 
 def parse_time(text: str) -> int:
