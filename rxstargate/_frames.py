@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -79,9 +78,12 @@ _MESSAGE_SCHEMA = ConsumerMessageSchema()
 _ACK_SCHEMA = ProducerAckSchema()
 
 
-@dataclass(frozen=True, slots=True)
-class MessageFrame:
-    """A decoded consumer/reader message frame (times still as wire strings)."""
+class MessageFrame(NamedTuple):
+    """A decoded consumer/reader message frame (times still as wire strings).
+
+    A named tuple, not a frozen dataclass: one is built per message and a frozen dataclass's
+    ``__init__`` costs several times more.
+    """
 
     message_id: str
     payload: bytes
@@ -93,8 +95,7 @@ class MessageFrame:
     topic: str | None = None  # multi-topic streams, where the server names it
 
 
-@dataclass(frozen=True, slots=True)
-class ProducerAckFrame:
+class ProducerAckFrame(NamedTuple):
     """A decoded producer ack frame."""
 
     result: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "OP_BINARY",
@@ -39,8 +39,7 @@ class FrameError(Exception):
     """The server broke the framing rules, or sent a message over the size cap."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One complete message (continuations joined) or control frame."""
 
     opcode: int
