@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import math
+import os
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["TlsOptions", "TransportConfig", "redact_url"]
+from rxstargate.exceptions import ConfigurationError
+
+__all__ = ["MAX_SECONDS", "TlsOptions", "TransportConfig", "checked_seconds", "redact_url"]
+
+#: The longest timeout accepted anywhere (30 days): longer ones overflow the clocks they set.
+MAX_SECONDS = 30 * 86_400.0
+
+
+def checked_seconds(value: object, name: str, *, zero: bool = False) -> float:
+    """``value`` (a number or timedelta) as seconds, or a ConfigurationError naming ``name``.
+
+    Example:
+        >>> checked_seconds(timedelta(minutes=1), "timeout")
+        60.0
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+        raise ConfigurationError(f"{name} must be seconds (a number or timedelta), not {value!r}")
+    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not result > 0 and not (zero and result == 0):
+        raise ConfigurationError(f"{name} must be positive, not {value!r}")
+    if not math.isfinite(result) or result > MAX_SECONDS:
+        raise ConfigurationError(f"{name} must be at most {MAX_SECONDS:.0f} s, not {value!r}")
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +55,21 @@ class TlsOptions:
     key_file: str | None = None
     check_hostname: bool = True
     verify: bool = True
+
+    def check(self) -> None:
+        """Load the files now, so that a wrong path fails at ``Client(...)``, naming the file.
+
+        Raises:
+            ConfigurationError: for a file that cannot be read or does not hold what it should.
+        """
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and (not isinstance(path, str) or not os.path.isfile(path)):
+                raise ConfigurationError(f"tls {name} {path!r} is not a file")
+        try:
+            self.sslopt()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConfigurationError(f"tls settings cannot be loaded: {exc}") from None
 
     def sslopt(self) -> dict[str, object]:
         """The options websocket-client expects, as one ``ssl.SSLContext``."""

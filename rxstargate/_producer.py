@@ -25,9 +25,10 @@ from marshmallow import Schema
 from reactivex import Observable, abc
 
 from rxstargate._ackstream import AckStream
+from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
-from rxstargate._outgoing import encode_outgoing, seconds
+from rxstargate._outgoing import encode_outgoing
 from rxstargate._reconnect import reconnect
 from rxstargate._transport import Connection
 from rxstargate.exceptions import (
@@ -233,7 +234,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             True
         """
         payload = _outgoing(payload, key, properties, event_time, None)
-        wait = self._timeout if timeout is None else seconds(timeout)
+        wait = self._timeout if timeout is None else checked_seconds(timeout, "timeout")
         context, entry = self._submit(payload, waiter=True, wait=wait)
         assert entry.done is not None
         if not entry.done.wait(wait):
@@ -333,7 +334,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             ...     producer.on_next(payload)
             >>> producer.flush(timeout=10)  # doctest: +SKIP
         """
-        wait = self._timeout if timeout is None else timeout
+        wait = self._timeout if timeout is None else checked_seconds(timeout, "timeout")
         with self._idle:
             if not self._idle.wait_for(lambda: not self._pending and not self._settling, wait):
                 raise StargateTimeoutError(
@@ -377,7 +378,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         context = str(next(self._contexts))
         try:
             frame = encode_outgoing(value, context, self._schema).encode("utf-8")
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:  # what a schema's dump raises is the user's: a failed message
             ack = self._failed(context, ClientResult.INVALID_PAYLOAD, str(exc), correlation)
             return context, self._refuse(ack, waiter, future, callback)
         if len(frame) > self._max_frame:

@@ -68,12 +68,14 @@ def parse_pulsar_time(text: str) -> datetime:
     return moment
 
 
-def to_epoch_millis(moment: datetime) -> int:
+def to_epoch_millis(moment: datetime, name: str = "event_time") -> int:
     """Milliseconds since the epoch of an aware datetime (naive ones are refused).
 
     Raises:
-        ValueError: when ``moment`` has no timezone.
+        ValueError: when ``moment`` is not a datetime or has no timezone.
     """
+    if not isinstance(moment, datetime):
+        raise ValueError(f"{name} must be an aware datetime, not {type(moment).__name__}")
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("event_time must be timezone-aware (Pulsar needs an offset)")
+        raise ValueError(f"{name} must be timezone-aware (Pulsar needs an offset)")
     return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema
 from reactivex import Observable
 
-from rxstargate._config import TlsOptions, TransportConfig, redact_url
+from rxstargate._config import TlsOptions, TransportConfig, checked_seconds, redact_url
 from rxstargate._context import ClientContext
 from rxstargate._keepalive import Keepalive
 from rxstargate._producer import Producer
@@ -58,12 +58,7 @@ MAX_IN_FLIGHT = 100_000
 
 
 def _seconds(value: float | timedelta, name: str, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
-        raise ConfigurationError(f"{name} must be seconds (a number or timedelta), not {value!r}")
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not result > 0 and not (zero and result == 0):
-        raise ConfigurationError(f"{name} must be positive, not {value!r}")
-    return result
+    return checked_seconds(value, name, zero=zero)
 
 
 def _max_in_flight(value: Any) -> int:
@@ -77,7 +72,11 @@ def _max_in_flight(value: Any) -> int:
 def _base_url(url: Any) -> str:
     if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
         raise ConfigurationError(f"url must start with ws:// or wss://, not {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a bad port, like a bad IPv6 literal, fails only when read
+    except ValueError as exc:
+        raise ConfigurationError(f"url cannot be parsed: {exc}") from None
     if not parts.hostname:
         raise ConfigurationError(f"url has no host: {redact_url(url)!r}")
     if parts.query or parts.fragment:
@@ -115,8 +114,9 @@ class Client:
         reconnect: the backoff policy for dropped connections.
 
     Raises:
-        ConfigurationError: when the URL is not a ws:// or wss:// base URL, or a timeout or
-            size is not positive.
+        ConfigurationError: when the URL is not a ws:// or wss:// base URL, a timeout is not
+            positive or over 30 days, a size is too small, the token is not printable ASCII,
+            or a TLS file cannot be loaded.
 
     Example:
         >>> with rs.Client("ws://127.0.0.1:8080") as client:  # doctest: +SKIP
@@ -148,6 +148,17 @@ class Client:
                 raise ConfigurationError(f"{name} must be an int of at least 1024, not {size!r}")
         if token is not None and (not isinstance(token, str) or not token.strip()):
             raise ConfigurationError("token must be a non-empty str or None")
+        if token is not None and not (token.isascii() and token.isprintable()):
+            raise ConfigurationError(
+                "token must be printable ASCII (a line break from a token file?): it travels in"
+                " an HTTP header"
+            )
+        if tls is not None:
+            if not isinstance(tls, TlsOptions):
+                raise ConfigurationError(f"tls must be rs.TlsOptions or None, not {tls!r}")
+            tls.check()
+        if reconnect is not None and not isinstance(reconnect, Backoff):
+            raise ConfigurationError(f"reconnect must be rs.Backoff or None, not {reconnect!r}")
         config = TransportConfig(
             token=token,
             tls=tls,

@@ -133,10 +133,22 @@ class SilentPeer:
         self._listener.close()
 
 
-def ack_every_message(ws: ServerConnection) -> None:
+class Store:
+    """A producer endpoint that stores everything (one ok ack per frame) and keeps payloads."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def __call__(self, ws: ServerConnection) -> None:
+        ack_every_message(ws, self.payloads)
+
+
+def ack_every_message(ws: ServerConnection, stored: list[bytes] | None = None) -> None:
     """A producer endpoint that stores everything: one ok ack per frame."""
     for entry, text in enumerate(ws):
         frame = json.loads(text)
+        if stored is not None:
+            stored.append(base64.b64decode(frame["payload"]))
         ws.send(
             json.dumps(
                 {

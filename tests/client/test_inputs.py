@@ -15,7 +15,7 @@ from websockets.sync.server import ServerConnection
 import rxstargate as rs
 from rxstargate.client import MAX_IN_FLIGHT
 
-from .conftest import ScriptedPeer, ack_every_message, message_frame
+from .conftest import ScriptedPeer, Store, ack_every_message, message_frame
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -54,11 +54,78 @@ def test_a_proxy_prefix_path_is_kept(scripted_peer: Peer) -> None:
         {"close_timeout": -0.5},
         {"ping_interval": "10"},
         {"max_send_bytes": 10},
+        {"connect_timeout": float("inf")},
+        {"write_timeout": float("nan")},
+        {"close_timeout": 1e300},
+        {"reconnect": 5},
+        {"tls": "yes"},
+        {"tls": rs.TlsOptions(ca_file="/nonexistent/ca.pem")},
+        {"token": "secret\r\nX-Injected: yes"},
+        {"token": "trailing-newline\n"},
     ],
 )
-def test_bad_timeouts_and_sizes_are_refused(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(rs.ConfigurationError, match=next(iter(kwargs))):
+def test_bad_settings_are_refused_before_any_traffic(kwargs: dict[str, Any]) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(rs.ConfigurationError, match=name) as caught:
         rs.Client("ws://127.0.0.1:1", **kwargs)
+    assert "secret" not in str(caught.value)  # a token is never echoed
+    if name == "tls" and isinstance(kwargs["tls"], rs.TlsOptions):
+        assert "/nonexistent/ca.pem" in str(caught.value)
+
+
+def test_an_unparsable_url_is_a_configuration_error() -> None:
+    with pytest.raises(rs.ConfigurationError, match="url"):
+        rs.Client("ws://[::1")
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "5", float("inf")])
+def test_bad_send_and_flush_timeouts_are_refused_before_sending(
+    scripted_peer: Peer, timeout: Any
+) -> None:
+    store = Store()
+    peer = scripted_peer(store)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("t").producer()
+        with pytest.raises(rs.ConfigurationError, match="timeout"):
+            producer.send(b"x", timeout=timeout)
+        with pytest.raises(rs.ConfigurationError, match="timeout"):
+            producer.flush(timeout)
+        assert producer.send(b"y").ok
+    assert store.payloads == [b"y"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        rs.OutgoingMessage(b"x", event_time="2024-01-01"),  # type: ignore[arg-type]
+        rs.OutgoingMessage(b"x", event_time=1700000000),  # type: ignore[arg-type]
+        rs.OutgoingMessage(b"x", deliver_at=1700000000),  # type: ignore[arg-type]
+        rs.OutgoingMessage(b"x", deliver_after="soon"),  # type: ignore[arg-type]
+        rs.OutgoingMessage(b"x", properties={"a": 1}),  # type: ignore[dict-item]
+        rs.OutgoingMessage(b"x", key=5),  # type: ignore[arg-type]
+    ],
+)
+def test_a_message_with_a_bad_field_fails_alone_and_the_producer_goes_on(
+    scripted_peer: Peer, message: rs.OutgoingMessage
+) -> None:
+    import reactivex as rx
+
+    store = Store()
+    peer = scripted_peer(store)
+    with rs.Client(peer.url) as client:
+        observer = client.topic("t").producer()
+        acks: list[rs.ProducerAck] = []
+        ended: list[str] = []
+        observer.acks.subscribe(acks.append, lambda e: ended.append(repr(e)), lambda: None)
+        rx.from_iterable([b"a", message, b"c"]).subscribe(observer)  # flushes and closes
+        producer = client.topic("t").producer()
+        with pytest.raises(rs.SendError) as caught:
+            producer.send(message)
+        assert caught.value.result == rs.ClientResult.INVALID_PAYLOAD
+        assert isinstance(producer.send_async(message).exception(WAIT), rs.SendError)
+    assert sorted(a.result for a in acks) == ["client-error:invalid-payload", "ok", "ok"]
+    assert ended == []
+    assert store.payloads == [b"a", b"c"]
 
 
 def test_observe_arguments_that_do_not_fit_are_refused() -> None:
