@@ -42,6 +42,12 @@ class AckStream:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._ended = False
+
+    @property
+    def delivers(self) -> bool:
+        """Whether an ack emitted now reaches an observer (observed, and not ended yet)."""
+        return self._fanout.observed and not self._ended
 
     def observable(self) -> Observable[ProducerAck]:
         """The hot stream of acks."""
@@ -70,6 +76,7 @@ class AckStream:
 
     def end(self, error: Exception | None) -> None:
         """Complete (or fail) the stream after what was emitted so far."""
+        self._ended = True
         self._queue.put(_End(error))
 
     def wait_ended(self, deadline: float) -> None:

@@ -328,6 +328,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
         Raises:
             StargateTimeoutError: when acks are still missing after ``timeout`` seconds.
+            StargateError: the producer's failure, once it failed (it gave up reconnecting,
+                for example): what was pending then was reported failed.
 
         Example:
             >>> for payload in (b"a", b"b"):  # doctest: +SKIP
@@ -335,6 +337,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             >>> producer.flush(timeout=10)  # doctest: +SKIP
         """
         wait = self._timeout if timeout is None else checked_seconds(timeout, "timeout")
+        if self._failure is not None:
+            raise self._failure
         with self._idle:
             if not self._idle.wait_for(lambda: not self._pending and not self._settling, wait):
                 raise StargateTimeoutError(
@@ -552,6 +556,17 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 self._idle.notify_all()
 
     def _emit(self, ack: ProducerAck, slot: bool = False) -> None:
+        if not ack.ok and not self._acks.delivers:
+            # Nobody will see this failure on `acks` (unobserved, or ended): never drop it
+            # silently.
+            self._context.report(
+                SendError(
+                    f"a message for {self.topic} was not stored, and no acks observer saw it:"
+                    f" {ack.result} {ack.error_message or ''}".rstrip(),
+                    ack.result,
+                    ack.context,
+                )
+            )
         self._acks.emit(ack, slot)
 
     # -- Ending ---------------------------------------------------------------------------

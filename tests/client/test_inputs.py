@@ -249,3 +249,30 @@ def test_a_permit_for_a_huge_window_is_never_sent(scripted_peer: Peer) -> None:
             time.sleep(0.01)
         handle.dispose()
     assert permits and max(permits) <= MAX_IN_FLIGHT
+
+
+def test_messages_refused_after_a_producer_failed_are_reported(scripted_peer: Peer) -> None:
+    """Its acks stream ended with the failure: what comes later goes to client.errors."""
+
+    def ack_one_then_drop(ws: ServerConnection) -> None:
+        peer.refuse = (503, "down")  # every reconnect is refused from now on
+        frame = json.loads(next(iter(ws)))
+        ws.send(json.dumps({"result": "ok", "messageId": "CAEQAA==", "context": frame["context"]}))
+        ws.close()
+
+    peer = scripted_peer(ack_one_then_drop)
+    give_up = rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3)
+    with rs.Client(peer.url, reconnect=give_up) as client:
+        reported: list[rs.StargateError] = []
+        client.errors.subscribe(reported.append)
+        producer = client.topic("t").producer()
+        ended = threading.Event()
+        producer.acks.subscribe(on_error=lambda _: ended.set())
+        assert producer.send(b"first").ok
+        assert ended.wait(WAIT)  # the producer gave up reconnecting
+        for i in range(3):
+            producer.on_next(f"later-{i}".encode())
+        with pytest.raises(rs.ServerError, match="503"):  # the failure it ended with
+            producer.flush(1)
+    assert len(reported) == 3
+    assert all(isinstance(e, rs.SendError) and "t" in str(e) for e in reported)
