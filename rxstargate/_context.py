@@ -38,6 +38,7 @@ class ClientContext:
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _streams: dict[int, StreamHandle] = field(default_factory=dict)
+    _ending: dict[int, StreamHandle] = field(default_factory=dict)  # closing on their own
     _next: int = 0
 
     def url(self, kind: str, topic: TopicName, suffix: str | None, query: dict[str, str]) -> str:
@@ -79,9 +80,17 @@ class ClientContext:
             return self._next
 
     def unregister(self, key: int) -> None:
-        """Forget a stream (it ended by itself)."""
+        """A stream is ending: no longer listed, but ``close()`` still waits for its threads."""
+        with self._lock:
+            handle = self._streams.pop(key, None)
+            if handle is not None:
+                self._ending[key] = handle
+
+    def finished(self, key: int) -> None:
+        """A stream's threads and socket are done: forget it."""
         with self._lock:
             self._streams.pop(key, None)
+            self._ending.pop(key, None)
 
     @property
     def streams(self) -> list[StreamHandle]:
@@ -105,14 +114,16 @@ class ClientContext:
         with self._lock:
             self.closed = True
             streams = list(self._streams.values())
+            ending = list(self._ending.values())
             self._streams.clear()
+            self._ending.clear()
         for stream in streams:
             try:
                 stream._begin_close(True)
             except Exception:
                 log.exception("closing %r failed", stream)
         deadline = time.monotonic() + self.transport.close_timeout
-        for stream in streams:
+        for stream in streams + ending:
             try:
                 stream._wait_closed(deadline)
             except Exception:

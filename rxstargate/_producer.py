@@ -621,7 +621,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                     conn.abort()
                 thread.join(1.0)
         self._acks.wait_ended(deadline)
-        self._context.unregister(self._key)  # listed until its acks ended
+        self._context.finished(self._key)  # listed until its acks ended
 
 
 class _WouldDeadlock(StargateError):

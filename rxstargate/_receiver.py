@@ -107,6 +107,7 @@ class _Session:
         self._stall_reported = False
         self._topics: dict[str, TopicName] = {}
         self._ending = False  # the delivery thread skips messages and waits for _End
+        self._threads_left = 2  # receive and delivery: the stream is finished when both end
         name = spec.topic.topic
         self._receiver = threading.Thread(
             target=self._receive_loop, name=f"rxstargate-{self._kind}-{name}", daemon=True
@@ -212,6 +213,13 @@ class _Session:
                 conn.send(encode_permit(credit.initial()))
         return conn
 
+    def _thread_ended(self) -> None:
+        with self._lock:
+            self._threads_left -= 1
+            finished = self._threads_left == 0
+        if finished:
+            self._context.finished(self._key)
+
     def _receive_loop(self) -> None:
         try:
             self._receive()
@@ -222,6 +230,8 @@ class _Session:
             if conn is not None:
                 conn.release()
             self._fail(ProtocolError(f"the receive thread failed: {exc!r}"))
+        finally:
+            self._thread_ended()
 
     def _receive(self) -> None:
         try:
@@ -282,6 +292,12 @@ class _Session:
     # -- delivery thread ---------------------------------------------------------------------
 
     def _delivery_loop(self) -> None:
+        try:
+            self._deliver_until_end()
+        finally:
+            self._thread_ended()
+
+    def _deliver_until_end(self) -> None:
         check = None if self._spec.stall_timeout is None else min(1.0, self._spec.stall_timeout)
         while True:
             try:

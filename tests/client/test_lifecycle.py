@@ -261,3 +261,23 @@ def test_closing_lets_the_callback_in_progress_finish_and_settle(
             .run()
         )
         assert again == [b"sentinel"]
+
+
+def test_close_waits_for_streams_that_ended_by_themselves(pulsar: Any, topic_name: str) -> None:
+    """take() ends a subscription from its own delivery thread; close() still waits for it."""
+    with rs.Client(pulsar.ws_url) as client:
+        producer = client.topic(topic_name).producer()
+        for i in range(5):
+            producer.send(str(i).encode())
+    before = {t for t in threading.enumerate() if t.name.startswith("rxstargate")}
+    for attempt in range(3):
+        with rs.Client(pulsar.ws_url) as client:
+            got = (
+                client.topic(topic_name)
+                .observe(f"sub-{attempt}", subscription_initial_position="Earliest")
+                .pipe(ops.take(2), ops.do(rs.acknowledger()), ops.to_list())
+                .run()
+            )
+            assert len(got) == 2
+        left = {t for t in threading.enumerate() if t.name.startswith("rxstargate")} - before
+        assert sorted(t.name for t in left) == []  # right after close(), not eventually
