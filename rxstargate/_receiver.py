@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -61,6 +61,8 @@ from rxstargate.streams import Stream, StreamHandle
 __all__ = ["ReceiverSpec", "observe"]
 
 log = logging.getLogger("rxstargate.receiver")
+
+_PIN_TIMEOUT = 2.0  # seconds a reader from "latest" waits to learn where that is
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class _Session:
         self._conn: Connection | None = None
         self._settler: Settler | None = None
         self._last_id: str | None = None
+        self._pinned: str | None = None  # where "latest" was when a reader first opened
         self._queue: queue.SimpleQueue[tuple[Settler, list[MessageFrame]] | _End] = (
             queue.SimpleQueue()
         )
@@ -195,7 +198,7 @@ class _Session:
             return self._context.url_v3(spec.subscription, query)
         if spec.subscription is not None:
             return self._context.url("consumer", spec.topic, spec.subscription, query)
-        start = self._last_id or spec.start
+        start = self._last_id or self._pinned or spec.start
         if start and start != "latest":
             query["messageId"] = start
         return self._context.url("reader", spec.topic, None, query)
@@ -233,7 +236,28 @@ class _Session:
         finally:
             self._thread_ended()
 
+    def _pin_latest(self) -> None:
+        """Learn where "latest" is before a reader first opens there.
+
+        A reader that drops before its first message must reopen at that place, not at
+        "latest" again, which would skip what was published while it was away. The topic's
+        last message id comes from the admin API; when the server will not say, the reader
+        keeps reopening at "latest" (README, Limits).
+        """
+        from rxstargate._admin import last_message_id
+
+        config = self._context.transport
+        quick = replace(config, connect_timeout=min(config.connect_timeout, _PIN_TIMEOUT))
+        try:
+            last = last_message_id(self._context.base_url, self._spec.topic, quick)
+        except StargateError as exc:
+            log.info("reader on %s: cannot learn where it starts (%s)", self._spec.topic, exc)
+            return
+        self._pinned = "earliest" if last is None else str(last)
+
     def _receive(self) -> None:
+        if self._kind == "reader" and self._spec.start in (None, "latest"):
+            self._pin_latest()
         try:
             conn = self._open()
         except _Stopped:

@@ -195,3 +195,41 @@ def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
     assert all(m.redelivery_count == 0 for m in got)
     assert proxy.accepted == connections + 1  # never reconnected
     assert (sink.acked, sink.failed) == (4, 0)
+
+
+@pytest.mark.parametrize("start", [None, "latest"])
+def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_message(
+    pulsar: Any, proxy: FaultProxy, topic_name: str, start: str | None
+) -> None:
+    """It must not reopen at "latest" again, skipping what was published while it was away."""
+    received: list[bytes] = []
+    after = threading.Event()
+    with (
+        rs.Client(pulsar.ws_url) as direct,
+        rs.Client(proxy.ws_url, reconnect=FAST) as client,
+    ):
+        producer = direct.topic(topic_name).producer()
+        producer.send(b"old")
+        connections = proxy.accepted
+
+        def record(message: rs.Message[Any]) -> None:
+            received.append(message.payload)
+            if message.payload == b"after":
+                after.set()
+
+        handle = client.topic(topic_name).observe(start=start).subscribe(record)
+        deadline = time.monotonic() + WAIT
+        while proxy.open_connections < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # the reader is open at the end of the topic
+        proxy.refuse()
+        proxy.reset()
+        for i in range(3):
+            producer.send(f"during-{i}".encode())
+        proxy.refuse(False)
+        while proxy.accepted < connections + 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # reconnected
+        producer.send(b"after")
+        assert after.wait(WAIT)
+        handle.dispose()
+    assert received == [b"during-0", b"during-1", b"during-2", b"after"]
