@@ -29,6 +29,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -78,6 +79,7 @@ class ReceiverSpec:
     stall_timeout: float | None = 30.0
     topics: tuple[str, str] | None = None  # v3: ("topics", "a,b") or ("topicsPattern", regex)
     deliver_schema_failures: bool = False
+    on_open: Callable[[], None] | None = None  # called each time a socket opened
 
 
 class _End:
@@ -214,6 +216,8 @@ class _Session:
             self._conn, self._settler = conn, settler
             if credit is not None:
                 conn.send(encode_permit(credit.initial()))
+        if self._spec.on_open is not None:
+            self._spec.on_open()
         return conn
 
     def _thread_ended(self) -> None:

@@ -33,7 +33,7 @@ from rxstargate._producer import Producer
 from rxstargate._receiver import ReceiverSpec, observe
 from rxstargate._reconnect import Backoff
 from rxstargate.display import Messages
-from rxstargate.exceptions import ConfigurationError, StargateError
+from rxstargate.exceptions import ConfigurationError, StargateError, StargateTimeoutError
 from rxstargate.models import Message, MessageId, TopicName
 from rxstargate.operators._failure import FailurePolicy
 from rxstargate.operators._process import Handler
@@ -543,11 +543,12 @@ class Topic:
         """Up to ``n`` messages from ``start``, read without leaving a subscription behind.
 
         A reader collects them; it stops at ``n``, when nothing arrived for ``idle`` seconds
-        (the end of the topic), or after ``timeout`` seconds. The result shows as a table in
-        notebooks and has ``to_pandas()``.
+        since it opened (the end of the topic), or after ``timeout`` seconds. The result shows
+        as a table in notebooks and has ``to_pandas()``.
 
         Raises:
-            StargateError: when the reader cannot be opened.
+            StargateError: when the reader cannot be opened (StargateTimeoutError when it did
+                not open within ``timeout``).
 
         Example:
             >>> client.topic("orders").peek(5)  # doctest: +SKIP
@@ -570,21 +571,25 @@ class Topic:
             failed.append(error)
             ended.set()
 
-        stream = self.observe(start=start, max_in_flight=min(n, 1000))
+        opened = threading.Event()
+        spec = self._reader_spec(None, start, min(n, 1000), None, {})
+        stream = observe(self._context, replace(spec, on_open=opened.set))
         handle = stream.subscribe(on_next, on_error, ended.set)
         try:
             deadline = time.monotonic() + timeout
             seen, quiet_since = 0, time.monotonic()
             while not ended.wait(min(0.05, idle)):
                 now = time.monotonic()
-                if len(got) != seen:
-                    seen, quiet_since = len(got), now
+                if len(got) != seen or not opened.is_set():
+                    seen, quiet_since = len(got), now  # silence counts once the reader is open
                 if now - quiet_since >= idle or now >= deadline:
                     break
         finally:
             handle.dispose()
         if failed:
             raise failed[0]
+        if not opened.is_set():
+            raise StargateTimeoutError(f"the reader on {self.name} did not open in {timeout:g} s")
         return Messages(got[:n])
 
     def live(

@@ -233,3 +233,23 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
         assert after.wait(WAIT)
         handle.dispose()
     assert received == [b"during-0", b"during-1", b"during-2", b"after"]
+
+
+def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
+    pulsar: Any, proxy: FaultProxy, topic_name: str
+) -> None:
+    with rs.Client(pulsar.ws_url) as direct:
+        direct.topic(topic_name).producer().send(b"stored")
+    with rs.Client(proxy.ws_url, connect_timeout=1.0, close_timeout=1.0, reconnect=FAST) as client:
+        topic = client.topic(topic_name)
+        proxy.stall()  # the handshake waits longer than idle
+        resume = threading.Timer(0.8, proxy.resume)
+        resume.start()
+        try:
+            assert [m.payload for m in topic.peek(5, idle=0.3)] == [b"stored"]
+        finally:
+            resume.join()
+        proxy.stall()
+        with pytest.raises(rs.StargateError):  # not an empty result
+            topic.peek(5, idle=0.3, timeout=1.5)
+        proxy.resume()
