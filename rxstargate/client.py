@@ -214,6 +214,10 @@ class Client:
             except re.error as exc:
                 raise ConfigurationError(f"bad topics pattern {pattern!r}: {exc}") from None
             return Topics(self._context, TopicName.parse(pattern), ("topicsPattern", pattern))
+        if not isinstance(names, Iterable):
+            raise ConfigurationError(
+                f"topics() takes a list of names or a pattern, not {type(names).__name__}"
+            )
         parsed = [TopicName.parse(name) for name in names]
         if not parsed:
             raise ConfigurationError("topics() needs at least one topic")

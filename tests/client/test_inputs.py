@@ -276,3 +276,9 @@ def test_messages_refused_after_a_producer_failed_are_reported(scripted_peer: Pe
             producer.flush(1)
     assert len(reported) == 3
     assert all(isinstance(e, rs.SendError) and "t" in str(e) for e in reported)
+
+
+@pytest.mark.parametrize("names", [3, None, [3]])
+def test_topics_of_the_wrong_kind_are_refused(names: Any) -> None:
+    with pytest.raises(rs.ConfigurationError):  # InvalidTopicNameError is one too
+        rs.Client("ws://127.0.0.1:1").topics(names)
