@@ -299,28 +299,38 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     ) -> ProducerAck:
         """Send one message from a coroutine and await its ack; never blocks the event loop.
 
-        When every slot is taken (or the socket is not open yet) the wait happens on a worker
-        thread, so other tasks keep running.
+        The socket is opened on a worker thread; a send that finds every slot taken waits on
+        the loop (checking every few milliseconds), so cancelling it while it waits (a
+        ``wait_for`` timeout) means the message is never sent. Once sent, cancelling only
+        stops waiting for the ack.
 
         Raises:
             SendError: when the broker refused or failed the message, or it could not be sent.
             StargateTimeoutError: when no slot freed up within the producer's timeout.
+            StargateConnectionError: when the socket cannot be opened.
             ClosedError: after the producer was closed.
 
         Example:
             >>> ack = await producer.asend(b"hello", key="k")  # doctest: +SKIP
         """
         message = _outgoing(payload, key, properties, event_time, correlation)
+        if self._thread is None and not self._closed:
+            await asyncio.to_thread(self._ensure_open)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        pause = _SLOT_POLL_FIRST
         future: Future[ProducerAck] = Future()
-        queued = False
-        if self._thread is not None and not self._closed:
+        while True:
             try:
                 self._submit(message, waiter=False, future=future, block=False)
-                queued = True
+                break
             except _NoSlot:
-                pass
-        if not queued:
-            future = await asyncio.to_thread(self.send_async, message)
+                if loop.time() >= deadline:
+                    raise StargateTimeoutError(
+                        f"{self.max_in_flight} messages unacknowledged for {self._timeout:.1f} s"
+                    ) from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _SLOT_POLL_MAX)
         return await asyncio.wrap_future(future)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -622,6 +632,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 thread.join(1.0)
         self._acks.wait_ended(deadline)
         self._context.finished(self._key)  # listed until its acks ended
+
+
+_SLOT_POLL_FIRST = 0.0005  # seconds; asend() waits for a free slot on the loop, doubling
+_SLOT_POLL_MAX = 0.005
 
 
 class _WouldDeadlock(StargateError):

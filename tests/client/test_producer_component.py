@@ -459,3 +459,41 @@ def test_on_completed_right_after_the_last_send_keeps_every_ack(scripted_peer: P
             producer.on_next(b"only")
             producer.on_completed()  # flush, then end acks: the ack must come first
             assert [a.ok for a in acks] == [True]
+
+
+def test_a_cancelled_asend_that_waited_for_a_slot_is_never_sent(scripted_peer: Peer) -> None:
+    release = threading.Event()
+    stored: list[bytes] = []
+
+    def slow_acks(ws: ServerConnection) -> None:
+        for entry, text in enumerate(ws):
+            release.wait(WAIT_SECONDS)
+            frame = json.loads(text)
+            stored.append(base64.b64decode(frame["payload"]))
+            ws.send(
+                json.dumps(
+                    {
+                        "result": "ok",
+                        "messageId": str(rs.MessageId.from_parts(1, entry)),
+                        "context": frame["context"],
+                    }
+                )
+            )
+
+    peer = scripted_peer(slow_acks)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=1)
+
+        async def main() -> None:
+            first = asyncio.create_task(producer.asend(b"first"))
+            await asyncio.sleep(0.1)
+            for i in range(4):  # no slot: each gives up, and must then not be sent
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(producer.asend(f"given-up-{i}".encode()), 0.05)
+            release.set()
+            await asyncio.wait_for(first, WAIT_SECONDS)
+            assert (await asyncio.wait_for(producer.asend(b"last"), WAIT_SECONDS)).ok
+
+        asyncio.run(main())
+        producer.close()
+    assert stored == [b"first", b"last"]
