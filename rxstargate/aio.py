@@ -3,9 +3,10 @@
 rxstargate's streams call their observers on rxstargate's own threads. :func:`iterate` hands
 each item to the event loop thread-safely; the emitting thread waits while ``buffer`` items
 are queued and not yet taken, so a slow ``async for`` body slows the stream down (for a
-reader, credit comes back only as items are taken) instead of filling memory. Leaving the
-loop by ``break``, an exception or cancellation disposes the subscription, which closes its
-socket.
+reader, credit comes back only as items are taken) instead of filling memory. Closing the
+generator disposes the subscription, which closes its socket: an exception or cancellation in
+the loop does that at once; after a ``break`` Python closes the generator once nothing refers
+to it, so use ``contextlib.aclosing`` to close it right at the ``break``.
 """
 
 from __future__ import annotations

@@ -639,13 +639,16 @@ class Topic:
         """The topic's messages for ``async for``: :meth:`observe` on an event loop.
 
         Takes the same arguments as :meth:`observe`. At most ``max_in_flight`` messages wait
-        for the loop; leaving the loop (``break``, an exception, cancellation) closes the socket.
+        for the loop; an exception or cancellation in the loop closes the socket. After a
+        ``break`` the async generator (and its socket) is closed once nothing refers to it:
+        wrap it in ``contextlib.aclosing`` to close it at the ``break``.
 
         Example:
-            >>> async for message in topic.messages("billing"):  # doctest: +SKIP
-            ...     await handle(message)
-            ...     message.ack()
-        """
+            >>> async with contextlib.aclosing(topic.messages("billing")) as messages:  # doctest: +SKIP
+            ...     async for message in messages:
+            ...         await handle(message)
+            ...         message.ack()
+        """  # noqa: E501
         from rxstargate.aio import iterate
 
         max_in_flight = observe_options.get("max_in_flight", 1000)
