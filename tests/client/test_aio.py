@@ -98,3 +98,19 @@ def test_an_rx_stream_moved_onto_the_event_loop_runs_every_callback_there(
     threads, payloads = asyncio.run(main())
     assert threads == {threading.get_ident()}  # asyncio.run's loop runs on this thread
     assert payloads == [str(i).encode() for i in range(50)]
+
+
+def test_aclosing_closes_the_socket_right_at_a_break(client: rs.Client, topic_name: str) -> None:
+    import contextlib
+
+    topic = client.topic(topic_name)
+    topic.producer().send(b"one")
+
+    async def main() -> int:
+        kept = topic.messages(start="earliest")  # a reference outlives the loop
+        async with contextlib.aclosing(kept) as messages:
+            async for _ in messages:
+                break
+        return len(client.streams)
+
+    assert asyncio.run(asyncio.wait_for(main(), WAIT)) == 1  # only the producer is left
