@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from rxstargate._config import redact_url
 from rxstargate.exceptions import (
     AuthenticationError,
     AuthorizationError,
@@ -29,6 +33,7 @@ __all__ = [
     "explain",
     "one_line",
     "properties",
+    "quiet_logs",
     "token",
     "warn",
 ]
@@ -105,8 +110,16 @@ def token(args: argparse.Namespace) -> str | None:
 
 
 def endpoint(args: argparse.Namespace, *, use_default: bool = True) -> Endpoint:
-    """The endpoint from --url, $RXSTARGATE_URL, else DEFAULT_URL (None without ``use_default``)."""
+    """The endpoint from --url, $RXSTARGATE_URL, else DEFAULT_URL (None without ``use_default``).
+
+    Raises:
+        CommandError: (status 2) for a URL with spaces or control characters, which no
+            server can be reached at (and which Python's HTTP client refuses with its own error).
+    """
     url = args.url or os.environ.get(URL_VARIABLE) or None
+    if url is not None and any(char.isspace() or not char.isprintable() for char in url):
+        shown = redact_url(url)
+        raise CommandError(f"the URL must not contain spaces or control characters: {shown!r}", 2)
     default = DEFAULT_URL if use_default else None
     return Endpoint(url or default, token(args), implicit=url is None)
 
@@ -140,3 +153,19 @@ def explain(error: BaseException, where: Endpoint) -> str:
     if isinstance(error, HandshakeError):
         return f"the server refused: {text}"
     return text
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Drop the client library's log records (``rxstargate.*``) until the block ends.
+
+    For a shutdown after a failure or Ctrl-C, whose one line says it all: the sockets
+    closing under in-flight work would each log a warning.
+    """
+    library = logging.getLogger("rxstargate")
+    level = library.level
+    library.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        library.setLevel(level)

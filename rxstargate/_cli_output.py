@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -11,7 +13,7 @@ from typing import IO, Any
 
 from rxstargate.models import Message
 
-__all__ = ["DIRECTIVES", "Render", "Stdout", "compile_format", "render_json"]
+__all__ = ["DIRECTIVES", "Render", "Stdout", "compile_format", "render_json", "silence_stdout"]
 
 #: Renders one message as the bytes to print (newline included).
 Render = Callable[[Message[Any]], bytes]
@@ -128,3 +130,15 @@ class Stdout:
         self._text.flush()
         self._binary.write(data)
         self._binary.flush()
+
+
+def silence_stdout() -> None:
+    """The reader of our pipe left (``| head``): drop what is still buffered for it.
+
+    Standard output then goes to /dev/null, so neither later writes nor the flush at exit
+    raise BrokenPipeError.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -8,6 +8,7 @@ thread as they come back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -16,13 +17,20 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import rxstargate as rs
-from rxstargate._cli_common import CommandError, Endpoint, one_line, warn
-from rxstargate.exceptions import SendError
+from rxstargate._cli_common import CommandError, Endpoint, one_line, quiet_logs, warn
+from rxstargate._cli_output import silence_stdout
+from rxstargate.exceptions import SendError, StargateTimeoutError
 
 __all__ = ["run_produce"]
 
 #: How long to wait for the acks of what was sent (the producer's own send timeout).
 _ACK_WAIT = 30.0
+#: How long a send may wait for a free slot (the producer's timeout; also its flush at the end).
+_SEND_TIMEOUT = 30.0
+#: The most messages sent and not yet acknowledged.
+_MAX_IN_FLIGHT = 1000
+#: After the producer failed, how long to wait for the acks still on their way.
+_AFTER_FAILURE = 2.0
 
 
 def _lines(source: Iterator[bytes]) -> Iterator[bytes]:
@@ -52,7 +60,11 @@ def _inputs(args: argparse.Namespace) -> Iterator[bytes]:
 
 
 class _Report:
-    """Counts and prints acks; observes ``producer.acks`` (on the producer's acks thread)."""
+    """Counts and prints acks; observes ``producer.acks`` (on the producer's acks thread).
+
+    Acks are printed with the message's number (its ``correlation``): lines refused before
+    sending are numbered too.
+    """
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -61,19 +73,31 @@ class _Report:
         self.unanswered = 0
         self.error: Exception | None = None
         self.ended = threading.Event()
+        self.broken_pipe = False
 
     def on_next(self, ack: rs.ProducerAck) -> None:
+        number = ack.correlation if ack.correlation is not None else ack.context
         if ack.ok:
             self.stored += 1
             if not self.quiet:
-                print(f"{ack.context} {ack.message_id}", flush=True)
+                self.print(f"{number} {ack.message_id}")
             return
         self.failed += 1
         if ack.result == rs.ClientResult.CLOSED:
             self.unanswered += 1  # one line for all of them, at the end
             return
         reason = f": {ack.error_message}" if ack.error_message else ""
-        warn(f"message {ack.context} failed: {ack.result}{reason}")
+        warn(f"message {number} failed: {ack.result}{reason}")
+
+    def print(self, line: str) -> None:
+        """Print a line on stdout; once its reader left (``| head``), print nothing more."""
+        if self.broken_pipe:
+            return
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            self.broken_pipe = True
+            silence_stdout()
 
     def on_error(self, error: Exception) -> None:
         self.error = error
@@ -105,17 +129,37 @@ class _Outstanding:
             self._settled.wait_for(lambda: self._count == 0, timeout)
 
 
+class _NotUtf8(Exception):
+    """A key that is not UTF-8 text (Pulsar keys are strings)."""
+
+
 def _split(line: bytes, args: argparse.Namespace) -> tuple[str | None, bytes]:
     key: str | None = args.key
     if args.key_from:
-        head, found, rest = line.partition(args.key_from.encode("utf-8"))
+        head, found, rest = line.partition(args.key_from.encode("utf-8", "surrogateescape"))
         if found:
-            return head.decode("utf-8", "replace"), rest
+            try:
+                return head.decode("utf-8"), rest
+            except UnicodeDecodeError:
+                raise _NotUtf8(f"its key is not UTF-8: {head!r}") from None
     return key, line
 
 
+def _check_key(args: argparse.Namespace) -> None:
+    for option, value in (("--key", args.key), ("--key-from", args.key_from)):
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CommandError(f"{option} is not UTF-8 text: {os.fsencode(value)!r}", 2) from None
+
+
 def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
-    """Run ``rxstargate produce``; returns the exit status (1 when a message failed).
+    """Run ``rxstargate produce``; returns the exit status.
+
+    0 when every message was stored; 1 when one failed or the producer failed (one line
+    then says how many were stored); 130 when Ctrl-C left input unsent.
 
     Raises:
         CommandError: for options that do not fit, or input that cannot be read.
@@ -125,40 +169,83 @@ def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
         raise CommandError("give payloads as arguments or with --file, not both", 2)
     if args.key_from == "":
         raise CommandError("--key-from needs a delimiter of at least one character", 2)
+    _check_key(args)
     properties = dict(args.property or []) or None
     report = _Report(args.quiet)
     outstanding = _Outstanding()
+    number = 0  # lines taken, sent or refused
     sent = 0
+    refused = 0
     fatal: BaseException | None = None
+    interrupted = False
     assert where.url is not None
     with rs.Client(where.url, token=where.token) as client:
-        producer = client.topic(args.topic).producer()
+        producer = client.topic(args.topic).producer(
+            max_in_flight=_MAX_IN_FLIGHT, timeout=_SEND_TIMEOUT
+        )
         producer.acks.subscribe(report.on_next, report.on_error, report.on_completed)
         try:
             for line in _inputs(args):
-                key, payload = _split(line, args)
-                future = producer.send_async(payload, key=key, properties=properties)
+                number += 1
+                try:
+                    key, payload = _split(line, args)
+                except _NotUtf8 as exc:
+                    refused += 1
+                    warn(f"message {number} failed: {exc}")
+                    continue
+                future = producer.send_async(
+                    payload, key=key, properties=properties, correlation=number
+                )
                 sent += 1
                 outstanding.add(future)
                 if future.done() and not isinstance(future.exception(), SendError | None):
                     fatal = future.exception()  # the producer cannot send at all
                     break
         except KeyboardInterrupt:
+            interrupted = True
             warn("interrupted: waiting for the acks of what was sent")
-        # Every ack emitted before the producer completes its acks stream, then close.
-        outstanding.wait(_ACK_WAIT)
-        producer.on_completed()
-        report.ended.wait(10.0)
-    if fatal is not None:
-        raise fatal
-    if report.error is not None and report.failed == 0:
+        # Every ack emitted before the producer completes its acks stream, then close. After a
+        # failure the acks have had their time already: only what is on its way is waited for,
+        # and the closing is not narrated (the summary below says what became of each message).
+        outstanding.wait(_ACK_WAIT if fatal is None else _AFTER_FAILURE)
+        with quiet_logs() if fatal is not None else contextlib.nullcontext():
+            producer.on_completed()
+            report.ended.wait(10.0)
+            client.close()
+    failed = report.failed + refused
+    if fatal is not None and report.stored == 0 and failed == 0:
+        raise fatal  # nothing got through: the failure is the whole story
+    if report.error is not None and failed == 0:
         raise report.error
+    if args.quiet:
+        report.print(f"stored {report.stored} message{'s' if report.stored != 1 else ''}")
+    if fatal is not None:
+        warn(f"{explain_send(fatal)}: {_outcome(report, sent, refused)}")
+        return 1
     if report.unanswered:
         cause = f" ({one_line(str(report.error))})" if report.error else ""
         warn(f"{report.unanswered} messages got no answer before the producer closed{cause}")
-    if args.quiet:
-        print(f"stored {report.stored} message{'s' if report.stored != 1 else ''}", flush=True)
-    if report.failed:
-        warn(f"{report.failed} of {sent} messages failed")
-        return 1
-    return 0
+    if failed:
+        warn(f"{failed} of {sent + refused} messages failed")
+    if interrupted:
+        return 130
+    return 1 if failed else 0
+
+
+def _outcome(report: _Report, sent: int, refused: int) -> str:
+    """What became of the messages, as ``S of N messages stored, ...``."""
+    total = sent + refused
+    parts = [f"{report.stored} of {total} messages stored"]
+    if report.unanswered:
+        parts.append(f"{report.unanswered} got no answer (they may or may not be stored)")
+    others = total - report.stored - report.unanswered
+    if others:
+        parts.append(f"{others} failed")
+    return ", ".join(parts)
+
+
+def explain_send(fatal: BaseException) -> str:
+    """Why the producer stopped sending, in a few words."""
+    if isinstance(fatal, StargateTimeoutError):
+        return f"the server stopped answering ({one_line(str(fatal))})"
+    return one_line(str(fatal))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import sys
+import http.client
 import threading
 import time
 from collections import deque
@@ -19,7 +18,7 @@ from typing import Any
 
 import rxstargate as rs
 from rxstargate._cli_common import CommandError, Endpoint, warn
-from rxstargate._cli_output import Render, Stdout, compile_format, render_json
+from rxstargate._cli_output import Render, Stdout, compile_format, render_json, silence_stdout
 from rxstargate.exceptions import HandshakeError, ProtocolError
 
 __all__ = ["parse_start", "run_tail"]
@@ -70,6 +69,7 @@ class _Plan:
     use_idle: bool  # silence for --idle seconds also means "caught up"
     backlog: int | None  # print only the last N read before catching up
     nothing_to_read: bool  # with --exit: done before reading anything
+    note: str | None = None  # said once the read is under way (not if the socket is refused)
 
 
 class _Tail:
@@ -99,11 +99,19 @@ class _Tail:
         self._buffer: deque[rs.Message[Any]] | None = (
             deque(maxlen=plan.backlog) if plan.backlog else None
         )
+        self._note = plan.note
+
+    def say_note(self) -> None:
+        """Print the plan's note once: the read is under way (or ended without an error)."""
+        note, self._note = self._note, None
+        if note is not None:
+            warn(note)
 
     # -- delivery thread ---------------------------------------------------------------------
 
     def on_next(self, message: rs.Message[Any]) -> None:
         with self._lock:
+            self.say_note()
             self._quiet_since = time.monotonic()
             if self.done.is_set():
                 return  # not printed, so not acked: a consumer gets it again later
@@ -152,6 +160,8 @@ class _Tail:
         with self._lock:
             if time.monotonic() - self._quiet_since < self._idle:
                 return
+            if self.error is None:
+                self.say_note()  # silent, yet not refused: the read is under way
             if self._buffer is not None and (self._buffer or self._plan.use_idle):
                 self._flush()  # a known end that never came: show what was read
             if self._plan.use_idle and self._exit_at_end:
@@ -170,19 +180,30 @@ def _matcher(args: argparse.Namespace) -> Callable[[rs.Message[Any]], bool]:
     return matches
 
 
-def _last_id(topic: rs.Topic, args: argparse.Namespace) -> tuple[rs.MessageId | None, bool]:
-    """The topic's last message id, and whether it is known (the admin API may refuse)."""
+def _ask_last_id(topic: rs.Topic) -> rs.MessageId | None:
+    """``topic.last_message_id()``; an address Python's HTTP client refuses is a usage error."""
     try:
-        return topic.last_message_id(), True
+        return topic.last_message_id()
+    except http.client.HTTPException as exc:  # InvalidURL: a host or port it cannot use
+        raise rs.ConfigurationError(f"url cannot be used: {exc}") from None
+
+
+def _last_id(
+    topic: rs.Topic, args: argparse.Namespace
+) -> tuple[rs.MessageId | None, bool, str | None]:
+    """The topic's last message id, whether it is known (the admin API may refuse), and the
+    note to print about the fallback once the read itself is under way."""
+    try:
+        return _ask_last_id(topic), True, None
     except (HandshakeError, ProtocolError) as exc:
         if isinstance(exc, HandshakeError) and exc.status_code not in _NO_ADMIN:
             raise
         reason = f"HTTP {exc.status_code}" if isinstance(exc, HandshakeError) else str(exc)
-        warn(
+        note = (
             f"the server will not say where the topic ends (lastMessageId: {reason}): taking"
             f" {args.idle:g} s without a message as the end"
         )
-        return None, False
+        return None, False, note
 
 
 def _plan(topic: rs.Topic, args: argparse.Namespace) -> _Plan:
@@ -195,9 +216,9 @@ def _plan(topic: rs.Topic, args: argparse.Namespace) -> _Plan:
     consumer = args.subscription is not None
     if args.exit and not consumer and backlog is None and start in (None, "latest"):
         with contextlib.suppress(HandshakeError, ProtocolError):
-            topic.last_message_id()  # only new messages, and none wanted: just reach the server
+            _ask_last_id(topic)  # only new messages, and none wanted: just reach the server
         return _Plan(start, None, False, None, True)
-    last, known = _last_id(topic, args)
+    last, known, note = _last_id(topic, args)
     if known and last is None:  # an empty topic
         return _Plan("earliest" if backlog else start, None, False, None, args.exit)
     if backlog is not None:
@@ -206,10 +227,10 @@ def _plan(topic: rs.Topic, args: argparse.Namespace) -> _Plan:
             # Entries of one ledger are numbered without gaps, and each holds one message or
             # more: reading after entry E-N yields at least the last N messages.
             start = rs.MessageId.from_parts(last.ledger_id, last.entry_id - backlog, last.partition)
-        return _Plan(start, last, not known, backlog, False)
+        return _Plan(start, last, not known, backlog, False, note)
     if isinstance(start, rs.MessageId) and last is not None and reached(start, last):
         return _Plan(start, last, False, None, True)
-    return _Plan(start, last, consumer or not known, None, False)
+    return _Plan(start, last, consumer or not known, None, False, note)
 
 
 def _stream(topic: rs.Topic, args: argparse.Namespace, plan: _Plan) -> rs.Stream[Any]:
@@ -270,15 +291,8 @@ def run_tail(args: argparse.Namespace, where: Endpoint) -> int:
     except KeyboardInterrupt:
         return 0  # Ctrl-C: the usual way to stop following; the socket is closed by now
     if tail.broken_pipe:
-        _silence_stdout()
+        silence_stdout()
     if tail.error is not None:
         raise tail.error
+    tail.say_note()
     return 0
-
-
-def _silence_stdout() -> None:
-    """The reader of our pipe left (``| head``): drop what is still buffered for it."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)

@@ -291,7 +291,9 @@ def _add_produce(commands: argparse._SubParsersAction[Parser]) -> None:
     produce.add_argument(
         "topic", metavar="TOPIC", help="orders, tenant/ns/orders or persistent://..."
     )
-    produce.add_argument("payloads", nargs="*", metavar="PAYLOAD", help="messages to send")
+    produce.add_argument(
+        "payloads", nargs="*", default=[], metavar="PAYLOAD", help="messages to send"
+    )
     produce.add_argument(
         "-l", "--file", type=Path, default=None, help="send each line of this file"
     )
@@ -360,6 +362,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     try:
         run_demo(where.url, token=where.token, messages=args.messages)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), 2) from None
     except StargateError as exc:
         raise CommandError(explain(exc, where)) from None
     return 0
@@ -397,14 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Example:
         ``rxstargate local --port 8080`` serves ``ws://127.0.0.1:8080`` until Ctrl-C.
     """
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "produce" and not any(item.startswith("-") for item in extra):
-        args.payloads += extra  # payloads after options: `produce TOPIC -k key a b`
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    run: Callable[[argparse.Namespace], int] = args.run
     try:
+        parser = _parser()
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "produce" and not any(item.startswith("-") for item in extra):
+            args.payloads += extra  # payloads after options: `produce TOPIC -k key a b`
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
     except CommandError as exc:
         print(f"rxstargate: {one_line(str(exc))}", file=sys.stderr, flush=True)

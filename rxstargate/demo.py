@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import statistics
 import threading
@@ -56,7 +57,9 @@ def _endpoint(url: str | None) -> Iterator[str]:
         return
     from rxstargate.local import LocalPulsar
 
-    with LocalPulsar() as local:
+    # Its children in a session of their own: Ctrl-C at a terminal reaches the demo alone, which
+    # closes its sockets and then stops them (else they die first, under in-flight work).
+    with LocalPulsar(own_session=True) as local:
         yield local.ws_url
 
 
@@ -104,18 +107,66 @@ def run_demo(
     """
     if messages < 1 or customers < 1 or concurrency < 1:
         raise rs.ConfigurationError("messages, customers and concurrency must be positive")
-    with _endpoint(url) as endpoint, rs.Client(endpoint, token=token) as client:
-        return _run(client, messages, customers, concurrency, show)
+    run = _Run()
+    try:
+        with _endpoint(url) as endpoint, rs.Client(endpoint, token=token) as client:
+            return _run(client, messages, customers, concurrency, show, run)
+    finally:
+        run.end()
+
+
+class _Run:
+    """What outlives the client of one run: the sender thread, and quiet logs after a failure.
+
+    After a failure or Ctrl-C the demo's one error says it all: the sockets that then close
+    under in-flight work would each log a warning, so the library's logs are dropped until
+    the run has ended.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.sender: threading.Thread | None = None
+        self._quiet: contextlib.ExitStack | None = None
+        # The pipeline's own "pipeline ended" record: the demo raises that error itself.
+        self._pipeline_log = logging.getLogger("rxstargate.pipeline")
+        self._pipeline_log.addFilter(_not_ended)
+
+    def quiet(self) -> None:
+        """Drop the library's log records until :meth:`end`."""
+        self.stop.set()
+        if self._quiet is None:
+            from rxstargate._cli_common import quiet_logs
+
+            self._quiet = contextlib.ExitStack()
+            self._quiet.enter_context(quiet_logs())
+
+    def end(self) -> None:
+        self.stop.set()
+        if self.sender is not None:
+            self.sender.join(10.0)  # its producer is closed by now: it ends at once
+        self._pipeline_log.removeFilter(_not_ended)
+        if self._quiet is not None:
+            self._quiet.close()
+
+
+def _not_ended(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("pipeline ended")
 
 
 def _run(
-    client: rs.Client, messages: int, customers: int, concurrency: int, show: bool
+    client: rs.Client,
+    messages: int,
+    customers: int,
+    concurrency: int,
+    show: bool,
+    run: _Run,
 ) -> DemoSummary:
     topic = client.topic(f"rxstargate-demo-orders-{uuid.uuid4().hex[:8]}")
     lock = threading.Lock()
     latencies: list[float] = []
     last_order: dict[str, int] = {}
     state = {"out_of_order": 0, "redeliveries": 0, "peak": 0, "stored": 0}
+    failures: list[Exception] = []
     done = threading.Event()
 
     def handle(message: rs.Message[Any]) -> None:
@@ -137,25 +188,43 @@ def _run(
             if len(latencies) >= messages:
                 done.set()
 
+    def on_ack(ack: rs.ProducerAck) -> None:
+        if ack.ok:
+            state["stored"] += 1
+        elif not failures:
+            reason = f": {ack.error_message}" if ack.error_message else ""
+            failures.append(
+                rs.StargateError(f"order {ack.context} was not stored: {ack.result}{reason}")
+            )
+
     pipeline = topic.consume(
         "demo",
         handle,
         concurrency=concurrency,
         key_ordered=True,
         max_in_flight=500,
+        start="earliest",  # the first order is sent before the pipeline starts
     )
     started = time.monotonic()
+    producer = topic.producer(max_in_flight=500)
+    producer.acks.subscribe(on_ack, failures.append)
+    orders = _orders(messages, customers, 7)
+    # The first order opens the producer's socket: a server that cannot be reached or refuses
+    # ends the demo here, at once, with its error.
+    producer.send(next(orders))
     with pipeline:
-        producer = topic.producer(max_in_flight=500)
-        producer.acks.subscribe(lambda ack: state.__setitem__("stored", state["stored"] + ack.ok))
-        sender = threading.Thread(
-            target=lambda: rx.from_iterable(_orders(messages, customers, 7)).subscribe(producer),
-            name="rxstargate-demo-producer",
-            daemon=True,
-        )
-        sender.start()
-        _follow(pipeline, messages, done, state, show)
-        sender.join(timeout=30)
+        try:
+            run.sender = threading.Thread(
+                target=lambda: rx.from_iterable(_until(orders, run.stop)).subscribe(producer),
+                name="rxstargate-demo-producer",
+                daemon=True,
+            )
+            run.sender.start()
+            _follow(pipeline, messages, done, state, show, failures)
+            run.sender.join(timeout=30)
+        except BaseException:
+            run.quiet()
+            raise
     seconds = time.monotonic() - started
     ordered = sorted(latencies) or [0.0]
     summary = DemoSummary(
@@ -176,14 +245,27 @@ def _run(
     return summary
 
 
+def _until(orders: Iterator[rs.OutgoingMessage], stop: threading.Event) -> Iterator[Any]:
+    for order in orders:
+        if stop.is_set():
+            return
+        yield order
+
+
 def _follow(
     pipeline: rs.Pipeline,
     messages: int,
     done: threading.Event,
     state: dict[str, int],
     show: bool,
+    failures: list[Exception],
 ) -> None:
-    """Wait for every order, tracking peak in-flight and showing progress."""
+    """Wait for every order, tracking peak in-flight and showing progress.
+
+    Raises:
+        StargateError: what ended the pipeline or the producer for good (a refused
+            handshake, a server gone for good), or a timeout.
+    """
     deadline = time.monotonic() + max(60.0, messages / 200)
     progress: Any = None
     if show:
@@ -204,6 +286,10 @@ def _follow(
             if progress is not None:
                 progress.update(sent, completed=state["stored"])
                 progress.update(handled, completed=pipeline.stats.processed)
+            if pipeline.state is rs.PipelineState.FAILED and pipeline.error is not None:
+                raise pipeline.error
+            if failures:
+                raise failures[0]
             if time.monotonic() > deadline:
                 raise rs.StargateTimeoutError("the demo did not finish in time")
         if progress is not None:

@@ -317,3 +317,32 @@ def test_local_stops_promptly_after_faults_even_with_a_stalled_broker() -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(broker, signal.SIGKILL)
             producer.shutdown()
+
+
+@pytest.mark.parametrize("listening", [True, False], ids=["listening", "bound"])
+def test_local_says_in_one_line_that_its_port_is_in_use(
+    capsys: pytest.CaptureFixture[str], listening: bool
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        if listening:
+            taken.listen()
+        port = taken.getsockname()[1]
+        result = run(capsys, "local", "--port", str(port), "--broker-port", "0")
+    assert result.status == 1
+    assert result.error_line() == (
+        f"rxstargate: the WebSocket gateway's port 127.0.0.1:{port} is already in use"
+    )
+
+
+def test_a_ctrl_c_while_the_parser_is_built_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rxstargate.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rxstargate.cli, "_parser", interrupted)
+    result = run(capsys, "local")
+    assert (result.status, result.error_line()) == (130, "rxstargate: interrupted")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +47,70 @@ def test_the_demo_uses_a_given_url(
     assert result.status == 0, result.err
     assert "50 │" in result.out
     _assert_none_left(before)  # no local Pulsar of its own
+
+
+def _descendants(pid: int) -> set[int]:
+    """The pids of ``pid``'s children and their children (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            return not any(line.startswith("State:\tZ") for line in status)
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_c_at_a_terminal_ends_the_demo_with_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RXSTARGATE_URL", raising=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rxstargate.cli", "demo", "--messages", "1000000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:  # orders flowing?
+            logs = list(tmp_path.glob("rxstargate-local-*/gateway.log"))
+            text = logs[0].read_text() if logs else ""
+            if "consumer persistent" in text and "producer persistent" in text:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # acks and deliveries in full flow
+        children = _descendants(process.pid)
+        assert len(children) >= 2  # the broker and the gateway
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C at a terminal does
+        err = process.communicate(timeout=30)[1]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+    assert process.returncode == 130
+    assert err.decode() == "rxstargate: interrupted\n"
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = {pid for pid in children if _running(pid)}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == set()
+    assert list(tmp_path.iterdir()) == []  # its temporary data directory is gone

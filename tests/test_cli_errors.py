@@ -106,9 +106,8 @@ def test_a_refused_handshake_is_one_line_and_the_token_comes_from_the_environmen
     result = run(capsys, *command)
     assert result.status == 1
     assert "Traceback" not in result.err
-    *before, line = result.err.splitlines()
-    assert len(before) == (1 if "-3" in command else 0)  # says it cannot ask where the end is
-    assert line.startswith(f"rxstargate: {says}")
+    # One line: no word about the end of the topic, which the refused reader never reaches.
+    assert result.error_line().startswith(f"rxstargate: {says}")
     assert set(refusing.authorizations) == {"Bearer from-env"}
 
 
@@ -146,3 +145,94 @@ def test_an_unreadable_file_is_one_line(capsys: pytest.CaptureFixture[str], tmp_
     )
     assert result.status == 1
     assert "cannot read" in result.error_line()
+
+
+_DEMO = ["demo", "--messages", "10"]
+
+
+@pytest.mark.parametrize(
+    "command", [["tail", "t"], ["produce", "t", "x"], _DEMO], ids=["tail", "produce", "demo"]
+)
+def test_nothing_listening_at_the_given_url_is_one_line_for_every_command(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    port = unused_port()
+    result = run(capsys, *command, "--url", f"ws://127.0.0.1:{port}")
+    assert result.status == 1
+    assert f"127.0.0.1:{port}" in result.error_line()
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [(401, "the server refused the token: HTTP 401"), (404, "no such topic")],
+)
+def test_the_demo_ends_at_once_with_one_line_when_the_server_refuses(
+    capsys: pytest.CaptureFixture[str],
+    refusing: Refusing,
+    status: int,
+    says: str,
+) -> None:
+    refusing.status = status
+    result = run(capsys, *_DEMO, "--url", refusing.url, "--token", "wrong")
+    assert result.status == 1
+    assert result.error_line().startswith(f"rxstargate: {says}")
+    assert result.out == ""
+    assert len(refusing.authorizations) == 1  # one refused handshake, not one per order
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("ws://127.0.0.1:notaport", 2),
+        ("ws://127.0.0.1:99999", 2),
+        ("ws://a b:1", 2),
+        ("ws://a%20b:1", None),  # a usage error where Python's HTTP client sees the space
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tail", "t"],
+        ["tail", "t", "-e", "-o", "earliest"],
+        ["tail", "t", "-n", "1", "-e"],
+        ["produce", "t", "x"],
+        _DEMO,
+    ],
+    ids=["tail", "tail-e", "tail-n", "produce", "demo"],
+)
+def test_a_malformed_url_is_one_line_on_every_path(
+    capsys: pytest.CaptureFixture[str], command: list[str], url: str, status: int | None
+) -> None:
+    result = run(capsys, *command, "--url", url)
+    assert result.status in ((1, 2) if status is None else (status,)), result.err
+    assert result.error_line().startswith("rxstargate: ")
+
+
+def test_the_admin_api_cannot_raise_a_raw_invalid_url(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.client
+
+    import rxstargate as rs
+
+    def last_message_id(self: rs.Topic) -> None:
+        raise http.client.InvalidURL("URL can't contain control characters")
+
+    monkeypatch.setattr(rs.Topic, "last_message_id", last_message_id)
+    for argv in (
+        ["tail", "t", "-e"],
+        ["tail", "t", "-o", "earliest", "-e"],
+        ["tail", "t", "-n", "2"],
+    ):
+        result = run(capsys, *argv, "--url", f"ws://127.0.0.1:{unused_port()}")
+        assert result.status == 2, argv
+        assert "control characters" in result.error_line()
+
+
+def test_produce_without_arguments_asks_for_the_topic_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run(capsys, "produce")
+    assert result.status == 2
+    line = result.error_line()
+    assert "TOPIC" in line and "PAYLOAD" not in line

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+import rxstargate._cli_produce
 from tests.conftest import PulsarEndpoint
+from tests.faults import FaultProxy
 from tests.test_cli import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
@@ -101,3 +108,135 @@ def test_the_url_and_token_come_from_the_environment(
     [(context, message_id)] = [line.split(" ") for line in sent.lines]  # a lone ack is printed
     got = run(capsys, "tail", topic_name, "-o", "earliest", "-e", "-f", "%i %s")
     assert (context, got.lines) == ("1", [f"{message_id} from the environment"])
+
+
+def test_a_closed_pipe_on_stdout_stops_printing_quietly_and_every_line_is_sent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, pulsar: PulsarEndpoint, topic_name: str
+) -> None:
+    (tmp_path / "in").write_bytes(b"".join(b"%d\n" % i for i in range(3000)))
+    with (tmp_path / "in").open("rb") as lines:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rxstargate.cli", "produce", topic_name, "--url", pulsar.ws_url],
+            stdin=lines,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(b"1 ")  # `| head -1`
+        process.stdout.close()
+        process.stdout = None
+        err = process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert (process.returncode, err) == (0, b"")
+    got = run(capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-e")
+    assert len(got.lines) == 3000
+
+
+class _Input:
+    """Standard input whose reading runs ``hook`` once ``after`` lines were read."""
+
+    def __init__(self, lines: list[bytes], after: int, hook: Callable[[], None]) -> None:
+        self.buffer = self._lines(lines, after, hook)
+
+    @staticmethod
+    def _lines(lines: list[bytes], after: int, hook: Callable[[], None]) -> Iterator[bytes]:
+        for number, line in enumerate(lines):
+            if number == after:
+                hook()
+            yield line
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_server_gone_for_good_is_one_line_with_what_was_stored(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    pulsar: PulsarEndpoint,
+    topic_name: str,
+) -> None:
+    monkeypatch.setattr(rxstargate._cli_produce, "_SEND_TIMEOUT", 0.5)
+    monkeypatch.setattr(rxstargate._cli_produce, "_MAX_IN_FLIGHT", 20)
+    monkeypatch.setattr(rxstargate._cli_produce, "_AFTER_FAILURE", 0.2)
+    port = urlsplit(pulsar.ws_url).port
+    assert port
+    with FaultProxy(port) as proxy:
+
+        def server_dies() -> None:
+            proxy.refuse()
+            proxy.reset()
+
+        lines = [b"%d\n" % i for i in range(200)]
+        monkeypatch.setattr(sys, "stdin", _Input(lines, 30, server_dies))
+        sent = run(capsys, "produce", topic_name, "--url", proxy.ws_url, "-q")
+    assert sent.status == 1
+    [count] = sent.lines
+    stored = int(count.split()[1])
+    line = sent.error_line()
+    assert f"{stored} of " in line and "no answer" in line, line
+    got = run(capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-e")
+    assert stored <= len(got.lines) <= 30 + 20
+
+
+def test_a_key_that_is_not_utf8_fails_its_line_only(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    pulsar: PulsarEndpoint,
+    topic_name: str,
+) -> None:
+    _stdin(monkeypatch, b"a:1\n\xe9t\xe9:2\nc:3\n")
+    sent = run(capsys, "produce", topic_name, "--url", pulsar.ws_url, "-K", ":")
+    assert sent.status == 1
+    assert [line.split(" ")[0] for line in sent.lines] == ["1", "3"]
+    failed, summary = sent.err.splitlines()
+    assert failed.startswith("rxstargate: message 2 failed: its key is not UTF-8")
+    assert summary == "rxstargate: 1 of 3 messages failed"
+    got = run(
+        capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-e", "-f", "%k|%s"
+    )
+    assert got.lines == ["a|1", "c|3"]
+
+
+def test_a_key_argument_that_is_not_utf8_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], pulsar: PulsarEndpoint, topic_name: str
+) -> None:
+    key = os.fsdecode(b"\xff")
+    result = run(capsys, "produce", topic_name, "hello", "--url", pulsar.ws_url, "-k", key)
+    assert result.status == 2
+    assert "--key" in result.error_line()
+
+
+def test_ctrl_c_with_input_left_exits_130_after_the_acks(
+    pulsar: PulsarEndpoint, topic_name: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rxstargate.cli", "produce", topic_name, "--url", pulsar.ws_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b"first\n")
+        process.stdin.flush()
+        assert process.stdout.readline().startswith(b"1 ")  # sending; stdin still open
+        process.send_signal(signal.SIGINT)
+        process.wait(30)  # stdin still open: the input is not over
+        assert process.stderr is not None
+        out, err = process.stdout.read(), process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    assert process.returncode == 130
+    assert out == b""
+    assert err.decode().splitlines() == [
+        "rxstargate: interrupted: waiting for the acks of what was sent"
+    ]

@@ -19,9 +19,10 @@ STOP_GRACE_SECONDS = 0.3
 class Broker:
     """One pulsar-lite process; ``start()`` returns once it accepts connections."""
 
-    def __init__(self, data_dir: str, port: int = 0) -> None:
+    def __init__(self, data_dir: str, port: int = 0, *, own_session: bool = False) -> None:
         self.data_dir = data_dir
         self.port = port
+        self.own_session = own_session
         self.log_path = os.path.join(data_dir, "broker.log")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -66,6 +67,7 @@ class Broker:
                 stderr=log,
                 cwd=self.data_dir,
                 preexec_fn=die_with_parent(),
+                start_new_session=self.own_session,
                 close_fds=True,
             )
         deadline = time.monotonic() + timeout

@@ -11,6 +11,11 @@ class LocalPulsarError(StargateError):
     """Raised when the local broker or gateway does not start (the message has the log tail)."""
 
 
+def in_use(port: int) -> str:
+    """The message for a WebSocket gateway port that something else holds."""
+    return f"the WebSocket gateway's port 127.0.0.1:{port} is already in use"
+
+
 def log_tail(path: str, lines: int = 20) -> str:
     """The last lines of a log file, or a note that there is none."""
     try:

@@ -12,9 +12,9 @@ from types import TracebackType
 from typing import TypeVar
 
 from rxstargate.local._broker import Broker
-from rxstargate.local._errors import LocalPulsarError
+from rxstargate.local._errors import LocalPulsarError, in_use
 from rxstargate.local._keepalive import PING_INTERVAL, PING_TIMEOUT, Keepalive
-from rxstargate.local._process import SpawnThread
+from rxstargate.local._process import SpawnThread, accepts_connections
 from rxstargate.local._runner import GatewayProcess, GatewayThread
 
 LOG_FILES = ("broker.log", "gateway.log", "gateway-client.log")
@@ -41,6 +41,11 @@ class LocalPulsar:
         ping_interval: seconds between the gateway's pings to each socket (None: no pings).
         ping_timeout: seconds a socket has to answer a ping; a silent one is dropped and what
             its consumer held is released (None: never).
+        own_session: start the broker and the gateway process in a session of their own, so
+            that a terminal's Ctrl-C, which goes to its whole foreground process group, reaches
+            only this process, which then stops them in order (``stop()``, or leaving the
+            ``with`` block). Only for owners that always stop them: on Linux they still die
+            with this process, elsewhere a crash would leave them running.
 
     Attributes:
         ws_url: ``ws://127.0.0.1:<port>`` once started.
@@ -62,8 +67,10 @@ class LocalPulsar:
         gateway_in_process: bool = False,
         ping_interval: float | None = PING_INTERVAL,
         ping_timeout: float | None = PING_TIMEOUT,
+        own_session: bool = False,
     ) -> None:
         self.port = port
+        self.own_session = own_session
         self.broker_port = broker_port
         self.data_dir = os.fspath(data_dir) if data_dir is not None else None
         self.token = token
@@ -139,7 +146,9 @@ class LocalPulsar:
             # Children die with the thread that started them: use one that lives until stop().
             self._spawner = SpawnThread()
         try:
-            self._broker = Broker(directory, self.broker_port)
+            if self.port and accepts_connections(self.port):
+                raise LocalPulsarError(in_use(self.port))
+            self._broker = Broker(directory, self.broker_port, own_session=self.own_session)
             self._in_spawner(self._broker.start)
             self.broker_port = self._broker.port
             if self.gateway_in_process:
@@ -160,6 +169,7 @@ class LocalPulsar:
                     directory,
                     self.keepalive,
                     broker_metadata=self._broker.metadata_path,
+                    own_session=self.own_session,
                 )
             self.port = self._in_spawner(self._gateway.start)
         except BaseException:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import queue
 import signal
 import socket
@@ -26,9 +28,12 @@ def die_with_parent() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
 
     def _preexec() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
 
     return _preexec
 
@@ -39,6 +44,11 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_in_use(log_text: str) -> bool:
+    """Whether a child's log says it could not bind its port (EADDRINUSE)."""
+    return f"[Errno {errno.EADDRINUSE}]" in log_text or "address already in use" in log_text.lower()
 
 
 def accepts_connections(port: int, timeout: float = 0.2) -> bool:

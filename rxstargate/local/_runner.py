@@ -10,9 +10,9 @@ import sys
 import threading
 import time
 
-from rxstargate.local._errors import LocalPulsarError, log_tail
+from rxstargate.local._errors import LocalPulsarError, in_use, log_tail
 from rxstargate.local._keepalive import Keepalive
-from rxstargate.local._process import die_with_parent, terminate
+from rxstargate.local._process import die_with_parent, port_in_use, terminate
 
 # How long a stopping gateway process gets before SIGKILL (it bounds its own stop to 1 s).
 STOP_GRACE_SECONDS = 1.5
@@ -29,7 +29,10 @@ class GatewayProcess:
         data_dir: str,
         keepalive: Keepalive | None = None,
         broker_metadata: str | None = None,
+        *,
+        own_session: bool = False,
     ) -> None:
+        self._own_session = own_session
         self._args = [sys.executable, "-m", "rxstargate.local._serve", broker_url, str(port)]
         self.log_path = os.path.join(data_dir, "gateway.log")
         self._args += ["--log", os.path.join(data_dir, "gateway-client.log")]
@@ -66,6 +69,7 @@ class GatewayProcess:
                 stderr=log,
                 env=env,
                 preexec_fn=die_with_parent(),
+                start_new_session=self._own_session,
                 close_fds=True,
             )
         assert self._process.stdout is not None
@@ -73,8 +77,12 @@ class GatewayProcess:
         self._process.stdout.close()
         if not line.startswith(b"LISTENING "):
             self.stop()
+            tail = log_tail(self.log_path)
+            if port_in_use(tail):
+                raise LocalPulsarError(in_use(self.port))
+            cause = tail.strip().splitlines()[-1] if tail.strip() else "no cause logged"
             raise LocalPulsarError(
-                f"the WebSocket gateway did not start; log tail:\n{log_tail(self.log_path)}"
+                f"the WebSocket gateway did not start ({cause}); log tail:\n{tail}"
             )
         self.port = int(line.split()[1])
         return self.port
@@ -144,6 +152,8 @@ class GatewayThread:
                 break
         if self._error is not None or not self._ready.is_set():
             self.stop()
+            if port_in_use(str(self._error)):
+                raise LocalPulsarError(in_use(self.port))
             raise LocalPulsarError(f"the WebSocket gateway did not start: {self._error}")
         return self.port
 
