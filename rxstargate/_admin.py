@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -57,6 +58,8 @@ def last_message_id(base_url: str, topic: TopicName, config: TransportConfig) ->
         raise handshake_error_for_status(exc.code, reason, redact_url(url)) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise StargateConnectionError(f"cannot reach {redact_url(url)}: {exc}") from exc
+    except http.client.HTTPException as exc:  # InvalidURL, a garbled answer: not ValueErrors
+        raise ProtocolError(f"{redact_url(url)}: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:
         raise ProtocolError(f"{redact_url(url)} did not answer JSON: {exc}") from exc
     try:

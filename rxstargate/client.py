@@ -72,6 +72,8 @@ def _max_in_flight(value: Any) -> int:
 def _base_url(url: Any) -> str:
     if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
         raise ConfigurationError(f"url must start with ws:// or wss://, not {url!r}")
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise ConfigurationError("url has spaces or control characters (or is not ASCII)")
     try:
         parts = urlsplit(url)
         _ = parts.port  # a bad port, like a bad IPv6 literal, fails only when read
@@ -79,6 +81,7 @@ def _base_url(url: Any) -> str:
         raise ConfigurationError(f"url cannot be parsed: {exc}") from None
     if not parts.hostname:
         raise ConfigurationError(f"url has no host: {redact_url(url)!r}")
+
     if parts.query or parts.fragment:
         raise ConfigurationError(
             "url must not carry a query string or fragment (pass the token as token=...):"

@@ -30,6 +30,8 @@ WAIT = 10.0
         ("ws://h:1/ws/v2/consumer", "base URL"),
         ("ws://h:1?token=abc", "query string"),
         ("ws://:1", "no host"),
+        ("ws://bad host:1", "spaces"),
+        ("ws://h:1\r\nX: y", "control"),
     ],
 )
 def test_a_bad_base_url_is_refused_clearly(url: str, problem: str) -> None:
