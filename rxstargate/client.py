@@ -512,7 +512,7 @@ class Topic:
                 **observe_options,
             ),
             handler,
-            restart=restart or Backoff(give_up_after=None),
+            restart=restart,
             concurrency=concurrency,
             key_ordered=key_ordered,
             timeout=timeout,

@@ -8,9 +8,12 @@ in-flight work drained and settled, socket closed).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
@@ -18,17 +21,33 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
+from rxstargate._config import checked_seconds
 from rxstargate._reconnect import Backoff
 from rxstargate._serial import SerialObserver
-from rxstargate.exceptions import StargateTimeoutError
+from rxstargate.exceptions import (
+    ClosedError,
+    ConfigurationError,
+    StargateError,
+    StargateTimeoutError,
+)
 from rxstargate.models import Message
-from rxstargate.operators._process import Handler, process
+from rxstargate.operators._outcomes import MessageHandler
+from rxstargate.operators._process import Handler, is_coroutine_callable, process
 from rxstargate.operators._stats import ProcessingStats
-from rxstargate.sinks import Acknowledger, acknowledger
+from rxstargate.sinks import acknowledger
 
 __all__ = ["Pipeline", "PipelineState"]
 
 log = logging.getLogger("rxstargate.pipeline")
+
+#: A run that lasted this long before it failed counts as having worked, even with nothing
+#: to deliver: the next failure is a new outage, with the whole restart policy again.
+_STEADY_SECONDS = 60.0
+
+#: The pipeline (its token) whose handler the current thread or task is running.
+_HANDLING: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "rxstargate_pipeline_handling", default=None
+)
 
 
 class PipelineState(StrEnum):
@@ -50,19 +69,27 @@ class _Gate:
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._out: SerialObserver[Message[Any]] | None = None
         self._closed = False
         self._source = SerialDisposable()
+        self.delivered = False  # a message went through: the stream worked
 
     def __call__(self, source: Observable[Message[Any]]) -> Observable[Message[Any]]:
         def subscribe(
             observer: abc.ObserverBase[Message[Any]], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             out = SerialObserver(observer)
-            self._out = out
+            with self._lock:
+                self._out = out
+                closed = self._closed
+            if closed:  # stopped before it was subscribed: nothing to take, nothing to drain
+                out.on_completed()
+                return Disposable()
 
             def on_next(message: Message[Any]) -> None:
                 if not self._closed:  # after stop(): left unsettled, redelivered later
+                    self.delivered = True
                     out.on_next(message)
 
             self._source.disposable = source.subscribe(
@@ -73,19 +100,49 @@ class _Gate:
         return Observable(subscribe)
 
     def close(self) -> None:
-        self._closed = True
-        if self._out is not None:
-            self._out.on_completed()
+        with self._lock:
+            self._closed = True
+            out = self._out
+        if out is not None:
+            out.on_completed()
 
     def release(self) -> None:
-        """Close the source's socket (after the work drained)."""
+        """Close the source's socket (after the work drained). Idempotent."""
         self._source.dispose()
+
+
+class _Attempt:
+    """One subscription of a pipeline (the first run or a restart): gate, drain, socket."""
+
+    def __init__(self) -> None:
+        self.gate = _Gate()
+        self.drained = threading.Event()  # the stream ended: completed or failed
+        self.subscription = SerialDisposable()
+        self.started = time.monotonic()
+
+    def worked(self) -> bool:
+        """Whether this run counts as a success: it delivered, or stayed up a long while."""
+        return self.gate.delivered or time.monotonic() - self.started >= _STEADY_SECONDS
+
+    def release(self) -> None:
+        """Dispose everything and close the socket. Idempotent."""
+        self.subscription.dispose()
+        self.gate.release()
 
 
 class Pipeline:
     """A supervised ``observe(...).pipe(process(handler)).subscribe(acknowledger())``.
 
-    Create it with ``topic.consume(...)``; start it with :meth:`start` or ``with``.
+    Create it with ``topic.consume(...)``; start it with :meth:`start` or ``with``. A
+    pipeline runs once: it ends stopped (:meth:`stop`, or its client closed) or failed (a
+    non-retriable error, ``on_failure="error"``, or the restart policy gave up), and either
+    way its socket is closed. Starting it again raises :class:`~rxstargate.ClosedError`;
+    make a new one with ``topic.consume(...)``.
+
+    After a failure that retrying can fix, the consumer is subscribed again after the
+    ``restart`` backoff's next delay. The backoff starts over for each outage: once a
+    restarted stream delivers a message (or stays up for a minute), the next failure is
+    a new outage.
 
     Attributes:
         stats: counters (received, processed, failed, retried, dead_lettered, in_flight, rate).
@@ -101,22 +158,27 @@ class Pipeline:
         source: Callable[[], Observable[Message[Any]]],
         handler: Handler,
         *,
-        restart: Backoff,
+        restart: Backoff | None = None,
         **process_options: Any,
     ) -> None:
+        if restart is None:
+            restart = Backoff(give_up_after=None)
+        if not isinstance(restart, Backoff):
+            raise ConfigurationError(
+                f"restart must be a rxstargate.Backoff (or None), not {restart!r:.80}"
+            )
         self._source = source
-        self._delays = restart.delays()
+        self._restart = restart
+        self._delays: Iterator[float] = restart.delays()
         self.stats = ProcessingStats()
-        self._operator = process(handler, stats=self.stats, **process_options)
+        self._token = object()  # marks this pipeline's handler calls (see stop())
+        self._operator = process(_marked(handler, self._token), stats=self.stats, **process_options)
         self.restarts = 0
         self._lock = threading.Lock()
         self._state = PipelineState.NEW
         self._ended = threading.Event()
         self._error: Exception | None = None
-        self._gate: _Gate | None = None
-        self._subscription: abc.DisposableBase = Disposable()
-        self._drained = threading.Event()
-        self._sink: Acknowledger | None = None
+        self._attempt: _Attempt | None = None
         self._timer: threading.Timer | None = None
 
     @property
@@ -130,103 +192,188 @@ class Pipeline:
         return self._error
 
     def start(self) -> Pipeline:
-        """Subscribe and start consuming; returns self. Idempotent while running."""
+        """Subscribe and start consuming; returns self. Idempotent while running.
+
+        Raises:
+            ClosedError: the pipeline was stopped or failed; a pipeline runs only once.
+        """
         with self._lock:
-            if self._state is not PipelineState.NEW:
-                return self
-            self._state = PipelineState.RUNNING
+            state = self._state
+            if state is PipelineState.NEW:
+                self._state = PipelineState.RUNNING
+        if state in (PipelineState.RUNNING, PipelineState.RESTARTING):
+            return self
+        if state is PipelineState.FAILED:
+            raise ClosedError(
+                f"the pipeline failed ({self._error!r}) and cannot start again:"
+                " make a new one with topic.consume(...)"
+            )
+        if state is not PipelineState.NEW:
+            raise ClosedError(
+                "the pipeline was stopped and cannot start again:"
+                " make a new one with topic.consume(...)"
+            )
         self._run()
         return self
 
     def _run(self) -> None:
-        gate = _Gate()
-        drained = threading.Event()
+        attempt = _Attempt()
         sink = acknowledger(
-            on_error=lambda error: self._on_failure(error, drained),
-            on_completed=lambda: self._on_completed(drained),
+            on_error=lambda error: self._on_failure(error, attempt),
+            on_completed=lambda: self._on_completed(attempt),
         )
         with self._lock:
             if self._state is not PipelineState.RUNNING:
                 return
-            self._gate, self._drained, self._sink = gate, drained, sink
-        self._subscription = self._source().pipe(gate, self._operator).subscribe(sink)
+            self._attempt = attempt
+        try:
+            subscription = self._source().pipe(attempt.gate, self._operator).subscribe(sink)
+        except Exception as exc:  # the source could not even be made (its client closed)
+            self._on_failure(exc, attempt)
+            return
+        attempt.subscription.disposable = subscription  # disposed at once if already ended
 
-    def _on_completed(self, drained: threading.Event) -> None:
+    def _on_completed(self, attempt: _Attempt) -> None:
         """The stream completed: by stop(), or because the client was closed."""
-        drained.set()
+        attempt.drained.set()
         with self._lock:
-            if self._state is not PipelineState.RUNNING:
-                return
+            if attempt is not self._attempt or self._state is not PipelineState.RUNNING:
+                return  # a stop() in progress finishes the job
             self._state = PipelineState.STOPPED
-            gate = self._gate
-        if gate is not None:
-            gate.release()
+        attempt.release()
         self._ended.set()
 
-    def _on_failure(self, error: Exception, drained: threading.Event) -> None:
-        drained.set()
-        delay = next(self._delays, None) if getattr(error, "retriable", False) else None
+    def _on_failure(self, error: Exception, attempt: _Attempt) -> None:
+        attempt.drained.set()
+        attempt.release()  # the stream is over: its socket must not hold the subscription
+        delay: float | None = None
         with self._lock:
-            if self._state is not PipelineState.RUNNING:
+            if attempt is not self._attempt or self._state is not PipelineState.RUNNING:
+                if self._state is PipelineState.STOPPING:
+                    log.warning("pipeline failed while stopping: %r", error)
                 return
-            self._state = PipelineState.FAILED if delay is None else PipelineState.RESTARTING
+            if getattr(error, "retriable", False):
+                if attempt.worked():  # a new outage: the whole restart policy again
+                    self._delays = self._restart.delays()
+                delay = next(self._delays, None)
             if delay is None:
+                self._state = PipelineState.FAILED
                 self._error = error
+            else:
+                self._state = PipelineState.RESTARTING
+                timer = threading.Timer(delay, self._restarted)
+                timer.name = "rxstargate-pipeline-restart"
+                timer.daemon = True
+                self._timer = timer
+                timer.start()
         if delay is None:
             log.error("pipeline ended: %r", error)
             self._ended.set()
-            return
-        log.warning("pipeline failed (%r); restarting in %.1f s", error, delay)
-        self._timer = threading.Timer(delay, self._restarted)
-        self._timer.name = "rxstargate-pipeline-restart"
-        self._timer.daemon = True
-        self._timer.start()
+        else:
+            log.warning("pipeline failed (%r); restarting in %.1f s", error, delay)
 
     def _restarted(self) -> None:
         with self._lock:
             if self._state is not PipelineState.RESTARTING:
                 return
             self._state = PipelineState.RUNNING
+            self._timer = None
             self.restarts += 1
-            gate = self._gate
-        self._subscription.dispose()
-        if gate is not None:
-            gate.release()
         self._run()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | timedelta = 10.0) -> None:
         """Stop taking messages, let in-flight work finish and settle, then close the socket.
 
         Messages that arrived after the stop, or whose work did not finish within
-        ``timeout`` seconds, are left unsettled: the broker redelivers them.
+        ``timeout`` seconds (a number or timedelta; 0 drains nothing), are left unsettled:
+        the broker redelivers them.
+
+        Safe to call in any state and from any thread:
+
+        - before :meth:`start`: the pipeline ends at once, without ever subscribing;
+        - on a stopped or failed pipeline: makes sure everything is released, then returns;
+        - while another ``stop()`` is draining: waits (up to its own ``timeout``) for that
+          one to finish; it never cuts the drain short;
+        - from the pipeline's own handler (say, to stop on a given message): begins the stop
+          and returns at once, without waiting for the drain, which cannot end while its
+          caller runs. The calling handler's message is settled as usual when the handler
+          returns, as is the rest of the in-flight work; then the socket closes and
+          :meth:`wait` returns. The state is ``STOPPING`` until then.
+
+        Raises:
+            ConfigurationError: for a ``timeout`` that is not seconds.
         """
+        seconds = checked_seconds(timeout, "timeout", zero=True)
+        from_handler = _HANDLING.get() is self._token
         with self._lock:
-            if self._state in (PipelineState.STOPPED, PipelineState.FAILED):
+            state = self._state
+            attempt, timer = self._attempt, self._timer
+            if state is PipelineState.NEW:
+                self._state = PipelineState.STOPPED
+                self._ended.set()
                 return
-            was = self._state
-            self._state = PipelineState.STOPPING
-            gate, drained = self._gate, self._drained
-        if self._timer is not None:
-            self._timer.cancel()
-        if was is PipelineState.RUNNING and gate is not None:
-            gate.close()
-            drained.wait(timeout)
-        self._subscription.dispose()
-        if gate is not None:
-            gate.release()
+            if state in (PipelineState.RUNNING, PipelineState.RESTARTING):
+                self._state = PipelineState.STOPPING
+                self._timer = None
+        if timer is not None:
+            timer.cancel()
+        if state in (PipelineState.STOPPED, PipelineState.FAILED):
+            if attempt is not None:
+                attempt.release()  # idempotent: whatever ended it, nothing stays open
+            return
+        if state is PipelineState.STOPPING:  # another stop() is draining: let it finish
+            if not from_handler:
+                self._ended.wait(seconds)
+            return
+        if state is PipelineState.RESTARTING or attempt is None:
+            self._finish_stop(attempt)  # nothing subscribed, nothing to drain
+            return
+        attempt.gate.close()
+        if not from_handler:
+            self._drain_and_finish(attempt, seconds)
+            return
+        threading.Thread(
+            target=self._drain_and_finish,
+            args=(attempt, seconds),
+            name="rxstargate-pipeline-stop",
+            daemon=True,
+        ).start()
+
+    def _drain_and_finish(self, attempt: _Attempt, seconds: float) -> None:
+        if not attempt.drained.wait(seconds):
+            log.warning(
+                "pipeline stop: in-flight work did not finish within %s s; left unsettled",
+                seconds,
+            )
+        self._finish_stop(attempt)
+
+    def _finish_stop(self, attempt: _Attempt | None) -> None:
+        if attempt is not None:
+            attempt.release()
         with self._lock:
             self._state = PipelineState.STOPPED
         self._ended.set()
 
-    def wait(self, timeout: float | None = None) -> None:
+    def wait(self, timeout: float | timedelta | None = None) -> None:
         """Block until the pipeline ends (stopped, or failed for good).
 
+        Args:
+            timeout: seconds (a number or timedelta) to wait at most; None waits as long
+                as it runs.
+
         Raises:
+            StargateError: at once when the pipeline was never started (it could never end).
             StargateTimeoutError: when it is still running after ``timeout`` seconds.
+            ConfigurationError: for a ``timeout`` that is not seconds.
             Exception: the error that ended it, if it failed.
         """
-        if not self._ended.wait(timeout):
-            raise StargateTimeoutError(f"the pipeline is still {self._state} after {timeout} s")
+        seconds = None if timeout is None else checked_seconds(timeout, "timeout", zero=True)
+        if self._state is PipelineState.NEW:
+            raise StargateError(
+                "wait() on a pipeline that was never started: call start() (or use with) first"
+            )
+        if not self._ended.wait(seconds):
+            raise StargateTimeoutError(f"the pipeline is still {self._state} after {seconds} s")
         if self._error is not None:
             raise self._error
 
@@ -243,3 +390,68 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self._state}, {self.stats!r}, restarts={self.restarts})"
+
+
+# -- marking the handler's calls ---------------------------------------------------------
+
+
+class _MarkedHandler(MessageHandler[Any]):
+    """A MessageHandler whose calls are marked as this pipeline's."""
+
+    def __init__(self, handler: MessageHandler[Any], token: object) -> None:
+        self._handler = handler
+        self._token = token
+
+    def init(self) -> Any:
+        return self._handler.init()
+
+    def handle(self, message: Message[Any], state: Any) -> tuple[Any, Any]:
+        reset = _HANDLING.set(self._token)
+        try:
+            return self._handler.handle(message, state)
+        finally:
+            _HANDLING.reset(reset)
+
+
+class _MarkedAsyncHandler(_MarkedHandler):
+    async def handle(self, message: Message[Any], state: Any) -> tuple[Any, Any]:  # type: ignore[override]
+        reset = _HANDLING.set(self._token)
+        try:
+            outcome: tuple[Any, Any] = await self._handler.handle(message, state)  # type: ignore[misc]
+            return outcome
+        finally:
+            _HANDLING.reset(reset)
+
+
+def _marked(handler: Handler, token: object) -> Handler:
+    """``handler``, its calls run with ``_HANDLING`` set to ``token``: stop() knows its caller.
+
+    Async stays async (the mark lives in the handler's task), so ``process`` runs it as
+    before; what ``process`` refuses is passed through for it to refuse.
+    """
+    if isinstance(handler, MessageHandler):
+        if is_coroutine_callable(handler.handle):
+            return _MarkedAsyncHandler(handler, token)
+        return _MarkedHandler(handler, token)
+    if not callable(handler):
+        return handler
+    function: Callable[[Message[Any]], Any] = handler
+    if is_coroutine_callable(function):
+
+        async def run_async(message: Message[Any]) -> Any:
+            reset = _HANDLING.set(token)
+            try:
+                return await function(message)
+            finally:
+                _HANDLING.reset(reset)
+
+        return run_async
+
+    def run(message: Message[Any]) -> Any:
+        reset = _HANDLING.set(token)
+        try:
+            return function(message)  # an awaitable returned here is process()'s to refuse
+        finally:
+            _HANDLING.reset(reset)
+
+    return run
