@@ -2,17 +2,27 @@
 
 Whichever thread emits while another is emitting only queues its item; the emitting thread
 delivers it next. Nothing is delivered after a terminal event.
+
+An exception raised by the observer's ``on_next`` (the user's callback) never escapes into the
+emitting thread, which is usually one of rxstargate's: the stream ends with ``on_error`` of that
+exception, once, and what was still queued is dropped (its messages are unsettled, so the broker
+redelivers them). ``hand_off`` moves emission to a thread of its own (``HandOff``) for callers
+that must not run the observer on their own thread.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from reactivex import abc
 
-__all__ = ["SerialObserver"]
+__all__ = ["HandOff", "SerialObserver"]
+
+log = logging.getLogger("rxstargate.operators")
 
 T = TypeVar("T")
 
@@ -27,10 +37,17 @@ class _Error:
 
 
 class SerialObserver(Generic[T]):
-    """Wraps ``observer`` so that calls from many threads reach it one at a time."""
+    """Wraps ``observer`` so that calls from many threads reach it one at a time.
 
-    def __init__(self, observer: abc.ObserverBase[T]) -> None:
+    ``on_raised`` (optional) is called once the observer raised, after its ``on_error``: the
+    owner stops its own work there.
+    """
+
+    def __init__(
+        self, observer: abc.ObserverBase[T], on_raised: Callable[[], None] | None = None
+    ) -> None:
         self._observer = observer
+        self._on_raised = on_raised
         self._lock = threading.Lock()
         self._queue: collections.deque[Any] = collections.deque()
         self._emitting = False
@@ -73,8 +90,104 @@ class SerialObserver(Generic[T]):
                     return
                 item = self._queue.popleft()
             if item is _COMPLETED:
+                _terminal(observer.on_completed)
+            elif isinstance(item, _Error):
+                _terminal(observer.on_error, item.error)
+            else:
+                try:
+                    observer.on_next(item)
+                except Exception as exc:  # the user's callback: end the stream with it
+                    self._raised(exc)
+                    return
+
+    def _raised(self, error: Exception) -> None:
+        log.debug("observer raised %r; ending the stream", error)
+        with self._lock:
+            self._ended = True
+            self._queue.clear()
+            self._emitting = False
+        _terminal(self._observer.on_error, error)
+        if self._on_raised is not None:
+            self._on_raised()
+
+
+def _terminal(call: Callable[..., None], *args: Any) -> None:
+    """A terminal callback: what it raises is logged, never raised into rxstargate."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("an observer's terminal callback raised")
+
+
+class HandOff(Generic[T]):
+    """Emits to a :class:`SerialObserver` on a thread of its own, in the order handed over.
+
+    The thread starts with the first item and ends after a terminal event was delivered, or
+    on :meth:`stop` (what is still queued is then dropped). Handing over never blocks: the
+    queue is bounded by what the caller has in flight (a stream's credit).
+    """
+
+    def __init__(self, observer: SerialObserver[T], name: str) -> None:
+        self._observer = observer
+        self._name = name
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._queue: collections.deque[Any] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._ended = False
+
+    def on_next(self, value: T) -> None:
+        self._put(value)
+
+    def on_error(self, error: Exception) -> None:
+        self._put(_Error(error))
+
+    def on_completed(self) -> None:
+        self._put(_COMPLETED)
+
+    @property
+    def ended(self) -> bool:
+        """True once a terminal event was handed over, the observer raised, or it stopped."""
+        return self._stopped or self._ended or self._observer.ended
+
+    def stop(self) -> None:
+        """Deliver nothing more and let the thread end (it never waits for it)."""
+        with self._lock:
+            self._stopped = True
+            self._queue.clear()
+            self._ready.notify()
+
+    def _put(self, item: Any) -> None:
+        with self._lock:
+            if self._stopped or self._ended:
+                return
+            if item is _COMPLETED or isinstance(item, _Error):
+                self._ended = True
+            self._queue.append(item)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            else:
+                self._ready.notify()
+
+    def _run(self) -> None:
+        observer = self._observer
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopped:
+                    self._ready.wait()
+                if self._stopped:
+                    return
+                item = self._queue.popleft()
+            if item is _COMPLETED:
                 observer.on_completed()
             elif isinstance(item, _Error):
                 observer.on_error(item.error)
             else:
                 observer.on_next(item)
+            if observer.ended:
+                with self._lock:
+                    self._stopped = True
+                    self._queue.clear()
+                return

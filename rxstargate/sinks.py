@@ -18,19 +18,35 @@ log = logging.getLogger("rxstargate.sinks")
 
 
 def _messages_of(value: Any) -> list[Message[Any]]:
-    """The messages an item carries: a Message, a processed item, or a processed batch."""
+    """The messages an item carries: a Message, a processed item, or a processed batch.
+
+    A batch settles every message it holds, processed items (even a ``Leave``) included, as
+    ``Batch.ack()`` does: the batch is the later stage a ``Leave`` left them to.
+    """
     if isinstance(value, Message):
         return [value]
     if not getattr(value, "settle", True):
         return []  # the handler said Leave: a later stage settles it
     messages = getattr(value, "messages", None)
     if messages is not None:
-        return list(messages)
+        return [_message_of(item, value) for item in messages]
     message = getattr(value, "message", None)
     if isinstance(message, Message):
         return [message]
     raise TypeError(
         f"acknowledger() settles Messages and processed items, not {type(value).__name__}"
+    )
+
+
+def _message_of(item: Any, group: Any) -> Message[Any]:
+    if isinstance(item, Message):
+        return item
+    message = getattr(item, "message", None)
+    if isinstance(message, Message):
+        return message
+    raise TypeError(
+        f"acknowledger() settles batches of Messages and processed items, not of"
+        f" {type(item).__name__} (in a {type(group).__name__})"
     )
 
 

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
+from rxstargate._config import checked_seconds
 from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import Message
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
+from rxstargate.operators._filter import message_of
+from rxstargate.operators._outcomes import Processed
 from rxstargate.streams import Stream
 
 __all__ = ["Batch", "batch"]
+
+log = logging.getLogger("rxstargate.operators")
 
 R = TypeVar("R")
 
@@ -27,34 +34,37 @@ class Batch(Generic[R]):
     """A group of messages handled together; :func:`~rxstargate.acknowledger` acks them all.
 
     Attributes:
-        messages: the messages, in arrival order.
+        messages: the items, in arrival order: Messages, or the processed items of a
+            ``process()`` before ``batch()`` (each carrying its message).
         result: what the handler returned for the group (None without a handler).
     """
 
-    messages: tuple[Message[Any], ...]
+    messages: tuple[Message[Any] | Processed[Any], ...]
     result: R | None = None
 
     def ack(self) -> None:
-        """Acknowledge every message of the group."""
+        """Acknowledge every message of the group (a processed item's too, even a ``Leave``)."""
         for message in self.messages:
             message.ack()
 
 
 def batch(
     max_count: int,
-    max_wait: float,
-    handler: Callable[[list[Message[Any]]], Any] | None = None,
+    max_wait: float | timedelta,
+    handler: Callable[[list[Any]], Any] | None = None,
     *,
     on_failure: FailurePolicy = "nack",
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[Message[Any]]], Stream[Batch[Any]]]:
     """Group messages into batches of at most ``max_count``, waiting at most ``max_wait`` s.
 
-    A group is also cut as soon as the stream holds all its credit (every message of
-    ``max_in_flight`` is in it), so a batch larger than ``max_in_flight`` never deadlocks.
-    With a ``handler``, it is called with each group's messages; when it returns, the group
-    is emitted as a :class:`Batch` (the acknowledger acks all its messages); when it raises,
-    each message is settled by ``on_failure`` on its own and nothing is emitted.
+    ``max_wait`` is seconds or a timedelta. The items may be Messages or the processed items
+    of a ``process()`` before it. A group is also cut as soon as the stream holds all its
+    credit (every message of ``max_in_flight`` is unsettled), so a batch larger than
+    ``max_in_flight`` never deadlocks. With a ``handler``, it is called with each group's
+    items; when it returns, the group is emitted as a :class:`Batch` (the acknowledger acks
+    all its messages); when it raises, each message is settled by ``on_failure`` on its own
+    (logged; nacked by default) and nothing is emitted.
 
     Marble::
 
@@ -66,9 +76,12 @@ def batch(
     """
     if isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1:
         raise ConfigurationError(f"max_count must be a positive int, not {max_count!r}")
-    if not max_wait > 0:
-        raise ConfigurationError(f"max_wait must be positive seconds, not {max_wait!r}")
+    wait = checked_seconds(max_wait, "max_wait")
+    if handler is not None and not callable(handler):
+        raise ConfigurationError(f"handler must be callable or None, not {handler!r}")
     policy = validate_policy(on_failure)
+    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
+        raise ConfigurationError(f"scheduler must be an Rx scheduler or None, not {scheduler!r}")
 
     def operator(source: Observable[Message[Any]]) -> Stream[Batch[Any]]:
         def subscribe(
@@ -76,10 +89,11 @@ def batch(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             timer_scheduler = scheduler or TimeoutScheduler.singleton()
-            out: SerialObserver[Batch[Any]] = SerialObserver(observer)
-            lock = threading.Lock()
-            group: list[Message[Any]] = []
             timer = SerialDisposable()
+            # An exception the observer raises ends the stream: no more timed cuts.
+            out: SerialObserver[Batch[Any]] = SerialObserver(observer, on_raised=timer.dispose)
+            lock = threading.Lock()
+            group: list[Message[Any] | Processed[Any]] = []
             generation = [0]
 
             def cut() -> None:
@@ -92,7 +106,7 @@ def batch(
                 timer.disposable = Disposable()
                 emit(taken)
 
-            def emit(messages: tuple[Message[Any], ...]) -> None:
+            def emit(messages: tuple[Message[Any] | Processed[Any], ...]) -> None:
                 if handler is None:
                     out.on_next(Batch(messages))
                     return
@@ -102,8 +116,9 @@ def batch(
                     if policy == "error":
                         out.on_error(exc)
                         return
-                    for message in messages:
-                        settle_failure(policy, message, exc, 1, lambda: None)
+                    log.info("a batch of %d failed: %r", len(messages), exc)
+                    for item in messages:
+                        settle_failure(policy, message_of(item), exc, 1, lambda: None)
                     return
                 out.on_next(Batch(messages, result))
 
@@ -119,12 +134,12 @@ def batch(
                     first = len(group) == 1
                     full = len(group) >= max_count
                     expected = generation[0]
-                settler = getattr(message, "_settler", None)
+                settler = getattr(_message_or_none(message), "_settler", None)
                 if full or getattr(settler, "saturated", False):
                     cut()
                 elif first:
                     timer.disposable = timer_scheduler.schedule_relative(
-                        max_wait, lambda *_: on_timer(expected)
+                        wait, lambda *_: on_timer(expected)
                     )
 
             def on_completed() -> None:
@@ -139,3 +154,11 @@ def batch(
         return Stream(subscribe)
 
     return operator
+
+
+def _message_or_none(item: Any) -> Message[Any] | None:
+    """The message a Message or processed item stands for (None for anything else)."""
+    if isinstance(item, Message):
+        return item
+    message = getattr(item, "message", None)
+    return message if isinstance(message, Message) else None

@@ -47,6 +47,8 @@ def filter(
     Example:
         >>> stream.pipe(filter(lambda m: m.key == "eu")).subscribe(rs.acknowledger())  # doctest: +SKIP
     """  # noqa: E501
+    if not callable(predicate):
+        raise ConfigurationError(f"predicate must be callable, not {predicate!r}")
     if settle not in ("ack", "nack"):
         raise ConfigurationError(f"settle must be 'ack' or 'nack', not {settle!r}")
 

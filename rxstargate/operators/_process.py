@@ -11,12 +11,14 @@ import logging
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
 
+from rxstargate._config import checked_seconds
 from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import (
     AckError,
@@ -43,7 +45,7 @@ def process(
     *,
     concurrency: int = 1,
     key_ordered: bool = False,
-    timeout: float | None = None,
+    timeout: float | timedelta | None = None,
     retry: Retry | None = None,
     on_failure: FailurePolicy = "nack",
     scheduler: abc.SchedulerBase | None = None,
@@ -55,7 +57,13 @@ def process(
     and the handler's result) that :func:`~rxstargate.acknowledger` acks, so nothing is acked
     before its work is done. The handler may return a plain result (ack it), ``Leave(result)``
     (emit it unsettled, for a later stage) or ``Nack()`` (nack it now, emit nothing). It may be
-    a function, a coroutine function, or a :class:`MessageHandler` (state per worker).
+    a function, a coroutine function (or any callable whose ``__call__`` is one, or a
+    ``functools.partial`` of one), or a :class:`MessageHandler` (state per worker).
+    Coroutine handlers run as tasks on an event loop of the operator's own. A plain handler
+    that returns an awaitable anyway (a ``lambda`` around an ``async def``) is a mistake that
+    would otherwise ack messages whose work never ran: such a call fails with a ``TypeError``
+    (never retried; the coroutine is closed unrun) and its message is settled by
+    ``on_failure`` (nacked by default). Make the handler itself ``async def`` instead.
 
     A message whose payload failed the stream's schema (``observe(schema_failures="deliver")``)
     is settled by ``on_failure`` at once, without calling the handler.
@@ -67,8 +75,15 @@ def process(
     or ``"error"`` (the stream ends with the error). The stream goes on otherwise.
 
     With ``key_ordered=True`` messages of one key are handled one at a time, in arrival order,
-    while different keys run in parallel (messages without a key share one lane). The queue
-    before the workers holds at most what the stream's credit allows (``max_in_flight``).
+    while different keys run in parallel (messages without a key share one lane). A threaded
+    call that runs past ``timeout`` cannot be stopped: its message is settled at the timeout,
+    but it keeps its concurrency slot *and its key* until it returns, so the next message of
+    that key (or its retry) never overlaps with it. The queue before the workers holds at most
+    what the stream's credit allows (``max_in_flight``).
+
+    An exception raised by the downstream observer (your ``on_next``) ends the stream: it
+    reaches that observer's ``on_error`` once, whichever thread emitted, and nothing more is
+    emitted.
 
     Marble::
 
@@ -79,7 +94,7 @@ def process(
         handler: the work for one message.
         concurrency: the most calls at once (threads for functions, tasks for coroutines).
         key_ordered: keep each key's order while running keys in parallel.
-        timeout: seconds a call may take before it counts as failed.
+        timeout: seconds (or a timedelta) a call may take before it counts as failed.
         retry: how to retry a failed call; None fails at once.
         on_failure: what to do with a message after its last failed attempt.
         scheduler: the Rx scheduler for retry delays and timeouts (a TestScheduler in tests).
@@ -92,15 +107,22 @@ def process(
         >>> stream.pipe(process(charge, concurrency=8, key_ordered=True,  # doctest: +SKIP
         ...     retry=Retry(attempts=3))).subscribe(rs.acknowledger())
     """
+    if not (callable(handler) or isinstance(handler, MessageHandler)):
+        raise ConfigurationError(f"handler must be callable or a MessageHandler, not {handler!r}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a positive int, not {concurrency!r}")
-    if timeout is not None and not timeout > 0:
-        raise ConfigurationError(f"timeout must be positive seconds or None, not {timeout!r}")
+    if not isinstance(key_ordered, bool):
+        raise ConfigurationError(f"key_ordered must be True or False, not {key_ordered!r}")
+    seconds = None if timeout is None else checked_seconds(timeout, "timeout")
     if retry is not None and not isinstance(retry, Retry):
-        raise ConfigurationError("retry must be a rxstargate.operators.Retry or None")
+        raise ConfigurationError(
+            f"retry must be a rxstargate.operators.Retry or None, not {retry!r}"
+        )
     policy = validate_policy(on_failure)
-    if not (callable(handler) or isinstance(handler, MessageHandler)):
-        raise ConfigurationError("handler must be callable or a MessageHandler")
+    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
+        raise ConfigurationError(f"scheduler must be an Rx scheduler or None, not {scheduler!r}")
+    if stats is not None and not isinstance(stats, ProcessingStats):
+        raise ConfigurationError(f"stats must be a ProcessingStats or None, not {stats!r}")
 
     def operator(source: Observable[Message[Any]]) -> Stream[Processed[Any]]:
         def subscribe(
@@ -111,12 +133,12 @@ def process(
                 handler,
                 concurrency,
                 key_ordered,
-                timeout,
+                seconds,
                 retry,
                 policy,
                 scheduler or TimeoutScheduler.singleton(),
                 stats or ProcessingStats(),
-                SerialObserver(observer),
+                observer,
             )
             upstream = source.subscribe(
                 run.on_next, run.on_error, run.on_completed, scheduler=subscribe_scheduler
@@ -128,10 +150,35 @@ def process(
     return operator
 
 
+class _NotAwaitedError(TypeError):
+    """A plain handler returned an awaitable: its work never ran (retrying cannot help)."""
+
+
+def is_coroutine_callable(function: Any) -> bool:
+    """True for a coroutine function, a partial of one, or an object whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(function):
+        return True
+    if inspect.isfunction(function) or inspect.ismethod(function) or inspect.isclass(function):
+        return False
+    return inspect.iscoroutinefunction(getattr(function, "__call__", None))  # noqa: B004
+
+
+def _not_awaited(result: Any, message: Message[Any]) -> _NotAwaitedError:
+    """The error for a plain handler's awaitable ``result``, closing it unrun if it can."""
+    if inspect.iscoroutine(result):
+        result.close()  # never run: no "coroutine was never awaited" warning either
+    return _NotAwaitedError(
+        f"the handler returned {type(result).__name__} {result!r:.80} for message"
+        f" {message.message_id} instead of a result: it is not an async def function, so"
+        " process() did not await it and its work never ran; make the handler itself"
+        " async def (or an object whose __call__ is async def)"
+    )
+
+
 class _Job:
     """One message on its way through the handler, across its attempts."""
 
-    __slots__ = ("attempt", "future", "handled", "key", "message", "timer")
+    __slots__ = ("after_call", "attempt", "future", "handled", "key", "message", "running", "timer")
 
     def __init__(self, key: Hashable, message: Message[Any]) -> None:
         self.key = key
@@ -140,6 +187,9 @@ class _Job:
         self.handled = 0  # the last attempt whose outcome was decided (a late one is ignored)
         self.timer: abc.DisposableBase | None = None
         self.future: Future[Any] | None = None  # a coroutine's, to cancel it at its timeout
+        self.running = 0  # calls of this job that have not returned yet (under the run's lock)
+        # What waits for that call to return: freeing the key, or starting the retry.
+        self.after_call: Callable[[], None] | None = None
 
 
 class _Run:
@@ -155,12 +205,12 @@ class _Run:
         policy: FailurePolicy,
         scheduler: abc.SchedulerBase,
         stats: ProcessingStats,
-        observer: SerialObserver[Processed[Any]],
+        observer: abc.ObserverBase[Processed[Any]],
     ) -> None:
         self._handler = handler
         self._stateful = isinstance(handler, MessageHandler)
         function = handler.handle if isinstance(handler, MessageHandler) else handler
-        self._is_async = inspect.iscoroutinefunction(function)
+        self._is_async = is_coroutine_callable(function)
         self._concurrency = concurrency
         self._key_ordered = key_ordered
         self._timeout = timeout
@@ -168,11 +218,12 @@ class _Run:
         self._policy = policy
         self._scheduler = scheduler
         self._stats = stats
-        self._observer = observer
+        # An exception the observer raises ends the stream there: stop calling the handler.
+        self._observer = SerialObserver(observer, on_raised=self._stop)
         self._inline = concurrency == 1 and not self._is_async
         # The common case needs none of the scheduling: one plain call at a time, no timers.
         self._direct = self._inline and not self._stateful and timeout is None and retry is None
-        self._raw = observer.observer
+        self._raw = observer
         self._lock = threading.Lock()
         self._local = threading.local()
         self._queues: dict[Hashable, collections.deque[Message[Any]]] = {}
@@ -237,6 +288,9 @@ class _Run:
             result = self._handler(message)  # type: ignore[operator]
         except Exception as exc:
             self._failed(message, exc, 1)
+            return
+        if inspect.isawaitable(result):
+            self._failed(message, _not_awaited(result, message), 1)
             return
         stats.processed += 1
         if type(result) is Nack:
@@ -321,14 +375,21 @@ class _Run:
         )
 
     def _call_sync(self, job: _Job, lane: int, attempt: int) -> None:
+        with self._lock:
+            job.running += 1
         self._arm_timer(job, attempt)
         try:
             if self._stateful:
                 handler: Any = self._handler
                 state = self._states[lane] if lane in self._states else handler.init()
-                result, self._states[lane] = handler.handle(job.message, state)
+                returned = handler.handle(job.message, state)
+                if inspect.isawaitable(returned):
+                    raise _not_awaited(returned, job.message)
+                result, self._states[lane] = returned
             else:
                 result = self._handler(job.message)  # type: ignore[operator]
+            if inspect.isawaitable(result):
+                raise _not_awaited(result, job.message)
         except Exception as exc:
             self._finished(job, lane, attempt, error=exc)
         else:
@@ -338,6 +399,8 @@ class _Run:
 
     def _call_async(self, job: _Job, lane: int, attempt: int) -> None:
         loop = self._event_loop()
+        with self._lock:
+            job.running += 1
         self._arm_timer(job, attempt)
 
         async def run() -> Any:
@@ -400,7 +463,13 @@ class _Run:
         with self._lock:
             self._running -= 1
             self._lanes.append(lane)
+            job.running -= 1
+            after_call = None
+            if not job.running:
+                after_call, job.after_call = job.after_call, None
         self._outcome(job, attempt, result=result, error=error)
+        if after_call is not None:
+            after_call()  # the key (or the retry) waited for this timed-out call to return
 
     def _outcome(
         self, job: _Job, attempt: int, *, result: Any = None, error: BaseException | None = None
@@ -410,7 +479,12 @@ class _Run:
                 return  # a late result of an attempt that timed out, or after the end
             job.handled = attempt
             retry = self._retry
-            retrying = error is not None and retry is not None and retry.retries(error, attempt)
+            retrying = (
+                error is not None
+                and retry is not None
+                and not isinstance(error, _NotAwaitedError)
+                and retry.retries(error, attempt)
+            )
         if retrying:
             assert self._retry is not None
             self._stats.add("retried")
@@ -430,6 +504,10 @@ class _Run:
             else:
                 item = Processed(job.message, result, attempts=attempt)
             self._observer.on_next(item)
+        with self._lock:
+            if job.running:  # timed out, still running: the key stays busy until it returns
+                job.after_call = lambda: self._release(job.key)
+                return
         self._release(job.key)
 
     def _failed(self, message: Message[Any], error: BaseException, attempt: int) -> None:
@@ -445,6 +523,10 @@ class _Run:
     def _requeue(self, job: _Job) -> None:
         with self._lock:
             if self._stopped:
+                return
+            if self._key_ordered and job.running:
+                # The attempt that timed out still runs: its key stays busy until it returns.
+                job.after_call = lambda: self._requeue(job)
                 return
             self._retries.append(job)
         self._dispatch()

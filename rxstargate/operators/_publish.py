@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxstargate._producer import Producer, send_error_for
-from rxstargate._serial import SerialObserver
+from rxstargate._serial import HandOff, SerialObserver
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
@@ -48,6 +49,11 @@ def publish(
     items are emitted in the order their outputs are acknowledged. An output that fails is
     settled by ``on_failure`` on the input (nack by default).
 
+    Downstream stages run on a thread of the subscription's own ("rxstargate-publish-<topic>",
+    ended by dispose or the end of the stream), never on the producer's receive thread, so a
+    slow stage cannot stop the producer from reading its acks and pings. An exception raised
+    downstream ends the stream with ``on_error`` (once).
+
     Args:
         producer: where outputs go.
         to_message: builds the output from an item; by default a processed item's result (or a
@@ -66,6 +72,8 @@ def publish(
     """  # noqa: E501
     if not isinstance(producer, Producer):
         raise ConfigurationError("publish() takes a producer: topic.producer()")
+    if to_message is not None and not callable(to_message):
+        raise ConfigurationError(f"to_message must be callable or None, not {to_message!r}")
     policy = validate_policy(on_failure)
     build = to_message or _default_message
 
@@ -73,7 +81,9 @@ def publish(
         def subscribe(
             observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            out: SerialObserver[T] = SerialObserver(observer)
+            # Emitted on a thread of its own: acks arrive on the producer's receive thread,
+            # which must never wait for downstream stages.
+            out = HandOff(SerialObserver(observer), f"rxstargate-publish-{producer.topic.topic}")
             lock = threading.Lock()
             state = {"pending": 0, "upstream_done": False}
 
@@ -85,6 +95,8 @@ def publish(
                     out.on_completed()
 
             def on_next(item: T) -> None:
+                if out.ended:
+                    return  # the stream is ending: send nothing more
                 try:
                     outgoing = build(item)
                 except Exception as exc:
@@ -111,7 +123,8 @@ def publish(
                 if done:
                     out.on_completed()
 
-            return source.subscribe(on_next, out.on_error, on_completed, scheduler=scheduler)
+            upstream = source.subscribe(on_next, out.on_error, on_completed, scheduler=scheduler)
+            return CompositeDisposable(upstream, Disposable(out.stop))
 
         return Stream(subscribe)
 

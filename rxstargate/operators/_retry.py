@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, cast
 
+from rxstargate._config import checked_seconds
 from rxstargate.exceptions import ConfigurationError
 
 __all__ = ["Retry"]
@@ -16,11 +20,14 @@ class Retry:
 
     Attributes:
         attempts: calls in all, the first included (``attempts=3``: two retries).
-        initial: the first delay, in seconds.
+        initial: the first delay, in seconds (or a timedelta; stored as seconds).
         factor: growth per retry.
-        cap: the largest delay.
+        cap: the largest delay, in seconds (or a timedelta; stored as seconds).
         jitter: the fraction of each delay that is random (0 to 1).
-        on: the exception types worth retrying; others fail at once.
+        on: the exception types worth retrying (one class or a tuple); others fail at once.
+
+    Raises:
+        ConfigurationError: for a bad argument, naming it.
 
     Example:
         >>> policy = Retry(attempts=4, initial=0.1, factor=2, jitter=0.0)
@@ -29,11 +36,11 @@ class Retry:
     """
 
     attempts: int = 3
-    initial: float = 0.1
+    initial: float | timedelta = 0.1
     factor: float = 2.0
-    cap: float = 10.0
+    cap: float | timedelta = 10.0
     jitter: float = 0.5
-    on: tuple[type[BaseException], ...] = (Exception,)
+    on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -41,10 +48,33 @@ class Retry:
             raise ConfigurationError(f"attempts must be an int, not {self.attempts!r}")
         if self.attempts < 1:
             raise ConfigurationError("attempts must be at least 1")
-        if self.initial < 0 or self.factor < 1 or self.cap < self.initial:
-            raise ConfigurationError("retry needs initial >= 0, factor >= 1 and cap >= initial")
-        if not 0 <= self.jitter <= 1:
-            raise ConfigurationError("retry jitter must be between 0 and 1")
+        initial = checked_seconds(self.initial, "initial", zero=True)
+        cap = checked_seconds(self.cap, "cap", zero=True)
+        factor = _number(self.factor, "factor")
+        jitter = _number(self.jitter, "jitter")
+        if factor < 1:
+            raise ConfigurationError(f"factor must be at least 1, not {self.factor!r}")
+        if cap < initial:
+            raise ConfigurationError(f"cap ({cap} s) must be at least initial ({initial} s)")
+        if not 0 <= jitter <= 1:
+            raise ConfigurationError(f"jitter must be between 0 and 1, not {self.jitter!r}")
+        on = (self.on,) if isinstance(self.on, type) else self.on
+        if not (
+            isinstance(on, tuple)
+            and on
+            and all(isinstance(kind, type) and issubclass(kind, BaseException) for kind in on)
+        ):
+            raise ConfigurationError(
+                f"on must be an exception class or a tuple of them, not {self.on!r}"
+            )
+        for name, value in (
+            ("initial", initial),
+            ("cap", cap),
+            ("factor", factor),
+            ("jitter", jitter),
+            ("on", on),
+        ):
+            object.__setattr__(self, name, value)
 
     def retries(self, error: BaseException, attempt: int) -> bool:
         """Whether a call that failed with ``error`` on ``attempt`` (from 1) is tried again."""
@@ -52,7 +82,17 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed ``attempt`` (from 1) before the next one."""
-        base = min(self.cap, self.initial * self.factor ** (attempt - 1))
+        initial, cap = cast(float, self.initial), cast(float, self.cap)
+        try:
+            base = min(cap, initial * self.factor ** (attempt - 1))
+        except OverflowError:
+            base = cap
         if self.jitter:
             base *= 1 - self.jitter * self._rng.random()
         return base
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, not {value!r}")
+    return float(value)

@@ -209,3 +209,51 @@ def test_a_payload_that_fails_the_schema_follows_the_process_failure_policy(
     letters = read_until_sentinel(client, topic_name + "-dlq")
     assert sorted(m.payload for m in letters) == [b"not json", b'{"id": "x"}']
     assert all(m.properties["rxstargate-error-type"] == "SchemaError" for m in letters)
+
+
+def test_publish_emits_downstream_off_the_producers_receive_thread(
+    client: rs.Client, topic_name: str
+) -> None:
+    source, target = client.topic(topic_name), client.topic(topic_name + "-out")
+    rx.from_iterable([str(i).encode() for i in range(20)]).subscribe(source.producer())
+    threads: set[str] = set()
+    done = threading.Event()
+
+    def on_item(message: rs.Message[Any]) -> None:
+        threads.add(threading.current_thread().name)
+
+    producer = target.producer()
+    handle = (
+        source.observe("bridge", start="earliest")
+        .pipe(rso.publish(producer), ops.do_action(on_item), ops.take(20))
+        .subscribe(rs.acknowledger(on_completed=done.set))
+    )
+    assert done.wait(WAIT)
+    handle.dispose()
+    producer.close()
+    assert threads and not any(name.startswith("rxstargate-producer") for name in threads)
+
+
+def test_an_exception_raised_after_publish_reaches_on_error_once(
+    client: rs.Client, topic_name: str
+) -> None:
+    source, target = client.topic(topic_name), client.topic(topic_name + "-out")
+    rx.from_iterable([str(i).encode() for i in range(20)]).subscribe(source.producer())
+    seen: list[bytes] = []
+    errors: list[Exception] = []
+    ended = threading.Event()
+    boom = RuntimeError("my callback failed")
+
+    def on_next(message: rs.Message[Any]) -> None:
+        seen.append(message.payload)
+        if len(seen) == 3:
+            raise boom
+        message.ack()
+
+    producer = target.producer()
+    source.observe("bridge", start="earliest").pipe(rso.publish(producer)).subscribe(
+        on_next, lambda e: (errors.append(e), ended.set()), ended.set
+    )
+    assert ended.wait(WAIT)
+    producer.close()
+    assert errors == [boom] and len(seen) == 3

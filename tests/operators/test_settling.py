@@ -80,3 +80,33 @@ def test_the_watchdog_reports_a_stage_that_neither_settles_nor_passes_on(
     handle.dispose()
     assert stalls[0].held == 5
     assert "filter that drops without acking" in str(stalls[0])
+
+
+def test_process_then_batch_then_the_acknowledger_settles_everything(
+    client: rs.Client, topic_name: str
+) -> None:
+    topic = client.topic(topic_name)
+    fill(topic, 100)
+    sizes: list[int] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+    sink = rs.acknowledger(on_error=errors.append)
+
+    def bulk(items: list[object]) -> int:
+        sizes.append(len(items))
+        return len(items)
+
+    def settle(group: rso.Batch[object]) -> None:
+        sink.on_next(group)  # a Batch of Processed items
+        if sink.acked + sink.failed + len(errors) >= 100:
+            done.set()
+
+    handle = (
+        topic.observe("sub", start="earliest", max_in_flight=10)
+        .pipe(rso.process(lambda m: int(m.payload), concurrency=4), rso.batch(50, 0.2, bulk))
+        .subscribe(settle, errors.append)
+    )
+    assert done.wait(WAIT)
+    handle.dispose()
+    assert errors == [] and sink.acked == 100 and sink.failed == 0
+    assert sum(sizes) == 100 and max(sizes) <= 10  # cut when the stream held all its credit

@@ -1,0 +1,330 @@
+"""Operators under misuse: awaitables from plain handlers, raising observers, timed-out keys,
+and arguments of the wrong kind."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import threading
+import warnings
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import reactivex as rx
+from reactivex import abc
+from reactivex import operators as ops
+from reactivex.testing import TestScheduler
+
+import rxstargate as rs
+from rxstargate import operators as rso
+from rxstargate.operators import Batch, Processed, Retry, batch, process
+
+from .conftest import MessageFactory, RecordingSettler
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
+WAIT = 10.0
+
+
+class SaturatedSettler(RecordingSettler):
+    """A settler whose stream holds all its credit."""
+
+    saturated = True
+
+
+def run_to_end(stream: rx.Observable[Any]) -> tuple[list[Any], list[Exception]]:
+    items: list[Any] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+    stream.subscribe(items.append, lambda e: (errors.append(e), done.set()), done.set)
+    assert done.wait(WAIT)
+    return items, errors
+
+
+# -- 1. a plain handler that returns an awaitable ------------------------------------------
+
+
+async def _save(message: rs.Message[Any], into: list[bytes]) -> bytes:
+    await asyncio.sleep(0)
+    into.append(message.payload)
+    return message.payload
+
+
+class _AsyncCallable:
+    def __init__(self) -> None:
+        self.done: list[bytes] = []
+
+    async def __call__(self, message: rs.Message[Any]) -> bytes:
+        return await _save(message, self.done)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_an_object_with_an_async_call_is_awaited(
+    make_message: MessageFactory, settler: RecordingSettler, concurrency: int
+) -> None:
+    handler = _AsyncCallable()
+    messages = [make_message(str(i).encode()) for i in range(6)]
+    items, errors = run_to_end(
+        rx.from_iterable(messages).pipe(process(handler, concurrency=concurrency))
+    )
+    assert errors == []
+    assert sorted(handler.done) == sorted(m.payload for m in messages)
+    assert sorted(p.result for p in items) == sorted(m.payload for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "retry"), [(1, None), (3, None), (1, Retry(attempts=3, initial=0.0))]
+)
+def test_a_plain_handler_returning_a_coroutine_fails_its_message_instead_of_acking_it(
+    make_message: MessageFactory,
+    settler: RecordingSettler,
+    concurrency: int,
+    retry: Retry | None,
+) -> None:
+    done: list[bytes] = []
+    messages = [make_message(str(i).encode()) for i in range(5)]
+    stats = rso.ProcessingStats()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items, errors = run_to_end(
+            rx.from_iterable(messages).pipe(
+                process(
+                    lambda m: _save(m, done),
+                    concurrency=concurrency,
+                    retry=retry,
+                    stats=stats,
+                ),
+                ops.do_action(rs.acknowledger().on_next),
+            )
+        )
+        gc.collect()
+    assert items == [] and errors == [] and done == []
+    assert settler.acked == []
+    assert sorted(settler.nacked) == sorted(m.payload for m in messages)
+    assert stats.failed == 5 and stats.retried == 0  # retrying cannot help
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_a_plain_handler_returning_a_coroutine_ends_an_error_stream_with_a_type_error(
+    make_message: MessageFactory,
+) -> None:
+    _, errors = run_to_end(
+        rx.from_iterable([make_message(b"a")]).pipe(
+            process(lambda m: _save(m, []), on_failure="error")
+        )
+    )
+    assert len(errors) == 1 and isinstance(errors[0], TypeError)
+    assert "async" in str(errors[0])
+
+
+# -- 2. an observer that raises ------------------------------------------------------------
+
+
+async def _echo(message: rs.Message[Any]) -> bytes:
+    await asyncio.sleep(0)
+    return message.payload
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        lambda: process(lambda m: m.payload, concurrency=4),
+        lambda: process(lambda m: m.payload, concurrency=4, key_ordered=True),
+        lambda: process(lambda m: m.payload, retry=Retry(attempts=2)),
+        lambda: process(_echo),
+        lambda: process(_echo, concurrency=4),
+        lambda: batch(2, 30.0, lambda items: len(items)),
+    ],
+    ids=["threads", "key-ordered", "inline-retry", "coroutine", "coroutines", "batch"],
+)
+def test_an_exception_raised_by_the_observer_reaches_its_on_error_once(
+    make_message: MessageFactory, stage: Callable[[], Any]
+) -> None:
+    messages = [make_message(str(i).encode(), key=f"k{i % 2}") for i in range(40)]
+    seen: list[Any] = []
+    errors: list[Exception] = []
+    ended = threading.Event()
+    boom = RuntimeError("my callback failed")
+
+    def on_next(item: Any) -> None:
+        seen.append(item)
+        if len(seen) == 3:
+            raise boom
+
+    rx.from_iterable(messages).pipe(stage()).subscribe(
+        on_next, lambda e: (errors.append(e), ended.set()), ended.set
+    )
+    assert ended.wait(WAIT)
+    assert errors == [boom]
+    assert len(seen) == 3  # nothing after the exception
+
+
+def test_serial_observer_ends_on_a_raising_observer_and_logs_a_raising_on_error() -> None:
+    from rxstargate._serial import SerialObserver
+
+    calls: list[Any] = []
+
+    class Bad(abc.ObserverBase[int]):
+        def on_next(self, value: int) -> None:
+            calls.append(value)
+            raise ValueError(value)
+
+        def on_error(self, error: Exception) -> None:
+            calls.append(error)
+            raise error  # the default on_error of subscribe() does this
+
+        def on_completed(self) -> None:
+            calls.append("done")
+
+    serial: SerialObserver[int] = SerialObserver(Bad())
+    serial.on_next(1)  # never raises into the emitting thread
+    serial.on_next(2)
+    serial.on_completed()
+    assert calls[0] == 1 and isinstance(calls[1], ValueError) and len(calls) == 2
+    assert serial.ended
+
+
+# -- acknowledger and batch with processed items ------------------------------------------
+
+
+def test_the_acknowledger_settles_a_batch_of_processed_items(
+    make_message: MessageFactory, settler: RecordingSettler
+) -> None:
+    a, b, c = (make_message(p) for p in (b"a", b"b", b"c"))
+    sink = rs.acknowledger()
+    sink.on_next(Batch((Processed(a, 1), Processed(b, 2, settle=False), c), 3))
+    assert sorted(settler.acked) == [b"a", b"b", b"c"]  # as Batch.ack() does
+    assert sink.acked == 3 and sink.failed == 0
+
+
+def test_batch_cuts_processed_items_once_the_stream_holds_all_its_credit() -> None:
+    saturated = SaturatedSettler()
+    messages = [
+        rs.Message(
+            topic=rs.TopicName.parse("t"),
+            payload=str(i).encode(),
+            message_id=rs.MessageId.from_parts(1, i),
+            _settler=saturated,
+        )
+        for i in range(3)
+    ]
+    never = TestScheduler()  # max_wait never passes: only the credit cut can emit
+    emitted: list[Batch[Any]] = []
+    subject: rx.subject.Subject[rs.Message[Any]] = rx.subject.Subject()
+    subject.pipe(process(lambda m: m.payload), batch(50, 30.0, scheduler=never)).subscribe(
+        emitted.append
+    )
+    for message in messages:
+        subject.on_next(message)
+    assert [len(b.messages) for b in emitted] == [1, 1, 1]
+    assert all(isinstance(item, Processed) for b in emitted for item in b.messages)
+
+
+# -- 3. key order after a threaded timeout -----------------------------------------------
+
+
+@pytest.mark.parametrize("retry", [None, Retry(attempts=2, initial=0.0, jitter=0.0)])
+def test_a_timed_out_call_keeps_its_key_busy_until_it_returns(
+    make_message: MessageFactory, settler: RecordingSettler, retry: Retry | None
+) -> None:
+    scheduler = TestScheduler()
+    release = threading.Event()
+    first_started = threading.Event()
+    second_started = threading.Event()
+    lock = threading.Lock()
+    running: list[bytes] = []
+    overlaps: list[bytes] = []
+    calls: list[bytes] = []
+
+    def handler(message: rs.Message[Any]) -> bytes:
+        with lock:
+            if running:
+                overlaps.append(message.payload)
+            running.append(message.payload)
+            calls.append(message.payload)
+            first = calls == [b"0"]
+        if first:
+            first_started.set()
+            release.wait(WAIT)
+        else:
+            second_started.set()
+        with lock:
+            running.remove(message.payload)
+        return message.payload
+
+    messages = [make_message(str(i).encode(), key="k") for i in range(3)]
+    done = threading.Event()
+    items: list[Any] = []
+    rx.from_iterable(messages).pipe(
+        process(
+            handler,
+            concurrency=4,
+            key_ordered=True,
+            timeout=5.0,
+            retry=retry,
+            scheduler=scheduler,
+        )
+    ).subscribe(items.append, on_completed=done.set)
+    assert first_started.wait(WAIT)
+    scheduler.advance_by(6.0)  # the first call times out while it still runs
+    started_early = second_started.wait(0.3)
+    release.set()  # a retry of message 0 comes only once the timed-out call returned
+    assert done.wait(WAIT)
+    assert not started_early and overlaps == []
+    assert calls[0] == b"0" and calls[1] == (b"0" if retry is not None else b"1")
+
+
+# -- 5. arguments ---------------------------------------------------------------------------
+
+
+def _bad_calls() -> list[tuple[str, Callable[[], Any]]]:
+    nan, inf = math.nan, math.inf
+    return [
+        ("timeout", lambda: process(print, timeout="5")),  # type: ignore[arg-type]
+        ("timeout", lambda: process(print, timeout=nan)),
+        ("timeout", lambda: process(print, timeout=inf)),
+        ("timeout", lambda: process(print, timeout=-1)),
+        ("handler", lambda: process(42)),  # type: ignore[arg-type]
+        ("key_ordered", lambda: process(print, key_ordered="no")),  # type: ignore[arg-type]
+        ("stats", lambda: process(print, stats={})),  # type: ignore[arg-type]
+        ("scheduler", lambda: process(print, scheduler=1)),  # type: ignore[arg-type]
+        ("max_wait", lambda: batch(5, "1")),  # type: ignore[arg-type]
+        ("max_wait", lambda: batch(5, nan)),
+        ("max_wait", lambda: batch(5, inf)),
+        ("handler", lambda: batch(10, 0.5, "insert_rows")),  # type: ignore[arg-type]
+        ("scheduler", lambda: batch(10, 0.5, scheduler="x")),  # type: ignore[arg-type]
+        ("initial", lambda: Retry(initial=nan)),
+        ("initial", lambda: Retry(initial="1")),  # type: ignore[arg-type]
+        ("cap", lambda: Retry(cap=inf)),
+        ("factor", lambda: Retry(factor=nan)),
+        ("jitter", lambda: Retry(jitter=nan)),
+        ("on", lambda: Retry(on=(int,))),  # type: ignore[arg-type]
+        ("on", lambda: Retry(on="ValueError")),  # type: ignore[arg-type]
+        ("predicate", lambda: rso.filter(3)),  # type: ignore[arg-type]
+    ]
+
+
+@pytest.mark.parametrize(("name", "call"), _bad_calls())
+def test_a_bad_argument_is_refused_naming_itself(name: str, call: Callable[[], Any]) -> None:
+    with pytest.raises(rs.ConfigurationError, match=name):
+        call()
+
+
+def test_durations_take_timedeltas(make_message: MessageFactory) -> None:
+    retry = Retry(initial=timedelta(milliseconds=100), cap=timedelta(seconds=1), jitter=0)
+    assert [retry.delay(n) for n in (1, 2, 5)] == [0.1, 0.2, 1.0]
+    assert Retry(on=ValueError).on == (ValueError,)
+    items, errors = run_to_end(
+        rx.from_iterable([make_message(b"a"), make_message(b"b")]).pipe(
+            process(lambda m: m.payload, timeout=timedelta(seconds=5), retry=retry),
+            batch(10, timedelta(seconds=5)),
+        )
+    )
+    assert errors == [] and [len(b.messages) for b in items] == [2]
+
+
+def test_a_huge_retry_count_never_overflows_the_delay() -> None:
+    assert Retry(attempts=5000, jitter=0).delay(4000) == 10.0
