@@ -10,12 +10,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import websocket
 
 from rxstargate.local import LocalPulsar
+
+#: The processes of the local Pulsar started by local_pulsar(), for process_cpu().
+SERVER_PIDS: dict[str, int] = {}
 
 
 @contextmanager
@@ -26,7 +29,27 @@ def local_pulsar() -> Iterator[str]:
         yield url
         return
     with LocalPulsar() as local:
-        yield local.ws_url
+        for name, pid in (("gateway", local.gateway_pid), ("broker", local.broker_pid)):
+            if pid is not None:
+                SERVER_PIDS[name] = pid
+        try:
+            yield local.ws_url
+        finally:
+            SERVER_PIDS.clear()
+
+
+def process_cpu() -> dict[str, float]:
+    """CPU seconds so far of this process ("client") and of local Pulsar's (Linux /proc)."""
+    result = {"client": time.process_time()}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for name, pid in SERVER_PIDS.items():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        result[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return result
 
 
 def fresh_topic(prefix: str) -> str:
@@ -53,6 +76,11 @@ class Run:
     messages: int
     wall: float
     cpu: float
+    processes: dict[str, float] = field(default_factory=dict)  # CPU seconds by process
+
+    def cpu_us_of(self, process: str) -> float:
+        """CPU per message of one process ("client", "gateway", "broker"), in µs."""
+        return self.processes.get(process, 0.0) / self.messages * 1e6
 
     @property
     def rate(self) -> float:
@@ -64,9 +92,11 @@ class Run:
 
 
 def measure(name: str, messages: int, work: Callable[[], None]) -> Run:
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    before, wall0 = process_cpu(), time.perf_counter()
     work()
-    return Run(name, messages, time.perf_counter() - wall0, time.process_time() - cpu0)
+    wall, after = time.perf_counter() - wall0, process_cpu()
+    spent = {key: after[key] - before.get(key, after[key]) for key in after}
+    return Run(name, messages, wall, spent["client"], spent)
 
 
 def report(title: str, plain: list[Run], rx: list[Run]) -> None:

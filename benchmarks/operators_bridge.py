@@ -10,7 +10,8 @@ ack. The bridge also consumes and acks, so it does more work: goal >= 0.8x the p
 A plain consumer (observe + acknowledger over the same backlog) is timed too: consuming then
 producing the same messages, each at its own best rate, takes 1/consume + 1/produce seconds per
 message, the rate a bridge reaches if its halves never overlap. The second ratio compares the
-bridge with that rate: above 1.0, pipelining overlaps the halves.
+bridge with that rate: above 1.0, pipelining overlaps the halves. Each run also prints the CPU
+per message of this process (client), and of local Pulsar's gateway and broker (Linux).
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def main() -> None:
     best_bridge = max(runs_bridge, key=lambda r: r.rate)
     print(f"\n== bridge one topic to another ({messages} messages, best of 3 runs each)")
     for run in [*runs_plain, *runs_consume, *runs_bridge]:
-        print(f"   {run.name:<24} {run.rate:>8.0f} msg/s   {run.cpu_us:>7.1f} us CPU/msg")
+        where = "  ".join(
+            f"{p} {run.cpu_us_of(p):5.1f}"
+            for p in ("client", "gateway", "broker")
+            if p in run.processes
+        )
+        print(f"   {run.name:<24} {run.rate:>8.0f} msg/s   us CPU/msg: {where}")
     ratio = best_bridge.rate / best_plain.rate
     print(f"   throughput ratio bridge/plain producer: {ratio:.2f}x (goal >= 0.8)")
     halves = 1 / (1 / best_plain.rate + 1 / best_consume.rate)
