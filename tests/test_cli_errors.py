@@ -75,16 +75,6 @@ def test_without_a_url_and_no_local_pulsar_running_one_line_says_what_to_do(
     )
 
 
-@pytest.mark.parametrize("command", [["tail", "t"], ["produce", "t", "x"]])
-def test_nothing_listening_at_the_given_url_is_one_line(
-    capsys: pytest.CaptureFixture[str], command: list[str]
-) -> None:
-    port = unused_port()
-    result = run(capsys, *command, "--url", f"ws://127.0.0.1:{port}")
-    assert result.status == 1
-    assert f"127.0.0.1:{port}" in result.error_line()
-
-
 @pytest.mark.parametrize(
     ("status", "says"),
     [(401, "the server refused the token: HTTP 401"), (404, "no such topic")],

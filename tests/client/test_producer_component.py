@@ -405,13 +405,17 @@ def test_acks_carry_the_correlation_and_send_async_resolves_each(scripted_peer: 
     assert {a.correlation for a in seen} >= {"observer", "big", ("order", 0)}
 
 
-def test_asend_never_blocks_the_event_loop(scripted_peer: Peer) -> None:
-    release = threading.Event()
+def acks_once_released(
+    release: threading.Event, stored: list[bytes] | None = None
+) -> Callable[[ServerConnection], None]:
+    """A producer endpoint that answers each frame only once ``release`` is set."""
 
-    def slow_acks(ws: ServerConnection) -> None:
+    def handler(ws: ServerConnection) -> None:
         for entry, text in enumerate(ws):
             release.wait(WAIT_SECONDS)
             frame = json.loads(text)
+            if stored is not None:
+                stored.append(base64.b64decode(frame["payload"]))
             ws.send(
                 json.dumps(
                     {
@@ -422,7 +426,12 @@ def test_asend_never_blocks_the_event_loop(scripted_peer: Peer) -> None:
                 )
             )
 
-    peer = scripted_peer(slow_acks)
+    return handler
+
+
+def test_asend_never_blocks_the_event_loop(scripted_peer: Peer) -> None:
+    release = threading.Event()
+    peer = scripted_peer(acks_once_released(release))
     with rs.Client(peer.url) as client:
         producer = client.topic("orders").producer(max_in_flight=2)
 
@@ -464,23 +473,7 @@ def test_on_completed_right_after_the_last_send_keeps_every_ack(scripted_peer: P
 def test_a_cancelled_asend_that_waited_for_a_slot_is_never_sent(scripted_peer: Peer) -> None:
     release = threading.Event()
     stored: list[bytes] = []
-
-    def slow_acks(ws: ServerConnection) -> None:
-        for entry, text in enumerate(ws):
-            release.wait(WAIT_SECONDS)
-            frame = json.loads(text)
-            stored.append(base64.b64decode(frame["payload"]))
-            ws.send(
-                json.dumps(
-                    {
-                        "result": "ok",
-                        "messageId": str(rs.MessageId.from_parts(1, entry)),
-                        "context": frame["context"],
-                    }
-                )
-            )
-
-    peer = scripted_peer(slow_acks)
+    peer = scripted_peer(acks_once_released(release, stored))
     with rs.Client(peer.url) as client:
         producer = client.topic("orders").producer(max_in_flight=1)
 
