@@ -11,6 +11,7 @@ one call at a time, so they may call ``send()`` without stopping acks from being
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -71,6 +72,11 @@ class _Pending:
         self.future = future
         self.callback = callback
         self.ack: ProducerAck | None = None
+
+    @property
+    def seen(self) -> bool:
+        """Whether a caller gets this message's ack directly (send, a future, a callback)."""
+        return self.done is not None or self.future is not None or self.callback is not None
 
     def resolve(self, ack: ProducerAck) -> None:
         self.ack = ack
@@ -151,7 +157,11 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._closed = False
         self._completed = False
         self._failure: StargateError | None = None
-        self._acks = AckStream(topic.topic, self._slots.release)
+        self._slot_waiters: collections.deque[_SlotWaiter] = collections.deque()  # asend()s
+        self._waiters_lock = threading.Lock()
+        self._open_attempts = 0
+        self._open_failure: StargateError | None = None
+        self._acks = AckStream(topic.topic, self._free_slot)
         handle = StreamHandle("producer", topic, None, self._begin_close, self._wait_closed)
         self._key = context.register(handle)
 
@@ -318,20 +328,40 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             await asyncio.to_thread(self._ensure_open)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
-        pause = _SLOT_POLL_FIRST
         future: Future[ProducerAck] = Future()
-        while True:
-            try:
-                self._submit(message, waiter=False, future=future, block=False)
-                break
-            except _NoSlot:
-                if loop.time() >= deadline:
-                    raise StargateTimeoutError(
-                        f"{self.max_in_flight} messages unacknowledged for {self._timeout:.1f} s"
-                    ) from None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _SLOT_POLL_MAX)
+        while not self._slots.acquire(blocking=False):
+            if self._closed:
+                raise self._failure or ClosedError("the producer is closed")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise StargateTimeoutError(
+                    f"{self.max_in_flight} messages unacknowledged for {self._timeout:.1f} s"
+                )
+            await self._slot_freed(loop, remaining)
+        self._submit(message, waiter=False, future=future, have_slot=True)
         return await asyncio.wrap_future(future)
+
+    async def _slot_freed(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Wait on ``loop`` until a send slot is freed (or ``timeout``); FIFO among asend()s."""
+        waiter: asyncio.Future[None] = loop.create_future()
+        entry = (loop, waiter)
+        with self._waiters_lock:
+            self._slot_waiters.append(entry)
+        try:
+            if self._slots.acquire(blocking=False):  # freed before this waiter was listed
+                self._slots.release()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+        finally:
+            with self._waiters_lock:
+                try:
+                    self._slot_waiters.remove(entry)
+                    woken = False
+                except ValueError:
+                    woken = True
+            if woken and not (waiter.done() and not waiter.cancelled()):
+                self._wake_next()  # chosen, then cancelled or timed out: pass the wake on
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every sent message has its ack.
@@ -383,8 +413,25 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         waiter: bool,
         wait: float | None = None,
         future: Future[ProducerAck] | None = None,
-        block: bool = True,
         callback: AckCallback | None = None,
+        have_slot: bool = False,
+    ) -> tuple[str, _Pending]:
+        """Queue ``value``; with ``have_slot`` the caller took its send slot already."""
+        try:
+            return self._submit_frame(value, waiter, wait, future, callback, have_slot)
+        except BaseException:
+            if have_slot:
+                self._free_slot()
+            raise
+
+    def _submit_frame(
+        self,
+        value: Any,
+        waiter: bool,
+        wait: float | None,
+        future: Future[ProducerAck] | None,
+        callback: AckCallback | None,
+        have_slot: bool,
     ) -> tuple[str, _Pending]:
         if self._closed:
             raise self._failure or ClosedError("the producer is closed")
@@ -394,6 +441,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             frame = encode_outgoing(value, context, self._schema).encode("utf-8")
         except Exception as exc:  # what a schema's dump raises is the user's: a failed message
             ack = self._failed(context, ClientResult.INVALID_PAYLOAD, str(exc), correlation)
+            if have_slot:
+                self._free_slot()
             return context, self._refuse(ack, waiter, future, callback)
         if len(frame) > self._max_frame:
             reason = (
@@ -401,17 +450,17 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 f" {self._max_frame} bytes (payloads travel as base64 inside JSON)"
             )
             ack = self._failed(context, ClientResult.PAYLOAD_TOO_LARGE, reason, correlation)
+            if have_slot:
+                self._free_slot()
             return context, self._refuse(ack, waiter, future, callback)
         self._ensure_open()
-        if not block:
-            if not self._slots.acquire(blocking=False):
-                raise _NoSlot()
-        else:
+        if not have_slot:
             self._take_slot(self._timeout if wait is None else wait)
         entry = _Pending(frame, waiter, correlation, future, callback)
         with self._lock:
             if self._closed:
-                self._slots.release()
+                if not have_slot:  # the caller frees a slot it brought
+                    self._free_slot()
                 raise self._failure or ClosedError("the producer is closed")
             self._pending[context] = entry
             conn = self._conn
@@ -443,7 +492,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         callback: AckCallback | None = None,
     ) -> _Pending:
         entry = _Pending(b"", waiter, ack.correlation, future, callback)
-        self._emit(ack)
+        self._emit(ack, seen=entry.seen)
         entry.resolve(ack)
         return entry
 
@@ -456,10 +505,19 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
     def _ensure_open(self) -> None:
         if self._thread is not None:
             return
+        attempt = self._open_attempts
         with self._open_lock:
             if self._thread is not None:
                 return
-            conn = self._context.open(self._url, self.topic.topic)
+            if self._open_attempts != attempt and self._open_failure is not None:
+                raise self._open_failure  # failed while this caller waited: do not try again
+            self._open_attempts += 1
+            try:
+                conn = self._context.open(self._url, self.topic.topic)
+            except StargateError as exc:
+                self._open_failure = exc
+                raise
+            self._open_failure = None
             with self._lock:
                 if self._closed:  # closed while connecting
                     conn.release()
@@ -558,15 +616,41 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             error,
             entry.correlation,
         )
-        self._emit(ack, slot=True)  # queued before send() returns, so acks keep send order
+        # queued before send() returns, so acks keep send order
+        self._emit(ack, slot=True, seen=entry.seen)
         entry.resolve(ack)
         with self._lock:
             self._settling -= 1
             if not self._pending and not self._settling:
                 self._idle.notify_all()
 
-    def _emit(self, ack: ProducerAck, slot: bool = False) -> None:
-        if not ack.ok and not self._acks.delivers:
+    def _free_slot(self) -> None:
+        """Free one send slot and wake the asend() waiting longest for one."""
+        self._slots.release()
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        with self._waiters_lock:
+            while self._slot_waiters:
+                loop, waiter = self._slot_waiters.popleft()
+                if not waiter.done():
+                    break
+            else:
+                return
+        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits there
+            loop.call_soon_threadsafe(_wake, waiter)
+
+    def _wake_all(self) -> None:
+        with self._waiters_lock:
+            waiters = list(self._slot_waiters)
+            self._slot_waiters.clear()
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake, waiter)
+
+    def _emit(self, ack: ProducerAck, slot: bool = False, seen: bool = False) -> None:
+        """Hand ``ack`` to ``acks``; ``seen``: its caller gets it directly as well."""
+        if not ack.ok and not seen and not self._acks.delivers:
             # Nobody will see this failure on `acks` (unobserved, or ended): never drop it
             # silently.
             self._context.report(
@@ -616,9 +700,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             reason = f"the producer failed before the broker answered: {error}"
         for context, entry in leftover:
             ack = self._failed(context, ClientResult.CLOSED, reason, entry.correlation)
-            self._emit(ack, slot=True)
+            self._emit(ack, slot=True, seen=entry.seen)
             entry.resolve(ack)
         self._acks.end(error)
+        self._wake_all()  # waiting asend()s find the producer closed
 
     def _wait_closed(self, deadline: float) -> None:
         thread = self._thread
@@ -634,16 +719,16 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._context.finished(self._key)  # listed until its acks ended
 
 
-_SLOT_POLL_FIRST = 0.0005  # seconds; asend() waits for a free slot on the loop, doubling
-_SLOT_POLL_MAX = 0.005
+_SlotWaiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _WouldDeadlock(StargateError):
     """A send from the producer's acks thread found no free slot."""
-
-
-class _NoSlot(Exception):
-    """No free slot, and the caller would rather not wait here."""
 
 
 def _outgoing(

@@ -284,3 +284,16 @@ def test_messages_refused_after_a_producer_failed_are_reported(scripted_peer: Pe
 def test_topics_of_the_wrong_kind_are_refused(names: Any) -> None:
     with pytest.raises(rs.ConfigurationError):  # InvalidTopicNameError is one too
         rs.Client("ws://127.0.0.1:1").topics(names)
+
+
+def test_a_failure_its_caller_already_got_is_not_reported_again(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        reported: list[rs.StargateError] = []
+        client.errors.subscribe(reported.append)
+        producer = client.topic("t").producer()
+        with pytest.raises(rs.SendError):
+            producer.send(b"x" * 2_000_000)
+        assert isinstance(producer.send_async(b"x" * 2_000_000).exception(WAIT), rs.SendError)
+        producer.on_next(b"x" * 2_000_000)  # nobody observes acks: this one is reported
+    assert len(reported) == 1

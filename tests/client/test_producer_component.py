@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import queue
 import socket
@@ -490,3 +491,53 @@ def test_a_cancelled_asend_that_waited_for_a_slot_is_never_sent(scripted_peer: P
         asyncio.run(main())
         producer.close()
     assert stored == [b"first", b"last"]
+
+
+def test_many_asends_share_a_small_window_in_turn(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=3)
+
+        async def main() -> list[rs.ProducerAck]:
+            sends = [producer.asend(str(i).encode(), correlation=i) for i in range(300)]
+            return await asyncio.wait_for(asyncio.gather(*sends), WAIT_SECONDS)
+
+        acks = asyncio.run(main())
+        producer.close()
+    assert all(a.ok for a in acks)
+    assert [a.correlation for a in acks] == list(range(300))
+    assert sorted(int(a.context) for a in acks) == list(range(1, 301))  # no send retried
+
+
+def test_concurrent_first_sends_share_one_failed_connect() -> None:
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:  # accepts, never answers the handshake
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(50)
+        listener.settimeout(0.1)
+        stop = threading.Event()
+
+        def accept() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    accepted.append(listener.accept()[0])
+
+        acceptor = threading.Thread(target=accept, name="test-acceptor")
+        acceptor.start()
+        url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+        try:
+            with rs.Client(url, connect_timeout=0.5, close_timeout=0.5) as client:
+                producer = client.topic("orders").producer()
+
+                async def main() -> list[BaseException | rs.ProducerAck]:
+                    sends = [producer.asend(b"x") for _ in range(8)]
+                    return await asyncio.gather(*sends, return_exceptions=True)
+
+                outcomes = asyncio.run(main())
+        finally:
+            stop.set()
+            acceptor.join(5)
+            for sock in accepted:
+                sock.close()
+    assert all(isinstance(o, rs.StargateError) for o in outcomes)
+    assert len(accepted) <= 3  # callers that waited for a failing connect share its failure
