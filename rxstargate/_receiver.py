@@ -63,7 +63,7 @@ __all__ = ["ReceiverSpec", "observe"]
 
 log = logging.getLogger("rxstargate.receiver")
 
-_PIN_TIMEOUT = 2.0  # seconds a reader from "latest" waits to learn where that is
+_PIN_TIMEOUT = 1.0  # seconds a reader from "latest" waits to learn where that was
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,7 @@ class _Session:
         self._settler: Settler | None = None
         self._last_id: str | None = None
         self._pinned: str | None = None  # where "latest" was when a reader first opened
+        self._pin_entry: tuple[int, int] | None = None  # its (ledger, entry), skipped again
         self._queue: queue.SimpleQueue[tuple[Settler, list[MessageFrame]] | _End] = (
             queue.SimpleQueue()
         )
@@ -241,27 +242,34 @@ class _Session:
             self._thread_ended()
 
     def _pin_latest(self) -> None:
-        """Learn where "latest" is before a reader first opens there.
+        """Learn where "latest" was once a reader from there first opened.
 
         A reader that drops before its first message must reopen at that place, not at
-        "latest" again, which would skip what was published while it was away. The topic's
-        last message id comes from the admin API; when the server will not say, the reader
-        keeps reopening at "latest" (README, Limits).
+        "latest" again, which would skip what was published while it was away. Asked right
+        after the first socket opened (so the open is not delayed): the topic's last message
+        id from the admin API. Reopening there, what the broker sends again up to that entry
+        (a whole batch, when the id names no batch index) is skipped. When the server will
+        not say in time, the reader keeps reopening at "latest" (README, Limits).
         """
         from rxstargate._admin import last_message_id
 
         config = self._context.transport
-        quick = replace(config, connect_timeout=min(config.connect_timeout, _PIN_TIMEOUT))
+        wait = min(config.connect_timeout, config.close_timeout or _PIN_TIMEOUT, _PIN_TIMEOUT)
         try:
-            last = last_message_id(self._context.base_url, self._spec.topic, quick)
+            last = last_message_id(
+                self._context.base_url, self._spec.topic, replace(config, connect_timeout=wait)
+            )
         except StargateError as exc:
             log.info("reader on %s: cannot learn where it starts (%s)", self._spec.topic, exc)
             return
-        self._pinned = "earliest" if last is None else str(last)
+        if last is None:
+            self._pinned = "earliest"  # an empty topic: all that comes is new
+        else:
+            self._pinned = str(last)
+            self._pin_entry = (last.ledger_id, last.entry_id)
 
     def _receive(self) -> None:
-        if self._kind == "reader" and self._spec.start in (None, "latest"):
-            self._pin_latest()
+        pin = self._kind == "reader" and self._spec.start in (None, "latest")
         try:
             conn = self._open()
         except _Stopped:
@@ -269,6 +277,8 @@ class _Session:
         except StargateError as exc:
             self._fail(exc)
             return
+        if pin:
+            self._pin_latest()
         while True:
             settler = self._settler
             assert settler is not None
@@ -312,10 +322,21 @@ class _Session:
                     self._context.report(exc)
                     settler.skip()
                 continue
+            if self._pin_entry is not None and self._last_id is None and self._before_pin(frame):
+                settler.skip()  # sent again from the pinned entry: it was there before the start
+                continue
             frames.append(frame)
         if frames and self._kind == "reader":
             self._last_id = frames[-1].message_id
         return frames
+
+    def _before_pin(self, frame: MessageFrame) -> bool:
+        try:
+            fields = MessageId(frame.message_id).fields
+        except ValueError:
+            return False
+        assert self._pin_entry is not None
+        return (fields.ledger_id, fields.entry_id) <= self._pin_entry
 
     # -- delivery thread ---------------------------------------------------------------------
 

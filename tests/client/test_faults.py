@@ -253,3 +253,44 @@ def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
         with pytest.raises(rs.StargateError):  # not an empty result
             topic.peek(5, idle=0.3, timeout=1.5)
         proxy.resume()
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
+    pulsar: Any, proxy: FaultProxy, topic_name: str, drop: bool
+) -> None:
+    received: list[bytes] = []
+    after = threading.Event()
+    with (
+        rs.Client(pulsar.ws_url) as direct,
+        rs.Client(proxy.ws_url, reconnect=FAST) as client,
+    ):
+        batched = direct.topic(topic_name).producer(
+            batching_enabled=True, batching_max_publish_delay=50
+        )
+        for i in range(10):
+            batched.on_next(f"old-{i}".encode())
+        batched.flush()
+        old = direct.topic(topic_name).observe(start="earliest").pipe(ops.take(10), ops.to_list())
+        assert any(m.message_id.batch_index >= 0 for m in old.run())  # the last entry is a batch
+
+        def record(message: rs.Message[Any]) -> None:
+            received.append(message.payload)
+            if message.payload == b"after":
+                after.set()
+
+        connections = proxy.accepted
+        handle = client.topic(topic_name).observe().subscribe(record)
+        deadline = time.monotonic() + WAIT
+        while proxy.accepted < connections + 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the reader's socket and its admin request
+        time.sleep(0.3)
+        if drop:
+            proxy.reset()
+            while proxy.accepted < connections + 3 and time.monotonic() < deadline:
+                time.sleep(0.02)  # reopened where it began
+        producer = direct.topic(topic_name).producer()
+        producer.send(b"after")
+        assert after.wait(WAIT)
+        handle.dispose()
+    assert received == [b"after"]
