@@ -70,8 +70,10 @@ def _max_in_flight(value: Any) -> int:
 
 
 def _base_url(url: Any) -> str:
-    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+    if not isinstance(url, str) or not url.lower().startswith(("ws://", "wss://")):
         raise ConfigurationError(f"url must start with ws:// or wss://, not {url!r}")
+    scheme, rest = url.split("://", 1)
+    url = f"{scheme.lower()}://{rest}"  # schemes are case-insensitive
     if not url.isascii() or not url.isprintable() or " " in url:
         raise ConfigurationError("url has spaces or control characters (or is not ASCII)")
     try:
@@ -513,6 +515,8 @@ class Topic:
             ),
             handler,
             restart=restart,
+            context=self._context,
+            topic=self.name,
             concurrency=concurrency,
             key_ordered=key_ordered,
             timeout=timeout,

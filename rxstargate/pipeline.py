@@ -22,6 +22,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxstargate._config import checked_seconds
+from rxstargate._context import ClientContext
 from rxstargate._reconnect import Backoff
 from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import (
@@ -30,11 +31,12 @@ from rxstargate.exceptions import (
     StargateError,
     StargateTimeoutError,
 )
-from rxstargate.models import Message
+from rxstargate.models import Message, TopicName
 from rxstargate.operators._outcomes import MessageHandler
-from rxstargate.operators._process import Handler, is_coroutine_callable, process
+from rxstargate.operators._process import Handler, Run, is_coroutine_callable, make_process
 from rxstargate.operators._stats import ProcessingStats
 from rxstargate.sinks import acknowledger
+from rxstargate.streams import StreamHandle
 
 __all__ = ["Pipeline", "PipelineState"]
 
@@ -119,6 +121,7 @@ class _Attempt:
         self.drained = threading.Event()  # the stream ended: completed or failed
         self.subscription = SerialDisposable()
         self.started = time.monotonic()
+        self.run: Run | None = None  # process()'s state for this subscription
 
     def worked(self) -> bool:
         """Whether this run counts as a success: it delivered, or stayed up a long while."""
@@ -142,7 +145,17 @@ class Pipeline:
     After a failure that retrying can fix, the consumer is subscribed again after the
     ``restart`` backoff's next delay. The backoff starts over for each outage: once a
     restarted stream delivers a message (or stays up for a minute), the next failure is
-    a new outage.
+    a new outage. Closing the client ends the pipeline stopped, whether it runs (its
+    stream completes) or waits to restart (the restart is cancelled at once).
+
+    The handler is the one of :func:`~rxstargate.operators.process`, except that it may not
+    return ``Leave(...)``: the acknowledger is the pipeline's last stage, so nothing would
+    ever settle that message. Such a call fails with a
+    :class:`~rxstargate.ConfigurationError` (never retried) and its message is settled by
+    ``on_failure`` (nacked by default).
+
+    Messages dropped unsettled when a run fails or stops (the broker redelivers them) are
+    counted out of ``stats.received`` again, so ``stats.in_flight`` stays the work in hand.
 
     Attributes:
         stats: counters (received, processed, failed, retried, dead_lettered, in_flight, rate).
@@ -159,6 +172,8 @@ class Pipeline:
         handler: Handler,
         *,
         restart: Backoff | None = None,
+        context: ClientContext | None = None,
+        topic: TopicName | None = None,
         **process_options: Any,
     ) -> None:
         if restart is None:
@@ -172,7 +187,12 @@ class Pipeline:
         self._delays: Iterator[float] = restart.delays()
         self.stats = ProcessingStats()
         self._token = object()  # marks this pipeline's handler calls (see stop())
-        self._operator = process(_marked(handler, self._token), stats=self.stats, **process_options)
+        self._handler = _marked(handler, self._token)
+        self._process_options = process_options
+        make_process(self._handler, stats=self.stats, **process_options)  # validates them now
+        self._context = context  # the client's: its close() ends a pipeline waiting to restart
+        self._topic = topic or TopicName.parse("pipeline")
+        self._close_key: int | None = None  # the restart timer's entry in the client's context
         self.restarts = 0
         self._lock = threading.Lock()
         self._state = PipelineState.NEW
@@ -222,12 +242,19 @@ class Pipeline:
             on_error=lambda error: self._on_failure(error, attempt),
             on_completed=lambda: self._on_completed(attempt),
         )
+        operator = make_process(
+            self._handler,
+            stats=self.stats,
+            on_run=lambda run: setattr(attempt, "run", run),
+            refuse_leave=True,
+            **self._process_options,
+        )
         with self._lock:
             if self._state is not PipelineState.RUNNING:
                 return
             self._attempt = attempt
         try:
-            subscription = self._source().pipe(attempt.gate, self._operator).subscribe(sink)
+            subscription = self._source().pipe(attempt.gate, operator).subscribe(sink)
         except Exception as exc:  # the source could not even be made (its client closed)
             self._on_failure(exc, attempt)
             return
@@ -252,6 +279,10 @@ class Pipeline:
                 if self._state is PipelineState.STOPPING:
                     log.warning("pipeline failed while stopping: %r", error)
                 return
+            if isinstance(error, ClosedError) and self._client_closed():
+                self._state = PipelineState.STOPPED  # as when the client closes while it runs
+                self._ended.set()
+                return
             if getattr(error, "retriable", False):
                 if attempt.worked():  # a new outage: the whole restart policy again
                     self._delays = self._restart.delays()
@@ -271,8 +302,63 @@ class Pipeline:
             self._ended.set()
         else:
             log.warning("pipeline failed (%r); restarting in %.1f s", error, delay)
+            self._watch_close(timer)
+
+    # -- the client closing while the pipeline waits to restart ------------------------------
+
+    def _client_closed(self) -> bool:
+        return self._context is not None and self._context.closed
+
+    def _watch_close(self, timer: threading.Timer) -> None:
+        """Have ``client.close()`` cancel ``timer`` and end the pipeline.
+
+        The entry is unregistered at once: ``client.streams`` does not list it, but close()
+        still calls it (and waits for it) with the streams that are ending.
+        """
+        context = self._context
+        if context is None:
+            return
+        handle = StreamHandle(
+            "pipeline",
+            self._topic,
+            None,
+            lambda _: self._closed_while_restarting(None),
+            self._closed_while_restarting,
+        )
+        try:
+            key = context.register(handle)
+        except ClosedError:  # closed already: nothing will call the handle
+            self._closed_while_restarting(None)
+            return
+        context.unregister(key)
+        with self._lock:
+            if self._timer is timer:
+                self._close_key = key
+                return
+        context.finished(key)  # the timer fired (or was cancelled) meanwhile
+
+    def _unwatch_close(self) -> None:
+        with self._lock:
+            key, self._close_key = self._close_key, None
+        if key is not None and self._context is not None:
+            self._context.finished(key)
+
+    def _closed_while_restarting(self, deadline: float | None) -> None:
+        """The client is closing: a pipeline waiting to restart ends stopped, at once."""
+        with self._lock:
+            timer = self._timer
+            if self._state is not PipelineState.RESTARTING or timer is None:
+                return  # running: its stream completes; ended: nothing to do
+            self._state = PipelineState.STOPPED
+            self._timer = None
+            self._close_key = None  # close() forgets its entries itself
+        timer.cancel()
+        self._ended.set()
+        if deadline is not None and timer is not threading.current_thread():
+            timer.join(max(0.0, deadline - time.monotonic()))
 
     def _restarted(self) -> None:
+        self._unwatch_close()
         with self._lock:
             if self._state is not PipelineState.RESTARTING:
                 return
@@ -317,6 +403,7 @@ class Pipeline:
                 self._timer = None
         if timer is not None:
             timer.cancel()
+            self._unwatch_close()
         if state in (PipelineState.STOPPED, PipelineState.FAILED):
             if attempt is not None:
                 attempt.release()  # idempotent: whatever ended it, nothing stays open
@@ -329,6 +416,8 @@ class Pipeline:
             self._finish_stop(attempt)  # nothing subscribed, nothing to drain
             return
         attempt.gate.close()
+        if attempt.run is not None:  # what only waits for a retry delay is not waited for
+            attempt.run.drop_delayed()
         if not from_handler:
             self._drain_and_finish(attempt, seconds)
             return
@@ -362,7 +451,9 @@ class Pipeline:
                 as it runs.
 
         Raises:
-            StargateError: at once when the pipeline was never started (it could never end).
+            StargateError: at once when the pipeline was never started, or when called from
+                the pipeline's own handler (it could never end while its caller runs: call
+                :meth:`stop` there, which returns at once, and wait elsewhere).
             StargateTimeoutError: when it is still running after ``timeout`` seconds.
             ConfigurationError: for a ``timeout`` that is not seconds.
             Exception: the error that ended it, if it failed.
@@ -371,6 +462,12 @@ class Pipeline:
         if self._state is PipelineState.NEW:
             raise StargateError(
                 "wait() on a pipeline that was never started: call start() (or use with) first"
+            )
+        if _HANDLING.get() is self._token:
+            raise StargateError(
+                "wait() from the pipeline's own handler would never return (the pipeline"
+                " drains its handler calls before it ends): call stop() there, which returns"
+                " at once, and wait() from another thread"
             )
         if not self._ended.wait(seconds):
             raise StargateTimeoutError(f"the pipeline is still {self._state} after {seconds} s")

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
 from rxstargate._config import checked_seconds
@@ -99,6 +99,12 @@ def process(
         on_failure: what to do with a message after its last failed attempt.
         scheduler: the Rx scheduler for retry delays and timeouts (a TestScheduler in tests).
         stats: counters to update (received, processed, failed, retried, dead_lettered).
+            A message the stream drops unsettled when it ends (disposed, or failed, before
+            that message's work finished; the broker redelivers it) is counted out of
+            ``received`` again, so ``in_flight`` goes back to 0.
+
+    Disposing the subscription cancels pending retry delays: a message that waits for
+    its retry is left unsettled (the broker redelivers it), and no timer outlives it.
 
     Raises:
         ConfigurationError: for a bad argument (before anything runs).
@@ -107,6 +113,34 @@ def process(
         >>> stream.pipe(process(charge, concurrency=8, key_ordered=True,  # doctest: +SKIP
         ...     retry=Retry(attempts=3))).subscribe(rs.acknowledger())
     """
+    return make_process(
+        handler,
+        concurrency=concurrency,
+        key_ordered=key_ordered,
+        timeout=timeout,
+        retry=retry,
+        on_failure=on_failure,
+        scheduler=scheduler,
+        stats=stats,
+    )
+
+
+def make_process(
+    handler: Handler,
+    *,
+    concurrency: int = 1,
+    key_ordered: bool = False,
+    timeout: float | timedelta | None = None,
+    retry: Retry | None = None,
+    on_failure: FailurePolicy = "nack",
+    scheduler: abc.SchedulerBase | None = None,
+    stats: ProcessingStats | None = None,
+    on_run: Callable[[Run], None] | None = None,
+    refuse_leave: bool = False,
+) -> Callable[[Observable[Message[Any]]], Stream[Processed[Any]]]:
+    """:func:`process`, for the Pipeline: ``on_run`` gets each subscription's :class:`Run`
+    (to drop its pending retries when stopping); ``refuse_leave`` fails a ``Leave`` result
+    (nothing after the Pipeline's acknowledger would ever settle it)."""
     if not (callable(handler) or isinstance(handler, MessageHandler)):
         raise ConfigurationError(f"handler must be callable or a MessageHandler, not {handler!r}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -139,7 +173,10 @@ def process(
                 scheduler or TimeoutScheduler.singleton(),
                 stats or ProcessingStats(),
                 observer,
+                refuse_leave=refuse_leave,
             )
+            if on_run is not None:
+                on_run(run)
             upstream = source.subscribe(
                 run.on_next, run.on_error, run.on_completed, scheduler=subscribe_scheduler
             )
@@ -152,6 +189,10 @@ def process(
 
 class _NotAwaitedError(TypeError):
     """A plain handler returned an awaitable: its work never ran (retrying cannot help)."""
+
+
+class LeaveRefusedError(ConfigurationError):
+    """A consume() handler returned ``Leave``: no later stage would settle it (never retried)."""
 
 
 def is_coroutine_callable(function: Any) -> bool:
@@ -206,8 +247,11 @@ class _Run:
         scheduler: abc.SchedulerBase,
         stats: ProcessingStats,
         observer: abc.ObserverBase[Processed[Any]],
+        *,
+        refuse_leave: bool = False,
     ) -> None:
         self._handler = handler
+        self._refuse_leave = refuse_leave
         self._stateful = isinstance(handler, MessageHandler)
         function = handler.handle if isinstance(handler, MessageHandler) else handler
         self._is_async = is_coroutine_callable(function)
@@ -236,6 +280,9 @@ class _Run:
         self._unique = itertools.count()
         self._upstream_done = False
         self._stopped = False
+        self._open = 0  # messages taken and not counted out yet (under the lock)
+        self._delayed: dict[_Job, SingleAssignmentDisposable] = {}  # waiting for a retry delay
+        self._draining = False  # drop_delayed() was called: retries are not delayed any more
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -243,11 +290,10 @@ class _Run:
     # -- upstream --------------------------------------------------------------------------
 
     def on_next(self, message: Message[Any]) -> None:
-        if self._stopped:
+        if not self._take_in():
             return
         if getattr(message, "schema_error", None) is not None:
             # A payload that does not match the schema: retrying cannot help.
-            self._stats.add("received")
             error = SchemaError(
                 f"message {message.message_id} does not match the schema: {message.schema_error}",
                 message_id=str(message.message_id),
@@ -258,6 +304,9 @@ class _Run:
             self._call_direct(message)
             return
         if not isinstance(message, Message):
+            with self._lock:
+                self._open -= 1  # not a message: nothing to count
+            self._stats.add("received", -1)
             self._fail_stream(
                 ConfigurationError(
                     f"process() takes Messages, not {type(message).__name__}: put it first,"
@@ -265,7 +314,6 @@ class _Run:
                 )
             )
             return
-        self._stats.add("received")
         key: Hashable = ("key", message.key) if self._key_ordered else ("one", next(self._unique))
         with self._lock:
             queue = self._queues.get(key)
@@ -279,11 +327,9 @@ class _Run:
     def _call_direct(self, message: Message[Any]) -> None:
         """Concurrency 1, a plain handler, no timeout or retry: call it right here.
 
-        Upstream calls come one at a time and nothing else emits, so the counters and the
-        observer need no lock on this path.
+        Upstream calls come one at a time and nothing else emits, so the observer needs no
+        lock on this path.
         """
-        stats = self._stats
-        stats.received += 1
         try:
             result = self._handler(message)  # type: ignore[operator]
         except Exception as exc:
@@ -292,7 +338,11 @@ class _Run:
         if inspect.isawaitable(result):
             self._failed(message, _not_awaited(result, message), 1)
             return
-        stats.processed += 1
+        if self._refuse_leave and type(result) is Leave:
+            self._failed(message, _leave_refused(message), 1)
+            return
+        if not self._count_out("processed"):
+            return  # disposed meanwhile: left unsettled, as at the end of any stream
         if type(result) is Nack:
             with contextlib.suppress(AckError):
                 message.nack()
@@ -312,6 +362,55 @@ class _Run:
 
     def dispose(self) -> None:
         self._stop()
+
+    def drop_delayed(self) -> None:
+        """The stream is stopping: leave the messages that only wait for a retry delay
+        unsettled (the broker redelivers them) instead of waiting for it, and do so for any
+        retry from now on. With ``key_ordered`` the messages queued behind one of them (its
+        key) are left too, so that none of them is settled before it."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._draining = True
+            delayed = list(self._delayed.items())
+            self._delayed.clear()
+            dropped = sum(self._drop(job) for job, _ in delayed)
+        for _, holder in delayed:
+            holder.dispose()
+        if dropped:
+            self._stats.add("received", -dropped)
+        self._maybe_complete()
+
+    def _drop(self, job: _Job) -> int:
+        """Under the lock: forget ``job`` (and what waits behind its key); how many messages."""
+        self._busy.discard(job.key)
+        queue = self._queues.pop(job.key, None)
+        if queue is not None:
+            with contextlib.suppress(ValueError):
+                self._ready.remove(job.key)
+        dropped = 1 + (len(queue) if queue else 0)
+        self._open -= dropped
+        return dropped
+
+    # -- counting --------------------------------------------------------------------------
+
+    def _take_in(self) -> bool:
+        """Count a message in, unless the stream ended (then it is left alone)."""
+        with self._lock:
+            if self._stopped:
+                return False
+            self._open += 1
+        self._stats.add("received")
+        return True
+
+    def _count_out(self, name: str) -> bool:
+        """Count a message out as ``name``; False when the end already counted it out."""
+        with self._lock:
+            if self._stopped:
+                return False
+            self._open -= 1
+        self._stats.add(name)
+        return True
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -474,6 +573,8 @@ class _Run:
     def _outcome(
         self, job: _Job, attempt: int, *, result: Any = None, error: BaseException | None = None
     ) -> None:
+        if error is None and self._refuse_leave and isinstance(result, Leave):
+            error = _leave_refused(job.message)
         with self._lock:
             if attempt <= job.handled or self._stopped:
                 return  # a late result of an attempt that timed out, or after the end
@@ -482,23 +583,22 @@ class _Run:
             retrying = (
                 error is not None
                 and retry is not None
-                and not isinstance(error, _NotAwaitedError)
+                and not isinstance(error, _NotAwaitedError | LeaveRefusedError)
                 and retry.retries(error, attempt)
             )
         if retrying:
-            assert self._retry is not None
-            self._stats.add("retried")
-            delay = self._retry.delay(attempt)
-            self._scheduler.schedule_relative(delay, lambda *_: self._requeue(job))
+            self._delay_retry(job, attempt)
             return
         if error is not None:
             self._failed(job.message, error, attempt)
         elif isinstance(result, Nack):
-            self._stats.add("processed")
+            if not self._count_out("processed"):
+                return
             with contextlib.suppress(AckError):
                 job.message.nack()
         else:
-            self._stats.add("processed")
+            if not self._count_out("processed"):
+                return
             if isinstance(result, Leave):
                 item = Processed(job.message, result.result, settle=False, attempts=attempt)
             else:
@@ -510,8 +610,29 @@ class _Run:
                 return
         self._release(job.key)
 
+    def _delay_retry(self, job: _Job, attempt: int) -> None:
+        """Retry ``job`` after its delay; when stopping, leave it for redelivery instead."""
+        assert self._retry is not None
+        holder = SingleAssignmentDisposable()
+        with self._lock:
+            if self._stopped:
+                return
+            dropped = self._drop(job) if self._draining else 0
+            if not dropped:
+                self._delayed[job] = holder
+        if dropped:
+            self._stats.add("received", -dropped)
+            self._maybe_complete()
+            return
+        self._stats.add("retried")
+        # Disposed by the end (or drop_delayed()) even if that came first.
+        holder.disposable = self._scheduler.schedule_relative(
+            self._retry.delay(attempt), lambda *_: self._requeue(job)
+        )
+
     def _failed(self, message: Message[Any], error: BaseException, attempt: int) -> None:
-        self._stats.add("failed")
+        if not self._count_out("failed"):
+            return  # the stream ended meanwhile: left unsettled
         if self._policy == "error":
             self._fail_stream(error if isinstance(error, Exception) else RuntimeError(error))
             return
@@ -522,6 +643,7 @@ class _Run:
 
     def _requeue(self, job: _Job) -> None:
         with self._lock:
+            self._delayed.pop(job, None)
             if self._stopped:
                 return
             if self._key_ordered and job.running:
@@ -564,10 +686,28 @@ class _Run:
                 return
             self._stopped = True
             pool, loop = self._pool, self._loop
+            dropped, self._open = self._open, 0
+            delayed = list(self._delayed.values())
+            self._delayed.clear()
+        for holder in delayed:
+            holder.dispose()  # no retry timer outlives the stream
+        if dropped:
+            self._stats.add("received", -dropped)  # left unsettled: counted in again later
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
+
+
+Run = _Run
+
+
+def _leave_refused(message: Message[Any]) -> LeaveRefusedError:
+    return LeaveRefusedError(
+        f"the handler returned Leave(...) for message {message.message_id}, but in consume()"
+        " nothing after the handler would ever settle it: return the result itself (acked)"
+        " or Nack(), or use observe().pipe(process(...), ...) with a stage that settles it"
+    )
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -297,3 +297,7 @@ def test_a_failure_its_caller_already_got_is_not_reported_again(scripted_peer: P
         assert isinstance(producer.send_async(b"x" * 2_000_000).exception(WAIT), rs.SendError)
         producer.on_next(b"x" * 2_000_000)  # nobody observes acks: this one is reported
     assert len(reported) == 1
+
+
+def test_url_schemes_are_case_insensitive() -> None:
+    assert rs.Client("WS://127.0.0.1:1").url == "ws://127.0.0.1:1"

@@ -358,3 +358,154 @@ def test_consume_refuses_a_restart_that_is_not_a_backoff(
 def test_a_pipeline_refuses_a_restart_that_is_not_a_backoff() -> None:
     with pytest.raises(rs.ConfigurationError, match="restart"):
         rs.Pipeline(Sources(), print, restart=5)  # type: ignore[arg-type]
+
+
+# -- 7. closing the client while the pipeline waits to restart -----------------------------
+
+
+def restart_threads() -> list[threading.Thread]:
+    return [
+        t for t in threading.enumerate() if t.name == "rxstargate-pipeline-restart" and t.is_alive()
+    ]
+
+
+@pytest.mark.integration
+def test_closing_the_client_while_it_waits_to_restart_stops_the_pipeline_at_once(
+    pulsar: Any, client: rs.Client, topic_name: str
+) -> None:
+    # An Exclusive consumer holds the subscription: the pipeline's consumer is refused (409,
+    # retriable) until its reconnect gives up, then it waits 30 s to restart.
+    received = threading.Event()
+    holder = client.topic(topic_name).observe("work", subscription_type="Exclusive")
+    held = holder.subscribe(lambda m: received.set())
+    try:
+        produce(client, topic_name, 1)
+        assert received.wait(WAIT)  # the holder is connected
+        quick = rs.Backoff(initial=0.01, cap=0.01, jitter=0.0, give_up_after=0.02)
+        with rs.Client(pulsar.ws_url, reconnect=quick) as other:
+            pipeline = other.topic(topic_name).consume(
+                "work",
+                lambda m: None,
+                subscription_type="Exclusive",
+                restart=rs.Backoff(initial=30, cap=30, jitter=0.0, give_up_after=None),
+            )
+            pipeline.start()
+            wait_until(lambda: pipeline.state is rs.PipelineState.RESTARTING)
+            assert other.streams == []  # the restart timer is not listed as a stream
+            other.close()
+            assert pipeline.state is rs.PipelineState.STOPPED  # at once, as when it runs
+            assert restart_threads() == []  # close() cancelled the timer and waited for it
+            pipeline.wait(0)  # stopped, not failed
+            assert pipeline.restarts == 0
+    finally:
+        held.dispose()
+
+
+def test_a_restart_that_finds_its_client_closed_ends_stopped(pulsar: Any) -> None:
+    closed = rs.Client(pulsar.ws_url)
+    closed.close()
+    topic = closed.topic("persistent://public/default/closed")
+    pipeline = topic.consume("work", lambda m: None, restart=rs.Backoff(initial=30, cap=30))
+    pipeline.start()  # its source finds the client closed: nothing to restart
+    assert pipeline.state is rs.PipelineState.STOPPED
+    pipeline.wait(0)
+
+
+# -- 8. wait() from the handler --------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_wait_from_the_handler_raises_at_once(client: rs.Client, topic_name: str) -> None:
+    produce(client, topic_name, 1)
+    raised: list[BaseException] = []
+    pipeline: rs.Pipeline | None = None
+
+    def handle(message: rs.Message[Any]) -> None:
+        assert pipeline is not None
+        pipeline.stop()
+        try:
+            pipeline.wait(WAIT)
+        except BaseException as exc:
+            raised.append(exc)
+
+    pipeline = client.topic(topic_name).consume("work", handle, start="earliest").start()
+    pipeline.wait(WAIT)
+    assert len(raised) == 1 and isinstance(raised[0], rs.StargateError)
+    assert not isinstance(raised[0], rs.StargateTimeoutError)
+    assert "handler" in str(raised[0])
+    assert pipeline.state is rs.PipelineState.STOPPED
+
+
+# -- 9. in_flight across restarts ------------------------------------------------------------
+
+
+def test_messages_dropped_by_a_failed_run_are_counted_out_of_in_flight(
+    make_message: MessageFactory, settler: RecordingSettler
+) -> None:
+    sources = Sources()
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def handle(message: rs.Message[Any]) -> None:
+        started.release()
+        release.wait(WAIT)
+
+    pipeline = rs.Pipeline(sources, handle, restart=quick_restart(), concurrency=2).start()
+    for payload in (b"a", b"b", b"c"):  # two running, one queued
+        sources.subjects[0].on_next(make_message(payload))
+    assert started.acquire(timeout=WAIT) and started.acquire(timeout=WAIT)
+    sources.subjects[0].on_error(rs.StargateConnectionError("lost"))  # drops all three
+    assert pipeline.stats.in_flight == 0
+    release.set()
+    wait_until(lambda: sources.live(2))
+    for payload in (b"a", b"b", b"c"):  # redelivered
+        sources.subjects[1].on_next(make_message(payload))
+    wait_until(lambda: pipeline.stats.processed == 3)
+    pipeline.stop()
+    assert sorted(settler.acked) == [b"a", b"b", b"c"]
+    assert pipeline.stats.in_flight == 0
+    assert pipeline.stats.received == 3
+
+
+# -- 10. Leave in consume() ------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_consume_handler_returning_leave_fails_that_message(
+    client: rs.Client, topic_name: str
+) -> None:
+    produce(client, topic_name, 3)
+    pipeline = client.topic(topic_name).consume(
+        "work", lambda m: rso.Leave(m.payload), on_failure="error", start="earliest"
+    )
+    pipeline.start()
+    with pytest.raises(rs.ConfigurationError, match="Leave"):
+        pipeline.wait(WAIT)
+    assert pipeline.state is rs.PipelineState.FAILED
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_leave_in_a_pipeline_is_settled_by_on_failure_and_never_retried(
+    make_message: MessageFactory, settler: RecordingSettler, concurrency: int
+) -> None:
+    sources = Sources()
+    calls: list[bytes] = []
+
+    def handle(message: rs.Message[Any]) -> Any:
+        calls.append(message.payload)
+        return rso.Leave(message.payload) if message.payload == b"a" else None
+
+    pipeline = rs.Pipeline(
+        sources,
+        handle,
+        restart=rs.Backoff(),
+        concurrency=concurrency,
+        retry=rso.Retry(attempts=3, initial=0, cap=0),
+    ).start()
+    sources.subjects[0].on_next(make_message(b"a"))
+    sources.subjects[0].on_next(make_message(b"b"))
+    wait_until(lambda: pipeline.stats.in_flight == 0 and pipeline.stats.received == 2)
+    pipeline.stop()
+    assert settler.nacked == [b"a"] and settler.acked == [b"b"]
+    assert sorted(calls) == [b"a", b"b"]  # not retried
+    assert pipeline.stats.failed == 1 and pipeline.stats.retried == 0

@@ -21,6 +21,7 @@ from reactivex.testing import TestScheduler
 import rxstargate as rs
 from rxstargate import operators as rso
 from rxstargate.operators import Batch, Processed, Retry, batch, process
+from tests.faults import unacked_messages
 
 from .conftest import MessageFactory, RecordingSettler
 
@@ -328,3 +329,77 @@ def test_durations_take_timedeltas(make_message: MessageFactory) -> None:
 
 def test_a_huge_retry_count_never_overflows_the_delay() -> None:
     assert Retry(attempts=5000, jitter=0).delay(4000) == 10.0
+
+
+# -- 6. a pending retry delay never outlives the stream ------------------------------------
+
+
+def _timer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()}
+
+
+def _wait_until(predicate: Callable[[], bool]) -> None:
+    done = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        if predicate():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_disposing_process_cancels_a_pending_retry_and_leaves_its_message(
+    make_message: MessageFactory, settler: RecordingSettler, concurrency: int
+) -> None:
+    before = _timer_threads()
+    stats = rso.ProcessingStats()
+    source: rx.subject.Subject[rs.Message[Any]] = rx.subject.Subject()
+
+    def handle(message: rs.Message[Any]) -> None:
+        raise RuntimeError("later")
+
+    retry = Retry(attempts=3, initial=30, cap=30, jitter=0.0)
+    subscription = source.pipe(
+        process(handle, concurrency=concurrency, retry=retry, stats=stats)
+    ).subscribe(lambda item: None)
+    source.on_next(make_message(b"a"))
+    _wait_until(lambda: bool(_timer_threads() - before))  # the retry waits on a timer thread
+    subscription.dispose()
+    _wait_until(lambda: not _timer_threads() - before)  # cancelled, not left for 30 s
+    assert settler.acked == [] and settler.nacked == []  # left for redelivery
+    assert stats.in_flight == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("key_ordered", [False, True])
+def test_stop_does_not_wait_for_a_retry_delay(
+    client: rs.Client, topic_name: str, caplog: pytest.LogCaptureFixture, key_ordered: bool
+) -> None:
+    before = _timer_threads()
+    producer = client.topic(topic_name).producer()
+    for i in range(4):
+        producer.send(str(i).encode(), key="k" if i < 2 else str(i))
+
+    def handle(message: rs.Message[Any]) -> None:
+        if message.payload == b"0":
+            raise RuntimeError("retry me later")
+
+    pipeline = client.topic(topic_name).consume(
+        "work",
+        handle,
+        concurrency=2,
+        key_ordered=key_ordered,
+        retry=Retry(attempts=3, initial=30, cap=30, jitter=0.0),
+        start="earliest",
+    )
+    pipeline.start()
+    settled = 2 if key_ordered else 3  # with key order, "1" waits behind "0"
+    _wait_until(lambda: pipeline.stats.retried == 1 and pipeline.stats.processed == settled)
+    with caplog.at_level("WARNING", logger="rxstargate.pipeline"):
+        pipeline.stop(timeout=5)
+    assert "did not finish" not in caplog.text  # nothing was waited for
+    assert pipeline.state is rs.PipelineState.STOPPED
+    assert pipeline.stats.in_flight == 0
+    _wait_until(lambda: not _timer_threads() - before)
+    rest = {m.payload for m in unacked_messages(client.url, topic_name, "work", "Shared")}
+    assert rest == ({b"0", b"1"} if key_ordered else {b"0"})
