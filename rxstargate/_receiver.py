@@ -106,6 +106,7 @@ class _Session:
         self._last_id: str | None = None
         self._pinned: str | None = None  # where "latest" was when a reader first opened
         self._pin_entry: tuple[int, int] | None = None  # its (ledger, entry), skipped again
+        self._skip_to_pin = False  # this socket was opened at the pin
         self._queue: queue.SimpleQueue[tuple[Settler, list[MessageFrame]] | _End] = (
             queue.SimpleQueue()
         )
@@ -202,6 +203,8 @@ class _Session:
         if spec.subscription is not None:
             return self._context.url("consumer", spec.topic, spec.subscription, query)
         start = self._last_id or self._pinned or spec.start
+        # Only a socket reopened at the pin gets again what was there before the start.
+        self._skip_to_pin = self._last_id is None and self._pin_entry is not None
         if start and start != "latest":
             query["messageId"] = start
         return self._context.url("reader", spec.topic, None, query)
@@ -254,7 +257,7 @@ class _Session:
         from rxstargate._admin import last_message_id
 
         config = self._context.transport
-        wait = min(config.connect_timeout, config.close_timeout or _PIN_TIMEOUT, _PIN_TIMEOUT)
+        wait = min(config.connect_timeout, _PIN_TIMEOUT)
         try:
             last = last_message_id(
                 self._context.base_url, self._spec.topic, replace(config, connect_timeout=wait)
@@ -322,7 +325,7 @@ class _Session:
                     self._context.report(exc)
                     settler.skip()
                 continue
-            if self._pin_entry is not None and self._last_id is None and self._before_pin(frame):
+            if self._skip_to_pin and self._last_id is None and self._before_pin(frame):
                 settler.skip()  # sent again from the pinned entry: it was there before the start
                 continue
             frames.append(frame)

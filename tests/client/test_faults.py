@@ -294,3 +294,32 @@ def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
         assert after.wait(WAIT)
         handle.dispose()
     assert received == [b"after"]
+
+
+def test_a_message_published_while_a_reader_learns_its_start_is_delivered(
+    pulsar: Any, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pin may name a message the first socket is about to deliver: it must not be skipped."""
+    from rxstargate import _admin
+
+    received: list[bytes] = []
+    arrived = threading.Event()
+    with rs.Client(pulsar.ws_url) as client:
+        producer = client.topic(topic_name).producer()
+        producer.send(b"old")
+        asked = _admin.last_message_id
+
+        def racing(*args: Any, **kwargs: Any) -> Any:
+            producer.send(b"racing")  # after the reader opened, before the answer
+            return asked(*args, **kwargs)
+
+        monkeypatch.setattr(_admin, "last_message_id", racing)
+
+        def record(message: rs.Message[Any]) -> None:
+            received.append(message.payload)
+            arrived.set()
+
+        handle = client.topic(topic_name).observe().subscribe(record)
+        assert arrived.wait(WAIT)
+        handle.dispose()
+    assert received == [b"racing"]
