@@ -310,9 +310,9 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         """Send one message from a coroutine and await its ack; never blocks the event loop.
 
         The socket is opened on a worker thread; a send that finds every slot taken waits on
-        the loop (checking every few milliseconds), so cancelling it while it waits (a
-        ``wait_for`` timeout) means the message is never sent. Once sent, cancelling only
-        stops waiting for the ack.
+        the loop until a freed slot wakes it (first come, first woken), so cancelling it while
+        it waits (a ``wait_for`` timeout) means the message is never sent. Once sent,
+        cancelling only stops waiting for the ack.
 
         Raises:
             SendError: when the broker refused or failed the message, or it could not be sent.
@@ -630,6 +630,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._wake_next()
 
     def _wake_next(self) -> None:
+        if not self._slot_waiters:  # the common case, on every ack: no asend() waits
+            return
         with self._waiters_lock:
             while self._slot_waiters:
                 loop, waiter = self._slot_waiters.popleft()
