@@ -116,6 +116,8 @@ class Stdout:
     def __init__(self) -> None:
         self._text: IO[str] = sys.stdout
         self._binary: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
+        if self._binary is not None:
+            self._text.flush()  # what was printed before goes first; after, only bytes
 
     def write(self, data: bytes) -> None:
         """Write and flush ``data``.
@@ -127,7 +129,6 @@ class Stdout:
             self._text.write(data.decode("utf-8", "replace"))
             self._text.flush()
             return
-        self._text.flush()
         self._binary.write(data)
         self._binary.flush()
 

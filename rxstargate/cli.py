@@ -18,9 +18,9 @@ from rxstargate._cli_common import (
     Parser,
     endpoint,
     explain,
-    one_line,
     properties,
     token,
+    warn,
 )
 from rxstargate._cli_output import DIRECTIVES
 from rxstargate.exceptions import ConfigurationError, StargateError
@@ -410,14 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
-    except CommandError as exc:
-        print(f"rxstargate: {one_line(str(exc))}", file=sys.stderr, flush=True)
-        return exc.status
-    except StargateError as exc:
-        print(f"rxstargate: {one_line(str(exc))}", file=sys.stderr, flush=True)
-        return 1
+    except (CommandError, StargateError) as exc:
+        warn(str(exc))
+        return exc.status if isinstance(exc, CommandError) else 1
     except KeyboardInterrupt:
-        print("rxstargate: interrupted", file=sys.stderr, flush=True)
+        warn("interrupted")
         return 130
 
 

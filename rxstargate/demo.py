@@ -170,13 +170,11 @@ def _run(
     done = threading.Event()
 
     def handle(message: rs.Message[Any]) -> None:
-        in_flight = pipeline.stats.in_flight
-        if in_flight > state["peak"]:
-            state["peak"] = in_flight
         order = json.loads(message.payload)
         time.sleep(0.0005)  # a little I/O, as a real handler would do
         now = datetime.now(UTC)
         with lock:
+            state["peak"] = max(state["peak"], pipeline.stats.in_flight)
             if message.event_time is not None:
                 latencies.append((now - message.event_time).total_seconds() * 1000)
             previous = last_order.get(order["customer"], -1)
@@ -226,16 +224,13 @@ def _run(
             run.quiet()
             raise
     seconds = time.monotonic() - started
-    ordered = sorted(latencies) or [0.0]
+    samples = latencies or [0.0]
+    cuts = statistics.quantiles(samples, n=100) if len(samples) > 1 else samples * 99
     summary = DemoSummary(
         messages=len(latencies),
         seconds=seconds,
         throughput=len(latencies) / seconds if seconds else 0.0,
-        latency_ms=(
-            statistics.quantiles(ordered, n=100)[49] if len(ordered) > 1 else ordered[0],
-            statistics.quantiles(ordered, n=100)[94] if len(ordered) > 1 else ordered[0],
-            statistics.quantiles(ordered, n=100)[98] if len(ordered) > 1 else ordered[0],
-        ),
+        latency_ms=(cuts[49], cuts[94], cuts[98]),
         redeliveries=state["redeliveries"],
         peak_in_flight=state["peak"],
         out_of_order=state["out_of_order"],
@@ -282,7 +277,6 @@ def _follow(
         handled = progress.add_task("processed", total=messages)
     try:
         while not done.wait(0.1):
-            state["peak"] = max(state["peak"], pipeline.stats.in_flight)
             if progress is not None:
                 progress.update(sent, completed=state["stored"])
                 progress.update(handled, completed=pipeline.stats.processed)
