@@ -267,7 +267,6 @@ class _Run:
         self._inline = concurrency == 1 and not self._is_async
         # The common case needs none of the scheduling: one plain call at a time, no timers.
         self._direct = self._inline and not self._stateful and timeout is None and retry is None
-        self._raw = observer
         self._lock = threading.Lock()
         self._local = threading.local()
         self._queues: dict[Hashable, collections.deque[Message[Any]]] = {}
@@ -325,11 +324,7 @@ class _Run:
         self._dispatch()
 
     def _call_direct(self, message: Message[Any]) -> None:
-        """Concurrency 1, a plain handler, no timeout or retry: call it right here.
-
-        Upstream calls come one at a time and nothing else emits, so the observer needs no
-        lock on this path.
-        """
+        """Concurrency 1, a plain handler, no timeout or retry: call it right here."""
         try:
             result = self._handler(message)  # type: ignore[operator]
         except Exception as exc:
@@ -338,18 +333,18 @@ class _Run:
         if inspect.isawaitable(result):
             self._failed(message, _not_awaited(result, message), 1)
             return
-        if self._refuse_leave and type(result) is Leave:
+        if self._refuse_leave and isinstance(result, Leave):
             self._failed(message, _leave_refused(message), 1)
             return
         if not self._count_out("processed"):
             return  # disposed meanwhile: left unsettled, as at the end of any stream
-        if type(result) is Nack:
+        if isinstance(result, Nack):
             with contextlib.suppress(AckError):
                 message.nack()
-        elif type(result) is Leave:
-            self._raw.on_next(Processed(message, result.result, settle=False))
+        elif isinstance(result, Leave):
+            self._observer.on_next(Processed(message, result.result, settle=False))
         else:
-            self._raw.on_next(Processed(message, result))
+            self._observer.on_next(Processed(message, result))
 
     def on_error(self, error: Exception) -> None:
         self._stop()

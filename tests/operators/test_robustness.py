@@ -16,6 +16,7 @@ import pytest
 import reactivex as rx
 from reactivex import abc
 from reactivex import operators as ops
+from reactivex.disposable import Disposable
 from reactivex.testing import TestScheduler
 
 import rxstargate as rs
@@ -138,8 +139,9 @@ async def _echo(message: rs.Message[Any]) -> bytes:
         lambda: process(_echo),
         lambda: process(_echo, concurrency=4),
         lambda: batch(2, 30.0, lambda items: len(items)),
+        lambda: process(lambda m: m.payload),
     ],
-    ids=["threads", "key-ordered", "inline-retry", "coroutine", "coroutines", "batch"],
+    ids=["threads", "key-ordered", "inline-retry", "coroutine", "coroutines", "batch", "direct"],
 )
 def test_an_exception_raised_by_the_observer_reaches_its_on_error_once(
     make_message: MessageFactory, stage: Callable[[], Any]
@@ -403,3 +405,32 @@ def test_stop_does_not_wait_for_a_retry_delay(
     _wait_until(lambda: not _timer_threads() - before)
     rest = {m.payload for m in unacked_messages(client.url, topic_name, "work", "Shared")}
     assert rest == ({b"0", b"1"} if key_ordered else {b"0"})
+
+
+@pytest.mark.parametrize("options", [{}, {"retry": Retry(attempts=2)}], ids=["direct", "retry"])
+def test_an_observer_that_raises_never_raises_into_the_source(
+    make_message: MessageFactory, options: dict[str, Any]
+) -> None:
+    """The stream's own thread pushes straight into process(): the error must stop there."""
+    pushed: list[abc.ObserverBase[Any]] = []
+
+    def subscribe(observer: abc.ObserverBase[Any], scheduler: Any = None) -> Any:
+        pushed.append(observer)
+        return Disposable()
+
+    errors: list[Exception] = []
+    boom = ValueError("user on_next")
+
+    class Raising(abc.ObserverBase[Any]):
+        def on_next(self, value: Any) -> None:
+            raise boom
+
+        def on_error(self, error: Exception) -> None:
+            errors.append(error)
+
+        def on_completed(self) -> None:
+            pass
+
+    rx.create(subscribe).pipe(process(lambda m: 1, **options)).subscribe(Raising())
+    pushed[0].on_next(make_message(b"x"))  # must not raise here
+    assert errors == [boom]
