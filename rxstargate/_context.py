@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -39,6 +40,7 @@ class ClientContext:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _streams: dict[int, StreamHandle] = field(default_factory=dict)
     _ending: dict[int, StreamHandle] = field(default_factory=dict)  # closing on their own
+    _hooks: dict[int, Callable[[float], None]] = field(default_factory=dict)  # on_close()
     _next: int = 0
 
     def url(self, kind: str, topic: TopicName, suffix: str | None, query: dict[str, str]) -> str:
@@ -92,6 +94,24 @@ class ClientContext:
             self._streams.pop(key, None)
             self._ending.pop(key, None)
 
+    def on_close(self, hook: Callable[[float], None]) -> int:
+        """Have ``close()`` call ``hook(deadline)`` (for work that is not a stream); a key.
+
+        Raises:
+            ClosedError: when the client is closed already.
+        """
+        with self._lock:
+            if self.closed:
+                raise ClosedError("the client is closed")
+            self._next += 1
+            self._hooks[self._next] = hook
+            return self._next
+
+    def remove_on_close(self, key: int) -> None:
+        """Forget a hook given to :meth:`on_close`."""
+        with self._lock:
+            self._hooks.pop(key, None)
+
     @property
     def streams(self) -> list[StreamHandle]:
         """The live streams, oldest first."""
@@ -115,14 +135,21 @@ class ClientContext:
             self.closed = True
             streams = list(self._streams.values())
             ending = list(self._ending.values())
+            hooks = list(self._hooks.values())
             self._streams.clear()
             self._ending.clear()
+            self._hooks.clear()
         for stream in streams:
             try:
                 stream._begin_close(True)
             except Exception:
                 log.exception("closing %r failed", stream)
         deadline = time.monotonic() + self.transport.close_timeout
+        for hook in hooks:
+            try:
+                hook(deadline)
+            except Exception:
+                log.exception("a close hook failed")
         for stream in streams + ending:
             try:
                 stream._wait_closed(deadline)

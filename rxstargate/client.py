@@ -516,7 +516,6 @@ class Topic:
             handler,
             restart=restart,
             context=self._context,
-            topic=self.name,
             concurrency=concurrency,
             key_ordered=key_ordered,
             timeout=timeout,

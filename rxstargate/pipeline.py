@@ -31,12 +31,11 @@ from rxstargate.exceptions import (
     StargateError,
     StargateTimeoutError,
 )
-from rxstargate.models import Message, TopicName
+from rxstargate.models import Message
 from rxstargate.operators._outcomes import MessageHandler
 from rxstargate.operators._process import Handler, Run, is_coroutine_callable, make_process
 from rxstargate.operators._stats import ProcessingStats
 from rxstargate.sinks import acknowledger
-from rxstargate.streams import StreamHandle
 
 __all__ = ["Pipeline", "PipelineState"]
 
@@ -173,7 +172,6 @@ class Pipeline:
         *,
         restart: Backoff | None = None,
         context: ClientContext | None = None,
-        topic: TopicName | None = None,
         **process_options: Any,
     ) -> None:
         if restart is None:
@@ -191,8 +189,7 @@ class Pipeline:
         self._process_options = process_options
         make_process(self._handler, stats=self.stats, **process_options)  # validates them now
         self._context = context  # the client's: its close() ends a pipeline waiting to restart
-        self._topic = topic or TopicName.parse("pipeline")
-        self._close_key: int | None = None  # the restart timer's entry in the client's context
+        self._close_key: int | None = None  # the restart timer's hook in the client's context
         self.restarts = 0
         self._lock = threading.Lock()
         self._state = PipelineState.NEW
@@ -310,38 +307,26 @@ class Pipeline:
         return self._context is not None and self._context.closed
 
     def _watch_close(self, timer: threading.Timer) -> None:
-        """Have ``client.close()`` cancel ``timer`` and end the pipeline.
-
-        The entry is unregistered at once: ``client.streams`` does not list it, but close()
-        still calls it (and waits for it) with the streams that are ending.
-        """
+        """Have ``client.close()`` cancel ``timer`` and end the pipeline."""
         context = self._context
         if context is None:
             return
-        handle = StreamHandle(
-            "pipeline",
-            self._topic,
-            None,
-            lambda _: self._closed_while_restarting(None),
-            self._closed_while_restarting,
-        )
         try:
-            key = context.register(handle)
-        except ClosedError:  # closed already: nothing will call the handle
+            key = context.on_close(self._closed_while_restarting)
+        except ClosedError:  # closed already
             self._closed_while_restarting(None)
             return
-        context.unregister(key)
         with self._lock:
             if self._timer is timer:
                 self._close_key = key
                 return
-        context.finished(key)  # the timer fired (or was cancelled) meanwhile
+        context.remove_on_close(key)  # the timer fired (or was cancelled) meanwhile
 
     def _unwatch_close(self) -> None:
         with self._lock:
             key, self._close_key = self._close_key, None
         if key is not None and self._context is not None:
-            self._context.finished(key)
+            self._context.remove_on_close(key)
 
     def _closed_while_restarting(self, deadline: float | None) -> None:
         """The client is closing: a pipeline waiting to restart ends stopped, at once."""
@@ -351,7 +336,7 @@ class Pipeline:
                 return  # running: its stream completes; ended: nothing to do
             self._state = PipelineState.STOPPED
             self._timer = None
-            self._close_key = None  # close() forgets its entries itself
+            self._close_key = None  # close() forgets its hooks itself
         timer.cancel()
         self._ended.set()
         if deadline is not None and timer is not threading.current_thread():
