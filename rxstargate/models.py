@@ -315,6 +315,17 @@ class Message(Generic[T]):
         self._settler.nack(self)
 
 
+def message_in(item: Any) -> Message[Any] | None:
+    """The message an item stands for: a Message, or a processed item's ``.message``.
+
+    None for anything else. Operators and the acknowledger read items through this.
+    """
+    if isinstance(item, Message):
+        return item
+    message = getattr(item, "message", None)
+    return message if isinstance(message, Message) else None
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A message to send, with everything Pulsar lets a WebSocket producer set.

@@ -10,7 +10,7 @@ from typing import Any
 from reactivex import abc
 
 from rxstargate.exceptions import AckError
-from rxstargate.models import Message
+from rxstargate.models import Message, message_in
 
 __all__ = ["Acknowledger", "acknowledger"]
 
@@ -30,8 +30,8 @@ def _messages_of(value: Any) -> list[Message[Any]]:
     messages = getattr(value, "messages", None)
     if messages is not None:
         return [_message_of(item, value) for item in messages]
-    message = getattr(value, "message", None)
-    if isinstance(message, Message):
+    message = message_in(value)
+    if message is not None:
         return [message]
     raise TypeError(
         f"acknowledger() settles Messages and processed items, not {type(value).__name__}"
@@ -39,10 +39,8 @@ def _messages_of(value: Any) -> list[Message[Any]]:
 
 
 def _message_of(item: Any, group: Any) -> Message[Any]:
-    if isinstance(item, Message):
-        return item
-    message = getattr(item, "message", None)
-    if isinstance(message, Message):
+    message = message_in(item)
+    if message is not None:
         return message
     raise TypeError(
         f"acknowledger() settles batches of Messages and processed items, not of"

@@ -16,7 +16,7 @@ from reactivex.scheduler import TimeoutScheduler
 from rxstargate._config import checked_seconds
 from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import ConfigurationError
-from rxstargate.models import Message
+from rxstargate.models import Message, message_in
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._filter import message_of
 from rxstargate.operators._outcomes import Processed
@@ -134,7 +134,7 @@ def batch(
                     first = len(group) == 1
                     full = len(group) >= max_count
                     expected = generation[0]
-                settler = getattr(_message_or_none(message), "_settler", None)
+                settler = getattr(message_in(message), "_settler", None)
                 if full or getattr(settler, "saturated", False):
                     cut()
                 elif first:
@@ -154,11 +154,3 @@ def batch(
         return Stream(subscribe)
 
     return operator
-
-
-def _message_or_none(item: Any) -> Message[Any] | None:
-    """The message a Message or processed item stands for (None for anything else)."""
-    if isinstance(item, Message):
-        return item
-    message = getattr(item, "message", None)
-    return message if isinstance(message, Message) else None

@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 from reactivex import Observable, abc
 
 from rxstargate.exceptions import AckError, ConfigurationError
-from rxstargate.models import Message
+from rxstargate.models import Message, message_in
 from rxstargate.streams import Stream
 
 __all__ = ["filter", "message_of"]
@@ -19,12 +19,12 @@ T = TypeVar("T")
 
 def message_of(item: Any) -> Message[Any]:
     """The message an item stands for: a Message itself or a processed item's message."""
-    if isinstance(item, Message):
-        return item
-    message = getattr(item, "message", None)
-    if isinstance(message, Message):
-        return message
-    raise ConfigurationError(f"expected a Message or a processed item, not {type(item).__name__}")
+    message = message_in(item)
+    if message is None:
+        raise ConfigurationError(
+            f"expected a Message or a processed item, not {type(item).__name__}"
+        )
+    return message
 
 
 def filter(
