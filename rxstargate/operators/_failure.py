@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rxstargate._producer import Producer
+from rxstargate._producer import Producer, send_error_for
 from rxstargate.exceptions import AckError, ConfigurationError
 from rxstargate.models import Message, OutgoingMessage, ProducerAck
 
@@ -82,17 +81,19 @@ def settle_failure(
         )
         copy = OutgoingMessage(message.payload, key=message.key, properties=properties)
 
-        def stored(future: Future[ProducerAck]) -> None:
-            if future.exception() is None:
+        def stored(ack: ProducerAck) -> None:
+            if ack.ok:
                 _settle(message, ack=True)
                 on_dead_lettered()
             else:
                 log.warning(
-                    "dead-lettering %s failed (%s): nacked", message.message_id, future.exception()
+                    "dead-lettering %s failed (%s): nacked",
+                    message.message_id,
+                    send_error_for(ack),
                 )
                 _settle(message, ack=False)
 
-        policy.producer.send_async(copy).add_done_callback(stored)
+        policy.producer.send_then(copy, stored)
         return
     _settle(message, ack=False)
 
