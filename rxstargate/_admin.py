@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from rxstargate._config import TlsOptions, TransportConfig, redact_url
 from rxstargate.exceptions import (
+    ConfigurationError,
     ProtocolError,
     StargateConnectionError,
     handshake_error_for_status,
@@ -34,6 +35,7 @@ def last_message_id(base_url: str, topic: TopicName, config: TransportConfig) ->
     the WebSocket URL, with the client's token and TLS settings.
 
     Raises:
+        ConfigurationError: when Python's HTTP client cannot use the URL's host or port.
         HandshakeError: a typed subclass when the server refuses (401, 403, 404, 5xx...).
         StargateConnectionError: when the server cannot be reached in ``connect_timeout``.
         ProtocolError: when the answer is not a message id.
@@ -58,7 +60,9 @@ def last_message_id(base_url: str, topic: TopicName, config: TransportConfig) ->
         raise handshake_error_for_status(exc.code, reason, redact_url(url)) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise StargateConnectionError(f"cannot reach {redact_url(url)}: {exc}") from exc
-    except http.client.HTTPException as exc:  # InvalidURL, a garbled answer: not ValueErrors
+    except http.client.InvalidURL as exc:  # a host or port Python's HTTP client refuses
+        raise ConfigurationError(f"url cannot be used: {exc}") from None
+    except http.client.HTTPException as exc:  # a garbled answer: not a ValueError
         raise ProtocolError(f"{redact_url(url)}: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:
         raise ProtocolError(f"{redact_url(url)} did not answer JSON: {exc}") from exc

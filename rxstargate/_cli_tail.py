@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import threading
 import time
 from collections import deque
@@ -180,21 +179,13 @@ def _matcher(args: argparse.Namespace) -> Callable[[rs.Message[Any]], bool]:
     return matches
 
 
-def _ask_last_id(topic: rs.Topic) -> rs.MessageId | None:
-    """``topic.last_message_id()``; an address Python's HTTP client refuses is a usage error."""
-    try:
-        return topic.last_message_id()
-    except http.client.HTTPException as exc:  # InvalidURL: a host or port it cannot use
-        raise rs.ConfigurationError(f"url cannot be used: {exc}") from None
-
-
 def _last_id(
     topic: rs.Topic, args: argparse.Namespace
 ) -> tuple[rs.MessageId | None, bool, str | None]:
     """The topic's last message id, whether it is known (the admin API may refuse), and the
     note to print about the fallback once the read itself is under way."""
     try:
-        return _ask_last_id(topic), True, None
+        return topic.last_message_id(), True, None
     except (HandshakeError, ProtocolError) as exc:
         if isinstance(exc, HandshakeError) and exc.status_code not in _NO_ADMIN:
             raise
@@ -216,7 +207,7 @@ def _plan(topic: rs.Topic, args: argparse.Namespace) -> _Plan:
     consumer = args.subscription is not None
     if args.exit and not consumer and backlog is None and start in (None, "latest"):
         with contextlib.suppress(HandshakeError, ProtocolError):
-            _ask_last_id(topic)  # only new messages, and none wanted: just reach the server
+            topic.last_message_id()  # only new messages, and none wanted: just reach the server
         return _Plan(start, None, False, None, True)
     last, known, note = _last_id(topic, args)
     if known and last is None:  # an empty topic
