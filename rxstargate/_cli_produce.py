@@ -13,18 +13,15 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 
 import rxstargate as rs
 from rxstargate._cli_common import CommandError, Endpoint, one_line, quiet_logs, warn
 from rxstargate._cli_output import silence_stdout
-from rxstargate.exceptions import SendError, StargateTimeoutError
+from rxstargate.exceptions import SendError, StargateError, StargateTimeoutError
 
 __all__ = ["run_produce"]
 
-#: How long to wait for the acks of what was sent (the producer's own send timeout).
-_ACK_WAIT = 30.0
 #: How long a send may wait for a free slot (the producer's timeout; also its flush at the end).
 _SEND_TIMEOUT = 30.0
 #: The most messages sent and not yet acknowledged.
@@ -107,28 +104,6 @@ class _Report:
         self.ended.set()
 
 
-class _Outstanding:
-    """Sent messages whose futures are unresolved (a resolved one's ack is already emitted)."""
-
-    def __init__(self) -> None:
-        self._settled = threading.Condition()
-        self._count = 0
-
-    def add(self, future: Future[rs.ProducerAck]) -> None:
-        with self._settled:
-            self._count += 1
-        future.add_done_callback(self._done)
-
-    def _done(self, _: Future[rs.ProducerAck]) -> None:
-        with self._settled:
-            self._count -= 1
-            self._settled.notify_all()
-
-    def wait(self, timeout: float) -> None:
-        with self._settled:
-            self._settled.wait_for(lambda: self._count == 0, timeout)
-
-
 class _NotUtf8(Exception):
     """A key that is not UTF-8 text (Pulsar keys are strings)."""
 
@@ -172,7 +147,6 @@ def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
     _check_key(args)
     properties = dict(args.property or []) or None
     report = _Report(args.quiet)
-    outstanding = _Outstanding()
     number = 0  # lines taken, sent or refused
     sent = 0
     refused = 0
@@ -197,17 +171,18 @@ def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
                     payload, key=key, properties=properties, correlation=number
                 )
                 sent += 1
-                outstanding.add(future)
                 if future.done() and not isinstance(future.exception(), SendError | None):
                     fatal = future.exception()  # the producer cannot send at all
                     break
         except KeyboardInterrupt:
             interrupted = True
             warn("interrupted: waiting for the acks of what was sent")
-        # Every ack emitted before the producer completes its acks stream, then close. After a
-        # failure the acks have had their time already: only what is on its way is waited for,
-        # and the closing is not narrated (the summary below says what became of each message).
-        outstanding.wait(_ACK_WAIT if fatal is None else _AFTER_FAILURE)
+        # on_completed() waits for every ack (up to the producer's timeout), then closes. After
+        # a failure the acks have had their time already: only what is on its way is waited
+        # for, and the closing is not narrated (the summary says what became of each message).
+        if fatal is not None:
+            with contextlib.suppress(StargateError):
+                producer.flush(_AFTER_FAILURE)
         with quiet_logs() if fatal is not None else contextlib.nullcontext():
             producer.on_completed()
             report.ended.wait(10.0)
