@@ -24,6 +24,7 @@ from rxstargate._cli_common import (
 )
 from rxstargate._cli_output import DIRECTIVES
 from rxstargate.exceptions import ConfigurationError, StargateError
+from rxstargate.options import SubscriptionType
 
 __all__ = ["main"]
 
@@ -188,6 +189,9 @@ def _add_local(commands: argparse._SubParsersAction[Parser]) -> None:
     local.set_defaults(run=_run_local)
 
 
+_TOPIC_HELP = "orders, tenant/ns/orders or persistent://..."
+
+
 def _add_demo(commands: argparse._SubParsersAction[Parser]) -> None:
     demo = commands.add_parser(
         "demo",
@@ -218,7 +222,7 @@ def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
         epilog=_TAIL_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tail.add_argument("topic", metavar="TOPIC", help="orders, tenant/ns/orders or persistent://...")
+    tail.add_argument("topic", metavar="TOPIC", help=_TOPIC_HELP)
     where = tail.add_argument_group("where to start and stop")
     where.add_argument(
         "-o",
@@ -269,7 +273,7 @@ def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     consumer.add_argument(
         "--subscription-type",
-        choices=["Exclusive", "Shared", "Failover", "Key_Shared"],
+        choices=[kind.value for kind in SubscriptionType],
         default=None,
         help="with --subscription (default Exclusive)",
     )
@@ -288,9 +292,7 @@ def _add_produce(commands: argparse._SubParsersAction[Parser]) -> None:
         epilog=_PRODUCE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    produce.add_argument(
-        "topic", metavar="TOPIC", help="orders, tenant/ns/orders or persistent://..."
-    )
+    produce.add_argument("topic", metavar="TOPIC", help=_TOPIC_HELP)
     produce.add_argument(
         "payloads", nargs="*", default=[], metavar="PAYLOAD", help="messages to send"
     )
