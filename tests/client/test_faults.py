@@ -21,6 +21,20 @@ FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
 WAIT = 60.0
 
 
+class Payloads:
+    """An on_next that keeps payloads; ``done`` is set at ``until`` (or the first, if None)."""
+
+    def __init__(self, until: bytes | None = None) -> None:
+        self.payloads: list[bytes] = []
+        self.done = threading.Event()
+        self._until = until
+
+    def __call__(self, message: rs.Message[Any]) -> None:
+        self.payloads.append(message.payload)
+        if self._until is None or message.payload == self._until:
+            self.done.set()
+
+
 @pytest.fixture
 def proxy(pulsar: Any) -> Iterator[FaultProxy]:
     port = int(pulsar.ws_url.rsplit(":", 1)[1])
@@ -202,8 +216,7 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
     pulsar: Any, proxy: FaultProxy, topic_name: str, start: str | None
 ) -> None:
     """It must not reopen at "latest" again, skipping what was published while it was away."""
-    received: list[bytes] = []
-    after = threading.Event()
+    received = Payloads(until=b"after")
     with (
         rs.Client(pulsar.ws_url) as direct,
         rs.Client(proxy.ws_url, reconnect=FAST) as client,
@@ -212,12 +225,7 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
         producer.send(b"old")
         connections = proxy.accepted
 
-        def record(message: rs.Message[Any]) -> None:
-            received.append(message.payload)
-            if message.payload == b"after":
-                after.set()
-
-        handle = client.topic(topic_name).observe(start=start).subscribe(record)
+        handle = client.topic(topic_name).observe(start=start).subscribe(received)
         deadline = time.monotonic() + WAIT
         while proxy.open_connections < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -230,9 +238,9 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
         while proxy.accepted < connections + 2 and time.monotonic() < deadline:
             time.sleep(0.02)  # reconnected
         producer.send(b"after")
-        assert after.wait(WAIT)
+        assert received.done.wait(WAIT)
         handle.dispose()
-    assert received == [b"during-0", b"during-1", b"during-2", b"after"]
+    assert received.payloads == [b"during-0", b"during-1", b"during-2", b"after"]
 
 
 def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
@@ -259,8 +267,7 @@ def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
 def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
     pulsar: Any, proxy: FaultProxy, topic_name: str, drop: bool
 ) -> None:
-    received: list[bytes] = []
-    after = threading.Event()
+    received = Payloads(until=b"after")
     with (
         rs.Client(pulsar.ws_url) as direct,
         rs.Client(proxy.ws_url, reconnect=FAST) as client,
@@ -274,13 +281,8 @@ def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
         old = direct.topic(topic_name).observe(start="earliest").pipe(ops.take(10), ops.to_list())
         assert any(m.message_id.batch_index >= 0 for m in old.run())  # the last entry is a batch
 
-        def record(message: rs.Message[Any]) -> None:
-            received.append(message.payload)
-            if message.payload == b"after":
-                after.set()
-
         connections = proxy.accepted
-        handle = client.topic(topic_name).observe().subscribe(record)
+        handle = client.topic(topic_name).observe().subscribe(received)
         deadline = time.monotonic() + WAIT
         while proxy.accepted < connections + 2 and time.monotonic() < deadline:
             time.sleep(0.02)  # the reader's socket and its admin request
@@ -291,9 +293,9 @@ def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
                 time.sleep(0.02)  # reopened where it began
         producer = direct.topic(topic_name).producer()
         producer.send(b"after")
-        assert after.wait(WAIT)
+        assert received.done.wait(WAIT)
         handle.dispose()
-    assert received == [b"after"]
+    assert received.payloads == [b"after"]
 
 
 def test_a_message_published_while_a_reader_learns_its_start_is_delivered(
@@ -302,8 +304,7 @@ def test_a_message_published_while_a_reader_learns_its_start_is_delivered(
     """The pin may name a message the first socket is about to deliver: it must not be skipped."""
     from rxstargate import _admin
 
-    received: list[bytes] = []
-    arrived = threading.Event()
+    received = Payloads()
     with rs.Client(pulsar.ws_url) as client:
         producer = client.topic(topic_name).producer()
         producer.send(b"old")
@@ -315,11 +316,7 @@ def test_a_message_published_while_a_reader_learns_its_start_is_delivered(
 
         monkeypatch.setattr(_admin, "last_message_id", racing)
 
-        def record(message: rs.Message[Any]) -> None:
-            received.append(message.payload)
-            arrived.set()
-
-        handle = client.topic(topic_name).observe().subscribe(record)
-        assert arrived.wait(WAIT)
+        handle = client.topic(topic_name).observe().subscribe(received)
+        assert received.done.wait(WAIT)
         handle.dispose()
-    assert received == [b"racing"]
+    assert received.payloads == [b"racing"]
