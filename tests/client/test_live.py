@@ -54,7 +54,9 @@ def test_a_new_view_of_the_same_topic_replaces_the_old_one(
 
 def test_interrupting_the_kernel_stops_live_views(client: rs.Client, topic_name: str) -> None:
     if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
+        pytest.skip(
+            "Python delivers SIGINT to the main thread only, and pytest runs this elsewhere"
+        )
     view = client.topic(topic_name).live(interval=0.1)
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)

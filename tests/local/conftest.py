@@ -138,7 +138,10 @@ def broker_client(pulsar: Any) -> Iterator[Any]:
     """The official pulsar-client on the broker of the session's local Pulsar."""
     pulsar_client = pytest.importorskip("pulsar")
     if pulsar.broker_url is None:
-        pytest.skip("no broker URL for interop tests")
+        pytest.skip(
+            "RXSTARGATE_WS_URL is set without RXSTARGATE_BROKER_URL: the official client"
+            " of the interop tests needs the broker URL"
+        )
     client = pulsar_client.Client(
         pulsar.broker_url,
         logger=pulsar_client.FileLogger(pulsar_client.LoggerLevel.Error, "/dev/null"),
