@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import ssl
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +33,46 @@ def checked_seconds(value: object, name: str, *, zero: bool = False) -> float:
     if not math.isfinite(result) or result > MAX_SECONDS:
         raise ConfigurationError(f"{name} must be at most {MAX_SECONDS:.0f} s, not {value!r}")
     return result
+
+
+def checked_backoff(
+    initial: object, factor: object, cap: object, jitter: object, *, zero_initial: bool
+) -> tuple[float, float, float, float]:
+    """A capped exponential backoff's settings as (initial, factor, cap, jitter) in seconds.
+
+    Raises:
+        ConfigurationError: naming the setting that is wrong.
+    """
+    first = checked_seconds(initial, "initial", zero=zero_initial)
+    most = checked_seconds(cap, "cap", zero=True)
+    growth = _finite(factor, "factor")
+    spread = _finite(jitter, "jitter")
+    if growth < 1:
+        raise ConfigurationError(f"factor must be at least 1, not {factor!r}")
+    if most < first:
+        raise ConfigurationError(f"cap ({most} s) must be at least initial ({first} s)")
+    if not 0 <= spread <= 1:
+        raise ConfigurationError(f"jitter must be between 0 and 1, not {jitter!r}")
+    return first, growth, most, spread
+
+
+def backoff_delay(
+    initial: float, factor: float, cap: float, jitter: float, n: int, rng: random.Random
+) -> float:
+    """The n-th delay (n from 0): ``min(cap, initial * factor ** n)``, less up to ``jitter``."""
+    try:
+        delay = min(cap, initial * factor**n)
+    except OverflowError:
+        delay = cap
+    if jitter:
+        delay *= 1 - jitter * rng.random()
+    return delay
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, not {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rxstargate._config import backoff_delay, checked_backoff, checked_seconds
 from rxstargate.exceptions import StargateConnectionError, StargateError
 
 __all__ = ["Backoff", "reconnect"]
@@ -32,6 +33,9 @@ class Backoff:
         jitter: the fraction of each delay that is random (0 to 1).
         give_up_after: total delay after which the connection is declared lost.
 
+    Raises:
+        ConfigurationError: for a bad setting, naming it.
+
     Example:
         >>> delays = list(Backoff(initial=0.1, cap=0.4, jitter=0.0, give_up_after=1.0).delays())
         >>> delays
@@ -45,10 +49,20 @@ class Backoff:
     give_up_after: float | None = 60.0
 
     def __post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.cap < self.initial:
-            raise ValueError("backoff needs initial > 0, factor >= 1 and cap >= initial")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("backoff jitter must be between 0 and 1")
+        initial, factor, cap, jitter = checked_backoff(
+            self.initial, self.factor, self.cap, self.jitter, zero_initial=False
+        )
+        give_up = self.give_up_after
+        if give_up is not None:
+            give_up = checked_seconds(give_up, "give_up_after", zero=True)
+        for name, value in (
+            ("initial", initial),
+            ("factor", factor),
+            ("cap", cap),
+            ("jitter", jitter),
+            ("give_up_after", give_up),
+        ):
+            object.__setattr__(self, name, value)
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """The successive waits before each reconnect attempt."""
@@ -56,11 +70,7 @@ class Backoff:
         total = 0.0
         attempt = 0
         while True:
-            delay = min(self.cap, self.initial * self.factor**attempt)
-            if delay >= self.cap:
-                attempt -= 1  # stay at the cap (and never overflow)
-            if self.jitter:
-                delay *= 1 - self.jitter * rand.random()
+            delay = backoff_delay(self.initial, self.factor, self.cap, self.jitter, attempt, rand)
             if self.give_up_after is not None and total + delay > self.give_up_after:
                 return
             total += delay

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
-from rxstargate._config import checked_seconds
+from rxstargate._config import backoff_delay, checked_backoff
 from rxstargate.exceptions import ConfigurationError
 
 __all__ = ["Retry"]
@@ -48,16 +47,9 @@ class Retry:
             raise ConfigurationError(f"attempts must be an int, not {self.attempts!r}")
         if self.attempts < 1:
             raise ConfigurationError("attempts must be at least 1")
-        initial = checked_seconds(self.initial, "initial", zero=True)
-        cap = checked_seconds(self.cap, "cap", zero=True)
-        factor = _number(self.factor, "factor")
-        jitter = _number(self.jitter, "jitter")
-        if factor < 1:
-            raise ConfigurationError(f"factor must be at least 1, not {self.factor!r}")
-        if cap < initial:
-            raise ConfigurationError(f"cap ({cap} s) must be at least initial ({initial} s)")
-        if not 0 <= jitter <= 1:
-            raise ConfigurationError(f"jitter must be between 0 and 1, not {self.jitter!r}")
+        initial, factor, cap, jitter = checked_backoff(
+            self.initial, self.factor, self.cap, self.jitter, zero_initial=True
+        )
         on = (self.on,) if isinstance(self.on, type) else self.on
         if not (
             isinstance(on, tuple)
@@ -83,16 +75,4 @@ class Retry:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed ``attempt`` (from 1) before the next one."""
         initial, cap = cast(float, self.initial), cast(float, self.cap)
-        try:
-            base = min(cap, initial * self.factor ** (attempt - 1))
-        except OverflowError:
-            base = cap
-        if self.jitter:
-            base *= 1 - self.jitter * self._rng.random()
-        return base
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be a finite number, not {value!r}")
-    return float(value)
+        return backoff_delay(initial, self.factor, cap, self.jitter, attempt - 1, self._rng)
