@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from rxstargate._config import TransportConfig
@@ -74,11 +75,14 @@ class ClientContext:
 
     def register(self, handle: StreamHandle) -> int:
         """Remember a live stream so that closing the client ends it; returns a key."""
+        return self._keep(self._streams, handle)
+
+    def _keep(self, table: dict[int, Any], item: Any) -> int:
         with self._lock:
             if self.closed:
                 raise ClosedError("the client is closed")
             self._next += 1
-            self._streams[self._next] = handle
+            table[self._next] = item
             return self._next
 
     def unregister(self, key: int) -> None:
@@ -100,12 +104,7 @@ class ClientContext:
         Raises:
             ClosedError: when the client is closed already.
         """
-        with self._lock:
-            if self.closed:
-                raise ClosedError("the client is closed")
-            self._next += 1
-            self._hooks[self._next] = hook
-            return self._next
+        return self._keep(self._hooks, hook)
 
     def remove_on_close(self, key: int) -> None:
         """Forget a hook given to :meth:`on_close`."""
