@@ -8,14 +8,20 @@ point the same suite at a real Pulsar cluster.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+#: What local Pulsar names its temporary data directories (``tempfile.mkdtemp(prefix=...)``).
+LOCAL_TEMP_DIRS = "rxstargate-local-*"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,45 @@ def pulsar() -> Iterator[PulsarEndpoint]:
     from rxstargate.local import LocalPulsar
 
     with LocalPulsar() as local:
+        if local.directory is not None:
+            _SESSION_DIRS.add(Path(local.directory).name)
         yield PulsarEndpoint(local.ws_url, local.broker_url)
+
+
+#: Temporary directories that session fixtures own (and remove when the session ends).
+_SESSION_DIRS: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's temporary folder, for this process and every child it starts.
+
+    Inside pytest's own base directory, so that what a test leaves there is told apart from
+    what other programs on the machine make, and is not left in the system's temp folder.
+    """
+    folder = tmp_path_factory.mktemp("tmp", numbered=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield folder
+
+
+def _local_dirs(folder: Path) -> set[str]:
+    return {path.name for path in folder.glob(LOCAL_TEMP_DIRS)} - _SESSION_DIRS
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_temp_dirs(private_temp_dir: Path) -> Iterator[None]:
+    """Fail the test if it leaves a local Pulsar data directory in the temp folder."""
+    before = _local_dirs(private_temp_dir)
+    yield
+    deadline = time.monotonic() + 5.0
+    while (left := _local_dirs(private_temp_dir) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for name in left:  # remove them before failing, so that the next test starts clean
+        shutil.rmtree(private_temp_dir / name, ignore_errors=True)
+    if left:
+        pytest.fail(f"the test left temporary directories behind: {sorted(left)}")
 
 
 @pytest.fixture

@@ -197,12 +197,20 @@ def _local(*args: str, env: dict[str, str] | None = None) -> Iterator[Local]:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
+    local: Local | None = None
     try:
-        yield Local(process, _read_banner(process))
+        local = Local(process, _read_banner(process))
+        yield local
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(10)
+            process.terminate()  # as a user would stop it: it removes its temporary data
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if local is not None and "temporary" in local.banner.get("Data directory", ""):
+            shutil.rmtree(local.directory, ignore_errors=True)  # in case it was killed
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()

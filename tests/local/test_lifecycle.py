@@ -83,7 +83,12 @@ def test_children_die_when_the_parent_is_killed(tmp_path: Path) -> None:
         time.sleep(600)
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=tmp_path)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # a killed parent cannot remove its data
+    )
     try:
         assert parent.stdout is not None
         line = parent.stdout.readline()
