@@ -346,11 +346,11 @@ def test_local_says_in_one_line_that_its_port_is_in_use(
 def test_a_ctrl_c_while_the_parser_is_built_is_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rxstargate.cli
+    import rxstargate.cli._main
 
     def interrupted() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rxstargate.cli, "_parser", interrupted)
+    monkeypatch.setattr(rxstargate.cli._main, "_parser", interrupted)
     result = run(capsys, "local")
     assert (result.status, result.error_line()) == (130, "rxstargate: interrupted")

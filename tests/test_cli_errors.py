@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import rxstargate._cli_common
+import rxstargate.cli._common
 from tests.test_cli import run, unused_port
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
@@ -66,7 +66,7 @@ def test_without_a_url_and_no_local_pulsar_running_one_line_says_what_to_do(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
     default = f"ws://127.0.0.1:{unused_port()}"
-    monkeypatch.setattr(rxstargate._cli_common, "DEFAULT_URL", default)
+    monkeypatch.setattr(rxstargate.cli._common, "DEFAULT_URL", default)
     result = run(capsys, *command)
     assert result.status == 1
     assert result.error_line() == (

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import rxstargate._cli_produce
+import rxstargate.cli._produce
 from tests.conftest import PulsarEndpoint
 from tests.faults import FaultProxy
 from tests.test_cli import run
@@ -159,9 +159,9 @@ def test_a_server_gone_for_good_is_one_line_with_what_was_stored(
     pulsar: PulsarEndpoint,
     topic_name: str,
 ) -> None:
-    monkeypatch.setattr(rxstargate._cli_produce, "_SEND_TIMEOUT", 0.5)
-    monkeypatch.setattr(rxstargate._cli_produce, "_MAX_IN_FLIGHT", 20)
-    monkeypatch.setattr(rxstargate._cli_produce, "_AFTER_FAILURE", 0.2)
+    monkeypatch.setattr(rxstargate.cli._produce, "_SEND_TIMEOUT", 0.5)
+    monkeypatch.setattr(rxstargate.cli._produce, "_MAX_IN_FLIGHT", 20)
+    monkeypatch.setattr(rxstargate.cli._produce, "_AFTER_FAILURE", 0.2)
     port = urlsplit(pulsar.ws_url).port
     assert port
     with FaultProxy(port) as proxy:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import rxstargate as rs
-from rxstargate._cli_common import CommandError, Endpoint, warn
-from rxstargate._cli_output import Render, Stdout, compile_format, render_json, silence_stdout
+from rxstargate.cli._common import CommandError, Endpoint, warn
+from rxstargate.cli._output import Render, Stdout, compile_format, render_json, silence_stdout
 from rxstargate.exceptions import HandshakeError, ProtocolError
 
 __all__ = ["parse_start", "run_tail"]

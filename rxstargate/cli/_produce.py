@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import rxstargate as rs
-from rxstargate._cli_common import CommandError, Endpoint, one_line, quiet_logs, warn
-from rxstargate._cli_output import silence_stdout
+from rxstargate.cli._common import CommandError, Endpoint, one_line, quiet_logs, warn
+from rxstargate.cli._output import silence_stdout
 from rxstargate.exceptions import SendError, StargateError, StargateTimeoutError
 
 __all__ = ["run_produce"]

@@ -1,32 +1,17 @@
-"""The ``rxstargate`` command line: ``demo``, ``tail``, ``produce`` and ``local``."""
+"""The ``rxstargate`` command's arguments: its commands, their options, help and examples."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from importlib.util import find_spec
 from pathlib import Path
 
-from rxstargate._cli_common import (
-    DEFAULT_URL,
-    TOKEN_VARIABLE,
-    URL_VARIABLE,
-    CommandError,
-    Endpoint,
-    Parser,
-    endpoint,
-    explain,
-    properties,
-    token,
-    warn,
-)
-from rxstargate._cli_output import DIRECTIVES
-from rxstargate.exceptions import ConfigurationError, StargateError
+from rxstargate.cli._common import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE, Parser, properties
+from rxstargate.cli._output import DIRECTIVES
+from rxstargate.cli._tail import parse_start
 from rxstargate.options import SubscriptionType
 
-__all__ = ["main"]
+__all__ = ["parser"]
 
 _MAIN_EXAMPLES = """\
 examples:
@@ -186,7 +171,6 @@ def _add_local(commands: argparse._SubParsersAction[Parser]) -> None:
         default=None,
         help="read the token from this file (surrounding whitespace is ignored)",
     )
-    local.set_defaults(run=_run_local)
 
 
 _TOPIC_HELP = "orders, tenant/ns/orders or persistent://..."
@@ -208,12 +192,9 @@ def _add_demo(commands: argparse._SubParsersAction[Parser]) -> None:
     demo.add_argument(
         "--messages", type=_positive, default=20_000, help="how many orders (default 20000)"
     )
-    demo.set_defaults(run=_run_demo)
 
 
 def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
-    from rxstargate._cli_tail import parse_start
-
     tail = commands.add_parser(
         "tail",
         parents=[_connection(DEFAULT_URL)],
@@ -277,7 +258,6 @@ def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
         default=None,
         help="with --subscription (default Exclusive)",
     )
-    tail.set_defaults(run=_run_tail)
 
 
 def _add_produce(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -318,107 +298,20 @@ def _add_produce(commands: argparse._SubParsersAction[Parser]) -> None:
     produce.add_argument(
         "-q", "--quiet", action="store_true", help="print only how many were stored"
     )
-    produce.set_defaults(run=_run_produce)
 
 
-def _parser() -> Parser:
-    parser = Parser(
+def parser() -> Parser:
+    """The parser of the ``rxstargate`` command; ``args.command`` names the command given."""
+    root = Parser(
         prog="rxstargate",
         description="Apache Pulsar's WebSocket API as ReactiveX streams.",
         epilog=_MAIN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"rxstargate {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    root.add_argument("--version", action="version", version=f"rxstargate {_version()}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
     _add_tail(commands)
     _add_produce(commands)
     _add_local(commands)
-    return parser
-
-
-def _run_local(args: argparse.Namespace) -> int:
-    try:
-        from rxstargate.local import run_local
-    except ImportError as exc:
-        raise CommandError(
-            f"local Pulsar needs the local extra ({exc}): pip install 'rxstargate[local]'"
-        ) from None
-    secret = token(args)
-    run_local(port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=secret)
-    print("stopped", flush=True)
-    return 0
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    where = endpoint(args, use_default=False)
-    missing = [name for name in ("rich",) if find_spec(name) is None]
-    if where.url is None:
-        missing += [name for name in ("pulsar_lite", "pulsar") if find_spec(name) is None]
-    if missing:
-        raise CommandError(
-            f"the demo needs the local extra (missing: {', '.join(missing)}):"
-            " pip install 'rxstargate[local]'"
-        )
-    from rxstargate.demo import run_demo
-
-    try:
-        run_demo(where.url, token=where.token, messages=args.messages)
-    except ConfigurationError as exc:
-        raise CommandError(str(exc), 2) from None
-    except StargateError as exc:
-        raise CommandError(explain(exc, where)) from None
-    return 0
-
-
-def _client(
-    command: Callable[[argparse.Namespace, Endpoint], int], args: argparse.Namespace
-) -> int:
-    where = endpoint(args)
-    try:
-        return command(args, where)
-    except ConfigurationError as exc:
-        raise CommandError(str(exc), 2) from None
-    except StargateError as exc:
-        raise CommandError(explain(exc, where)) from None
-
-
-def _run_tail(args: argparse.Namespace) -> int:
-    from rxstargate._cli_tail import run_tail
-
-    return _client(run_tail, args)
-
-
-def _run_produce(args: argparse.Namespace) -> int:
-    from rxstargate._cli_produce import run_produce
-
-    return _client(run_produce, args)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rxstargate`` console script; returns the exit status.
-
-    Expected failures print one line on stderr: status 1, or 2 for a usage error.
-
-    Example:
-        ``rxstargate local --port 8080`` serves ``ws://127.0.0.1:8080`` until Ctrl-C.
-    """
-    try:
-        parser = _parser()
-        args, extra = parser.parse_known_args(argv)
-        if args.command == "produce" and not any(item.startswith("-") for item in extra):
-            args.payloads += extra  # payloads after options: `produce TOPIC -k key a b`
-        elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
-    except (CommandError, StargateError) as exc:
-        warn(str(exc))
-        return exc.status if isinstance(exc, CommandError) else 1
-    except KeyboardInterrupt:
-        warn("interrupted")
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return root
