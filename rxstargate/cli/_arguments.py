@@ -194,17 +194,8 @@ def _add_demo(commands: argparse._SubParsersAction[Parser]) -> None:
     )
 
 
-def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
-    tail = commands.add_parser(
-        "tail",
-        parents=[_connection(DEFAULT_URL)],
-        help="print a topic's messages (a reader, or a consumer with --subscription)",
-        description="Print a topic's messages, one per line, and follow it until Ctrl-C.",
-        epilog=_TAIL_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    tail.add_argument("topic", metavar="TOPIC", help=_TOPIC_HELP)
-    where = tail.add_argument_group("where to start and stop")
+def _add_tail_positions(where: argparse._ArgumentGroup) -> None:
+    """tail's options that say where to start and when to stop."""
     where.add_argument(
         "-o",
         "--start",
@@ -229,6 +220,19 @@ def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
         metavar="SECONDS",
         help="silence that counts as the end where the end cannot be asked for (default 1)",
     )
+
+
+def _add_tail(commands: argparse._SubParsersAction[Parser]) -> None:
+    tail = commands.add_parser(
+        "tail",
+        parents=[_connection(DEFAULT_URL)],
+        help="print a topic's messages (a reader, or a consumer with --subscription)",
+        description="Print a topic's messages, one per line, and follow it until Ctrl-C.",
+        epilog=_TAIL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tail.add_argument("topic", metavar="TOPIC", help=_TOPIC_HELP)
+    _add_tail_positions(tail.add_argument_group("where to start and stop"))
     shape = tail.add_argument_group("output").add_mutually_exclusive_group()
     shape.add_argument(
         "-J", "--json", action="store_true", help="one JSON object per line (see below)"

@@ -13,7 +13,9 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rxstargate as rs
 from rxstargate.cli._common import CommandError, Endpoint, one_line, quiet_logs, warn
@@ -130,6 +132,89 @@ def _check_key(args: argparse.Namespace) -> None:
             raise CommandError(f"{option} is not UTF-8 text: {os.fsencode(value)!r}", 2) from None
 
 
+@dataclass
+class _Sending:
+    """What the input loop did: lines taken, sent and refused, and why it stopped early."""
+
+    taken: int = 0
+    sent: int = 0
+    refused: int = 0
+    fatal: BaseException | None = None  # the producer cannot send at all
+    interrupted: bool = False  # Ctrl-C
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.payloads and args.file is not None:
+        raise CommandError("give payloads as arguments or with --file, not both", 2)
+    if args.key_from == "":
+        raise CommandError("--key-from needs a delimiter of at least one character", 2)
+    _check_key(args)
+
+
+def _send_all(producer: rs.Producer[Any], args: argparse.Namespace, sending: _Sending) -> None:
+    """Send every input line without waiting for acks; stop early on Ctrl-C or a dead producer."""
+    properties = dict(args.property or []) or None
+    try:
+        for line in _inputs(args):
+            sending.taken += 1
+            try:
+                key, payload = _split(line, args)
+            except _NotUtf8 as exc:
+                sending.refused += 1
+                warn(f"message {sending.taken} failed: {exc}")
+                continue
+            future = producer.send_async(
+                payload, key=key, properties=properties, correlation=sending.taken
+            )
+            sending.sent += 1
+            if future.done() and not isinstance(future.exception(), SendError | None):
+                sending.fatal = future.exception()
+                return
+    except KeyboardInterrupt:
+        sending.interrupted = True
+        warn("interrupted: waiting for the acks of what was sent")
+
+
+def _finish(
+    client: rs.Client, producer: rs.Producer[Any], report: _Report, sending: _Sending
+) -> None:
+    """Wait for the acks, then close.
+
+    ``on_completed()`` waits for every ack (up to the producer's timeout), then closes. After a
+    failure the acks have had their time already: only what is on its way is waited for, and
+    the closing is not narrated (the summary says what became of each message).
+    """
+    if sending.fatal is not None:
+        with contextlib.suppress(StargateError):
+            producer.flush(_AFTER_FAILURE)
+    with quiet_logs() if sending.fatal is not None else contextlib.nullcontext():
+        producer.on_completed()
+        report.ended.wait(10.0)
+        client.close()
+
+
+def _exit_status(args: argparse.Namespace, report: _Report, sending: _Sending) -> int:
+    """Say what became of the messages; the exit status that goes with it."""
+    failed = report.failed + sending.refused
+    if sending.fatal is not None and report.stored == 0 and failed == 0:
+        raise sending.fatal  # nothing got through: the failure is the whole story
+    if report.error is not None and failed == 0:
+        raise report.error
+    if args.quiet:
+        report.print(f"stored {report.stored} message{'s' if report.stored != 1 else ''}")
+    if sending.fatal is not None:
+        warn(f"{explain_send(sending.fatal)}: {_outcome(report, sending)}")
+        return 1
+    if report.unanswered:
+        cause = f" ({one_line(str(report.error))})" if report.error else ""
+        warn(f"{report.unanswered} messages got no answer before the producer closed{cause}")
+    if failed:
+        warn(f"{failed} of {sending.sent + sending.refused} messages failed")
+    if sending.interrupted:
+        return 130
+    return 1 if failed else 0
+
+
 def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
     """Run ``rxstargate produce``; returns the exit status.
 
@@ -140,76 +225,23 @@ def run_produce(args: argparse.Namespace, where: Endpoint) -> int:
         CommandError: for options that do not fit, or input that cannot be read.
         StargateError: when the producer cannot be opened.
     """
-    if args.payloads and args.file is not None:
-        raise CommandError("give payloads as arguments or with --file, not both", 2)
-    if args.key_from == "":
-        raise CommandError("--key-from needs a delimiter of at least one character", 2)
-    _check_key(args)
-    properties = dict(args.property or []) or None
+    _check_options(args)
     report = _Report(args.quiet)
-    number = 0  # lines taken, sent or refused
-    sent = 0
-    refused = 0
-    fatal: BaseException | None = None
-    interrupted = False
+    sending = _Sending()
     assert where.url is not None
     with rs.Client(where.url, token=where.token) as client:
         producer = client.topic(args.topic).producer(
             max_in_flight=_MAX_IN_FLIGHT, timeout=_SEND_TIMEOUT
         )
         producer.acks.subscribe(report.on_next, report.on_error, report.on_completed)
-        try:
-            for line in _inputs(args):
-                number += 1
-                try:
-                    key, payload = _split(line, args)
-                except _NotUtf8 as exc:
-                    refused += 1
-                    warn(f"message {number} failed: {exc}")
-                    continue
-                future = producer.send_async(
-                    payload, key=key, properties=properties, correlation=number
-                )
-                sent += 1
-                if future.done() and not isinstance(future.exception(), SendError | None):
-                    fatal = future.exception()  # the producer cannot send at all
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            warn("interrupted: waiting for the acks of what was sent")
-        # on_completed() waits for every ack (up to the producer's timeout), then closes. After
-        # a failure the acks have had their time already: only what is on its way is waited
-        # for, and the closing is not narrated (the summary says what became of each message).
-        if fatal is not None:
-            with contextlib.suppress(StargateError):
-                producer.flush(_AFTER_FAILURE)
-        with quiet_logs() if fatal is not None else contextlib.nullcontext():
-            producer.on_completed()
-            report.ended.wait(10.0)
-            client.close()
-    failed = report.failed + refused
-    if fatal is not None and report.stored == 0 and failed == 0:
-        raise fatal  # nothing got through: the failure is the whole story
-    if report.error is not None and failed == 0:
-        raise report.error
-    if args.quiet:
-        report.print(f"stored {report.stored} message{'s' if report.stored != 1 else ''}")
-    if fatal is not None:
-        warn(f"{explain_send(fatal)}: {_outcome(report, sent, refused)}")
-        return 1
-    if report.unanswered:
-        cause = f" ({one_line(str(report.error))})" if report.error else ""
-        warn(f"{report.unanswered} messages got no answer before the producer closed{cause}")
-    if failed:
-        warn(f"{failed} of {sent + refused} messages failed")
-    if interrupted:
-        return 130
-    return 1 if failed else 0
+        _send_all(producer, args, sending)
+        _finish(client, producer, report, sending)
+    return _exit_status(args, report, sending)
 
 
-def _outcome(report: _Report, sent: int, refused: int) -> str:
+def _outcome(report: _Report, sending: _Sending) -> str:
     """What became of the messages, as ``S of N messages stored, ...``."""
-    total = sent + refused
+    total = sending.sent + sending.refused
     parts = [f"{report.stored} of {total} messages stored"]
     if report.unanswered:
         parts.append(f"{report.unanswered} got no answer (they may or may not be stored)")
