@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,17 @@ def test_the_demo_runs_on_its_own_local_pulsar_and_stops_it(
     assert "rxstargate demo" in result.out
     assert "│ messages" in result.out and "300 │" in result.out
     assert "out of order per customer" in result.out
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in _rows(result.out)}
+    assert rows["concurrency (handler calls at once)"] == "8"
+    assert re.fullmatch(r"\d+ of 500 \(max_in_flight\)", rows["peak in flight"])
+    for part in ("waiting in the backlog", "handling"):
+        assert re.fullmatch(r"[\d.,]+ / [\d.,]+ / [\d.,]+ ms", rows[part]), rows
     _assert_none_left(before)
+
+
+def _rows(table: str) -> list[str]:
+    """The rows of a table printed by rich: lines with a label cell and a value cell."""
+    return [line for line in table.splitlines() if line.count("│") == 3]
 
 
 def test_the_demo_uses_a_given_url(

@@ -11,43 +11,23 @@ import contextlib
 import json
 import logging
 import random
-import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import reactivex as rx
 
 import rxstargate as rs
+from rxstargate.cli._demo_tally import DemoSummary, Tally
+from rxstargate.cli._demo_view import DemoProgress, print_summary
 
 __all__ = ["DemoSummary", "run_demo"]
 
-
-@dataclass(frozen=True)
-class DemoSummary:
-    """What the demo measured.
-
-    Attributes:
-        messages: orders produced and processed.
-        seconds: wall time from the first send to the last ack.
-        throughput: messages per second over that time.
-        latency_ms: end-to-end latency percentiles (p50, p95, p99), event time to handling.
-        redeliveries: deliveries with a redelivery count above zero.
-        peak_in_flight: the most messages taken and not yet finished at once.
-        out_of_order: messages handled before an earlier one of the same customer (0 expected).
-    """
-
-    messages: int
-    seconds: float
-    throughput: float
-    latency_ms: tuple[float, float, float]
-    redeliveries: int
-    peak_in_flight: int
-    out_of_order: int
+#: Time a handler call spends, as a little I/O would.
+_HANDLER_SECONDS = 0.0005
 
 
 @contextlib.contextmanager
@@ -89,6 +69,7 @@ def run_demo(
     messages: int = 20_000,
     customers: int = 300,
     concurrency: int = 8,
+    max_in_flight: int = 500,
     show: bool = True,
 ) -> DemoSummary:
     """Run the demo and return its summary (printed with progress when ``show``).
@@ -99,31 +80,44 @@ def run_demo(
         messages: how many orders.
         customers: how many distinct keys.
         concurrency: handler calls at once (orders of one customer stay in order).
+        max_in_flight: the most orders the pipeline takes and has not settled (and the most
+            the producer has sent and not had acknowledged).
         show: print live progress and the summary table.
+
+    Raises:
+        ConfigurationError: when a number is not positive.
+        StargateError: what ended the run: a server that cannot be reached or refuses, a
+            pipeline or producer that failed for good, or a timeout.
 
     Example:
         >>> run_demo(messages=1000, show=False).messages  # doctest: +SKIP
         1000
     """
-    if messages < 1 or customers < 1 or concurrency < 1:
-        raise rs.ConfigurationError("messages, customers and concurrency must be positive")
-    run = _Run()
+    if min(messages, customers, concurrency, max_in_flight) < 1:
+        raise rs.ConfigurationError(
+            "messages, customers, concurrency and max_in_flight must be positive"
+        )
+    run = _Run(messages, customers, concurrency, max_in_flight)
     try:
         with _endpoint(url) as endpoint, rs.Client(endpoint, token=token) as client:
-            return _run(client, messages, customers, concurrency, show, run)
+            return run.on(client, show)
     finally:
         run.end()
 
 
 class _Run:
-    """What outlives the client of one run: the sender thread, and quiet logs after a failure.
+    """One run: its settings, its sender thread, and quiet logs after a failure.
 
     After a failure or Ctrl-C the demo's one error says it all: the sockets that then close
     under in-flight work would each log a warning, so the library's logs are dropped until
     the run has ended.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, messages: int, customers: int, concurrency: int, bound: int) -> None:
+        self.messages = messages
+        self.customers = customers
+        self.concurrency = concurrency
+        self.max_in_flight = bound
         self.stop = threading.Event()
         self.sender: threading.Thread | None = None
         self._quiet: contextlib.ExitStack | None = None
@@ -131,8 +125,55 @@ class _Run:
         self._pipeline_log = logging.getLogger("rxstargate.pipeline")
         self._pipeline_log.addFilter(_not_ended)
 
+    def on(self, client: rs.Client, show: bool) -> DemoSummary:
+        """Produce the orders and process them on ``client``; the summary once all are handled."""
+        topic = client.topic(f"rxstargate-demo-orders-{uuid.uuid4().hex[:8]}")
+        tally = Tally(self.messages)
+        pipeline = topic.consume(
+            "demo",
+            _handler(tally),
+            concurrency=self.concurrency,
+            key_ordered=True,
+            max_in_flight=self.max_in_flight,
+            start="earliest",  # the first order is sent before the pipeline starts
+        )
+        tally.in_flight = lambda: pipeline.stats.in_flight
+        started = time.monotonic()
+        producer = topic.producer(max_in_flight=self.max_in_flight)
+        producer.acks.subscribe(tally.on_ack, tally.failures.append)
+        orders = _orders(self.messages, self.customers, 7)
+        # The first order opens the producer's socket: a server that cannot be reached or
+        # refuses ends the demo here, at once, with its error.
+        producer.send(next(orders))
+        with pipeline:
+            try:
+                self._start_sender(orders, producer)
+                _follow(pipeline, tally, show)
+                assert self.sender is not None
+                self.sender.join(timeout=30)
+            except BaseException:
+                self.quiet()
+                raise
+        summary = tally.summary(
+            time.monotonic() - started,
+            max_in_flight=self.max_in_flight,
+            concurrency=self.concurrency,
+        )
+        if show:
+            print_summary(summary)
+        return summary
+
+    def _start_sender(
+        self, orders: Iterator[rs.OutgoingMessage], producer: rs.Producer[Any]
+    ) -> None:
+        def send() -> None:
+            rx.from_iterable(_until(orders, self.stop)).subscribe(producer)
+
+        self.sender = threading.Thread(target=send, name="rxstargate-demo-producer", daemon=True)
+        self.sender.start()
+
     def quiet(self) -> None:
-        """Drop the library's log records until :meth:`end`."""
+        """Stop sending, and drop the library's log records until :meth:`end`."""
         self.stop.set()
         if self._quiet is None:
             from rxstargate.cli._common import quiet_logs
@@ -141,6 +182,7 @@ class _Run:
             self._quiet.enter_context(quiet_logs())
 
     def end(self) -> None:
+        """Stop the sender and put the logs back as they were."""
         self.stop.set()
         if self.sender is not None:
             self.sender.join(10.0)  # its producer is closed by now: it ends at once
@@ -153,91 +195,14 @@ def _not_ended(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("pipeline ended")
 
 
-def _run(
-    client: rs.Client,
-    messages: int,
-    customers: int,
-    concurrency: int,
-    show: bool,
-    run: _Run,
-) -> DemoSummary:
-    topic = client.topic(f"rxstargate-demo-orders-{uuid.uuid4().hex[:8]}")
-    lock = threading.Lock()
-    latencies: list[float] = []
-    last_order: dict[str, int] = {}
-    state = {"out_of_order": 0, "redeliveries": 0, "peak": 0, "stored": 0}
-    failures: list[Exception] = []
-    done = threading.Event()
-
+def _handler(tally: Tally) -> Callable[[rs.Message[Any]], None]:
     def handle(message: rs.Message[Any]) -> None:
+        started = datetime.now(UTC)
         order = json.loads(message.payload)
-        time.sleep(0.0005)  # a little I/O, as a real handler would do
-        now = datetime.now(UTC)
-        with lock:
-            state["peak"] = max(state["peak"], pipeline.stats.in_flight)
-            if message.event_time is not None:
-                latencies.append((now - message.event_time).total_seconds() * 1000)
-            previous = last_order.get(order["customer"], -1)
-            if order["order"] < previous:
-                state["out_of_order"] += 1
-            last_order[order["customer"]] = max(previous, order["order"])
-            if message.redelivery_count:
-                state["redeliveries"] += 1
-            if len(latencies) >= messages:
-                done.set()
+        time.sleep(_HANDLER_SECONDS)  # a little I/O, as a real handler would do
+        tally.handled(message, order, started, datetime.now(UTC))
 
-    def on_ack(ack: rs.ProducerAck) -> None:
-        if ack.ok:
-            state["stored"] += 1
-        elif not failures:
-            reason = f": {ack.error_message}" if ack.error_message else ""
-            failures.append(
-                rs.StargateError(f"order {ack.context} was not stored: {ack.result}{reason}")
-            )
-
-    pipeline = topic.consume(
-        "demo",
-        handle,
-        concurrency=concurrency,
-        key_ordered=True,
-        max_in_flight=500,
-        start="earliest",  # the first order is sent before the pipeline starts
-    )
-    started = time.monotonic()
-    producer = topic.producer(max_in_flight=500)
-    producer.acks.subscribe(on_ack, failures.append)
-    orders = _orders(messages, customers, 7)
-    # The first order opens the producer's socket: a server that cannot be reached or refuses
-    # ends the demo here, at once, with its error.
-    producer.send(next(orders))
-    with pipeline:
-        try:
-            run.sender = threading.Thread(
-                target=lambda: rx.from_iterable(_until(orders, run.stop)).subscribe(producer),
-                name="rxstargate-demo-producer",
-                daemon=True,
-            )
-            run.sender.start()
-            _follow(pipeline, messages, done, state, show, failures)
-            run.sender.join(timeout=30)
-        except BaseException:
-            run.quiet()
-            raise
-    seconds = time.monotonic() - started
-    samples = latencies or [0.0]
-    cuts = statistics.quantiles(samples, n=100) if len(samples) > 1 else samples * 99
-    summary = DemoSummary(
-        messages=len(latencies),
-        seconds=seconds,
-        throughput=len(latencies) / seconds if seconds else 0.0,
-        latency_ms=(cuts[49], cuts[94], cuts[98]),
-        redeliveries=state["redeliveries"],
-        peak_in_flight=state["peak"],
-        out_of_order=state["out_of_order"],
-    )
-    if show:
-        _print_summary(summary)
-    return summary
+    return handle
 
 
 def _until(orders: Iterator[rs.OutgoingMessage], stop: threading.Event) -> Iterator[Any]:
@@ -247,65 +212,21 @@ def _until(orders: Iterator[rs.OutgoingMessage], stop: threading.Event) -> Itera
         yield order
 
 
-def _follow(
-    pipeline: rs.Pipeline,
-    messages: int,
-    done: threading.Event,
-    state: dict[str, int],
-    show: bool,
-    failures: list[Exception],
-) -> None:
-    """Wait for every order, tracking peak in-flight and showing progress.
+def _follow(pipeline: rs.Pipeline, tally: Tally, show: bool) -> None:
+    """Wait for every order, showing progress.
 
     Raises:
         StargateError: what ended the pipeline or the producer for good (a refused
             handshake, a server gone for good), or a timeout.
     """
-    deadline = time.monotonic() + max(60.0, messages / 200)
-    progress: Any = None
-    if show:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        progress.start()
-        sent = progress.add_task("produced ", total=messages)
-        handled = progress.add_task("processed", total=messages)
-    try:
-        while not done.wait(0.1):
-            if progress is not None:
-                progress.update(sent, completed=state["stored"])
-                progress.update(handled, completed=pipeline.stats.processed)
+    deadline = time.monotonic() + max(60.0, tally.messages / 200)
+    with DemoProgress(tally.messages, show=show) as progress:
+        while not tally.done.wait(0.1):
+            progress.update(tally.stored, pipeline.stats.processed)
             if pipeline.state is rs.PipelineState.FAILED and pipeline.error is not None:
                 raise pipeline.error
-            if failures:
-                raise failures[0]
+            if tally.failures:
+                raise tally.failures[0]
             if time.monotonic() > deadline:
                 raise rs.StargateTimeoutError("the demo did not finish in time")
-        if progress is not None:
-            progress.update(sent, completed=messages)
-            progress.update(handled, completed=messages)
-    finally:
-        if progress is not None:
-            progress.stop()
-
-
-def _print_summary(summary: DemoSummary) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="rxstargate demo: orders through a key-ordered pipeline")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    p50, p95, p99 = summary.latency_ms
-    table.add_row("messages", f"{summary.messages:,}")
-    table.add_row("throughput", f"{summary.throughput:,.0f} msg/s")
-    table.add_row("end-to-end latency p50 / p95 / p99", f"{p50:.1f} / {p95:.1f} / {p99:.1f} ms")
-    table.add_row("redeliveries", str(summary.redeliveries))
-    table.add_row("peak in flight", str(summary.peak_in_flight))
-    table.add_row("out of order per customer", str(summary.out_of_order))
-    Console().print(table)
+        progress.update(tally.messages, tally.messages)
