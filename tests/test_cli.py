@@ -129,6 +129,38 @@ def test_an_unusable_token_file_is_refused_before_starting(
     assert err.startswith("rxstargate: ") and str(path) in err
 
 
+@pytest.mark.parametrize(
+    ("module", "package"),
+    [("pulsar_lite", "pulsar-lite"), ("pulsar", "pulsar-client"), ("websockets", "websockets")],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["local", "--port", "0", "--broker-port", "0"], ["demo", "--messages", "10"]],
+    ids=["local", "demo"],
+)
+def test_without_the_local_extra_one_line_says_which_extra_to_install(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    module: str,
+    package: str,
+) -> None:
+    import rxstargate.local
+
+    def run_local(**_: object) -> None:  # would serve until Ctrl-C: fail at once instead
+        raise AssertionError("local Pulsar was started without its extra")
+
+    monkeypatch.setattr(rxstargate.local, "run_local", run_local)
+    monkeypatch.setitem(sys.modules, module, None)  # as in an install of the client alone
+    monkeypatch.delenv("RXSTARGATE_URL", raising=False)
+    result = run(capsys, *command)
+    assert result.status == 1
+    line = result.error_line()
+    assert f"needs the local extra (missing: {package})" in line
+    # Both ways to get it: from the package index, and in a clone of the repository.
+    assert "pip install 'rxstargate[local]'" in line and "pip install '.[local]'" in line
+
+
 class Local:
     """A running ``rxstargate local`` and what its banner said."""
 

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import NoReturn
 
@@ -34,6 +35,7 @@ __all__ = [
     "one_line",
     "properties",
     "quiet_logs",
+    "require_local_extra",
     "token",
     "warn",
 ]
@@ -122,6 +124,31 @@ def endpoint(args: argparse.Namespace, *, use_default: bool = True) -> Endpoint:
         raise CommandError(f"the URL must not contain spaces or control characters: {shown!r}", 2)
     default = DEFAULT_URL if use_default else None
     return Endpoint(url or default, token(args), implicit=url is None)
+
+
+#: What the ``local`` extra installs: module -> the package that provides it.
+_LOCAL_EXTRA = {
+    "pulsar_lite": "pulsar-lite",
+    "pulsar": "pulsar-client",
+    "websockets": "websockets",
+    "rich": "rich",
+}
+
+
+def require_local_extra(what: str, modules: tuple[str, ...]) -> None:
+    """Check that the ``local`` extra's ``modules`` can be imported, before ``what`` starts.
+
+    Raises:
+        CommandError: naming the missing packages and how to install the extra, from the
+            package index and in a clone of the repository (where ``rxstargate[local]``
+            names a package that pip looks for on the index).
+    """
+    missing = [_LOCAL_EXTRA[name] for name in modules if find_spec(name) is None]
+    if missing:
+        raise CommandError(
+            f"{what} needs the local extra (missing: {', '.join(missing)}):"
+            " pip install 'rxstargate[local]', or in a clone of rxstargate: pip install '.[local]'"
+        )
 
 
 def properties(text: str) -> tuple[str, str]:

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from importlib.util import find_spec
 
 from rxstargate.cli._arguments import parser as _parser
-from rxstargate.cli._common import CommandError, Endpoint, endpoint, explain, token, warn
+from rxstargate.cli._common import (
+    CommandError,
+    Endpoint,
+    endpoint,
+    explain,
+    require_local_extra,
+    token,
+    warn,
+)
 from rxstargate.exceptions import ConfigurationError, StargateError
 
 __all__ = ["main"]
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    try:
-        from rxstargate.local import run_local
-    except ImportError as exc:
-        raise CommandError(
-            f"local Pulsar needs the local extra ({exc}): pip install 'rxstargate[local]'"
-        ) from None
+    require_local_extra("local Pulsar", ("pulsar_lite", "pulsar", "websockets"))
+    from rxstargate.local import run_local
+
     secret = token(args)
     run_local(port=args.port, broker_port=args.broker_port, data_dir=args.data_dir, token=secret)
     print("stopped", flush=True)
@@ -28,14 +32,10 @@ def _run_local(args: argparse.Namespace) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     where = endpoint(args, use_default=False)
-    missing = [name for name in ("rich",) if find_spec(name) is None]
-    if where.url is None:
-        missing += [name for name in ("pulsar_lite", "pulsar") if find_spec(name) is None]
-    if missing:
-        raise CommandError(
-            f"the demo needs the local extra (missing: {', '.join(missing)}):"
-            " pip install 'rxstargate[local]'"
-        )
+    # Without a URL it starts local Pulsar: the whole extra; else only its display.
+    require_local_extra(
+        "the demo", ("rich",) if where.url else ("pulsar_lite", "pulsar", "websockets", "rich")
+    )
     from rxstargate.cli._demo import run_demo
 
     try:
