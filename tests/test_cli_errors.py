@@ -153,6 +153,28 @@ def test_nothing_listening_at_the_given_url_is_one_line_for_every_command(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [
+        ["tail", "t"],
+        ["tail", "t", "-e"],
+        ["tail", "t", "-o", "earliest", "-e"],
+        ["tail", "t", "-n", "3"],
+        ["produce", "t", "x"],
+        _DEMO,
+    ],
+    ids=["tail", "tail-e", "tail-earliest-e", "tail-n", "produce", "demo"],
+)
+def test_an_unreachable_server_is_the_same_line_naming_the_url_given_on_every_path(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    url = f"ws://127.0.0.1:{unused_port()}"
+    result = run(capsys, *command, "--url", url)
+    assert result.status == 1
+    # Not the admin API's http:// URL in urllib's words, nor the endpoint's path and query.
+    assert result.error_line() == f"rxstargate: cannot reach {url}: Connection refused"
+
+
+@pytest.mark.parametrize(
     ("status", "says"),
     [(401, "the server refused the token: HTTP 401"), (404, "no such topic")],
 )

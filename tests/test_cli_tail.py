@@ -151,6 +151,21 @@ def test_exit_with_nothing_to_read_returns_at_once(
     assert (result.status, result.out, result.err) == (0, "", "")
 
 
+@pytest.mark.parametrize(
+    "start",
+    [[], ["-o", "earliest"], ["-n", "3"], ["-s", "audit", "-o", "earliest"]],
+    ids=["latest", "earliest", "last-n", "subscription"],
+)
+def test_exit_on_a_topic_never_written_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str], pulsar: PulsarEndpoint, topic_name: str, start: list[str]
+) -> None:
+    result = run(capsys, "tail", topic_name, "--url", pulsar.ws_url, *start, "-e")
+    assert (result.status, result.out) == (1, "")
+    assert result.error_line() == (
+        f"rxstargate: no messages in {topic_name}: it was never written (or keeps none)"
+    )
+
+
 def test_last_n_prints_only_the_last_messages(
     capsys: pytest.CaptureFixture[str],
     pulsar: PulsarEndpoint,

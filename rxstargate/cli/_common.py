@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -167,7 +168,10 @@ def explain(error: BaseException, where: Endpoint) -> str:
                 f"no Pulsar WebSocket API at {where.url}: start one with `rxstargate local`"
                 " or pass --url"
             )
-        return one_line(str(error))
+        # The same line whichever call failed first (a socket or the admin API's http://
+        # request), naming the URL the user gave rather than the endpoint's.
+        shown = redact_url(where.url) if where.url else "the server"
+        return f"cannot reach {shown}: {_network_reason(error)}"
     text = one_line(str(error))
     if isinstance(error, AuthenticationError):
         if where.token:
@@ -180,6 +184,21 @@ def explain(error: BaseException, where: Endpoint) -> str:
     if isinstance(error, HandshakeError):
         return f"the server refused: {text}"
     return text
+
+
+def _network_reason(error: BaseException) -> str:
+    """What the system said about a failed connection ("Connection refused"), else the error."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, urllib.error.URLError) and isinstance(cause.reason, BaseException):
+            cause = cause.reason
+            continue
+        if isinstance(cause, OSError) and not isinstance(cause, urllib.error.URLError):
+            return one_line(cause.strerror or str(cause) or type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return one_line(str(error))
 
 
 @contextlib.contextmanager

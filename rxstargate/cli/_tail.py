@@ -69,6 +69,7 @@ class _Plan:
     backlog: int | None  # print only the last N read before catching up
     nothing_to_read: bool  # with --exit: done before reading anything
     note: str | None = None  # said once the read is under way (not if the socket is refused)
+    empty: bool = False  # the server says the topic holds no message at all
 
 
 class _Tail:
@@ -206,12 +207,14 @@ def _plan(topic: rs.Topic, args: argparse.Namespace) -> _Plan:
         return _Plan(start, None, False, None, False)
     consumer = args.subscription is not None
     if args.exit and not consumer and backlog is None and start in (None, "latest"):
-        with contextlib.suppress(HandshakeError, ProtocolError):
-            topic.last_message_id()  # only new messages, and none wanted: just reach the server
-        return _Plan(start, None, False, None, True)
+        # Only new messages, and none wanted: just reach the server, and see if it is empty.
+        try:
+            return _Plan(start, None, False, None, True, empty=topic.last_message_id() is None)
+        except (HandshakeError, ProtocolError):
+            return _Plan(start, None, False, None, True)
     last, known, note = _last_id(topic, args)
     if known and last is None:  # an empty topic
-        return _Plan("earliest" if backlog else start, None, False, None, args.exit)
+        return _Plan("earliest" if backlog else start, None, False, None, args.exit, empty=True)
     if backlog is not None:
         start = "earliest"
         if last is not None and last.entry_id >= backlog:
@@ -268,6 +271,11 @@ def run_tail(args: argparse.Namespace, where: Endpoint) -> int:
         with rs.Client(where.url, token=where.token) as client:
             topic = client.topic(args.topic)
             plan = _plan(topic, args)
+            if plan.nothing_to_read and plan.empty:
+                # What a misspelt name gives on a server that creates topics on first use.
+                raise CommandError(
+                    f"no messages in {topic.name}: it was never written (or keeps none)"
+                )
             if plan.nothing_to_read:
                 return 0
             tail = _Tail(args, plan, render, _matcher(args))
