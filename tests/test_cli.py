@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import websocket
 
+import rxstargate as rs
 from rxstargate.cli import main
 from tests.faults import FaultProxy
 
@@ -106,6 +107,41 @@ def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixt
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"rxstargate {version('rxstargate')}"
+
+
+def _split_properties(text: str) -> dict[str, str]:
+    """What a reader of %h does: a backslash takes the next character as it is; an unescaped
+    comma ends a property, and the first unescaped = ends its name."""
+    properties: dict[str, str] = {}
+    parts = [""]  # the name, then the value
+    characters = iter(text)
+    for char in characters:
+        if char == "\\":
+            parts[-1] += next(characters)
+        elif char == "=" and len(parts) == 1:
+            parts.append("")
+        elif char == ",":
+            properties[parts[0]] = parts[1]
+            parts = [""]
+        else:
+            parts[-1] += char
+    properties[parts[0]] = parts[1]
+    return properties
+
+
+def test_properties_in_a_format_are_escaped_so_that_they_split_back() -> None:
+    from rxstargate.cli._output import compile_format
+
+    properties = {"q": "x=y", "a,b": "1", "path": "C:\\", "plain": "v"}
+    message = rs.Message(
+        topic=rs.TopicName.parse("t"),
+        payload=b"",
+        message_id=rs.MessageId.from_parts(1, 2),
+        properties=properties,
+    )
+    printed = compile_format("%h")(message).decode().removesuffix("\n")
+    assert printed == "q=x\\=y,a\\,b=1,path=C:\\\\,plain=v"
+    assert _split_properties(printed) == properties
 
 
 def test_token_and_token_file_exclude_each_other(

@@ -221,8 +221,13 @@ def test_a_subscription_consumes_and_acks(
     assert run(capsys, *consume, "-c", "1").lines == ["sentinel"]  # a and b were acked
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_tail_cleanly_and_closes_its_socket(
-    capsys: pytest.CaptureFixture[str], pulsar: PulsarEndpoint, topic_name: str, send: Send
+    capsys: pytest.CaptureFixture[str],
+    pulsar: PulsarEndpoint,
+    topic_name: str,
+    send: Send,
+    stop: signal.Signals,
 ) -> None:
     send(b"first")
     process = subprocess.Popen(
@@ -244,7 +249,7 @@ def test_ctrl_c_stops_tail_cleanly_and_closes_its_socket(
     try:
         assert process.stdout is not None
         assert process.stdout.readline() == b"first\n"  # following the topic now
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)  # SIGTERM (kill, systemd, a container's stop) as Ctrl-C
         out, err = process.communicate(timeout=10)
     finally:
         if process.poll() is None:

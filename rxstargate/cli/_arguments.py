@@ -61,7 +61,8 @@ examples:
   rxstargate produce orders -k alice -p region=eu hi  with a key and a property
 
 Each ack is printed as "CONTEXT MESSAGE_ID" (CONTEXT numbers the messages from 1); failures
-go to stderr and make the exit status 1. Empty lines are skipped."""
+go to stderr and make the exit status 1. A line ends at \\n, and a \\r just before it goes
+too (CRLF files); empty lines are skipped."""
 
 _DEMO_EXAMPLES = """\
 examples:

@@ -6,12 +6,15 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 from rxstargate._config import redact_url
@@ -37,6 +40,7 @@ __all__ = [
     "properties",
     "quiet_logs",
     "require_local_extra",
+    "sigterm_as_interrupt",
     "token",
     "warn",
 ]
@@ -215,3 +219,26 @@ def quiet_logs() -> Iterator[None]:
         yield
     finally:
         library.setLevel(level)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Until the block ends, SIGTERM raises KeyboardInterrupt, as Ctrl-C does.
+
+    For a command that stops cleanly on Ctrl-C (``tail`` closes its socket and exits 0):
+    ``kill``, a service manager or a container's stop then end it the same way, rather
+    than with status 143 and the socket cut. Only the main thread can set signal handlers;
+    elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

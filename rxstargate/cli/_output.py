@@ -27,8 +27,17 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="milliseconds")
 
 
+_PROPERTY_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\="})
+
+
 def _properties(message: Message[Any]) -> bytes:
-    return ",".join(f"{k}={v}" for k, v in message.properties.items()).encode()
+    """``name=value,name=value``, with ``\\``, ``,`` and ``=`` escaped by a backslash in names
+    and values, so that the text splits back into the same properties."""
+    escaped = (
+        f"{name.translate(_PROPERTY_ESCAPES)}={value.translate(_PROPERTY_ESCAPES)}"
+        for name, value in message.properties.items()
+    )
+    return ",".join(escaped).encode()
 
 
 #: The format directives: letter -> (what it prints, how).
@@ -38,7 +47,7 @@ DIRECTIVES: dict[str, tuple[str, Callable[[Message[Any]], bytes]]] = {
     "t": ("the topic", lambda m: str(m.topic).encode()),
     "i": ("the message id (base64, as --start takes it)", lambda m: str(m.message_id).encode()),
     "T": ("the publish time, in milliseconds since the epoch", lambda m: _millis(m.publish_time)),
-    "h": ("the properties, as name=value,name=value", _properties),
+    "h": ("the properties, as name=value,name=value (\\ , = escaped by \\)", _properties),
 }
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}

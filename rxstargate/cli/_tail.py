@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rxstargate as rs
-from rxstargate.cli._common import CommandError, Endpoint, warn
+from rxstargate.cli._common import CommandError, Endpoint, sigterm_as_interrupt, warn
 from rxstargate.cli._output import Render, Stdout, compile_format, render_json, silence_stdout
 from rxstargate.exceptions import HandshakeError, ProtocolError
 
@@ -268,7 +268,7 @@ def run_tail(args: argparse.Namespace, where: Endpoint) -> int:
     render = _render(args)
     assert where.url is not None
     try:
-        with rs.Client(where.url, token=where.token) as client:
+        with sigterm_as_interrupt(), rs.Client(where.url, token=where.token) as client:
             topic = client.topic(args.topic)
             plan = _plan(topic, args)
             if plan.nothing_to_read and plan.empty:
@@ -288,7 +288,7 @@ def run_tail(args: argparse.Namespace, where: Endpoint) -> int:
             finally:
                 subscription.dispose()
     except KeyboardInterrupt:
-        return 0  # Ctrl-C: the usual way to stop following; the socket is closed by now
+        return 0  # Ctrl-C or SIGTERM: the usual way to stop following; the socket is closed now
     if tail.broken_pipe:
         silence_stdout()
     if tail.error is not None:
