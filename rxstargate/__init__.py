@@ -4,7 +4,6 @@ from rxstargate._config import TlsOptions
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
 from rxstargate.client import Client, Topic, Topics
-from rxstargate.display import Acks, Messages
 from rxstargate.exceptions import (
     AckError,
     AuthenticationError,
@@ -37,6 +36,7 @@ from rxstargate.models import (
     ProducerAck,
     TopicName,
 )
+from rxstargate.notebook import Acks, Messages
 from rxstargate.options import (
     CompressionType,
     CryptoFailureAction,

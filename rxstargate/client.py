@@ -32,9 +32,9 @@ from rxstargate._keepalive import Keepalive
 from rxstargate._producer import Producer
 from rxstargate._receiver import ReceiverSpec, observe
 from rxstargate._reconnect import Backoff
-from rxstargate.display import Messages
 from rxstargate.exceptions import ConfigurationError, StargateError, StargateTimeoutError
 from rxstargate.models import Message, MessageId, TopicName
+from rxstargate.notebook import Messages
 from rxstargate.operators._failure import FailurePolicy
 from rxstargate.operators._process import Handler
 from rxstargate.operators._retry import Retry
@@ -49,7 +49,7 @@ from rxstargate.pipeline import Pipeline
 from rxstargate.streams import Stream, StreamHandle
 
 if TYPE_CHECKING:
-    from rxstargate.live import LiveView
+    from rxstargate.notebook import LiveView
 
 __all__ = ["MAX_IN_FLIGHT", "Client", "Topic", "Topics"]
 
@@ -610,7 +610,7 @@ class Topic:
         interval: float = 1.0,
         **observe_options: Any,
     ) -> LiveView:
-        """Tail the topic into a notebook view: the last ``rows`` messages and a rate plot.
+        """Tail the topic into a notebook view: the last ``rows`` messages, counts per interval.
 
         Reads with a reader (or acks with a consumer when given a subscription) in the
         background and redraws every ``interval`` seconds. ``view.stop()`` closes its socket;
@@ -620,7 +620,7 @@ class Topic:
         Example:
             >>> view = client.topic("orders").live(rows=10)  # doctest: +SKIP
         """
-        from rxstargate.live import LiveView
+        from rxstargate.notebook import LiveView
 
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
             raise ConfigurationError(f"rows must be a positive int, not {rows!r}")

@@ -32,6 +32,28 @@ T = TypeVar("T")
 NAMED_ENTITY = re.compile(r"[-=:.A-Za-z0-9_]+")
 
 
+#: How values show as HTML in notebooks, by type: filled in by ``rxstargate.notebook``, which
+#: imports this module (so this one imports no view).
+_HTML_VIEWS: dict[type, Callable[[list[Any]], str]] = {}
+
+
+def register_html_view(kind: type, view: Callable[[list[Any]], str]) -> None:
+    """Show values of ``kind`` in notebooks as ``view([value])`` (their ``_repr_html_``).
+
+    Called by ``rxstargate.notebook`` for messages and acks.
+    """
+    _HTML_VIEWS[kind] = view
+
+
+def _html(value: object) -> str | None:
+    """``value`` as HTML for a notebook, or None (plain text then) when no view is registered."""
+    for kind in type(value).__mro__:
+        view = _HTML_VIEWS.get(kind)
+        if view is not None:
+            return view([value])
+    return None
+
+
 class Persistence(StrEnum):
     """A topic's domain, as written in its full name."""
 
@@ -285,10 +307,8 @@ class Message(Generic[T]):
             f"{key}{props}{redelivered})"
         )
 
-    def _repr_html_(self) -> str:
-        from rxstargate.display import messages_html
-
-        return messages_html([self])
+    def _repr_html_(self) -> str | None:
+        return _html(self)
 
     def ack(self) -> None:
         """Acknowledge this message on the socket it came from.
@@ -406,7 +426,5 @@ class ProducerAck:
         """True when the broker stored the message."""
         return self.result == "ok"
 
-    def _repr_html_(self) -> str:
-        from rxstargate.display import acks_html
-
-        return acks_html([self])
+    def _repr_html_(self) -> str | None:
+        return _html(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -10,10 +11,13 @@ from typing import Any
 
 import pytest
 import reactivex as rx
+from reactivex.disposable import Disposable
 
 import rxstargate as rs
+from rxstargate.notebook import LiveView
+from rxstargate.notebook._counts import counts_figure, counts_plot
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 WAIT = 20.0
 
@@ -25,6 +29,44 @@ def wait_until(predicate: Any) -> None:
         time.sleep(0.02)
 
 
+def message(payload: bytes) -> rs.Message[Any]:
+    return rs.Message(
+        topic=rs.TopicName.parse("t"), payload=payload, message_id=rs.MessageId.from_parts(1, 2)
+    )
+
+
+def test_with_few_messages_the_view_shows_a_bar_per_interval_and_says_what_it_counted() -> None:
+    deliver: list[Any] = []
+    shown: list[str] = []
+
+    def subscribe(on_message: Any) -> Disposable:
+        deliver.append(on_message)
+        return Disposable()
+
+    interval = 60.0  # the view's own redraws never come during the test: it drives them
+    view = LiveView("orders", subscribe, interval=interval, show=shown.append)
+    started = view._started
+    for payload in (b"a", b"b", b"c", b"d", b"e", b"f"):  # a backlog, read at once
+        deliver[0](message(payload))
+    view._tick(started + interval)
+    assert counts_plot(view.intervals) == ""  # no plot from a single interval
+    deliver[0](message(b"kiwi"))
+    view._tick(started + 2 * interval)
+    view._tick(started + 3 * interval)
+    assert [count for _, _, count in view.intervals] == [6, 1, 0]
+    assert view.intervals[-1] == pytest.approx((2 * interval, 3 * interval, 0))
+    figure = counts_figure(view.intervals)
+    (axes,) = figure.axes
+    assert [bar.get_height() for bar in axes.patches] == [6, 1, 0]  # bars, as counted
+    assert len(axes.lines) == 0  # no line drawn between rates that no message made
+    assert re.search(r"orders</b>: 7 messages in [\d.]+ s, 0 in the last 60 s", shown[-1])
+    assert "data:image/png;base64," in shown[-1]
+    view.stop()
+    assert re.search(r"7 messages in [\d.]+ s \(stopped\)", shown[-1])  # what was seen last
+    assert sum(count for _, _, count in view.intervals) == view.count  # each in a bar
+
+
+@pytest.mark.integration
 def test_a_live_view_shows_the_last_messages_and_the_rate_and_stops(
     client: rs.Client, topic_name: str
 ) -> None:
@@ -41,6 +83,7 @@ def test_a_live_view_shows_the_last_messages_and_the_rate_and_stops(
     assert client.streams == []
 
 
+@pytest.mark.integration
 def test_a_new_view_of_the_same_topic_replaces_the_old_one(
     client: rs.Client, topic_name: str
 ) -> None:
@@ -52,6 +95,7 @@ def test_a_new_view_of_the_same_topic_replaces_the_old_one(
     second.stop()
 
 
+@pytest.mark.integration
 def test_interrupting_the_kernel_stops_live_views(client: rs.Client, topic_name: str) -> None:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip(

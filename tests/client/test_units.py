@@ -311,6 +311,7 @@ def test_all_is_sorted_and_complete() -> None:
         "client",
         "display",
         "live",
+        "notebook",
         "exceptions",
         "local",
         "models",
