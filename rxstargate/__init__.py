@@ -3,6 +3,7 @@
 from rxstargate._config import TlsOptions
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
+from rxstargate._version import __version__ as __version__
 from rxstargate.client import Client, Topic, Topics
 from rxstargate.exceptions import (
     AckError,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from rxstargate._version import __version__
 from rxstargate.cli._common import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE, Parser, properties
 from rxstargate.cli._output import DIRECTIVES
 from rxstargate.cli._tail import parse_start
@@ -69,13 +69,6 @@ examples:
   rxstargate demo                                  starts its own local Pulsar, then stops it
   rxstargate demo --messages 100000
   rxstargate demo --url ws://127.0.0.1:8080        against a running Pulsar WebSocket API"""
-
-
-def _version() -> str:
-    try:
-        return version("rxstargate")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
 
 
 def _port(text: str) -> int:
@@ -313,7 +306,7 @@ def parser() -> Parser:
         epilog=_MAIN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    root.add_argument("--version", action="version", version=f"rxstargate {_version()}")
+    root.add_argument("--version", action="version", version=f"rxstargate {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
     _add_tail(commands)
