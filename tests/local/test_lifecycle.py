@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,6 +105,8 @@ def test_children_die_when_the_parent_is_killed(tmp_path: Path) -> None:
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+        for left in tmp_path.glob("rxstargate-local-*"):  # what the killed parent could not remove
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def test_a_given_data_dir_keeps_messages_across_restarts(tmp_path: Path) -> None:
