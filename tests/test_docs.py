@@ -1,0 +1,185 @@
+"""The documentation site: its examples run as written, and its API reference covers the API.
+
+Every ```python block in ``docs/`` is a program that runs as it stands, unless the line before
+it says why not (``<!-- not run: signatures only -->``). A block that names local Pulsar's
+default URL (``ws://127.0.0.1:8080``) runs against a local Pulsar of its page's own (the blocks
+of a page in order, as a reader would run them), or the endpoint in ``RXSTARGATE_WS_URL``; the
+others need no broker. A block followed at once by a ```text title="Output"`` block must print
+exactly that.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+LOCAL_URL = "ws://127.0.0.1:8080"
+
+#: Modules whose public names the API reference must document, each name by its own directive
+#: (``::: rxstargate.Client``) or by one for its module (``::: rxstargate.operators``).
+PUBLIC_MODULES = ("rxstargate", "rxstargate.operators", "rxstargate.aio", "rxstargate.local")
+
+_FENCE = re.compile(
+    r"^(?P<indent>[ ]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S
+)
+_NOT_RUN = re.compile(r"<!-- not run: (?P<why>[^>]*\S) -->\s*$")
+_OUTPUT_INFO = 'text title="Output"'
+
+
+@dataclass(frozen=True)
+class Example:
+    """One python block of a page."""
+
+    page: Path
+    line: int
+    code: str
+    output: str | None
+    not_run: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def needs_pulsar(self) -> bool:
+        return LOCAL_URL in self.code or "LocalPulsar" in self.code
+
+
+def _dedent(body: str, indent: str) -> str:
+    return "".join(line.removeprefix(indent) for line in body.splitlines(keepends=True))
+
+
+def examples(page: Path) -> list[Example]:
+    """The python blocks of ``page``, each with the output block that follows it, if any."""
+    text = page.read_text(encoding="utf-8")
+    fences = list(_FENCE.finditer(text))
+    found: list[Example] = []
+    for index, fence in enumerate(fences):
+        if fence.group("info").strip() != "python":
+            continue
+        before = text[: fence.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        not_run = _NOT_RUN.search(before)
+        output = None
+        after = fences[index + 1] if index + 1 < len(fences) else None
+        if (
+            after is not None
+            and after.group("info").strip() == _OUTPUT_INFO
+            and not text[fence.end() : after.start()].strip()
+        ):
+            output = _dedent(after.group("body"), after.group("indent"))
+        found.append(
+            Example(
+                page=page,
+                line=text.count("\n", 0, fence.start()) + 1,
+                code=_dedent(fence.group("body"), fence.group("indent")),
+                output=output,
+                not_run=not_run.group("why") if not_run else None,
+            )
+        )
+    return found
+
+
+def _runnable(page: Path, *, needs_pulsar: bool) -> list[Example]:
+    return [
+        example
+        for example in examples(page)
+        if example.not_run is None and example.needs_pulsar == needs_pulsar
+    ]
+
+
+def _pages_with(*, needs_pulsar: bool) -> list[Path]:
+    return [page for page in PAGES if _runnable(page, needs_pulsar=needs_pulsar)]
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(DOCS))
+
+
+def _run(example: Example, url: str | None, cwd: Path) -> None:
+    code = example.code if url is None else example.code.replace(LOCAL_URL, url)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, f"{example.where} failed:\n{result.stderr}"
+    if example.output is not None:
+        assert result.stdout == example.output, f"{example.where} printed:\n{result.stdout}"
+
+
+@pytest.fixture
+def page_pulsar() -> Iterator[str]:
+    """A Pulsar for one page's examples: a fresh local Pulsar, or RXSTARGATE_WS_URL's."""
+    url = os.environ.get("RXSTARGATE_WS_URL")
+    if url:
+        yield url
+        return
+    from rxstargate.local import LocalPulsar
+
+    with LocalPulsar() as pulsar:
+        yield pulsar.ws_url
+
+
+def test_the_site_has_examples_of_both_kinds() -> None:
+    assert _pages_with(needs_pulsar=False)
+    assert _pages_with(needs_pulsar=True)
+
+
+@pytest.mark.parametrize("page", _pages_with(needs_pulsar=False), ids=_page_id)
+def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: Path) -> None:
+    for example in _runnable(page, needs_pulsar=False):
+        _run(example, None, tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("page", _pages_with(needs_pulsar=True), ids=_page_id)
+def test_the_examples_that_need_pulsar_run_as_written(
+    page: Path, page_pulsar: str, tmp_path: Path
+) -> None:
+    for example in _runnable(page, needs_pulsar=True):
+        _run(example, page_pulsar, tmp_path)
+
+
+def test_an_output_block_follows_a_block_that_runs() -> None:
+    for page in PAGES:
+        for example in examples(page):
+            assert example.output is None or example.not_run is None, example.where
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    directives = {
+        match.group(1)
+        for page in (DOCS / "reference").glob("*.md")
+        for match in re.finditer(r"^::: (\S+)", page.read_text(encoding="utf-8"), re.M)
+    }
+    missing = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        if module_name in directives and module_name != "rxstargate":
+            continue
+        missing += [
+            f"{module_name}.{name}"
+            for name in module.__all__
+            if f"{module_name}.{name}" not in directives
+        ]
+    assert not missing, f"not in docs/reference: {missing}"
+
+
+def test_every_page_of_the_site_is_in_its_navigation() -> None:
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\s*- (?:[^:\n]+: )?(\S+\.md)\s*$", config, re.M))
+    assert {_page_id(page) for page in PAGES} == listed
