@@ -611,7 +611,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
             return  # a duplicate ack after a re-send
         ack = ProducerAck(
             context or "",
-            MessageId(message_id) if message_id else None,
+            MessageId._from_wire(message_id) if message_id else None,
             result,
             error,
             entry.correlation,
