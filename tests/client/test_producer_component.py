@@ -541,3 +541,69 @@ def test_concurrent_first_sends_share_one_failed_connect() -> None:
                 sock.close()
     assert all(isinstance(o, rs.StargateError) for o in outcomes)
     assert len(accepted) <= 3  # callers that waited for a failing connect share its failure
+
+
+def test_a_blocking_send_in_a_futures_done_callback_completes(scripted_peer: Peer) -> None:
+    """The callback never runs on the receive thread, which alone reads the ack it waits for."""
+    peer = scripted_peer(ack_every_message)
+    replies: list[rs.ProducerAck] = []
+    threads: list[str] = []
+    done = threading.Event()
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(timeout=2)
+
+        def reply(future: Any) -> None:
+            threads.append(threading.current_thread().name)
+            try:
+                replies.append(producer.send(b"reply"))
+            finally:
+                done.set()
+
+        producer.send_async(b"first").add_done_callback(reply)
+        assert done.wait(WAIT_SECONDS)
+        producer.close()
+    assert [a.ok for a in replies] == [True]
+    assert not threads[0].startswith("rxstargate-producer")
+
+
+def test_flush_returns_once_the_acks_observers_have_seen_every_ack(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    gate = threading.Event()
+    seen: list[rs.ProducerAck] = []
+    at_flush: list[int] = []
+
+    def busy_observer(ack: rs.ProducerAck) -> None:
+        gate.wait(WAIT_SECONDS)  # still busy with the first ack when flush() is called
+        seen.append(ack)
+
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer()
+        producer.acks.subscribe(busy_observer)
+        for i in range(10):
+            producer.on_next(str(i))
+        assert producer.send(b"last").ok  # every ack before it has reached the producer
+
+        def flush() -> None:
+            producer.flush(WAIT_SECONDS)
+            at_flush.append(len(seen))
+
+        flusher = threading.Thread(target=flush, name="test-flusher")
+        flusher.start()
+        gate.set()
+        flusher.join(WAIT_SECONDS)
+        producer.close()
+    assert at_flush == [11]
+
+
+def test_close_returns_once_the_acks_observers_have_seen_every_ack(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        for _ in range(20):
+            producer = client.topic("orders").producer()
+            seen: list[rs.ProducerAck] = []
+            producer.acks.subscribe(seen.append)
+            assert producer.send(b"open").ok
+            for i in range(10):  # (the scripted peer stalls on a longer queue at close)
+                producer.on_next(str(i))
+            producer.close()  # acks still arriving: each is either ok or failed, and seen
+            assert sorted(int(a.context) for a in seen) == list(range(1, 12))
