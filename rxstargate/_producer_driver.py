@@ -20,7 +20,7 @@ from rxstargate._ackstream import AckStream, Handle, finish
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
-from rxstargate._producer_link import ProducerLink
+from rxstargate._producer_link import ProducerLink, renewed
 from rxstargate._slot_waiters import SlotWaiters
 from rxstargate.exceptions import (
     ClosedError,
@@ -99,8 +99,8 @@ class ProducerDriver:
         Returns False only when ``wait`` is None and no slot is free (nothing changed).
 
         Raises:
-            StargateError: when it was not taken: the producer is closed (its failure),
-                no slot came in time (StargateTimeoutError) or ever would (a send
+            StargateError: when it was not taken: the producer is closed (its failure,
+                renewed), no slot came in time (StargateTimeoutError) or ever would (a send
                 from the acks thread: SendError WOULD_DEADLOCK), or the socket cannot open.
         """
         if self.state.closed:
@@ -159,8 +159,9 @@ class ProducerDriver:
         self._finish_here([submission], here)
 
     def closed_error(self) -> StargateError:
-        """What a closed producer raises: its failure, or ClosedError."""
-        return self.state.failure or ClosedError("the producer is closed")
+        """What a closed producer raises: its failure (renewed), or ClosedError."""
+        failure = self.state.failure
+        return ClosedError("the producer is closed") if failure is None else renewed(failure)
 
     def wait_idle(self, wait: float) -> None:
         """Wait until nothing is pending and every ack was delivered (see Producer.flush).
@@ -244,7 +245,9 @@ class ProducerDriver:
             ack.result,
             ack.context,
         )
-        self._context.report(error)
+        # Once the producer failed for good, that failure was logged: each message it
+        # takes down is still reported, without a warning each.
+        self._context.report(error, log_it=self.state.failure is None)
 
     def _delivered(self, submissions: list[Submission[Handle]]) -> None:
         """On the acks thread: these were delivered; their slots are free."""

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from rxstargate._context import ClientContext
 from rxstargate._produce_state import ProduceState
@@ -27,9 +27,30 @@ from rxstargate.exceptions import (
 )
 from rxstargate.models import TopicName
 
-__all__ = ["ProducerLink"]
+__all__ = ["ProducerLink", "renewed"]
 
 log = logging.getLogger("rxstargate.producer")
+
+E = TypeVar("E", bound=BaseException)
+
+
+def renewed(error: E) -> E:
+    """A new exception like ``error`` (same type, message and attributes), caused by it.
+
+    Raising one stored exception again and again would grow its traceback with every raise.
+
+    Example:
+        >>> first = ConnectionClosedError("gone", 1008, "policy")
+        >>> again = renewed(first)
+        >>> (type(again).__name__, str(again), again.code, again.__cause__ is first, again is first)
+        ('ConnectionClosedError', 'gone', 1008, True, False)
+    """
+    cls = type(error)
+    copy = cls.__new__(cls)  # no __init__: subclasses build their message from other arguments
+    copy.args = error.args
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error
+    return copy
 
 
 class ProducerLink:
@@ -87,7 +108,7 @@ class ProducerLink:
 
         Raises:
             StargateConnectionError: or a HandshakeError, when it cannot be opened (callers
-                that waited for that attempt get the same error, without retrying).
+                that waited for that attempt get the same error, renewed, without retrying).
             StargateError: ``closed_error()`` when the producer closed meanwhile.
         """
         if self._thread is not None:
@@ -97,7 +118,7 @@ class ProducerLink:
             if self._thread is not None:
                 return
             if self._open_attempts != attempt and self._open_failure is not None:
-                raise self._open_failure  # failed while this caller waited
+                raise renewed(self._open_failure)  # failed while this caller waited
             self._open_attempts += 1
             try:
                 conn = self._context.open(self._url, self._topic.topic)

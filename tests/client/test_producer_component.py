@@ -607,3 +607,60 @@ def test_close_returns_once_the_acks_observers_have_seen_every_ack(scripted_peer
                 producer.on_next(str(i))
             producer.close()  # acks still arriving: each is either ok or failed, and seen
             assert sorted(int(a.context) for a in seen) == list(range(1, 12))
+
+
+def _failed_for_good(peer_factory: Peer) -> tuple[rs.Client, Any]:
+    """A client and a producer whose reconnects are all refused (503), once it gave up."""
+
+    def ack_one_then_drop(ws: ServerConnection) -> None:
+        peer.refuse = (503, "down")
+        frame = json.loads(next(iter(ws)))
+        ws.send(json.dumps({"result": "ok", "messageId": "CAEQAA==", "context": frame["context"]}))
+        ws.close()
+
+    peer = peer_factory(ack_one_then_drop)
+    client = rs.Client(peer.url, reconnect=rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3))
+    producer = client.topic("t").producer()
+    ended = threading.Event()
+    producer.acks.subscribe(on_error=lambda _: ended.set())
+    assert producer.send(b"first").ok
+    assert ended.wait(WAIT_SECONDS)
+    return client, producer
+
+
+def test_a_failed_producer_raises_a_fresh_error_each_time(scripted_peer: Peer) -> None:
+    import traceback
+
+    client, producer = _failed_for_good(scripted_peer)
+    with client:
+        for i in range(300):
+            producer.on_next(f"later-{i}".encode())
+        raised = []
+        for _ in range(2):
+            with pytest.raises(rs.ServerError) as caught:
+                producer.send(b"x")
+            raised.append(caught.value)
+        with pytest.raises(rs.ServerError) as flushed:
+            producer.flush(1)
+    first, second = raised
+    assert first is not second
+    assert first.__cause__ is second.__cause__ is flushed.value.__cause__
+    assert type(first.__cause__) is rs.ServerError
+    assert str(first) == str(second) == str(first.__cause__)
+    assert (first.status_code, first.reason) == (503, "down")
+    assert len(traceback.format_exception(second)) == len(traceback.format_exception(first))
+    assert len(traceback.format_exception(first)) < 60
+
+
+def test_a_failed_producer_logs_its_failure_once(
+    scripted_peer: Peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, producer = _failed_for_good(scripted_peer)
+    with client:
+        reported: list[rs.StargateError] = []
+        client.errors.subscribe(reported.append)
+        for i in range(300):
+            producer.on_next(f"later-{i}".encode())
+    assert len(reported) == 300  # each message is still reported on client.errors
+    failure_logs = [r for r in caplog.records if "503" in r.getMessage()]
+    assert [r.levelname for r in failure_logs] == ["WARNING"]

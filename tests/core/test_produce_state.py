@@ -228,7 +228,7 @@ def test_a_message_is_settled_and_delivered_only_once() -> None:
         state.delivered([sent])
 
 
-@pytest.mark.parametrize("module", ["_produce_state"])
+@pytest.mark.parametrize("module", ["_produce_state", "_producer_link"])
 def test_docstring_examples_run(module: str) -> None:
     imported = importlib.import_module(f"rxstargate.{module}")
     failures, tried = doctest.testmod(imported, optionflags=doctest.ELLIPSIS)
