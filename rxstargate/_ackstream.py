@@ -7,7 +7,7 @@ ack, then the message's future completes or its ``send_then`` callback runs. The
 ``delivered`` is told, which frees their send slots, so a slow observer slows the producer down
 instead of letting acks pile up, and ``flush()`` returns only once every ack was delivered.
 
-No user code runs on the producer's receive thread: an observer, a future's done-callback or a
+None of these runs on the producer's receive thread: an observer, a future's done-callback or a
 ``send_then`` callback may call ``send()``, which waits for the receive thread, not for them.
 """
 

@@ -9,10 +9,10 @@ Threads: the socket is opened on the first send, by the sending thread. Sends fr
 only queue a frame for the socket's writer. The producer's receive thread
 ("rxstargate-producer-<topic>", see ``_producer_link``) reads acks and, after a dropped
 connection, reconnects with backoff and re-sends every pending message with its original
-context id; it runs no user code. ``acks`` observers, the futures of ``send_async``/``asend``
-and ``send_then`` callbacks run on one thread of their own ("rxstargate-acks-<topic>",
-``_ackstream``), one call at a time, so they may call ``send()`` without stopping acks from
-being read.
+context id; of your callbacks it runs only ``client.errors`` observers. ``acks`` observers,
+the futures of ``send_async``/``asend`` and ``send_then`` callbacks run on one thread of
+their own ("rxstargate-acks-<topic>", ``_ackstream``), one call at a time, so they may call
+``send()`` without stopping acks from being read.
 """
 
 from __future__ import annotations

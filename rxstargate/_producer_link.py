@@ -1,9 +1,10 @@
 """A producer's socket: opened by the first send, read by its receive thread, reopened after drops.
 
 The receive thread ("rxstargate-producer-<topic>") only reads: it hands each batch of frames to
-the producer and runs no user code. After a dropped connection it reopens with the client's
-backoff and writes every pending message again, with its original context id, before anything
-newer (the producing core says which, under the producer's lock).
+the producer (of user code, it runs only ``client.errors`` observers, for what it reports).
+After a dropped connection it reopens with the client's backoff and writes every pending
+message again, with its original context id, before anything newer (the producing core says
+which, under the producer's lock).
 """
 
 from __future__ import annotations

@@ -566,6 +566,32 @@ def test_a_blocking_send_in_a_futures_done_callback_completes(scripted_peer: Pee
     assert not threads[0].startswith("rxstargate-producer")
 
 
+def test_a_send_in_a_done_callback_that_would_wait_for_itself_fails_at_once(
+    scripted_peer: Peer,
+) -> None:
+    """With max_in_flight=1 the callback's own message holds the only slot until it returns."""
+    peer = scripted_peer(ack_every_message)
+    outcome: list[BaseException] = []
+    done = threading.Event()
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=1, timeout=WAIT_SECONDS)
+
+        def reply(future: Any) -> None:
+            try:
+                producer.send(b"reply")
+            except rs.StargateError as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        producer.send_async(b"first").add_done_callback(reply)
+        assert done.wait(WAIT_SECONDS)
+        assert producer.send(b"after").ok  # the slot came back once the callback returned
+        producer.close()
+    assert isinstance(outcome[0], rs.SendError)
+    assert outcome[0].result == rs.ClientResult.WOULD_DEADLOCK
+
+
 def test_flush_returns_once_the_acks_observers_have_seen_every_ack(scripted_peer: Peer) -> None:
     peer = scripted_peer(ack_every_message)
     gate = threading.Event()
