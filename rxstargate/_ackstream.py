@@ -93,11 +93,6 @@ class AckStream:
         self._thread: threading.Thread | None = None
         self._ended = False
 
-    @property
-    def delivers(self) -> bool:
-        """Whether an ack handed over now reaches an observer (observed, and not ended yet)."""
-        return self._fanout.observed and not self._ended
-
     def observable(self) -> Observable[ProducerAck]:
         """The hot stream of acks."""
         return self._fanout.observable()
