@@ -296,6 +296,20 @@ class ProducerRun(RuleBasedStateMachine):
             assert outcome is None or not stored  # a second answer to a message sent twice
 
     @rule()
+    @precondition(lambda self: self.waiting)
+    def a_sender_gives_up_waiting_for_a_slot(self) -> None:
+        submission = self.waiting.pop(0)
+        self.state.refuse(submission, rs.ClientResult.TIMEOUT, "no slot in time")
+        self._settled(submission)
+
+    @rule(data=st.data())
+    @precondition(lambda self: any(s.ack is not None and s.ack.ok for s in self.all))
+    def the_broker_answers_a_copy_again(self, data: st.DataObject) -> None:
+        stored = [s for s in self.all if s.ack is not None and s.ack.ok]
+        again = data.draw(st.sampled_from(stored))
+        assert self.state.receive(ok(again.context)) is None
+
+    @rule()
     def connection_drops(self) -> None:
         self.state.lost()
         self.on_wire = []
