@@ -1,28 +1,46 @@
-"""A producer's ``acks`` stream: emitted on a thread of its own, freeing send slots as it goes.
+"""A producer's deliveries: its ``acks`` stream, and its sends' futures and callbacks.
 
-Acks are handed over by the producer's receive thread (and by senders, for messages refused
-before sending) and emitted, in that order, on the "rxstargate-acks-<topic>" thread, started
-only once someone observes. An observer may therefore call the producer's ``send()`` without
-stopping acks from being read. A send slot is freed once its ack was emitted, so a slow
-observer slows the producer down instead of letting acks pile up.
+Settled messages are handed over in the order they were settled (by the producer's receive
+thread, by senders for messages refused before sending, by ``close()``) and delivered on the
+"rxstargate-acks-<topic>" thread, started once something needs it: ``acks`` observers see each
+ack, then the message's future completes or its ``send_then`` callback runs. Then
+``delivered`` is told, which frees their send slots, so a slow observer slows the producer down
+instead of letting acks pile up, and ``flush()`` returns only once every ack was delivered.
+
+None of these runs on the producer's receive thread: an observer, a future's done-callback or a
+``send_then`` callback may call ``send()``, which waits for the receive thread, not for them.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, TypeAlias
 
 from reactivex import Observable
 
 from rxstargate._fanout import Fanout
+from rxstargate._produce_state import Submission
+from rxstargate.exceptions import SendError
 from rxstargate.models import ProducerAck
 
-__all__ = ["AckStream"]
+__all__ = ["AckCallback", "AckStream", "Handle", "finish", "send_error_for"]
 
-_SLOT: Any = object()
+log = logging.getLogger("rxstargate.producer")
+
+#: Called with a message's ack (ok or failed) on the producer's acks thread.
+AckCallback = Callable[[ProducerAck], None]
+
+#: Who waits for a message's ack: ``send()`` (an Event, set by the thread that settles it),
+#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), or nobody but ``acks``.
+Handle: TypeAlias = "threading.Event | Future[ProducerAck] | AckCallback | None"
+
+#: Slots are given back after this many deliveries, or sooner when nothing else is queued.
+_GIVE_BACK_EVERY = 64
 
 
 class _End:
@@ -32,79 +50,114 @@ class _End:
         self.error = error
 
 
-class AckStream:
-    """The ``acks`` of one producer; ``release_slot`` frees one send slot."""
+def send_error_for(ack: ProducerAck) -> SendError:
+    """The SendError that stands for a failed ack."""
+    return SendError(
+        f"message {ack.context} failed: {ack.result} {ack.error_message or ''}".rstrip(),
+        ack.result,
+        ack.context,
+    )
 
-    def __init__(self, name: str, release_slot: Callable[[], None]) -> None:
+
+def finish(submission: Submission[Handle]) -> None:
+    """Complete a settled message's future, or run its callback (whatever it raises is logged)."""
+    ack = submission.ack
+    assert ack is not None
+    handle = submission.handle
+    if isinstance(handle, Future):
+        if handle.set_running_or_notify_cancel():
+            if ack.ok:
+                handle.set_result(ack)
+            else:
+                handle.set_exception(send_error_for(ack))
+    elif handle is not None and not isinstance(handle, threading.Event):
+        try:
+            handle(ack)
+        except Exception:
+            log.exception("an ack callback raised")
+
+
+class AckStream:
+    """The ``acks`` of one producer and the futures and callbacks of its sends.
+
+    Args:
+        name: the topic, for the thread's name.
+        delivered: told (on the acks thread) which messages were delivered.
+    """
+
+    def __init__(self, name: str, delivered: Callable[[list[Submission[Handle]]], None]) -> None:
         self._name = name
-        self._release_slot = release_slot
+        self._delivered = delivered
         self._fanout: Fanout[ProducerAck] = Fanout()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ended = False
-
-    @property
-    def delivers(self) -> bool:
-        """Whether an ack emitted now reaches an observer (observed, and not ended yet)."""
-        return self._fanout.observed and not self._ended
 
     def observable(self) -> Observable[ProducerAck]:
         """The hot stream of acks."""
         return self._fanout.observable()
 
     def on_own_thread(self) -> bool:
-        """True when called from an ``acks`` observer."""
+        """True when called from an observer, a future's done-callback or a callback."""
         return self._thread is threading.current_thread()
 
-    def emit(self, ack: ProducerAck, slot: bool = False) -> None:
-        """Emit ``ack``; with ``slot``, free one send slot once it was emitted."""
-        if not self._fanout.observed:
-            if slot:
-                self._release_slot()
-            return
+    def hand_over(self, submission: Submission[Handle]) -> bool:
+        """Queue a settled message for the acks thread, when something there waits for it.
+
+        Returns False when nothing does (no observer, and no future or callback), or the
+        stream ended: the caller then finishes it and counts it delivered. The producer calls
+        this and :meth:`end` under its lock, so nothing is handed over after the end.
+        """
+        if self._ended:
+            return False
+        handle = submission.handle
+        if (handle is None or isinstance(handle, threading.Event)) and not self._fanout.observed:
+            return False
         if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name=f"rxstargate-acks-{self._name}", daemon=True
-                    )
-                    self._thread.start()
-        self._queue.put(ack)
-        if slot:
-            self._queue.put(_SLOT)
+            self._thread = threading.Thread(
+                target=self._run, name=f"rxstargate-acks-{self._name}", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(submission)
+        return True
 
     def end(self, error: Exception | None) -> None:
-        """Complete (or fail) the stream after what was emitted so far."""
+        """Complete (or fail) the stream after what was handed over so far."""
         self._ended = True
         self._queue.put(_End(error))
 
     def wait_ended(self, deadline: float) -> None:
-        """Wait for the acks thread to emit the end (never past ``deadline``)."""
+        """Wait for the acks thread to deliver everything and the end (never past ``deadline``)."""
         thread = self._thread
-        if thread is None:
-            self._drain()
+        if thread is None:  # nothing was ever handed over: at most the end is queued
+            try:
+                end = self._queue.get_nowait()
+            except queue.Empty:
+                return  # ended before
+            self._fanout.end(end.error)
         elif thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if isinstance(item, _End):
-                self._fanout.end(item.error)
-                return
-            if item is _SLOT:
-                self._release_slot()
-            else:
-                self._fanout.on_next(item)
-
-    def _drain(self) -> None:
-        """No acks thread ever started: end the stream here."""
+        fanout = self._fanout
+        done: list[Submission[Handle]] = []
         while True:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
+                item = self._queue.get(block=not done)
+            except queue.Empty:  # caught up: give the slots back
+                self._delivered(done)
+                done = []
+                continue
             if isinstance(item, _End):
-                self._fanout.end(item.error)
+                if done:
+                    self._delivered(done)
+                fanout.end(item.error)
                 return
+            if fanout.observed:
+                fanout.on_next(item.ack)
+            if item.handle is not None:
+                finish(item)
+            done.append(item)
+            if len(done) >= _GIVE_BACK_EVERY:
+                self._delivered(done)
+                done = []

@@ -117,11 +117,15 @@ class ClientContext:
         with self._lock:
             return list(self._streams.values())
 
-    def report(self, error: StargateError) -> None:
-        """A non-fatal problem (malformed frame, undecodable payload): log, count, publish."""
+    def report(self, error: StargateError, *, log_it: bool = True) -> None:
+        """A non-fatal problem (malformed frame, undecodable payload): log, count, publish.
+
+        ``log_it=False`` for the many consequences of one failure that was logged already.
+        """
         with self._lock:
             self.error_count += 1
-        log.warning("%s", error)
+        if log_it:
+            log.warning("%s", error)
         self.errors.on_next(error)
 
     def close(self) -> None:

@@ -441,7 +441,7 @@ class _Session:
         return Message(
             topic=self._topic(frame.topic) if frame.topic else self._spec.topic,
             payload=frame.payload,
-            message_id=MessageId(frame.message_id),
+            message_id=MessageId._from_wire(frame.message_id),
             key=frame.key,
             properties=MappingProxyType(frame.properties),
             publish_time=publish_time,

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 from rxstargate._messageid import MessageIdFields, decode_message_id, encode_message_id
-from rxstargate.exceptions import InvalidTopicNameError
+from rxstargate.exceptions import ConfigurationError, InvalidTopicNameError
 
 __all__ = [
     "ClientResult",
@@ -153,9 +153,11 @@ class MessageId:
     """A Pulsar message id, as the WebSocket API carries it.
 
     ``str(message_id)`` is the wire form (base64 of the serialized MessageIdData), which is
-    what acks echo and what a reader may start from. The numbers inside are decoded on first
-    use. Ids compare and hash by their position (ledger, entry, partition, batch index), so
-    two encodings of one id are equal and ids sort in topic order.
+    what acks echo and what a reader may start from. An id you build is checked at once
+    (``MessageId("not-an-id!")`` raises ConfigurationError); the numbers inside an id received
+    from the server are decoded on first use. Ids compare and hash by their position (ledger,
+    entry, partition, batch index), so two encodings of one id are equal and ids sort in topic
+    order.
 
     Example:
         >>> mid = MessageId("CAAQAw==")
@@ -168,11 +170,38 @@ class MessageId:
     __slots__ = ("_fields", "_wire")
 
     def __init__(self, wire: str) -> None:
-        """Wrap a wire id; a malformed one raises ValueError when its numbers are first read."""
+        """Check and wrap a wire id.
+
+        Raises:
+            ConfigurationError: (a ValueError) naming ``wire`` when it is not the base64 of a
+                message id, before the id can reach a server.
+        """
         if not isinstance(wire, str) or not wire:
-            raise ValueError("a message id is a non-empty base64 string")
+            raise ConfigurationError(f"a message id is a non-empty base64 string, not {wire!r:.80}")
+        try:
+            raw = base64.b64decode(wire, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError(
+                f"message id {wire!r:.80} is not base64 (str() of a MessageId is its wire form)"
+            ) from None
+        try:
+            fields = decode_message_id(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{wire!r:.80} is not a Pulsar message id: {exc}") from None
         self._wire = wire
-        self._fields: MessageIdFields | None = None
+        self._fields: MessageIdFields | None = fields
+
+    @classmethod
+    def _from_wire(cls, wire: str) -> MessageId:
+        """An id as a server sent it: not checked, its numbers decoded when first read.
+
+        Receiving paths use it so that decoding costs nothing unless someone looks inside; a
+        malformed one raises ValueError then.
+        """
+        message_id = cls.__new__(cls)
+        message_id._wire = wire
+        message_id._fields = None
+        return message_id
 
     @classmethod
     def from_parts(
@@ -180,7 +209,7 @@ class MessageId:
     ) -> MessageId:
         """Build an id from its numbers (-1 for an absent partition or batch index)."""
         raw = encode_message_id(ledger_id, entry_id, partition, batch_index)
-        return cls(base64.b64encode(raw).decode("ascii"))
+        return cls._from_wire(base64.b64encode(raw).decode("ascii"))
 
     @property
     def fields(self) -> MessageIdFields:

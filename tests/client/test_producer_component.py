@@ -541,3 +541,152 @@ def test_concurrent_first_sends_share_one_failed_connect() -> None:
                 sock.close()
     assert all(isinstance(o, rs.StargateError) for o in outcomes)
     assert len(accepted) <= 3  # callers that waited for a failing connect share its failure
+
+
+def test_a_blocking_send_in_a_futures_done_callback_completes(scripted_peer: Peer) -> None:
+    """The callback never runs on the receive thread, which alone reads the ack it waits for."""
+    peer = scripted_peer(ack_every_message)
+    replies: list[rs.ProducerAck] = []
+    threads: list[str] = []
+    done = threading.Event()
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(timeout=2)
+
+        def reply(future: Any) -> None:
+            threads.append(threading.current_thread().name)
+            try:
+                replies.append(producer.send(b"reply"))
+            finally:
+                done.set()
+
+        producer.send_async(b"first").add_done_callback(reply)
+        assert done.wait(WAIT_SECONDS)
+        producer.close()
+    assert [a.ok for a in replies] == [True]
+    assert not threads[0].startswith("rxstargate-producer")
+
+
+def test_a_send_in_a_done_callback_that_would_wait_for_itself_fails_at_once(
+    scripted_peer: Peer,
+) -> None:
+    """With max_in_flight=1 the callback's own message holds the only slot until it returns."""
+    peer = scripted_peer(ack_every_message)
+    outcome: list[BaseException] = []
+    done = threading.Event()
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=1, timeout=WAIT_SECONDS)
+
+        def reply(future: Any) -> None:
+            try:
+                producer.send(b"reply")
+            except rs.StargateError as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        producer.send_async(b"first").add_done_callback(reply)
+        assert done.wait(WAIT_SECONDS)
+        assert producer.send(b"after").ok  # the slot came back once the callback returned
+        producer.close()
+    assert isinstance(outcome[0], rs.SendError)
+    assert outcome[0].result == rs.ClientResult.WOULD_DEADLOCK
+
+
+def test_flush_returns_once_the_acks_observers_have_seen_every_ack(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    gate = threading.Event()
+    seen: list[rs.ProducerAck] = []
+    at_flush: list[int] = []
+
+    def busy_observer(ack: rs.ProducerAck) -> None:
+        gate.wait(WAIT_SECONDS)  # still busy with the first ack when flush() is called
+        seen.append(ack)
+
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer()
+        producer.acks.subscribe(busy_observer)
+        for i in range(10):
+            producer.on_next(str(i))
+        assert producer.send(b"last").ok  # every ack before it has reached the producer
+
+        def flush() -> None:
+            producer.flush(WAIT_SECONDS)
+            at_flush.append(len(seen))
+
+        flusher = threading.Thread(target=flush, name="test-flusher")
+        flusher.start()
+        gate.set()
+        flusher.join(WAIT_SECONDS)
+        producer.close()
+    assert at_flush == [11]
+
+
+def test_close_returns_once_the_acks_observers_have_seen_every_ack(scripted_peer: Peer) -> None:
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        for _ in range(20):
+            producer = client.topic("orders").producer()
+            seen: list[rs.ProducerAck] = []
+            producer.acks.subscribe(seen.append)
+            assert producer.send(b"open").ok
+            for i in range(10):  # (the scripted peer stalls on a longer queue at close)
+                producer.on_next(str(i))
+            producer.close()  # acks still arriving: each is either ok or failed, and seen
+            assert sorted(int(a.context) for a in seen) == list(range(1, 12))
+
+
+def _failed_for_good(peer_factory: Peer) -> tuple[rs.Client, Any]:
+    """A client and a producer whose reconnects are all refused (503), once it gave up."""
+
+    def ack_one_then_drop(ws: ServerConnection) -> None:
+        peer.refuse = (503, "down")
+        frame = json.loads(next(iter(ws)))
+        ws.send(json.dumps({"result": "ok", "messageId": "CAEQAA==", "context": frame["context"]}))
+        ws.close()
+
+    peer = peer_factory(ack_one_then_drop)
+    client = rs.Client(peer.url, reconnect=rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3))
+    producer = client.topic("t").producer()
+    ended = threading.Event()
+    producer.acks.subscribe(on_error=lambda _: ended.set())
+    assert producer.send(b"first").ok
+    assert ended.wait(WAIT_SECONDS)
+    return client, producer
+
+
+def test_a_failed_producer_raises_a_fresh_error_each_time(scripted_peer: Peer) -> None:
+    import traceback
+
+    client, producer = _failed_for_good(scripted_peer)
+    with client:
+        for i in range(300):
+            producer.on_next(f"later-{i}".encode())
+        raised = []
+        for _ in range(2):
+            with pytest.raises(rs.ServerError) as caught:
+                producer.send(b"x")
+            raised.append(caught.value)
+        with pytest.raises(rs.ServerError) as flushed:
+            producer.flush(1)
+    first, second = raised
+    assert first is not second
+    assert first.__cause__ is second.__cause__ is flushed.value.__cause__
+    assert type(first.__cause__) is rs.ServerError
+    assert str(first) == str(second) == str(first.__cause__)
+    assert (first.status_code, first.reason) == (503, "down")
+    assert len(traceback.format_exception(second)) == len(traceback.format_exception(first))
+    assert len(traceback.format_exception(first)) < 60
+
+
+def test_a_failed_producer_logs_its_failure_once(
+    scripted_peer: Peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, producer = _failed_for_good(scripted_peer)
+    with client:
+        reported: list[rs.StargateError] = []
+        client.errors.subscribe(reported.append)
+        for i in range(300):
+            producer.on_next(f"later-{i}".encode())
+    assert len(reported) == 300  # each message is still reported on client.errors
+    failure_logs = [r for r in caplog.records if "503" in r.getMessage()]
+    assert [r.levelname for r in failure_logs] == ["WARNING"]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import rxstargate as rs
 from rxstargate._messageid import decode_message_id, encode_message_id
 from rxstargate.models import MessageId
 
@@ -39,16 +40,26 @@ def test_ids_compare_by_position_and_two_encodings_are_equal() -> None:
     assert sorted([MessageId.from_parts(5, 0), MessageId.from_parts(1, 9)])[0].ledger_id == 1
 
 
+@pytest.mark.parametrize("wire", ["not base64!", "not-an-id!", "CA==", "EAM=", "CP///w=="])
+def test_malformed_ids_are_refused_when_built_naming_the_id(wire: str) -> None:
+    with pytest.raises(rs.ConfigurationError, match="message id") as caught:
+        MessageId(wire)
+    assert isinstance(caught.value, ValueError)
+    assert repr(wire) in str(caught.value)
+
+
 @pytest.mark.parametrize("wire", ["not base64!", "CA==", "EAM=", "CP///w=="])
-def test_malformed_ids_raise_value_error_on_read(wire: str) -> None:
-    mid = MessageId(wire)
+def test_malformed_ids_from_the_server_raise_value_error_on_read(wire: str) -> None:
+    mid = MessageId._from_wire(wire)  # what receiving paths build: checked when read
+    assert str(mid) == wire
     with pytest.raises(ValueError, match="message id"):
         _ = mid.ledger_id
 
 
-def test_empty_id_is_refused() -> None:
+@pytest.mark.parametrize("wire", ["", None, 3])
+def test_empty_id_is_refused(wire: object) -> None:
     with pytest.raises(ValueError):
-        MessageId("")
+        MessageId(wire)  # type: ignore[arg-type]
 
 
 _long = st.integers(min_value=0, max_value=2**62)
