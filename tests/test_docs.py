@@ -183,3 +183,10 @@ def test_every_page_of_the_site_is_in_its_navigation() -> None:
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     listed = set(re.findall(r"^\s*- (?:[^:\n]+: )?(\S+\.md)\s*$", config, re.M))
     assert {_page_id(page) for page in PAGES} == listed
+
+
+def test_the_home_pages_example_is_one_that_getting_started_runs() -> None:
+    home = examples(DOCS / "index.md")
+    runs = {example.code for example in _runnable(DOCS / "getting-started.md", needs_pulsar=True)}
+    assert home, "the home page lost its example"
+    assert all(example.code in runs for example in home)
