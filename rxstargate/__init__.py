@@ -1,8 +1,9 @@
 """rxstargate: Apache Pulsar's WebSocket API as ReactiveX streams."""
 
-from rxstargate._config import TlsOptions
+from rxstargate._config import TlsOptions, TransportConfig
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
+from rxstargate._seam import Connector, Transport
 from rxstargate.client import Client, Topic, Topics
 from rxstargate.display import Acks, Messages
 from rxstargate.exceptions import (
@@ -65,6 +66,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectionClosedError",
+    "Connector",
     "CryptoFailureAction",
     "HandshakeError",
     "HashingScheme",
@@ -99,5 +101,7 @@ __all__ = [
     "TopicName",
     "TopicNotFoundError",
     "Topics",
+    "Transport",
+    "TransportConfig",
     "acknowledger",
 ]

@@ -31,7 +31,7 @@ from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._outgoing import encode_outgoing
 from rxstargate._reconnect import reconnect
-from rxstargate._transport import Connection
+from rxstargate._seam import Transport
 from rxstargate.exceptions import (
     ClosedError,
     ConfigurationError,
@@ -151,7 +151,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._pending: dict[str, _Pending] = {}
         self._settling = 0  # acks taken from _pending and not yet handed to `acks`
         self._contexts = itertools.count(1)
-        self._conn: Connection | None = None
+        self._conn: Transport | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._closed = False
@@ -533,7 +533,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
 
     # -- Receiving ------------------------------------------------------------------------
 
-    def _receive(self, conn: Connection) -> None:
+    def _receive(self, conn: Transport) -> None:
         try:
             self._receive_acks(conn)
         except Exception as exc:  # a bug must end the producer, never leave it silent
@@ -544,7 +544,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                 current.release()
             self._shutdown(ProtocolError(f"the receive thread failed: {exc!r}"))
 
-    def _receive_acks(self, conn: Connection) -> None:
+    def _receive_acks(self, conn: Transport) -> None:
         while True:
             try:
                 texts = conn.recv_batch()
@@ -581,7 +581,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
                     continue
                 self._resolve(frame.context, frame.result, frame.message_id, frame.error_msg)
 
-    def _resume(self, conn: Connection) -> Connection:
+    def _resume(self, conn: Transport) -> Transport:
         with self._lock:
             if self._closed:
                 conn.abort()  # closed while reconnecting: recv() now returns None
