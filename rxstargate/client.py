@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from marshmallow import Schema
-from reactivex import Observable
+from reactivex import Observable, abc
 
 from rxstargate._config import TlsOptions, TransportConfig, checked_seconds, redact_url
 from rxstargate._context import ClientContext
@@ -495,6 +495,7 @@ class Topic:
         subscription_type: SubscriptionType | str = SubscriptionType.SHARED,
         max_in_flight: int = 1000,
         restart: Backoff | None = None,
+        scheduler: abc.SchedulerBase | None = None,
         **observe_options: Any,
     ) -> Pipeline:
         """A supervised consumer that runs ``handler`` on every message: a :class:`Pipeline`.
@@ -502,7 +503,8 @@ class Topic:
         It is ``observe(subscription, ...).pipe(process(handler, ...))`` into the acknowledger,
         restarted with ``restart`` backoff after failures that retrying can fix. Call
         ``start()`` (or use ``with``), then ``stop()`` to drain and close. The handler and the
-        failure options are those of :func:`rxstargate.operators.process`; other options go to
+        failure options are those of :func:`rxstargate.operators.process` (``scheduler`` runs
+        its retry delays and timeouts: a ``TestScheduler`` in tests); other options go to
         :meth:`observe`. Shared by default, so several pipelines can share the work.
 
         Example:
@@ -533,6 +535,7 @@ class Topic:
             timeout=timeout,
             retry=retry,
             on_failure=on_failure,
+            scheduler=scheduler,
         )
 
     def last_message_id(self) -> MessageId | None:

@@ -272,7 +272,7 @@ class MemoryPulsar:
     ) -> None:
         """Wait until ``condition()`` holds, at most ``timeout`` real seconds.
 
-        It is checked after every change in the broker. With a virtual-time scheduler (a
+        It is checked at every change in the broker and every 5 ms. With a virtual-time scheduler (a
         ``TestScheduler``), virtual time moves on whenever nothing changed for 5 ms of real
         time: by ``step`` seconds, doubling while it stays quiet (at most a minute at once),
         so retry delays, nack delays and ack timeouts pass in milliseconds. A handler that

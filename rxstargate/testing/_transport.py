@@ -127,11 +127,12 @@ class MemoryTransport:
             if not lost and self._inbox and not self._discard:
                 count = len(self._inbox) if most is None else most
                 return [self._inbox.popleft() for _ in range(count)]
-            ending, self._ending = self._ending, None
-            finished = self._state != _OPEN
-            discard = self._discard
-        _report(lost)
+            ending = None if lost else self._ending  # lost frames are reported before the end
+            if ending is not None:
+                self._ending = None
+            finished, discard = self._state != _OPEN, self._discard
         if lost:
+            _report(lost)
             return []
         if ending is not None:
             if discard:
