@@ -83,6 +83,11 @@ class ConsumerSocket(Socket):
         self._nack_timer: abc.DisposableBase | None = None
         self._ack_timer: abc.DisposableBase | None = None
 
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics it consumes (those a pattern matched, for a v3 pattern consumer)."""
+        return tuple(s.topic.name for s in self.subscriptions) or super().topics
+
     def attach(self, subscription: Subscription) -> None:
         """Join one subscription (its refusal checked first)."""
         subscription.join(self, self.params.subscription_type)

@@ -142,6 +142,18 @@ class MemoryTransport:
             raise ending
         return None if finished else []
 
+    def poll(self) -> list[str]:
+        """Every frame waiting now, without waiting: for tests that speak frames themselves.
+
+        The broker answers within ``send``, so what a frame causes is waiting once it returns.
+        """
+        with self._lock:
+            if self._discard:
+                return []
+            texts = list(self._inbox)
+            self._inbox.clear()
+            return texts
+
     def keepalive(self, now: float) -> None:
         """Nothing to keep alive in memory."""
 
