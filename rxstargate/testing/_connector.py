@@ -100,7 +100,7 @@ class SocketInfo:
 def wait_until(
     broker: Broker,
     scheduler: abc.SchedulerBase,
-    condition: Callable[[], bool],
+    condition: Callable[[], object],
     timeout: float,
     step: float,
 ) -> None:

@@ -268,7 +268,7 @@ class MemoryPulsar:
     # -- waiting and ending ---------------------------------------------------------------------
 
     def wait_until(
-        self, condition: Callable[[], bool], timeout: float = 10.0, *, step: float = 0.1
+        self, condition: Callable[[], object], timeout: float = 10.0, *, step: float = 0.1
     ) -> None:
         """Wait until ``condition()`` holds, at most ``timeout`` real seconds.
 
