@@ -110,8 +110,12 @@ class Broker:
         entry = topic.append(publication, int(self.now() * 1000))
         for subscription in list(topic.subscriptions.values()):
             subscription.dispatch()
+            if not topic.persistent and entry.index in subscription.pending:
+                subscription.skip(entry.index)  # no credit now: a non-persistent topic drops it
         for reader in list(topic.readers):
             reader.pump()
+            if not topic.persistent:
+                reader.position = max(reader.position, entry.index + 1)
         return entry
 
     def acknowledge(self, subscription: Subscription, index: int) -> None:

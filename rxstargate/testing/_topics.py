@@ -191,9 +191,10 @@ class Subscription:
             self.subscription_type = None
 
     def skip(self, index: int) -> None:
-        """Acknowledge a message nobody was there to get (non-persistent topics)."""
+        """Acknowledge a message nobody could take (non-persistent topics drop those)."""
         if index == self.next_index:
             self.next_index += 1
+        self.pending.discard(index)
         self.acked.add(index)
 
     def ack(self, index: int) -> ConsumerSocket | None:

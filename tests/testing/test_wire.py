@@ -219,3 +219,17 @@ def test_a_frame_over_one_mebibyte_closes_the_socket_with_1009(pulsar: MemoryPul
     with pytest.raises(rs.ConnectionClosedError) as caught:
         producer.recv()
     assert caught.value.code == 1009 and not caught.value.retriable
+
+
+def test_a_non_persistent_topic_drops_what_a_consumer_cannot_take_now(
+    pulsar: MemoryPulsar,
+) -> None:
+    url = f"{MemoryPulsar.url}/ws/v2/consumer/non-persistent/public/default/clicks/sub"
+    consumer = pulsar.connect(url + "?receiverQueueSize=1", rs.TransportConfig(), "raw")
+    assert isinstance(consumer, MemoryTransport)
+    for payload in (b"taken", b"dropped"):
+        pulsar.publish("non-persistent://public/default/clicks", payload)
+    (first,) = _frames(consumer)
+    _send(consumer, {"messageId": first["messageId"]})
+    assert _payloads([first]) == [b"taken"] and _frames(consumer) == []
+    assert pulsar.backlog("non-persistent://public/default/clicks", "sub") == 0
