@@ -23,8 +23,14 @@ registry; consumers get no prefetch (a message goes out only when a socket may t
 Key_Shared spreads keys by a hash over the consumers connected now (no sticky ranges).
 """
 
-from rxstargate.testing._connector import MemoryConnector, SocketInfo
+from rxstargate.testing._connector import MemoryConnector, NoSubscriptionError, SocketInfo
 from rxstargate.testing._pulsar import MemoryPulsar
 from rxstargate.testing._transport import MemoryTransport
 
-__all__ = ["MemoryConnector", "MemoryPulsar", "MemoryTransport", "SocketInfo"]
+__all__ = [
+    "MemoryConnector",
+    "MemoryPulsar",
+    "MemoryTransport",
+    "NoSubscriptionError",
+    "SocketInfo",
+]

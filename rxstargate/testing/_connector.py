@@ -11,18 +11,22 @@ from reactivex.scheduler import VirtualTimeScheduler
 
 from rxstargate._config import TransportConfig
 from rxstargate._seam import Transport
-from rxstargate.exceptions import StargateTimeoutError
+from rxstargate.exceptions import ConfigurationError, StargateTimeoutError
 from rxstargate.models import MessageId, TopicName
 from rxstargate.testing._broker import Broker
 from rxstargate.testing._consumer import ConsumerSocket
 from rxstargate.testing._sockets import ProducerSocket, Socket
 
-__all__ = ["MemoryConnector", "SocketInfo", "wait_until"]
+__all__ = ["MemoryConnector", "NoSubscriptionError", "SocketInfo", "wait_until"]
 
 #: Real seconds without a change in the broker after which virtual time moves on.
 QUIET_SECONDS = 0.005
 #: The most virtual time one quiet moment moves on (the step doubles up to it).
 MAX_STEP = 60.0
+
+
+class NoSubscriptionError(ConfigurationError, LookupError):
+    """A MemoryPulsar was asked about a subscription its topic does not have."""
 
 
 class MemoryConnector:
@@ -68,6 +72,8 @@ class SocketInfo:
         subscription_type: a consumer's subscription type, else None.
         name: the producer's or consumer's name (``producer_name``, ``consumer_name``), if set.
         url: the URL it was opened with (without a token).
+        permits: a pull-mode consumer's credit left (its permits not used yet), else None.
+        unacked: the messages a consumer holds delivered and unsettled (0 for others).
     """
 
     kind: str
@@ -76,25 +82,25 @@ class SocketInfo:
     subscription_type: str | None
     name: str | None
     url: str
+    permits: int | None = None
+    unacked: int = 0
 
     @classmethod
     def of(cls, socket: Socket) -> SocketInfo:
         """Describe a broker socket."""
-        subscription = subscription_type = name = None
         if isinstance(socket, ConsumerSocket):
-            subscription = socket.route.subscription
-            subscription_type = socket.params.subscription_type
-            name = socket.consumer_name
-        elif isinstance(socket, ProducerSocket):
-            name = socket.name
-        return cls(
-            socket.kind,
-            socket.topics,
-            subscription,
-            subscription_type,
-            name,
-            socket.transport.url,
-        )
+            return cls(
+                socket.kind,
+                socket.topics,
+                socket.route.subscription,
+                socket.params.subscription_type,
+                socket.consumer_name,
+                socket.transport.url,
+                socket.permits,
+                socket.unacked,
+            )
+        name = socket.name if isinstance(socket, ProducerSocket) else None
+        return cls(socket.kind, socket.topics, None, None, name, socket.transport.url)
 
 
 def wait_until(
@@ -113,14 +119,22 @@ def wait_until(
     virtual = isinstance(scheduler, VirtualTimeScheduler)
     deadline = time.monotonic() + timeout
     advance = step
+    missing: NoSubscriptionError | None = None
     while True:
         with broker.lock:
             seen = broker.version
-        if condition():
-            return
+        try:
+            if condition():
+                return
+            missing = None
+        except NoSubscriptionError as exc:  # its consumer has not subscribed yet
+            missing = exc
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise StargateTimeoutError(f"the condition did not hold within {timeout:g} s")
+            detail = f": {missing}" if missing is not None else ""
+            raise StargateTimeoutError(
+                f"the condition did not hold within {timeout:g} s{detail}"
+            ) from missing
         with broker.changed:
             if broker.version == seen:
                 # Looked at again soon even without a change: the client's threads act on

@@ -88,6 +88,16 @@ class ConsumerSocket(Socket):
         """The topics it consumes (those a pattern matched, for a v3 pattern consumer)."""
         return tuple(s.topic.name for s in self.subscriptions) or super().topics
 
+    @property
+    def permits(self) -> int | None:
+        """The pull-mode credit left, or None in push mode."""
+        return self._permits if self.params.pull_mode else None
+
+    @property
+    def unacked(self) -> int:
+        """Messages held delivered and unsettled (nacked ones until they go back)."""
+        return len(self._held)
+
     def attach(self, subscription: Subscription) -> None:
         """Join one subscription (its refusal checked first)."""
         subscription.join(self, self.params.subscription_type)

@@ -15,7 +15,12 @@ from rxstargate.client import Client
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import Message, MessageId, TopicName
 from rxstargate.testing._broker import Broker
-from rxstargate.testing._connector import MemoryConnector, SocketInfo, wait_until
+from rxstargate.testing._connector import (
+    MemoryConnector,
+    NoSubscriptionError,
+    SocketInfo,
+    wait_until,
+)
 from rxstargate.testing._faults import DEFAULT_REASONS, DROP_KINDS
 from rxstargate.testing._topics import Subscription
 from rxstargate.testing._wire import Publication
@@ -170,7 +175,7 @@ class MemoryPulsar:
         """How many messages of the subscription are not acknowledged yet.
 
         Raises:
-            ConfigurationError: when the topic has no such subscription.
+            NoSubscriptionError: (a ConfigurationError) when the topic has no such subscription.
         """
         return self._subscription(topic, subscription).backlog
 
@@ -179,7 +184,7 @@ class MemoryPulsar:
         (nacked ones count until they go back).
 
         Raises:
-            ConfigurationError: when the topic has no such subscription.
+            NoSubscriptionError: (a ConfigurationError) when the topic has no such subscription.
         """
         return len(self._subscription(topic, subscription).held)
 
@@ -190,7 +195,7 @@ class MemoryPulsar:
             held = found.subscriptions.get(subscription) if found is not None else None
             if held is None:
                 known = sorted(found.subscriptions) if found is not None else []
-                raise ConfigurationError(
+                raise NoSubscriptionError(
                     f"{name} has no subscription {subscription!r} (it has {known})"
                 )
             return held
@@ -268,18 +273,21 @@ class MemoryPulsar:
     # -- waiting and ending ---------------------------------------------------------------------
 
     def wait_until(
-        self, condition: Callable[[], object], timeout: float = 10.0, *, step: float = 0.1
+        self, condition: Callable[[], object], timeout: float = 10.0, *, step: float = 1.0
     ) -> None:
         """Wait until ``condition()`` holds, at most ``timeout`` real seconds.
 
-        It is checked at every change in the broker and every 5 ms. With a virtual-time scheduler (a
-        ``TestScheduler``), virtual time moves on whenever nothing changed for 5 ms of real
-        time: by ``step`` seconds, doubling while it stays quiet (at most a minute at once),
-        so retry delays, nack delays and ack timeouts pass in milliseconds. A handler that
-        takes real time looks slow in virtual time: keep ``process(timeout=...)`` generous.
+        It is checked at every change in the broker and every 5 ms; a condition that asks
+        for a subscription not made yet (``backlog``, ``unacked``) does not hold yet. With a
+        virtual-time scheduler (a ``TestScheduler``), virtual time moves on whenever nothing
+        changed for 5 ms of real time: by ``step`` seconds, doubling while it stays quiet (at
+        most a minute at once), so retry delays, nack delays and ack timeouts pass in
+        milliseconds, and each timer runs at exactly its virtual time. A handler that takes
+        real time looks slow in virtual time: keep ``process(timeout=...)`` generous.
 
         Raises:
-            StargateTimeoutError: when it does not hold in time.
+            StargateTimeoutError: when it does not hold in time (chained to the last "no such
+                subscription" error, if that is why).
         """
         if not step > 0:
             raise ConfigurationError(f"step must be positive, not {step!r}")

@@ -28,10 +28,10 @@ class Inbox:
         self.completed = False
 
     def on_next(self, message: rs.Message[Any]) -> None:
+        with self.lock:  # kept before it is acked: a test waiting for the ack then finds it
+            self.messages.append(message)
         if self.ack:
             message.ack()
-        with self.lock:
-            self.messages.append(message)
 
     def on_error(self, error: Exception) -> None:
         self.errors.append(error)

@@ -133,7 +133,7 @@ def test_ack_timeouts_count_towards_the_dead_letter_policy(
         max_redeliver_count=1,
     ).subscribe(inbox)
     dead = "orders-sub-DLQ"
-    pulsar.wait_until(lambda: bool(pulsar.stored(dead)))
+    pulsar.wait_until(lambda: bool(pulsar.stored(dead)) and len(inbox) == 2)
     assert [m.redelivery_count for m in inbox.messages] == [0, 1]
     assert pulsar.backlog("orders", "sub") == 0
 
@@ -169,7 +169,7 @@ def test_shared_consumers_take_turns(pulsar: MemoryPulsar, client: rs.Client) ->
     inboxes = [Inbox(ack=True), Inbox(ack=True)]
     for inbox in inboxes:
         topic.observe("sub", subscription_type="Shared").subscribe(inbox)
-    pulsar.wait_until(lambda: len(pulsar.sockets("consumer")) == 2)
+    pulsar.wait_until(lambda: [s.permits for s in pulsar.sockets("consumer")] == [1000, 1000])
     _fill(pulsar, 10)
     pulsar.wait_until(lambda: sum(map(len, inboxes)) == 10)
     assert [len(inbox) for inbox in inboxes] == [5, 5]

@@ -8,7 +8,7 @@ import pytest
 from reactivex.testing import TestScheduler
 
 import rxstargate as rs
-from rxstargate.testing import MemoryPulsar
+from rxstargate.testing import MemoryPulsar, NoSubscriptionError
 from tests.testing.conftest import Inbox, received
 
 
@@ -97,6 +97,18 @@ def test_a_subscription_can_be_made_before_its_consumer(
 def test_wait_until_gives_up_with_a_timeout_error(pulsar: MemoryPulsar) -> None:
     with pytest.raises(rs.StargateTimeoutError):
         pulsar.wait_until(lambda: False, timeout=0.05)
+    pulsar.create_subscription("orders", "billing")
+    with pytest.raises(rs.StargateTimeoutError, match="no subscription 'biling'") as caught:
+        pulsar.wait_until(lambda: pulsar.backlog("orders", "biling") == 0, timeout=0.05)
+    assert isinstance(caught.value.__cause__, NoSubscriptionError)
+
+
+def test_waiting_for_a_subscription_not_made_yet_waits_for_its_consumer(
+    pulsar: MemoryPulsar, client: rs.Client
+) -> None:
+    pulsar.publish("orders", b"x")
+    client.topic("orders").observe("billing", start="earliest").subscribe(rs.acknowledger())
+    pulsar.wait_until(lambda: pulsar.backlog("orders", "billing") == 0)
 
 
 def test_bad_arguments_are_configuration_errors(pulsar: MemoryPulsar) -> None:
