@@ -232,8 +232,8 @@ class Broker:
                 params = replace(params, dead_letter_topic=topic_name(params.dead_letter_topic))
             except Refusal as exc:
                 raise Refusal(400, f"Invalid query params: {exc.reason}") from None
-        names = self._match(route) if route.pattern is not None else route.topics
-        names = names or (route.topic,)
+        # A pattern is matched once, now, as local Pulsar does (maybe to no topic at all).
+        names = self._match(route) if route.pattern is not None else route.topics or (route.topic,)
         existing = [self.topic(n).subscriptions.get(route.subscription) for n in names]
         for subscription in existing:
             reason = subscription and subscription.refusal(params.subscription_type)

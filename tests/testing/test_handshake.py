@@ -177,3 +177,14 @@ def test_a_pattern_consumer_reads_the_matching_topics_of_its_namespace(
     got: Any = received(pulsar, inbox, 2)
     assert sorted(m.payload for m in got) == [b"orders-eu", b"orders-us"]
     assert len(pulsar.sockets("consumer")[0].topics) == 2
+
+
+def test_a_pattern_that_matches_nothing_gives_a_socket_that_receives_nothing(
+    pulsar: MemoryPulsar, client: rs.Client
+) -> None:
+    inbox = Inbox()
+    client.topics("nothing-.*").observe("audit").subscribe(inbox)
+    pulsar.wait_until(lambda: len(pulsar.sockets("consumer")) == 1)
+    pulsar.publish("nothing-yet", b"x")  # created after the socket opened: not added
+    assert pulsar.topics() == ["persistent://public/default/nothing-yet"]
+    assert pulsar.subscriptions("nothing-yet") == [] and len(inbox) == 0
