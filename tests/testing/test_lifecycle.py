@@ -132,3 +132,11 @@ def test_bad_arguments_are_configuration_errors(pulsar: MemoryPulsar) -> None:
         MemoryPulsar(scheduler="now")  # type: ignore[arg-type]
     with pytest.raises(rs.ConfigurationError):
         rs.Client("ws://h:1", connect="not callable")  # type: ignore[arg-type]
+
+
+def test_the_testing_package_exports_what_it_has() -> None:
+    import rxstargate.testing as testing
+
+    public = {name for name in dir(testing) if not name.startswith("_")}
+    assert testing.__all__ == sorted(testing.__all__)
+    assert set(testing.__all__) == public
