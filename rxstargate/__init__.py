@@ -1,8 +1,9 @@
 """rxstargate: Apache Pulsar's WebSocket API as ReactiveX streams."""
 
-from rxstargate._config import TlsOptions
+from rxstargate._config import TlsOptions, TransportConfig
 from rxstargate._producer import Producer
 from rxstargate._reconnect import Backoff
+from rxstargate._seam import Connector, Transport
 from rxstargate._version import __version__ as __version__
 from rxstargate.client import Client, Topic, Topics
 from rxstargate.exceptions import (
@@ -66,6 +67,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectionClosedError",
+    "Connector",
     "CryptoFailureAction",
     "HandshakeError",
     "HashingScheme",
@@ -100,5 +102,7 @@ __all__ = [
     "TopicName",
     "TopicNotFoundError",
     "Topics",
+    "Transport",
+    "TransportConfig",
     "acknowledger",
 ]

@@ -127,7 +127,22 @@ class TlsOptions:
 
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
-    """How sockets are opened and kept: credentials, TLS, timeouts (seconds) and size caps."""
+    """How sockets are opened and kept: credentials, TLS, timeouts (seconds) and size caps.
+
+    A :class:`~rxstargate.Client` builds one from its arguments and hands it to its
+    connector with every socket it opens.
+
+    Attributes:
+        token: the JWT to send as ``Authorization: Bearer``, or None.
+        tls: TLS settings for ``wss://`` URLs, or None for the defaults.
+        connect_timeout: seconds to open a socket and finish its handshake.
+        ping_interval: seconds of silence before a ping.
+        ping_timeout: seconds to wait for the pong before the socket counts as dropped.
+        write_timeout: seconds a socket may accept no bytes before it counts as dropped.
+        close_timeout: seconds a close waits for queued frames and the server's answer.
+        max_receive_bytes: the largest frame accepted from the server.
+        max_send_bytes: the largest frame sent.
+    """
 
     token: str | None = None
     tls: TlsOptions | None = None

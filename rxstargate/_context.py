@@ -1,4 +1,4 @@
-"""What every socket of one client shares: URL, transport settings, backoff, keepalive, errors.
+"""What every socket of one client shares: URL, connector, transport settings, backoff, errors.
 
 It also keeps the registry of live streams (``client.streams``) that ``close()`` ends.
 """
@@ -17,9 +17,10 @@ from rxstargate._config import TransportConfig
 from rxstargate._fanout import Fanout
 from rxstargate._keepalive import Keepalive
 from rxstargate._reconnect import Backoff
+from rxstargate._seam import AdminConnector, Connector, Transport
 from rxstargate._transport import Connection
 from rxstargate.exceptions import ClosedError, StargateError
-from rxstargate.models import TopicName
+from rxstargate.models import MessageId, TopicName
 from rxstargate.streams import StreamHandle
 
 __all__ = ["ClientContext"]
@@ -29,12 +30,16 @@ log = logging.getLogger("rxstargate")
 
 @dataclass(eq=False)
 class ClientContext:
-    """Shared state of a client; sources and sinks register a close callback here."""
+    """Shared state of a client; sources and sinks register a close callback here.
+
+    ``connect`` opens every socket (websocket-client's :class:`Connection` by default).
+    """
 
     base_url: str
     transport: TransportConfig
     backoff: Backoff
     keepalive: Keepalive
+    connect: Connector = Connection.open
     errors: Fanout[StargateError] = field(default_factory=Fanout)
     error_count: int = 0
     closed: bool = False
@@ -61,17 +66,32 @@ class ClientContext:
         """The v3 multi-topic consumer URL (``topics`` or ``topicsPattern`` in ``query``)."""
         return f"{self.base_url}/ws/v3/consumer/{quote(subscription, safe='')}?{urlencode(query)}"
 
-    def open(self, url: str, name: str = "socket") -> Connection:
-        """Open a socket and keep it alive with pings.
+    def open(self, url: str, name: str = "socket") -> Transport:
+        """Open a socket with the client's connector and keep it alive with pings.
 
         Raises:
             ClosedError: when the client is closed.
         """
         if self.closed:
             raise ClosedError("the client is closed")
-        connection = Connection.open(url, self.transport, name)
+        connection = self.connect(url, self.transport, name)
         self.keepalive.watch(connection)
         return connection
+
+    def last_message_id(
+        self, topic: TopicName, config: TransportConfig | None = None
+    ) -> MessageId | None:
+        """The topic's last message id: from the connector if it knows, else the admin API.
+
+        Raises:
+            StargateError: as :func:`rxstargate._admin.last_message_id`.
+        """
+        settings = config or self.transport
+        if isinstance(self.connect, AdminConnector):
+            return self.connect.last_message_id(self.base_url, topic, settings)
+        from rxstargate._admin import last_message_id
+
+        return last_message_id(self.base_url, topic, settings)
 
     def register(self, handle: StreamHandle) -> int:
         """Remember a live stream so that closing the client ends it; returns a key."""

@@ -6,7 +6,7 @@ import threading
 import time
 import weakref
 
-from rxstargate._transport import Connection
+from rxstargate._seam import Transport
 
 __all__ = ["Keepalive"]
 
@@ -19,12 +19,12 @@ class Keepalive:
 
     def __init__(self, interval: float, timeout: float) -> None:
         self._tick = max(0.02, min(1.0, min(interval, timeout) / 4))
-        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[Transport] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, connection: Connection) -> None:
+    def watch(self, connection: Transport) -> None:
         """Keep ``connection`` alive until it closes."""
         with self._lock:
             if self._stop.is_set():
@@ -37,7 +37,7 @@ class Keepalive:
                 )
                 self._thread.start()
 
-    def _forget(self, connection: Connection) -> None:
+    def _forget(self, connection: Transport) -> None:
         with self._lock:
             self._connections.discard(connection)
 

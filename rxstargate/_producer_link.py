@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from rxstargate._context import ClientContext
 from rxstargate._produce_state import ProduceState
 from rxstargate._reconnect import reconnect
-from rxstargate._transport import Connection
+from rxstargate._seam import Transport
 from rxstargate.exceptions import (
     ConnectionClosedError,
     ProtocolError,
@@ -92,7 +92,7 @@ class ProducerLink:
         self._open_failure: StargateError | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
-        self._conn: Connection | None = None  # guarded by lock
+        self._conn: Transport | None = None  # guarded by lock
 
     @property
     def started(self) -> bool:
@@ -171,7 +171,7 @@ class ProducerLink:
                 conn.abort()
             thread.join(1.0)
 
-    def _attach(self, conn: Connection) -> bool:
+    def _attach(self, conn: Transport) -> bool:
         """Make ``conn`` the connection and write what is pending on it; False when closed."""
         with self._lock:
             if self._state.closed:
@@ -185,7 +185,7 @@ class ProducerLink:
             log.info("producer on %s connected; sent %d pending again", self._topic, len(frames))
         return True
 
-    def _run(self, conn: Connection) -> None:
+    def _run(self, conn: Transport) -> None:
         try:
             self._read(conn)
         except Exception as exc:  # a bug must end the producer, never leave it silent
@@ -196,7 +196,7 @@ class ProducerLink:
                 current.release()
             self._failed(ProtocolError(f"the receive thread failed: {exc!r}"))
 
-    def _read(self, conn: Connection | None) -> None:
+    def _read(self, conn: Transport | None) -> None:
         while conn is not None:
             try:
                 texts = conn.recv_batch()
@@ -209,7 +209,7 @@ class ProducerLink:
                 return
             self._received(texts)
 
-    def _reopen(self, drop: ConnectionClosedError) -> Connection | None:
+    def _reopen(self, drop: ConnectionClosedError) -> Transport | None:
         """A new connection after ``drop`` (None when stopped or given up)."""
         if self._stopped.is_set():
             return None

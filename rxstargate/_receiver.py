@@ -46,8 +46,8 @@ from rxstargate._frames import (
 )
 from rxstargate._pulsar_time import parse_pulsar_time
 from rxstargate._reconnect import reconnect
+from rxstargate._seam import Transport
 from rxstargate._settler import Settler
-from rxstargate._transport import Connection
 from rxstargate.exceptions import (
     AckError,
     ConnectionClosedError,
@@ -101,7 +101,7 @@ class _Session:
         self._kind = "consumer" if spec.subscription is not None else "reader"
         self._stopped = threading.Event()  # no more connecting or delivering
         self._lock = threading.Lock()
-        self._conn: Connection | None = None
+        self._conn: Transport | None = None
         self._settler: Settler | None = None
         self._last_id: str | None = None
         self._pinned: str | None = None  # where "latest" was when a reader first opened
@@ -209,7 +209,7 @@ class _Session:
             query["messageId"] = start
         return self._context.url("reader", spec.topic, None, query)
 
-    def _open(self) -> Connection:
+    def _open(self) -> Transport:
         conn = self._context.open(self._url(), self._spec.topic.topic)
         credit = Credit(self._spec.max_in_flight) if self._kind == "consumer" else None
         settler = Settler(conn, credit, self._context)
@@ -254,13 +254,11 @@ class _Session:
         (a whole batch, when the id names no batch index) is skipped. When the server will
         not say in time, the reader keeps reopening at "latest" (README, Limits).
         """
-        from rxstargate._admin import last_message_id
-
         config = self._context.transport
         wait = min(config.connect_timeout, _PIN_TIMEOUT)
         try:
-            last = last_message_id(
-                self._context.base_url, self._spec.topic, replace(config, connect_timeout=wait)
+            last = self._context.last_message_id(
+                self._spec.topic, replace(config, connect_timeout=wait)
             )
         except StargateError as exc:
             log.info("reader on %s: cannot learn where it starts (%s)", self._spec.topic, exc)

@@ -19,7 +19,7 @@ from typing import Any
 from rxstargate._context import ClientContext
 from rxstargate._flow import Credit
 from rxstargate._frames import encode_ack, encode_nack, encode_permit
-from rxstargate._transport import Connection
+from rxstargate._seam import Transport
 from rxstargate.exceptions import AckError, StargateConnectionError
 from rxstargate.models import Message
 
@@ -43,7 +43,7 @@ class Settler:
         "last_settled",
     )
 
-    def __init__(self, conn: Connection, credit: Credit | None, context: ClientContext) -> None:
+    def __init__(self, conn: Transport, credit: Credit | None, context: ClientContext) -> None:
         self._conn = conn
         self._credit = credit
         self._context = context

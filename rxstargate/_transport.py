@@ -33,6 +33,7 @@ from typing import Any
 import websocket
 
 from rxstargate._config import TlsOptions, TransportConfig, redact_url
+from rxstargate._seam import LostCallback, Transport, close_error
 from rxstargate._wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -53,17 +54,11 @@ __all__ = ["Connection", "LostCallback"]
 
 log = logging.getLogger("rxstargate.transport")
 
-#: Called with the reason when a queued frame could not be written.
-LostCallback = Callable[[str], None]
-
 #: How often blocked socket calls wake up to look at the connection's state (seconds).
 _TICK = 0.25
 #: Lazy frames (acks, permits) wait at most this long, or until this many are queued.
 _LINGER = 0.002
 _MAX_BATCH = 512
-
-#: Close codes after which reconnecting is pointless (policy violation, bad data).
-_FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 
 _OPEN, _CLOSING, _CLOSED = 0, 1, 2
 
@@ -73,7 +68,8 @@ class _WriteTimeout(Exception):
 
 
 class Connection:
-    """One open WebSocket, past its handshake, with its writer thread.
+    """One open WebSocket, past its handshake, with its writer thread: the default
+    :class:`~rxstargate._seam.Transport`.
 
     Use :meth:`open` to create one. The owner's receive thread calls :meth:`recv`; any
     thread calls :meth:`send`. The connection ends with a :class:`ConnectionClosedError`
@@ -99,7 +95,7 @@ class Connection:
         self._ping_sent: float | None = None
         self._close_status = (1000).to_bytes(2, "big")
         self._deferred_error: ConnectionClosedError | None = None
-        self.on_closed: Callable[[Connection], None] | None = None
+        self.on_closed: Callable[[Transport], None] | None = None
         self._writer = threading.Thread(
             target=self._write_loop, name=f"rxstargate-writer-{name}", daemon=True
         )
@@ -434,20 +430,5 @@ def _reason_from_body(body: bytes) -> str:
 
 def _close_error(data: bytes, url: str) -> ConnectionClosedError:
     if len(data) < 2:
-        return ConnectionClosedError(
-            f"{url} closed the socket with no status (1005): a server-side failure", 1005
-        )
-    code = int.from_bytes(data[:2], "big")
-    reason = data[2:].decode("utf-8", "replace")
-    if code == 1000:
-        text = f"{url} closed the socket normally"
-    elif 1 <= code <= 8:
-        text = f"{url} closed the socket with Pulsar error {code}: a server-side failure"
-    else:
-        text = f"{url} closed the socket with code {code}"
-    if reason:
-        text += f": {reason}"
-    error = ConnectionClosedError(text, code, reason)
-    if code in _FATAL_CLOSE_CODES:
-        error.retriable = False
-    return error
+        return close_error(None, "", url)
+    return close_error(int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", "replace"), url)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from marshmallow import Schema
-from reactivex import Observable
+from reactivex import Observable, abc
 
 from rxstargate._config import TlsOptions, TransportConfig, checked_seconds, redact_url
 from rxstargate._context import ClientContext
@@ -32,6 +32,7 @@ from rxstargate._keepalive import Keepalive
 from rxstargate._producer import Producer
 from rxstargate._receiver import ReceiverSpec, observe
 from rxstargate._reconnect import Backoff
+from rxstargate._seam import Connector
 from rxstargate.exceptions import ConfigurationError, StargateError, StargateTimeoutError
 from rxstargate.models import Message, MessageId, TopicName
 from rxstargate.notebook import Messages
@@ -117,6 +118,12 @@ class Client:
         max_send_bytes: the largest frame sent; Pulsar's WebSocket service refuses frames
             over 1 MiB by default, so a larger message fails alone, before it is sent.
         reconnect: the backoff policy for dropped connections.
+        connect: opens each socket: ``connect(url, config, name)`` returns an open
+            :class:`~rxstargate.Transport` (see :data:`~rxstargate.Connector`). The seam for
+            tests and alternative transports: websocket-client by default;
+            ``rxstargate.testing.MemoryPulsar().connect`` serves an in-memory Pulsar. A
+            connector with a ``last_message_id(base_url, topic, config)`` method also answers
+            the admin API's ``lastMessageId`` (readers from ``latest``, ``last_message_id()``).
 
     Raises:
         ConfigurationError: when the URL is not a ws:// or wss:// base URL, a timeout is not
@@ -143,6 +150,7 @@ class Client:
         max_frame_bytes: int = 8 * 1024 * 1024,
         max_send_bytes: int = 1024 * 1024,
         reconnect: Backoff | None = None,
+        connect: Connector | None = None,
     ) -> None:
         base = _base_url(url)
         for name, size in (
@@ -164,6 +172,8 @@ class Client:
             tls.check()
         if reconnect is not None and not isinstance(reconnect, Backoff):
             raise ConfigurationError(f"reconnect must be rs.Backoff or None, not {reconnect!r}")
+        if connect is not None and not callable(connect):
+            raise ConfigurationError(f"connect must be a callable or None, not {connect!r:.80}")
         config = TransportConfig(
             token=token,
             tls=tls,
@@ -182,6 +192,8 @@ class Client:
             backoff=reconnect or Backoff(),
             keepalive=Keepalive(config.ping_interval, config.ping_timeout),
         )
+        if connect is not None:
+            self._context.connect = connect
 
     def topic(self, name: str | TopicName) -> Topic:
         """The topic called ``name`` (``orders`` is ``persistent://public/default/orders``).
@@ -483,6 +495,7 @@ class Topic:
         subscription_type: SubscriptionType | str = SubscriptionType.SHARED,
         max_in_flight: int = 1000,
         restart: Backoff | None = None,
+        scheduler: abc.SchedulerBase | None = None,
         **observe_options: Any,
     ) -> Pipeline:
         """A supervised consumer that runs ``handler`` on every message: a :class:`Pipeline`.
@@ -490,7 +503,8 @@ class Topic:
         It is ``observe(subscription, ...).pipe(process(handler, ...))`` into the acknowledger,
         restarted with ``restart`` backoff after failures that retrying can fix. Call
         ``start()`` (or use ``with``), then ``stop()`` to drain and close. The handler and the
-        failure options are those of :func:`rxstargate.operators.process`; other options go to
+        failure options are those of :func:`rxstargate.operators.process` (``scheduler`` runs
+        its retry delays and timeouts: a ``TestScheduler`` in tests); other options go to
         :meth:`observe`. Shared by default, so several pipelines can share the work.
 
         Example:
@@ -521,6 +535,7 @@ class Topic:
             timeout=timeout,
             retry=retry,
             on_failure=on_failure,
+            scheduler=scheduler,
         )
 
     def last_message_id(self) -> MessageId | None:
@@ -538,9 +553,7 @@ class Topic:
             >>> client.topic("orders").last_message_id()  # doctest: +SKIP
             MessageId('CAQQAw==')
         """
-        from rxstargate._admin import last_message_id
-
-        return last_message_id(self._context.base_url, self.name, self._context.transport)
+        return self._context.last_message_id(self.name)
 
     def peek(
         self,

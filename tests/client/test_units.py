@@ -320,6 +320,7 @@ def test_all_is_sorted_and_complete() -> None:
         "pipeline",
         "sinks",
         "streams",
+        "testing",
     }
     assert rs.__all__ == sorted(rs.__all__)
     assert set(rs.__all__) == public - modules
@@ -341,8 +342,8 @@ def test_client_refuses_a_non_websocket_url_and_a_bad_topic() -> None:
 def test_only_the_transport_imports_websocket_client() -> None:
     package = Path(rs.__file__).parent
     importers = sorted(
-        path.name
-        for path in package.glob("*.py")
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
         if re.search(r"^\s*(import websocket\b|from websocket\b)", path.read_text(), re.M)
     )
     assert importers == ["_transport.py"]

@@ -1,8 +1,9 @@
 """Golden data of Pulsar's WebSocket API, copied from Pulsar's documentation and source.
 
-Both sides of rxstargate are tested against these, never against each other: the client's frame
-codec and time functions, and the local gateway's encoders and decoders. A mistake made the same
-way on both sides would pass a client-against-gateway test; it cannot pass these.
+Every side of rxstargate is tested against these, never against another: the client's frame
+codec and time functions, the local gateway's encoders and decoders, and MemoryPulsar's
+(``rxstargate.testing``). A mistake made the same way on two sides would pass a test of one
+against the other; it cannot pass these.
 
 Sources (see also the wire-protocol reference of the project):
 - apache/pulsar-site, docs/client-libraries-websocket.md: the example frames (section "DOCS").

@@ -1,7 +1,7 @@
-"""Both sides against Pulsar's own frames: the client's codec and the local gateway's.
+"""Every side against Pulsar's own frames: the client's codec, the local gateway's, MemoryPulsar's.
 
-Each side is checked against the golden data (Pulsar's docs and source), not against the other
-side, so a mistake made the same way on both cannot pass.
+Each side is checked against the golden data (Pulsar's docs and source), not against another
+side, so a mistake made the same way on two of them cannot pass.
 """
 
 from __future__ import annotations
@@ -179,6 +179,174 @@ def test_the_gateway_follows_pulsars_name_rule() -> None:
         if "/" not in name:
             with pytest.raises(PathError):
                 parse_path(f"/ws/v2/producer/persistent/{name}/default/topic")
+
+
+# --- MemoryPulsar ---------------------------------------------------------------------------------
+
+
+def test_memory_pulsar_reads_the_docs_send_frame() -> None:
+    from rxstargate.testing._wire import decode_send
+
+    context, publication = decode_send(_json(golden.SEND))
+    assert context == "1"
+    assert (publication.payload, publication.properties) == (
+        golden.SEND_PAYLOAD,
+        golden.SEND_PROPERTIES,
+    )
+    assert (publication.key, publication.event_time) == (None, None)
+
+
+def test_memory_pulsar_writes_ok_acks_as_pulsar_2_8_does() -> None:
+    from rxstargate.testing._wire import ok_ack
+
+    assert _json(ok_ack("CPEKEINF", "1")) == _json(golden.ACK_OK_2_8)
+    without = _json(ok_ack("CAAQAw==", None))
+    documented = _json(golden.ACK_OK_DOCS)
+    assert "context" not in without
+    assert {k: without[k] for k in ("result", "messageId")} == {
+        k: documented[k] for k in ("result", "messageId")
+    }
+
+
+def test_memory_pulsar_writes_error_acks_as_pulsar_does() -> None:
+    from rxstargate.testing._wire import error_ack
+
+    documented = _json(golden.ACK_ERROR_DOCS)
+    assert _json(error_ack(3, documented["errorMsg"], None)) == {
+        "result": documented["result"],
+        "errorMsg": documented["errorMsg"],
+        "errorCode": 0,
+        "schemaVersion": 0,
+    }
+    assert _json(error_ack(7, "Invalid Base64", "1"))["context"] == documented["context"]
+
+
+def test_memory_pulsar_reads_the_docs_consumer_commands() -> None:
+    from rxstargate.testing._wire import Command, parse_command
+
+    assert parse_command(golden.ACK) == Command("ack", "CAAQAw==")
+    assert parse_command(golden.NACK) == Command("negativeAcknowledge", "CAAQAw==")
+    assert parse_command(golden.PERMIT) == Command("permit", permits=100)
+    assert parse_command(golden.END_OF_TOPIC_QUERY) == Command("isEndOfTopic")
+
+
+@pytest.mark.parametrize("reached", [True, False])
+def test_memory_pulsar_answers_end_of_topic_with_a_boolean(reached: bool) -> None:
+    from rxstargate.testing._wire import end_of_topic_answer
+
+    assert _json(end_of_topic_answer(reached)) == _json(golden.END_OF_TOPIC_ANSWERS[reached])
+
+
+def test_memory_pulsar_writes_messages_with_the_fields_of_the_docs_frame() -> None:
+    from rxstargate.testing._wire import message_frame, parse_time
+
+    documented = _json(golden.CONSUMER_MESSAGE_DOCS)
+    payload = base64.b64decode(documented["payload"])
+    written = _json(
+        message_frame(
+            documented["messageId"], payload, {}, golden.CONSUMER_MESSAGE_PUBLISHED_MILLIS, 0
+        )
+    )
+    del documented["encryptionContext"]  # only for messages the proxy could not decrypt
+    assert {k: type(v) for k, v in written.items()} == {k: type(v) for k, v in documented.items()}
+    assert {k: v for k, v in written.items() if k != "publishTime"} == {
+        k: v for k, v in documented.items() if k != "publishTime"
+    }
+    assert parse_time(written["publishTime"]) == parse_time(documented["publishTime"])
+
+
+def test_memory_pulsar_writes_event_time_and_key_only_when_set() -> None:
+    from rxstargate.testing._wire import message_frame
+
+    plain = _json(message_frame("CAAQAw==", b"", {}, 0, 0))
+    assert "eventTime" not in plain
+    assert "key" not in plain
+    full = _json(message_frame("CAAQAw==", b"", {}, 0, 0, event_time=1635548498967, key="k"))
+    assert (full["eventTime"], full["key"]) == ("2021-10-29T23:01:38.967Z", "k")
+
+
+@pytest.mark.parametrize(("text", "millis"), golden.TIMES)
+def test_memory_pulsar_parses_pulsar_times(text: str, millis: int) -> None:
+    from rxstargate.testing._wire import parse_time
+
+    assert parse_time(text) == millis
+
+
+@pytest.mark.parametrize(("text", "millis"), golden.UTC_TEXTS)
+def test_memory_pulsar_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
+    from rxstargate.testing._wire import format_time
+
+    assert format_time(millis) == text
+
+
+@pytest.mark.parametrize("text", golden.REFUSED_TIMES)
+def test_memory_pulsar_refuses_event_times_that_java_refuses(text: str) -> None:
+    from rxstargate.testing._wire import FrameError, decode_send
+
+    with pytest.raises(FrameError) as info:
+        decode_send({"payload": "", "context": "1", "eventTime": text})
+    assert (info.value.code, info.value.context) == (7, "1")
+
+
+@pytest.mark.parametrize(("encoded", "position"), golden.MESSAGE_IDS.items())
+def test_memory_pulsar_finds_the_message_a_docs_id_names(
+    encoded: str, position: tuple[int, int]
+) -> None:
+    from rxstargate.models import MessageId
+    from rxstargate.testing._topics import Topic
+    from rxstargate.testing._wire import Publication
+
+    ledger, entry = position
+    topic = Topic("persistent://public/default/t", ledger)
+    for _ in range(entry + 2):
+        topic.append(Publication(b"", None, {}, None), 0)
+    assert topic.index_of(MessageId(encoded)) == entry
+    assert topic.position_after(MessageId(encoded)) == entry + 1  # a reader starts after it
+    if MessageId(encoded).fields.batch_size < 0:  # ids of unbatched messages: the same bytes
+        assert str(topic.entries[entry].message_id) == encoded
+
+
+def test_memory_pulsar_follows_pulsars_name_rule() -> None:
+    from rxstargate.testing._endpoints import Refusal, is_named_entity, parse_path
+
+    assert all(is_named_entity(name) for name in golden.NAMED_ENTITIES)
+    assert not any(is_named_entity(name) for name in golden.NOT_NAMED_ENTITIES)
+    for name in golden.NOT_NAMED_ENTITIES:
+        if "/" not in name:
+            with pytest.raises(Refusal):
+                parse_path(f"/ws/v2/producer/persistent/{name}/default/topic", {})
+
+
+def test_memory_pulsar_answers_the_docs_frames_on_its_sockets() -> None:
+    import rxstargate as rs
+    from rxstargate.testing import MemoryPulsar, MemoryTransport
+
+    base = f"{MemoryPulsar.url}/ws/v2/{{}}/persistent/public/default/t"
+    with MemoryPulsar() as pulsar:
+        producer = pulsar.connect(base.format("producer"), rs.TransportConfig(), "golden")
+        assert isinstance(producer, MemoryTransport)
+        producer.send(golden.SEND)
+        (ack,) = (_json(text) for text in producer.poll())
+        assert {k: type(v) for k, v in ack.items()} == {
+            k: type(v) for k, v in _json(golden.ACK_OK_2_8).items()
+        }
+        url = base.format("consumer") + "/sub?subscriptionInitialPosition=Earliest&pullMode=true"
+        consumer = pulsar.connect(url, rs.TransportConfig(), "golden")
+        assert isinstance(consumer, MemoryTransport)
+        consumer.send(golden.PERMIT)
+        (message,) = (_json(text) for text in consumer.poll())
+        documented = _json(golden.CONSUMER_MESSAGE_DOCS)
+        del documented["encryptionContext"]
+        assert {k: type(v) for k, v in message.items()} == {
+            k: type(v) for k, v in documented.items()
+        } | {"properties": dict}
+        assert base64.b64decode(message["payload"]) == golden.SEND_PAYLOAD
+        assert message["properties"] == golden.SEND_PROPERTIES
+        consumer.send(golden.END_OF_TOPIC_QUERY)
+        assert consumer.poll() == [golden.END_OF_TOPIC_ANSWERS[False]]
+        consumer.send(golden.NACK.replace("CAAQAw==", message["messageId"]))
+        consumer.send(golden.ACK.replace("CAAQAw==", message["messageId"]))
+        assert pulsar.backlog("t", "sub") == 0
 
 
 # --- the client ---------------------------------------------------------------------------------

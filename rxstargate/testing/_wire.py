@@ -1,0 +1,336 @@
+"""The server's side of Pulsar's WebSocket frames: what MemoryPulsar reads and writes.
+
+Written from Pulsar's WebSocket service (``ProducerMessage``, ``ProducerAck``,
+``ConsumerMessage``, ``ConsumerCommand``, ``EndOfTopicResponse``, ``DateFormatter``) and kept
+apart from the client's codec, so that one mistake cannot pass the tests of both: the golden
+frames check each side on its own.
+
+Jackson reads ``ProducerMessage`` and ``ConsumerCommand``: String fields take any scalar,
+``Integer`` fields take whole numbers and numeric text, unknown fields are ignored, and what
+cannot be mapped is "Failed to de-serialize from JSON" (send-error 3; a consumer socket closes).
+Times are Java's ``ISO_OFFSET_DATE_TIME`` in UTC.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+__all__ = [
+    "Command",
+    "CommandError",
+    "FrameError",
+    "Publication",
+    "decode_send",
+    "end_of_topic_answer",
+    "error_ack",
+    "format_time",
+    "message_frame",
+    "ok_ack",
+    "parse_command",
+    "parse_time",
+]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+_ISO_OFFSET_DATE_TIME = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,9}))?)?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2})(?::(?P<os>[0-9]{2}))?)"
+)
+
+ACK = "ack"
+NACK = "negativeAcknowledge"
+PERMIT = "permit"
+UNSUBSCRIBE = "unsubscribe"
+END_OF_TOPIC = "isEndOfTopic"
+
+
+# --- times --------------------------------------------------------------------------------------
+
+
+def format_time(epoch_millis: int) -> str:
+    """Epoch milliseconds as a UTC JVM writes them: only the fraction digits needed.
+
+    Example:
+        >>> format_time(1635548498960)
+        '2021-10-29T23:01:38.96Z'
+    """
+    seconds, millis = divmod(epoch_millis, 1000)
+    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    if millis:
+        text += "." + f"{millis:03d}".rstrip("0")
+    return text + "Z"
+
+
+def parse_time(text: str) -> int:
+    """Epoch milliseconds of an ``ISO_OFFSET_DATE_TIME`` text (strict, as Java parses it).
+
+    Raises:
+        ValueError: for what Java refuses: no offset, no ``T``, an offset over 18 hours.
+
+    Example:
+        >>> parse_time("2021-10-29T16:01:38.967-07:00")
+        1635548498967
+    """
+    match = _ISO_OFFSET_DATE_TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"Text '{text}' could not be parsed as ISO_OFFSET_DATE_TIME")
+    year, month, day = (int(part) for part in match["date"].split("-"))
+    try:
+        local = datetime(
+            year, month, day, int(match["hour"]), int(match["minute"]), int(match["second"] or 0)
+        )
+    except ValueError as exc:
+        raise ValueError(f"Text '{text}' could not be parsed: {exc}") from None
+    offset = timedelta(0)
+    if match["sign"]:
+        minutes, extra = int(match["om"]), int(match["os"] or 0)
+        offset = timedelta(hours=int(match["oh"]), minutes=minutes, seconds=extra)
+        if minutes > 59 or extra > 59 or offset > timedelta(hours=18):
+            raise ValueError(f"Text '{text}' could not be parsed: offset out of range")
+        if match["sign"] == "-":
+            offset = -offset
+    seconds = (local.replace(tzinfo=UTC) - offset - _EPOCH) // timedelta(seconds=1)
+    return seconds * 1000 + int((match["fraction"] or "0").ljust(9, "0")[:3])
+
+
+# --- producer frames ------------------------------------------------------------------------------
+
+
+class FrameError(Exception):
+    """A send frame Pulsar refuses, with its WebSocketError code (3 or 7) and the context."""
+
+    def __init__(self, code: int, message: str, context: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.context = context
+
+
+class Publication(NamedTuple):
+    """What one send frame asks to store."""
+
+    payload: bytes
+    key: str | None
+    properties: dict[str, str]
+    event_time: int | None  # epoch milliseconds
+
+
+def _java_string(value: Any, field: str) -> str | None:
+    """A JSON value as Jackson coerces it into a String field (scalars only)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    raise FrameError(3, f"Cannot deserialize value of type `java.lang.String` for field {field!r}")
+
+
+def _long(value: Any, field: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise FrameError(3, f"Cannot deserialize value of type `long` for field {field!r}")
+
+
+def _fields(frame: dict[str, Any]) -> tuple[str | None, str | None, dict[str, str], int | None]:
+    payload = _java_string(frame.get("payload"), "payload")
+    properties = frame.get("properties")
+    if properties is not None and not isinstance(properties, dict):
+        raise FrameError(3, "Cannot deserialize value of type `java.util.Map` for 'properties'")
+    props = {str(k): _java_string(v, "properties") or "" for k, v in (properties or {}).items()}
+    key = _java_string(frame.get("key"), "key")
+    clusters = frame.get("replicationClusters")
+    if clusters is not None and not isinstance(clusters, list):
+        raise FrameError(3, "Cannot deserialize value of type `java.util.List`")
+    _long(frame.get("deliverAt"), "deliverAt")
+    _long(frame.get("deliverAfterMs"), "deliverAfterMs")
+    event_time = frame.get("eventTime")
+    millis = None
+    if event_time is not None:
+        if not isinstance(event_time, str):
+            raise FrameError(3, "Cannot deserialize `java.lang.String` for 'eventTime'")
+        try:
+            millis = parse_time(event_time)
+        except ValueError as exc:
+            raise FrameError(7, str(exc)) from None
+    return payload, key, props, millis
+
+
+def decode_send(frame: Any) -> tuple[str | None, Publication]:
+    """A parsed send frame as (context, what to store).
+
+    Raises:
+        FrameError: code 3 when it does not map onto ``ProducerMessage`` (no context then),
+            code 7 for a missing or bad payload or eventTime (with the context).
+    """
+    if not isinstance(frame, dict):
+        raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
+    context = _java_string(frame.get("context"), "context")
+    try:
+        payload_text, key, properties, event_time = _fields(frame)
+        if payload_text is None:
+            raise FrameError(7, "Invalid Base64 message-payload error=payload is missing")
+        try:
+            payload = base64.b64decode(payload_text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise FrameError(7, f"Invalid Base64 message-payload error={exc}") from None
+    except FrameError as exc:
+        exc.context = context if exc.code != 3 else None
+        raise
+    return context, Publication(payload, key, properties, event_time)
+
+
+def ok_ack(message_id: str, context: str | None) -> str:
+    """An ``ok`` ack as Pulsar 2.8+ writes it (``errorCode`` and ``schemaVersion`` always 0)."""
+    ack: dict[str, Any] = {"result": "ok", "messageId": message_id}
+    if context is not None:
+        ack["context"] = context
+    ack["errorCode"] = 0
+    ack["schemaVersion"] = 0
+    return str(_dumps(ack))
+
+
+def error_ack(code: int, message: str | None, context: str | None) -> str:
+    """A ``send-error:<code>`` ack, its fields as Pulsar's ProducerAck writes them."""
+    ack: dict[str, Any] = {"result": f"send-error:{code}"}
+    if message is not None:
+        ack["errorMsg"] = message
+    if context is not None:
+        ack["context"] = context
+    ack["errorCode"] = 0
+    ack["schemaVersion"] = 0
+    return str(_dumps(ack))
+
+
+# --- consumer and reader frames -------------------------------------------------------------------
+
+
+def message_frame(
+    message_id: str,
+    payload: bytes,
+    properties: dict[str, str],
+    publish_time: int,
+    redelivery_count: int,
+    *,
+    event_time: int | None = None,
+    key: str | None = None,
+    topic: str | None = None,
+) -> str:
+    """A ConsumerMessage frame: eventTime and key only when set, topic only on v3 sockets
+    (local Pulsar's extension: Pulsar's own service names no topic)."""
+    frame: dict[str, Any] = {
+        "messageId": message_id,
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "properties": properties,
+        "publishTime": format_time(publish_time),
+        "redeliveryCount": redelivery_count,
+    }
+    if event_time:
+        frame["eventTime"] = format_time(event_time)
+    if key:
+        frame["key"] = key
+    if topic is not None:
+        frame["topic"] = topic
+    return str(_dumps(frame))
+
+
+def end_of_topic_answer(reached: bool) -> str:
+    """The answer to ``isEndOfTopic``: Pulsar's EndOfTopicResponse, a JSON boolean."""
+    return '{"endOfTopic":true}' if reached else '{"endOfTopic":false}'
+
+
+class CommandError(Exception):
+    """A command Pulsar cannot map (error 3): the socket is closed without a status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One consumer command: ``kind`` is ack, negativeAcknowledge, permit, unsubscribe or
+    isEndOfTopic; ``message_id`` the id as sent (acks and nacks); ``permits`` for permits."""
+
+    kind: str
+    message_id: str = ""
+    permits: int = 0
+
+
+def _java_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise CommandError("Cannot deserialize value of type `java.lang.Integer`")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CommandError(f"Numeric value ({value}) out of range of int")
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not _INTEGER_TEXT.fullmatch(text):
+            raise CommandError(f"Cannot deserialize `java.lang.Integer` from String {value!r}")
+        number = int(text)
+    else:
+        number = value
+    if not _INT_MIN <= number <= _INT_MAX:
+        raise CommandError(f"Numeric value ({number}) out of range of int")
+    return number
+
+
+def _message_id(value: Any) -> str:
+    if isinstance(value, bool | int | float):
+        value = json.dumps(value)
+    if not isinstance(value, str) or not value:
+        raise CommandError("messageId is missing")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return value
+
+
+def parse_command(text: str) -> Command:
+    """Read one consumer command as Pulsar's ``ConsumerCommand``; no or an unknown type is an ack.
+
+    Raises:
+        CommandError: for what Pulsar answers with error 3.
+
+    Example:
+        >>> parse_command('{"type": "permit", "permitMessages": 100}')
+        Command(kind='permit', message_id='', permits=100)
+    """
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CommandError(f"Failed to de-serialize from JSON: {type(exc).__name__}") from None
+    if not isinstance(frame, dict):
+        raise CommandError("Cannot deserialize `ConsumerCommand` from a non-object")
+    kind = frame.get("type")
+    if kind is not None and not isinstance(kind, str):
+        if not isinstance(kind, bool | int | float):
+            raise CommandError("Cannot deserialize value of type `java.lang.String` for 'type'")
+        kind = json.dumps(kind)
+    permits = _java_int(frame.get("permitMessages"))
+    if kind == PERMIT:
+        if permits is None:
+            raise CommandError("Missing required permitMessages field for 'permit' command")
+        return Command(PERMIT, permits=permits)
+    if kind in (UNSUBSCRIBE, END_OF_TOPIC):
+        return Command(kind)
+    return Command(NACK if kind == NACK else ACK, _message_id(frame.get("messageId")))
+
+
+def is_end_of_topic_query(text: str) -> bool:
+    """Whether a reader's frame asks ``isEndOfTopic`` (any other frame is an ack)."""
+    try:
+        command = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(command, dict) and command.get("type") == END_OF_TOPIC
