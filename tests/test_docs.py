@@ -4,8 +4,9 @@ Every ```python block in ``docs/`` is a program that runs as it stands, unless t
 it says why not (``<!-- not run: signatures only -->``). A block that names local Pulsar's
 default URL (``ws://127.0.0.1:8080``) runs against a local Pulsar of its page's own (the blocks
 of a page in order, as a reader would run them), or the endpoint in ``RXSTARGATE_WS_URL``; the
-others need no broker. A block followed at once by a ```text title="Output"`` block must print
-exactly that.
+others need no broker. A block that defines tests (``def test_...``) runs under pytest, as a user
+would run it, and each of its tests must pass. A block followed at once by a
+```text title="Output"`` block must print exactly that.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ LOCAL_URL = "ws://127.0.0.1:8080"
 
 #: Modules whose public names the API reference must document, each name by its own directive
 #: (``::: rxstargate.Client``) or by one for its module (``::: rxstargate.operators``).
-PUBLIC_MODULES = ("rxstargate", "rxstargate.operators", "rxstargate.aio", "rxstargate.local")
+PUBLIC_MODULES = (
+    "rxstargate",
+    "rxstargate.operators",
+    "rxstargate.aio",
+    "rxstargate.local",
+    "rxstargate.testing",
+)
 
 _FENCE = re.compile(
     r"^(?P<indent>[ ]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S
@@ -54,6 +61,11 @@ class Example:
     @property
     def needs_pulsar(self) -> bool:
         return LOCAL_URL in self.code or "LocalPulsar" in self.code
+
+    @property
+    def tests(self) -> int:
+        """How many tests the block defines for pytest (0: it is a program)."""
+        return len(re.findall(r"^def test_", self.code, re.M))
 
 
 def _dedent(body: str, indent: str) -> str:
@@ -108,6 +120,9 @@ def _page_id(page: Path) -> str:
 
 def _run(example: Example, url: str | None, cwd: Path) -> None:
     code = example.code if url is None else example.code.replace(LOCAL_URL, url)
+    if example.tests:
+        _run_tests(example, code, cwd)
+        return
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -119,6 +134,37 @@ def _run(example: Example, url: str | None, cwd: Path) -> None:
     assert result.returncode == 0, f"{example.where} failed:\n{result.stderr}"
     if example.output is not None:
         assert result.stdout == example.output, f"{example.where} printed:\n{result.stdout}"
+
+
+def _run_tests(example: Example, code: str, cwd: Path) -> None:
+    """Run a block of tests with pytest, warnings as errors, as a user would run the example."""
+    (cwd / f"test_example_{example.line}.py").write_text(code, encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-W",
+            "error",
+            "-p",
+            "no:cacheprovider",
+            f"test_example_{example.line}.py",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )
+    assert result.returncode == 0, f"{example.where} failed:\n{result.stdout}{result.stderr}"
+    passed = re.search(rf"(?<!\d){example.tests} passed", result.stdout)
+    assert passed, f"{example.where}:\n{result.stdout}"
 
 
 @pytest.fixture
