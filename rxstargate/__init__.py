@@ -47,6 +47,7 @@ from rxstargate.options import (
     SubscriptionType,
 )
 from rxstargate.pipeline import Pipeline, PipelineState
+from rxstargate.service import App, ConsumerSpec, ProducerSpec, ReaderSpec
 from rxstargate.sinks import Acknowledger, acknowledger
 from rxstargate.streams import Stream, StreamHandle
 
@@ -54,6 +55,7 @@ __all__ = [
     "AckError",
     "Acknowledger",
     "Acks",
+    "App",
     "AuthenticationError",
     "AuthorizationError",
     "Backoff",
@@ -65,6 +67,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectionClosedError",
+    "ConsumerSpec",
     "CryptoFailureAction",
     "HandshakeError",
     "HashingScheme",
@@ -81,7 +84,9 @@ __all__ = [
     "PipelineState",
     "Producer",
     "ProducerAck",
+    "ProducerSpec",
     "ProtocolError",
+    "ReaderSpec",
     "SchemaError",
     "SendError",
     "ServerError",
