@@ -1,4 +1,4 @@
-"""The ``rxstargate`` command line: ``demo``, ``tail``, ``produce`` and ``local``."""
+"""The ``rxstargate`` command line: ``demo``, ``tail``, ``produce``, ``run`` and ``local``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from rxstargate._cli_common import (
 from rxstargate._cli_output import DIRECTIVES
 from rxstargate.exceptions import ConfigurationError, StargateError
 from rxstargate.options import SubscriptionType
+from rxstargate.service.command import add_run_parser
 
 __all__ = ["main"]
 
@@ -34,6 +35,7 @@ examples:
   rxstargate local                         run local Pulsar in the foreground (ws://127.0.0.1:8080)
   rxstargate produce orders apple banana   send two messages
   rxstargate tail orders --start earliest  print a topic's messages and follow it
+  rxstargate run shop.toml --processes 4   run an app (rs.App) as a service, in 4 processes
 
 Client commands connect to --url, else $RXSTARGATE_URL, else a running `rxstargate local`
 (ws://127.0.0.1:8080). `rxstargate COMMAND --help` tells more."""
@@ -333,6 +335,7 @@ def _parser() -> Parser:
     _add_demo(commands)
     _add_tail(commands)
     _add_produce(commands)
+    add_run_parser(commands)
     _add_local(commands)
     return parser
 
