@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["LOG_FORMATS", "configure_logging"]
@@ -81,13 +82,25 @@ class _Tag(logging.Filter):
         return True
 
 
-def configure_logging(log_format: str, level: str = "INFO", worker: int | None = None) -> None:
-    """Send every record to stderr, one line each, in ``log_format`` (``text`` or ``json``)."""
+def configure_logging(
+    log_format: str, level: str = "INFO", worker: int | None = None
+) -> Callable[[], None]:
+    """Send every record to stderr, one line each, in ``log_format`` (``text`` or ``json``),
+    in place of the root logger's handlers; returns what puts them back."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(_Tag(worker))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    before, old_level = list(root.handlers), root.level
+    for old in before:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        for old in before:
+            root.addHandler(old)
+        root.setLevel(old_level)
+
+    return restore

@@ -10,18 +10,16 @@ import argparse
 import contextlib
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.options import SubscriptionType
-from rxstargate.service._app import App
-from rxstargate.service._http import MetricsServer
-from rxstargate.service._loading import load_app
 from rxstargate.service._logs import LOG_FORMATS, configure_logging
 from rxstargate.service._monitor import emit
-from rxstargate.service._prometheus import Exposition
-from rxstargate.service._runner import StopSignals, serve
-from rxstargate.service._supervisor import Supervisor
+
+if TYPE_CHECKING:  # the machinery is imported when the command runs, not to build the parser
+    from rxstargate.service._app import App
+    from rxstargate.service._http import MetricsServer
 
 __all__ = ["add_run_parser", "run_command"]
 
@@ -143,6 +141,8 @@ def _refuse_for_processes(app: App, processes: int) -> None:
 
 
 def _serve_metrics(args: argparse.Namespace, exposition: Any) -> MetricsServer | None:
+    from rxstargate.service._http import MetricsServer
+
     if args.metrics_port is None:
         return None
     server = MetricsServer(args.metrics_host, args.metrics_port, exposition)
@@ -169,7 +169,17 @@ def run_command(args: argparse.Namespace) -> int:
 
     A bad APP or setting is one line on stderr and status 2.
     """
-    configure_logging(args.log_format, args.log_level)
+    restore = configure_logging(args.log_format, args.log_level)
+    try:
+        return _run(args)
+    finally:
+        restore()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rxstargate.service._loading import load_app
+    from rxstargate.service._supervisor import Supervisor
+
     try:
         app = load_app(args.app)
     except ConfigurationError as exc:
@@ -203,6 +213,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _foreground(app: App, args: argparse.Namespace) -> int:
+    from rxstargate.service._prometheus import Exposition
+    from rxstargate.service._runner import StopSignals, serve
+
     try:
         server = _serve_metrics(args, lambda: Exposition(app.metrics()))
     except ConfigurationError as exc:
