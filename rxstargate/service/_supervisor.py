@@ -264,7 +264,9 @@ class Supervisor:
                     worker=worker.index,
                     status=status,
                 )
-                self._status = self._status or (0 if status == 0 else 1)
+                # Killed by our SIGTERM: it was still starting (it takes the signal once its
+                # app can drain), so it had nothing to drain.
+                self._status = self._status or (0 if status in (0, -signal.SIGTERM) else 1)
             else:
                 self._died(worker, status)
 
