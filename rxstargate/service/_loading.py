@@ -191,8 +191,14 @@ def load_app(reference: str) -> Any:
         sys.path.insert(0, here)
     target = resolve(reference, "APP")
     if not isinstance(target, App) and callable(target):
-        with named(f"APP {reference}"):
+        try:
             target = target()
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # the factory's own failure: say where, keep the cause
+            raise ConfigurationError(
+                f"APP {reference}: calling it failed: {type(exc).__name__}: {exc}"
+            ) from exc
     if not isinstance(target, App):
-        raise ConfigurationError(f"{reference!r} is a {type(target).__name__}, not an rs.App")
+        raise ConfigurationError(f"{reference!r} is not an rs.App (it is {target!r:.60})")
     return target

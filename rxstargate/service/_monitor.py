@@ -102,11 +102,20 @@ class Monitor:
                 )
         if state is before[0] and restarts == before[1]:
             return
-        if state is PipelineState.RESTARTING or restarts != before[1]:
+        if state is PipelineState.RESTARTING and before[0] is not PipelineState.RESTARTING:
             emit(
                 logging.WARNING,
                 "restarting",
-                "%s %s failed; restarting (restarts so far: %d)",
+                "%s %s failed; restarting it",
+                stream.kind,
+                stream.name,
+                **fields,
+            )
+        elif restarts != before[1] and state is PipelineState.RUNNING:
+            emit(
+                logging.INFO,
+                "restarted",
+                "%s %s restarted (restarts so far: %d)",
                 stream.kind,
                 stream.name,
                 restarts,
