@@ -179,6 +179,9 @@ def load_app(reference: str) -> Any:
     """
     from rxstargate.service._app import App
 
+    here = os.getcwd()  # as `python -m` does: the app's modules and handlers are found here
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     if reference.endswith(".toml") or Path(reference).is_file():
         return App.from_toml(reference)
     if not is_import_path(reference):
@@ -186,9 +189,6 @@ def load_app(reference: str) -> Any:
             f"APP must be a TOML file or module:attribute naming an rs.App, not {reference!r}"
             " (no such file)"
         )
-    here = os.getcwd()
-    if here not in sys.path and "" not in sys.path:
-        sys.path.insert(0, here)
     target = resolve(reference, "APP")
     if not isinstance(target, App) and callable(target):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,17 @@ def test_the_app_argument_is_a_toml_file_an_app_or_a_function_making_one(
         load_app("tests.service.test_loading:not_an_app")
     with pytest.raises(rs.ConfigurationError, match="no such file"):
         load_app("shop.toml.bak")
+
+
+def test_a_toml_apps_handlers_are_imported_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, apps: list[rs.App]
+) -> None:
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "till_of_this_test.py").write_text("def ring(message):\n    return None\n")
+    (tmp_path / "app.toml").write_text(
+        f'url = "{URL}"\n[consumers.c]\ntopic = "o"\nsubscription = "s"\n'
+        'handler = "till_of_this_test:ring"\n'
+    )
+    apps.append(load_app("app.toml"))
+    assert sorted(apps[-1].consumers) == ["c"]
