@@ -23,7 +23,11 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
+    return {
+        k: v
+        for k, v in record.__dict__.items()
+        if k not in _STANDARD and v is not None and not k.startswith("_")
+    }
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -59,7 +63,7 @@ class TextFormatter(logging.Formatter):
     """``TIME LEVEL [worker N] logger: message (error)`` on one line, whatever the message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        worker = getattr(record, "worker", None)
+        worker = getattr(record, "_in_worker", None)  # logged by a worker process
         where = f" [worker {worker}]" if worker is not None else ""
         text = " ".join(record.getMessage().split())
         error = _error_of(record)
@@ -77,8 +81,10 @@ class _Tag(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.pid = os.getpid()
-        if self._worker is not None and getattr(record, "worker", None) is None:
-            record.worker = self._worker
+        if self._worker is not None:
+            record._in_worker = self._worker
+            if getattr(record, "worker", None) is None:
+                record.worker = self._worker
         return True
 
 

@@ -139,7 +139,7 @@ def test_log_lines_are_one_line_each_with_the_streams_name() -> None:
     fields = json.loads(JsonFormatter().format(line))
     assert fields["event"] == "disconnected" and fields["stream"] == "billing"
     assert fields["level"] == "warning" and fields["message"].startswith("consumer billing")
-    text = TextFormatter().format(record("a\nb", worker=2))
+    text = TextFormatter().format(record("a\nb", _in_worker=2))
     assert "\n" not in text and text.endswith("WARNING [worker 2] rxstargate.app: a b")
     try:
         raise RuntimeError("line one\nline two")
