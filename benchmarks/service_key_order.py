@@ -1,6 +1,6 @@
 """rxstargate run --processes 2 on a Key_Shared subscription: what per-key order holds.
 
-Run: python benchmarks/service_key_order.py [messages] [keys] [runs]
+Run: python benchmarks/service_key_order.py [messages] [keys] [runs] [scenario,...]
 Each run bridges a keyed topic to another with two worker processes (`rxstargate run
 --processes 2`, concurrency 4, key_ordered, a 1 ms handler) and reads the output topic back.
 For every key it checks that the outputs, taken at each input's first output, come in the
@@ -11,6 +11,7 @@ input's order, and counts the inputs bridged more than once. Three scenarios:
   other while the first already holds messages);
 - leave: as steady, but with two `rxstargate run` processes of their own (no supervisor); one
   is killed with SIGKILL a quarter of the way through, and nothing takes its place;
+- drain: as leave, but the process is stopped with SIGTERM (it drains, then leaves);
 - kill: steady, then one worker is killed with SIGKILL a quarter of the way through (its
   messages go to the other; the supervisor restarts it and it joins again).
 
@@ -40,6 +41,7 @@ import rxstargate as rs
 
 TIMEOUT = 120.0  # seconds a run may take before the benchmark gives up
 HERE = Path(__file__).resolve().parent
+SCENARIOS = ("steady", "backlog", "drain", "leave", "kill")
 
 
 def bridge(message: rs.Message[Any]) -> bytes:
@@ -155,7 +157,7 @@ def run(url: str, scenario: str, messages: int, keys: int) -> tuple[int, int, in
         app = write_app(Path(folder), url, source, target)
         if scenario == "backlog":
             produce(client, source, messages, keys)
-        if scenario == "leave":
+        if scenario in ("leave", "drain"):
             services = [Service(app), Service(app)]
         else:
             services = [Service(app, "--processes", "2")]
@@ -165,13 +167,13 @@ def run(url: str, scenario: str, messages: int, keys: int) -> tuple[int, int, in
                     time.sleep(0.05)
                 producer = threading.Thread(target=produce, args=(client, source, messages, keys))
                 producer.start()
-                if scenario in ("kill", "leave"):
+                if scenario in ("kill", "leave", "drain"):
                     wait_for_outputs(client, target, messages // 4)
                     victim = services[0]
                     pid = victim.process.pid
                     if scenario == "kill":
                         pid = victim.event("worker-started")["worker_pid"]
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGTERM if scenario == "drain" else signal.SIGKILL)
                 producer.join()
             outputs = read_outputs(client, target, messages)
         finally:
@@ -188,10 +190,11 @@ def main() -> None:
     messages = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
     keys = int(sys.argv[2]) if len(sys.argv) > 2 else 50
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    chosen = sys.argv[4].split(",") if len(sys.argv) > 4 else SCENARIOS
     print(f"{messages} messages over {keys} keys, {runs} run(s) per scenario, 2 processes")
     print(f"{'scenario':<10}{'bridged':>10}{'keys late':>11}{'outputs late':>14}{'twice':>8}")
     with local_pulsar() as url:
-        for scenario in ("steady", "backlog", "leave", "kill"):
+        for scenario in chosen:
             totals = [0, 0, 0, 0]
             for _ in range(runs):
                 for i, value in enumerate(run(url, scenario, messages, keys)):
