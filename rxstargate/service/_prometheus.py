@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rxstargate.service._metrics import DURATION_BUCKETS, AppMetrics
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["Exposition", "available", "render"]
 
@@ -58,7 +61,7 @@ def render(exposition: Exposition) -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(exposition))
+    registry.register(cast("Collector", _Collector(exposition)))  # it has collect(): enough
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
