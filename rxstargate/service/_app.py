@@ -25,6 +25,7 @@ from rxstargate.service._build import (
 )
 from rxstargate.service._connections import ConnectionWatch
 from rxstargate.service._figures import all_connected, producer_figures, stream_figures
+from rxstargate.service._handlers import HANDLING
 from rxstargate.service._metrics import AppMetrics
 from rxstargate.service._monitor import Monitor, emit
 from rxstargate.service._specs import ConsumerSpec, ProducerSpec, ReaderSpec
@@ -138,7 +139,7 @@ class App:
             for name, spec in producer_specs.items():
                 self._producers[name] = build_producer(client, name, spec)
             for name, stream in {**consumer_specs, **reader_specs}.items():
-                self._streams[name] = build_stream(client, name, stream, self._producers)
+                self._streams[name] = build_stream(client, name, stream, self._producers, self)
         except BaseException:
             self._release()
             raise
@@ -259,11 +260,18 @@ class App:
         """Drain and close: no new messages, work in hand finished and settled within
         ``timeout`` seconds (what is left then is redelivered later), producers flushed,
         sockets closed. Safe from any thread, in any state; a second call waits for the first.
+        From one of the app's own handlers it begins the stop and returns at once (the drain
+        waits for that call, which is then settled as usual).
 
         Raises:
             ConfigurationError: for a ``timeout`` that is not seconds.
         """
         seconds = checked_seconds(timeout, "timeout", zero=True)
+        if HANDLING.get() is self:  # the drain would wait for the very call making it
+            threading.Thread(
+                target=self.stop, args=(seconds,), name="rxstargate-app-stop", daemon=True
+            ).start()
+            return
         deadline = time.monotonic() + seconds
         with self._lock:
             state = self._state

@@ -144,8 +144,10 @@ def build_stream(
     name: str,
     spec: ConsumerSpec | ReaderSpec,
     producers: Mapping[str, ProducerEntry],
+    owner: object = None,
 ) -> StreamEntry:
-    """The supervised pipeline ``spec`` describes (not started)."""
+    """The supervised pipeline ``spec`` describes (not started); its handler's calls run with
+    ``HANDLING`` set to ``owner``."""
     kind = "consumer" if isinstance(spec, ConsumerSpec) else "reader"
     with named(f"{kind} {name!r}"):
         handler = resolve_handler(spec.handler, "handler")
@@ -157,7 +159,7 @@ def build_stream(
         options = dict(spec.options)
         if "schema" in options:
             options["schema"] = _schema(options["schema"], "schema")
-        counters = HandlerCounters()
+        counters = HandlerCounters(owner)
         wrapped = instrument(handler, counters, publish_to)
         topic = client.topic(spec.topic)
         processing = {"timeout": spec.timeout, "retry": spec.retry, "on_failure": on_failure}

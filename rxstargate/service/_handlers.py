@@ -7,6 +7,7 @@ async ``handle``), so ``process`` runs it exactly as it would run the handler it
 from __future__ import annotations
 
 import collections
+import contextvars
 import inspect
 import threading
 import time
@@ -18,12 +19,19 @@ from rxstargate.models import Message, OutgoingMessage
 from rxstargate.operators import Leave, MessageHandler, Nack
 from rxstargate.service._metrics import DurationHistogram
 
-__all__ = ["HandlerCounters", "instrument", "is_coroutine_callable"]
+__all__ = ["HANDLING", "HandlerCounters", "instrument", "is_coroutine_callable"]
 
 Handler = Callable[[Message[Any]], Any] | MessageHandler[Any]
 
 #: Messages whose last call failed, remembered to tell a retry from a new delivery.
 _REMEMBERED_FAILURES = 10_000
+
+#: The owner (an App) whose handler the current thread or task is running, if any.
+HANDLING: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "rxstargate_app_handling", default=None
+)
+
+_Call = tuple[float, contextvars.Token[object | None]]
 
 
 def is_coroutine_callable(function: Any) -> bool:
@@ -39,9 +47,13 @@ def is_coroutine_callable(function: Any) -> bool:
 
 
 class HandlerCounters:
-    """What the wrapper measures for one stream: call durations and redeliveries."""
+    """What the wrapper measures for one stream: call durations and redeliveries.
 
-    def __init__(self) -> None:
+    While a call runs, :data:`HANDLING` holds ``owner``.
+    """
+
+    def __init__(self, owner: object = None) -> None:
+        self._owner = owner
         self.durations = DurationHistogram()
         self._lock = threading.Lock()
         self._redelivered = 0
@@ -57,16 +69,18 @@ class HandlerCounters:
         with self._lock:
             return self._redelivered
 
-    def calling(self, message: Message[Any]) -> float:
-        """A call begins; returns its start time."""
+    def calling(self, message: Message[Any]) -> _Call:
+        """A call begins (in the thread or task that makes it); what :meth:`called` takes."""
         with self._lock:
             retry = self._failed.get(id(message)) is message
             if not retry and message.redelivery_count > 0:
                 self._redelivered += 1
-        return time.perf_counter()
+        return time.perf_counter(), HANDLING.set(self._owner)
 
-    def called(self, message: Message[Any], started: float, ok: bool) -> None:
+    def called(self, message: Message[Any], call: _Call, ok: bool) -> None:
         """A call ended (``ok``: it returned)."""
+        started, handling = call
+        HANDLING.reset(handling)
         self.durations.observe(time.perf_counter() - started)
         with self._lock:
             if ok:

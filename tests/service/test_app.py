@@ -166,3 +166,24 @@ def test_an_app_on_your_client_closes_its_producers_and_leaves_the_client_open(
         assert not client.closed
         assert client.streams == []  # the app's reader and producer are gone
         assert client.topic(topic_name).producer().send(b"still works").ok
+
+
+def test_a_handler_may_stop_its_own_app_and_its_message_is_still_settled(
+    pulsar: Any, topic_name: str
+) -> None:
+    def last_order(message: rs.Message[Any]) -> None:
+        if message.payload == b"closing time":
+            app.stop()
+
+    app = rs.App(
+        pulsar.ws_url,
+        producers={"orders": rs.ProducerSpec(topic_name)},
+        consumers={"billing": rs.ConsumerSpec(topic_name, "billing", handler=last_order)},
+    )
+    with app:
+        until(lambda: app.ready, "the app to be ready")
+        app.producer("orders").send(b"closing time")
+        app.wait(timeout=WAIT)
+    assert app.state == rs.service.AppState.STOPPED
+    assert app.metrics().streams["billing"].processed == 1
+    assert unacked_messages(pulsar.ws_url, topic_name, "billing", "Shared") == []
