@@ -85,58 +85,30 @@ class Monitor:
         if now == before:
             return
         self._seen[stream.name] = now
-        fields = {"stream": stream.name, "kind": stream.kind}
         if connected != before[2] and state in (PipelineState.RUNNING, PipelineState.RESTARTING):
             if connected:
-                emit(
-                    logging.INFO, "connected", "%s %s connected", stream.kind, stream.name, **fields
-                )
+                _tell(stream, logging.INFO, "connected", "connected")
             else:
-                emit(
-                    logging.WARNING,
-                    "disconnected",
-                    "%s %s lost its connection",
-                    stream.kind,
-                    stream.name,
-                    **fields,
-                )
+                _tell(stream, logging.WARNING, "disconnected", "lost its connection")
         if state is before[0] and restarts == before[1]:
             return
         if state is PipelineState.RESTARTING and before[0] is not PipelineState.RESTARTING:
-            emit(
-                logging.WARNING,
-                "restarting",
-                "%s %s failed; restarting it",
-                stream.kind,
-                stream.name,
-                **fields,
-            )
+            _tell(stream, logging.WARNING, "restarting", "failed; restarting it")
         elif restarts != before[1] and state is PipelineState.RUNNING:
-            emit(
+            _tell(
+                stream,
                 logging.INFO,
                 "restarted",
-                "%s %s restarted (restarts so far: %d)",
-                stream.kind,
-                stream.name,
+                "restarted (restarts so far: %d)",
                 restarts,
                 restarts=restarts,
-                **fields,
             )
         elif state is PipelineState.FAILED:
             error = pipeline.error
-            emit(
-                logging.ERROR,
-                "failed",
-                "%s %s failed for good: %r",
-                stream.kind,
-                stream.name,
-                error,
-                error=repr(error),
-                **fields,
-            )
+            _tell(stream, logging.ERROR, "failed", "failed for good: %r", error, error=repr(error))
             self._on_failure(stream.name, error or RuntimeError(f"{stream.name} failed"))
         elif state is PipelineState.STOPPED:
-            emit(logging.INFO, "stopped", "%s %s stopped", stream.kind, stream.name, **fields)
+            _tell(stream, logging.INFO, "stopped", "stopped")
 
     def _check_producer(self, producer: ProducerEntry) -> None:
         connected = self._watch.open_now(producer.endpoint) > 0
@@ -168,3 +140,20 @@ class Monitor:
                 producer.name,
                 **fields,
             )
+
+
+def _tell(
+    stream: StreamEntry, level: int, event: str, text: str, *args: object, **fields: Any
+) -> None:
+    """Log ``event`` of ``stream``: "consumer billing " + ``text % args``."""
+    emit(
+        level,
+        event,
+        f"%s %s {text}",
+        stream.kind,
+        stream.name,
+        *args,
+        stream=stream.name,
+        kind=stream.kind,
+        **fields,
+    )
