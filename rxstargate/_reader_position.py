@@ -16,7 +16,7 @@ Example:
     >>> position = ReaderPosition("latest")
     >>> position.reopen()  # the first socket: at the topic's end
     Reopen(message_id=None)
-    >>> position.pinned((3, 7), "CAMQBw==")  # learned right after it opened
+    >>> position.pinned(MessageId("CAMQBw=="))  # learned right after it opened: entry 3:7
     >>> position.reopen()  # it dropped before any message: back at the pin, skipping to it
     Reopen(message_id='CAMQBw==')
     >>> [position.received(m) for m in ("CAMQBw==", "CAMQCA==")]  # entry 7 again, then 8
@@ -74,15 +74,15 @@ class ReaderPosition:
         """True while a reader from ``latest`` does not know where that was."""
         return self.start == LATEST and self.pin is None
 
-    def pinned(self, entry: tuple[int, int] | None, message_id: str | None) -> None:
-        """Remember where ``latest`` was: the topic's last entry, or None when it was empty.
+    def pinned(self, last: MessageId | None) -> None:
+        """Remember where ``latest`` was: the topic's last message, or None when it was empty.
 
         The receiving driver calls it once, after the reader's first socket opened.
         """
-        if entry is None or message_id is None:
+        if last is None:
             self.pin, self._pin_entry = EARLIEST, None  # an empty topic: all that comes is new
         else:
-            self.pin, self._pin_entry = message_id, entry
+            self.pin, self._pin_entry = str(last), (last.ledger_id, last.entry_id)
 
     def reopen(self) -> Reopen:
         """Where the next socket opens; called before each open (the first one included).

@@ -30,18 +30,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from marshmallow import Schema
 from reactivex import abc
 
 from rxstargate._context import ClientContext
 from rxstargate._frames import MessageFrame, decode_message
 from rxstargate._message_factory import MessageFactory
-from rxstargate._reader_position import LATEST, ReaderPosition, Reopen
-from rxstargate._receive_state import ConsumerState, ReaderState, ReceiveState
+from rxstargate._reader_position import ReaderPosition
+from rxstargate._receive_state import ReaderState
+from rxstargate._receiver_spec import ReceiverSpec
 from rxstargate._reconnect import reconnect
 from rxstargate._settler import Settler
 from rxstargate._transport import Connection
@@ -53,7 +52,7 @@ from rxstargate.exceptions import (
     StalledStreamError,
     StargateError,
 )
-from rxstargate.models import Message, TopicName
+from rxstargate.models import Message
 from rxstargate.streams import Stream, StreamHandle
 
 __all__ = ["ReceiverSpec", "observe"]
@@ -61,41 +60,6 @@ __all__ = ["ReceiverSpec", "observe"]
 log = logging.getLogger("rxstargate.receiver")
 
 _PIN_TIMEOUT = 1.0  # seconds a reader from "latest" waits to learn where that was
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiverSpec:
-    """What to open: a consumer (with a subscription) or a reader."""
-
-    topic: TopicName
-    subscription: str | None
-    query: dict[str, str]
-    max_in_flight: int
-    schema: Schema | None
-    start: str | None = None  # readers: "earliest", "latest" or a wire message id
-    stall_timeout: float | None = 30.0
-    topics: tuple[str, str] | None = None  # v3: ("topics", "a,b") or ("topicsPattern", regex)
-    deliver_schema_failures: bool = False
-    on_open: Callable[[], None] | None = None  # called each time a socket opened
-
-    def new_state(self) -> ReceiveState:
-        """The receiving core of one subscription of this spec."""
-        if self.subscription is not None:
-            return ConsumerState(self.max_in_flight)
-        return ReaderState(self.max_in_flight, self.start or LATEST)
-
-    def url(self, context: ClientContext, reopen: Reopen) -> str:
-        """The endpoint to open, at the place ``reopen`` names."""
-        query = dict(self.query)
-        if reopen.message_id is not None:
-            query["messageId"] = reopen.message_id
-        if self.subscription is None:
-            return context.url("reader", self.topic, None, query)
-        if self.topics is not None:
-            key, value = self.topics
-            query[key] = value
-            return context.url_v3(self.subscription, query)
-        return context.url("consumer", self.topic, self.subscription, query)
 
 
 class _End:
@@ -313,10 +277,7 @@ class _Session:
             log.info("reader on %s: cannot learn where it starts (%s)", self._spec.topic, exc)
             return
         with self._lock:
-            if last is None:
-                position.pinned(None, None)
-            else:
-                position.pinned((last.ledger_id, last.entry_id), str(last))
+            position.pinned(last)
 
     def _decode(self, texts: list[str], settler: Settler) -> list[MessageFrame]:
         frames = []
@@ -364,18 +325,8 @@ class _Session:
         with self._lock:
             held = self._state.stalled(now, limit)
             idle = now - self._state.last_settled
-        if held is None:
-            return
-        self._context.report(
-            StalledStreamError(
-                f"the consumer on {self._spec.topic} holds all {held} messages of its credit"
-                f" (max_in_flight) and settled none for {idle:.0f} s: a stage neither acks nor"
-                " passes messages on (a filter that drops without acking, a buffer larger than"
-                " max_in_flight, a missing acknowledger?)",
-                topic=str(self._spec.topic),
-                held=held,
-            )
-        )
+        if held is not None:
+            self._context.report(_stalled(self._spec, held, idle))
 
     def _deliver(self, frame: MessageFrame, settler: Settler) -> bool:
         """Hand one message to the observer; False when the observer raised."""
@@ -432,6 +383,17 @@ class _NormalClose(Exception):
 
 
 _DISPOSED = _NormalClose(Exception("disposed"))
+
+
+def _stalled(spec: ReceiverSpec, held: int, idle: float) -> StalledStreamError:
+    return StalledStreamError(
+        f"the consumer on {spec.topic} holds all {held} messages of its credit"
+        f" (max_in_flight) and settled none for {idle:.0f} s: a stage neither acks nor"
+        " passes messages on (a filter that drops without acking, a buffer larger than"
+        " max_in_flight, a missing acknowledger?)",
+        topic=str(spec.topic),
+        held=held,
+    )
 
 
 def observe(context: ClientContext, spec: ReceiverSpec) -> Stream[Message[Any]]:

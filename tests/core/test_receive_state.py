@@ -197,7 +197,7 @@ def test_a_reader_from_latest_reopens_at_its_pin_and_skips_that_entry_again() ->
     assert state.reopen().message_id is None
     ledger, _ = state.opened(now=0.0)
     assert state.position.needs_pin
-    state.position.pinned((1, 4), wire(4))
+    state.position.pinned(rs.MessageId(wire(4)))
     state.lost(ledger)
     assert state.reopen().message_id == wire(4)
     ledger, _ = state.opened(now=1.0)
@@ -213,7 +213,7 @@ def test_a_reader_skips_nothing_on_the_socket_it_was_pinned_from() -> None:
     """A message published while the reader asked where it started is delivered."""
     state = ReaderState(5, "latest")
     ledger, _ = state.opened(now=0.0)
-    state.position.pinned((1, 4), wire(4))  # the racing message is entry 4
+    state.position.pinned(rs.MessageId(wire(4)))  # the racing message is entry 4
     kept, _ = state.received(ledger, [frame(wire(4))])
     assert len(kept) == 1
 
@@ -221,7 +221,7 @@ def test_a_reader_skips_nothing_on_the_socket_it_was_pinned_from() -> None:
 def test_a_reader_of_an_empty_topic_reopens_at_the_earliest_message() -> None:
     state = ReaderState(5, "latest")
     ledger, _ = state.opened(now=0.0)
-    state.position.pinned(None, None)
+    state.position.pinned(None)
     state.lost(ledger)
     assert state.reopen().message_id == "earliest"
     assert not state.position.skipping
@@ -394,10 +394,10 @@ def test_a_reader_reopened_at_its_position_never_repeats_or_misses_a_message(
         if state.position.needs_pin:  # learned right after the first socket opened
             last = topic.ids[-1] if topic.ids else None
             if last is None:
-                state.position.pinned(None, None)
+                state.position.pinned(None)
             else:
                 index = last[1] if pin_names_batch_index else -1
-                state.position.pinned((1, last[0]), wire(last[0], index))
+                state.position.pinned(rs.MessageId(wire(last[0], index)))
         return opened, at
 
     for event, count in events:
