@@ -85,10 +85,9 @@ class Settler:
         """Count a message about to be delivered; False when it must not be (socket gone)."""
         with self._lock:
             frames = self._state.deliver(self._ledger, message, message_id)
-            if frames is None:
-                return False
-            self._send(frames)
-        return True
+            if frames:
+                self._send(frames)
+        return frames is not None
 
     def returned(self, message: Message[Any]) -> None:
         """The observer's ``on_next`` returned: a reader's credit goes back now."""
@@ -118,11 +117,13 @@ class Settler:
         self._settle(message, False, on_lost)
 
     def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
-        if message not in self._ledger.unsettled:
+        ledger, state = self._ledger, self._state
+        if message not in ledger.unsettled:
             return  # settled before: idempotent
-        lost = functools.partial(self._lost, message, ack, on_lost)
+        # Only a consumer's settle is worth reporting when lost: the broker redelivers.
+        lost = functools.partial(self._lost, message, ack, on_lost) if state.redelivers else None
         with self._lock:
-            settle = self._state.settle(self._ledger, message, ack, time.monotonic())
+            settle = state.settle(ledger, message, ack, time.monotonic())
             if settle is not None:
                 self._send_settle(message, settle, lost)
 
@@ -133,14 +134,14 @@ class Settler:
         lost: Callable[[str], None] | None,
     ) -> None:
         frame, permit = settle
-        redelivers = self._state.redelivers
+        conn = self._conn
         try:
-            self._conn.send(frame, urgent=False, on_lost=lost if redelivers else None)
+            conn.send(frame, urgent=False, on_lost=lost)
             if permit is not None:
-                self._conn.send(permit, urgent=False)
+                conn.send(permit, urgent=False)
         except StargateConnectionError as exc:
             self._state.lost(self._ledger)
-            if redelivers:
+            if self._state.redelivers:
                 raise AckError(f"cannot settle message {message.message_id}: {exc}") from exc
 
     def _send(self, frames: Frames) -> None:
