@@ -8,6 +8,8 @@ a bad time is reported (the message keeps None times); a payload that does not l
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -22,24 +24,30 @@ from rxstargate.models import Message, MessageId, Settler, TopicName
 __all__ = ["MessageFactory"]
 
 _MAX_TOPICS = 10_000  # names of a multi-topic stream remembered once parsed
+_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 
 
 class MessageFactory:
     """Builds the Messages of one stream."""
 
-    __slots__ = ("_context", "_schema", "_topic", "_topics")
+    __slots__ = ("_context", "_published", "_schema", "_topic", "_topics")
 
     def __init__(self, context: ClientContext, topic: TopicName, schema: Schema | None) -> None:
         self._context = context
         self._topic = topic
         self._schema = schema
         self._topics: dict[str, TopicName] = {}
+        # The last publish time parsed: a backlog has many messages of one millisecond.
+        self._published: tuple[str | None, datetime | None] = (None, None)
 
     def build(self, frame: MessageFrame, settler: Settler) -> Message[Any]:
         """The Message of ``frame``, settled through ``settler``."""
         value, problem = self._load(frame) if self._schema is not None else (None, None)
         try:
-            publish_time = parse_pulsar_time(frame.publish_time)
+            text, publish_time = self._published
+            if frame.publish_time != text:
+                publish_time = parse_pulsar_time(frame.publish_time)
+                self._published = (frame.publish_time, publish_time)
             event_time = parse_pulsar_time(frame.event_time) if frame.event_time else None
         except ValueError as exc:
             self._context.report(ProtocolError(f"bad time in message {frame.message_id}: {exc}"))
@@ -49,7 +57,7 @@ class MessageFactory:
             payload=frame.payload,
             message_id=MessageId(frame.message_id),
             key=frame.key,
-            properties=MappingProxyType(frame.properties),
+            properties=MappingProxyType(frame.properties) if frame.properties else _NO_PROPERTIES,
             publish_time=publish_time,
             event_time=event_time,
             redelivery_count=frame.redelivery_count,

@@ -95,8 +95,9 @@ class Settler:
             return  # settled already (the acknowledger's ack, say)
         with self._lock:
             settle = self._state.returned(self._ledger, message, time.monotonic())
-            if settle is not None:
-                self._send_settle(message, settle, None)
+            if settle is not None:  # a reader's ack: it only returns credit
+                frame, permit = settle
+                self._send((frame,) if permit is None else (frame, permit))
 
     # -- any thread ------------------------------------------------------------------------
 
@@ -124,25 +125,17 @@ class Settler:
         lost = functools.partial(self._lost, message, ack, on_lost) if state.redelivers else None
         with self._lock:
             settle = state.settle(ledger, message, ack, time.monotonic())
-            if settle is not None:
-                self._send_settle(message, settle, lost)
-
-    def _send_settle(
-        self,
-        message: Message[Any],
-        settle: tuple[str, str | None],
-        lost: Callable[[str], None] | None,
-    ) -> None:
-        frame, permit = settle
-        conn = self._conn
-        try:
-            conn.send(frame, urgent=False, on_lost=lost)
-            if permit is not None:
-                conn.send(permit, urgent=False)
-        except StargateConnectionError as exc:
-            self._state.lost(self._ledger)
-            if self._state.redelivers:
-                raise AckError(f"cannot settle message {message.message_id}: {exc}") from exc
+            if settle is None:
+                return
+            frame, permit = settle
+            try:
+                self._conn.send(frame, urgent=False, on_lost=lost)
+                if permit is not None:
+                    self._conn.send(permit, urgent=False)
+            except StargateConnectionError as exc:
+                state.lost(ledger)
+                if state.redelivers:
+                    raise AckError(f"cannot settle message {message.message_id}: {exc}") from exc
 
     def _send(self, frames: Frames) -> None:
         for frame in frames:
