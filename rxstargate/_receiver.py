@@ -52,7 +52,7 @@ from rxstargate.exceptions import (
     StalledStreamError,
     StargateError,
 )
-from rxstargate.models import Message
+from rxstargate.models import Message, TopicName
 from rxstargate.streams import Stream, StreamHandle
 
 __all__ = ["ReceiverSpec", "observe"]
@@ -215,7 +215,7 @@ class _Session:
             return
         state = self._state
         if isinstance(state, ReaderState) and state.position.needs_pin:
-            self._pin_latest(state.position)
+            _pin_latest(self._context, self._spec.topic, state.position, self._lock)
         while True:
             try:
                 texts = conn.recv_batch()
@@ -255,29 +255,6 @@ class _Session:
         except StargateError as error:
             self._fail(error)
             return None
-
-    def _pin_latest(self, position: ReaderPosition) -> None:
-        """Learn where "latest" was once a reader from there first opened.
-
-        A reader that drops before its first message must reopen at that place, not at
-        "latest" again, which would skip what was published while it was away. Asked right
-        after the first socket opened (so the open is not delayed): the topic's last message
-        id from the admin API. When the server will not say in time, the reader keeps
-        reopening at "latest" (README, Limits).
-        """
-        from rxstargate._admin import last_message_id
-
-        config = self._context.transport
-        wait = min(config.connect_timeout, _PIN_TIMEOUT)
-        try:
-            last = last_message_id(
-                self._context.base_url, self._spec.topic, replace(config, connect_timeout=wait)
-            )
-        except StargateError as exc:
-            log.info("reader on %s: cannot learn where it starts (%s)", self._spec.topic, exc)
-            return
-        with self._lock:
-            position.pinned(last)
 
     def _decode(self, texts: list[str], settler: Settler) -> list[MessageFrame]:
         frames = []
@@ -334,13 +311,7 @@ class _Session:
         if not settler.deliver(message, frame.message_id):
             return True  # its socket is gone: the broker sends it again on the new one
         if message.schema_error is not None and not self._spec.deliver_schema_failures:
-            self._context.report(
-                SchemaError(
-                    f"message {frame.message_id} on {self._spec.topic} does not match"
-                    f" the schema (nacked): {message.schema_error}",
-                    message_id=frame.message_id,
-                )
-            )
+            self._context.report(_schema_failed(self._spec, message))
             with contextlib.suppress(AckError):
                 settler.nack(message)
             return True
@@ -383,6 +354,38 @@ class _NormalClose(Exception):
 
 
 _DISPOSED = _NormalClose(Exception("disposed"))
+
+
+def _pin_latest(
+    context: ClientContext, topic: TopicName, position: ReaderPosition, lock: threading.Lock
+) -> None:
+    """Learn where "latest" was once a reader from there first opened.
+
+    A reader that drops before its first message must reopen at that place, not at "latest"
+    again, which would skip what was published while it was away. Asked right after the first
+    socket opened (so the open is not delayed): the topic's last message id from the admin
+    API. When the server will not say in time, the reader keeps reopening at "latest"
+    (README, Limits).
+    """
+    from rxstargate._admin import last_message_id
+
+    config = context.transport
+    wait = min(config.connect_timeout, _PIN_TIMEOUT)
+    try:
+        last = last_message_id(context.base_url, topic, replace(config, connect_timeout=wait))
+    except StargateError as exc:
+        log.info("reader on %s: cannot learn where it starts (%s)", topic, exc)
+        return
+    with lock:
+        position.pinned(last)
+
+
+def _schema_failed(spec: ReceiverSpec, message: Message[Any]) -> SchemaError:
+    return SchemaError(
+        f"message {message.message_id} on {spec.topic} does not match the schema (nacked):"
+        f" {message.schema_error}",
+        message_id=str(message.message_id),
+    )
 
 
 def _stalled(spec: ReceiverSpec, held: int, idle: float) -> StalledStreamError:
