@@ -105,11 +105,6 @@ class ReceiveState(ABC):
         """Where the next socket opens (the driver asks before each open)."""
         return _RESUME
 
-    @property
-    def needs_pin(self) -> bool:
-        """True when the driver should learn where ``latest`` was (see ReaderPosition)."""
-        return False
-
     def opened(self, now: float) -> tuple[Ledger, Frames]:
         """A socket opened: its ledger, and the frames to send on it first.
 
@@ -261,10 +256,6 @@ class ReaderState(ReceiveState):
 
     def reopen(self) -> Reopen:
         return self.position.reopen()
-
-    @property
-    def needs_pin(self) -> bool:
-        return self.position.needs_pin
 
     def received(self, ledger: Ledger, frames: list[MessageFrame]) -> Received:
         position = self.position

@@ -408,7 +408,16 @@ def test_a_reader_reopened_at_its_position_never_repeats_or_misses_a_message(
         elif event == "send" and cursor < len(topic.ids):
             frames = [frame(wire(*m)) for m in topic.ids[cursor : cursor + count]]
             cursor += len(frames)
-            kept, _ = state.received(ledger, frames)
+            kept, acks = state.received(ledger, frames)
+            for index, item in enumerate(kept):  # delivered, settled (or not), returned
+                token = (len(delivered), index)
+                assert state.deliver(ledger, token, item.message_id) == ()
+                settled = state.settle(ledger, token, True, 0.0) if count % 2 else None
+                returned = state.returned(ledger, token, 0.0)
+                for result in (settled, returned):  # never both: one ack per message
+                    acks += tuple(f for f in result or () if f)
+            # Credit: one ack per message the server sent, skipped or delivered.
+            assert len(acks) == len(frames)
             delivered.extend(f.message_id for f in kept)
         elif event == "drop":
             state.lost(ledger)
