@@ -6,6 +6,7 @@ stream (``client.topics(...)``). Their arguments are checked before any traffic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -185,19 +186,16 @@ class Topic:
         """
         if not isinstance(subscription, str) or not subscription.strip():
             raise ConfigurationError("consume() needs a subscription name")
-        self.observe(  # validates every option now, before anything runs
+        source = functools.partial(
+            self.observe,
             subscription,
             subscription_type=subscription_type,
             max_in_flight=max_in_flight,
             **observe_options,
         )
+        source()  # checks every option now, before anything runs
         return Pipeline(
-            lambda: self.observe(
-                subscription,
-                subscription_type=subscription_type,
-                max_in_flight=max_in_flight,
-                **observe_options,
-            ),
+            source,
             handler,
             restart=restart,
             context=self._context,
