@@ -272,6 +272,10 @@ class _Session:
     def _delivery_loop(self) -> None:
         try:
             self._deliver_until_end()
+        except Exception as exc:  # a bug must end the stream, never leave it silent
+            log.exception("the delivery thread of %s failed", self.handle)
+            self.begin_close(False)
+            self._terminate(ProtocolError(f"the delivery thread failed: {exc!r}"))
         finally:
             self._thread_ended()
 
