@@ -326,7 +326,8 @@ class _Session:
             self.begin_close(False)
             self._terminate(exc)
             return False
-        settler.returned(message)
+        if message in settler.unsettled:  # not settled by the observer: a reader's is now
+            settler.returned(message)
         return True
 
     def _terminate(self, error: Exception | None) -> None:

@@ -34,7 +34,7 @@ OnLost = Callable[[AckError], None]
 class Settler:
     """Settles the messages of one socket; dead once that socket is gone."""
 
-    __slots__ = ("_conn", "_context", "_ledger", "_lock", "_state")
+    __slots__ = ("_conn", "_context", "_ledger", "_lock", "_redelivers", "_state", "unsettled")
 
     def __init__(
         self,
@@ -49,6 +49,9 @@ class Settler:
         self._conn = conn
         self._lock = lock  # the stream's: it guards the receive state
         self._context = context
+        self._redelivers = state.redelivers
+        #: The socket's messages delivered and not yet settled (read without the lock).
+        self.unsettled = ledger.unsettled
 
     @property
     def alive(self) -> bool:
@@ -90,9 +93,10 @@ class Settler:
         return frames is not None
 
     def returned(self, message: Message[Any]) -> None:
-        """The observer's ``on_next`` returned: a reader's credit goes back now."""
-        if message not in self._ledger.unsettled:
-            return  # settled already (the acknowledger's ack, say)
+        """The observer's ``on_next`` returned: a reader's credit goes back now.
+
+        The driver calls it only for a message still in :attr:`unsettled`.
+        """
         with self._lock:
             settle = self._state.returned(self._ledger, message, time.monotonic())
             if settle is not None:  # a reader's ack: it only returns credit
@@ -118,11 +122,11 @@ class Settler:
         self._settle(message, False, on_lost)
 
     def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
-        ledger, state = self._ledger, self._state
-        if message not in ledger.unsettled:
+        if message not in self.unsettled:
             return  # settled before: idempotent
+        ledger, state = self._ledger, self._state
         # Only a consumer's settle is worth reporting when lost: the broker redelivers.
-        lost = functools.partial(self._lost, message, ack, on_lost) if state.redelivers else None
+        lost = functools.partial(self._lost, message, ack, on_lost) if self._redelivers else None
         with self._lock:
             settle = state.settle(ledger, message, ack, time.monotonic())
             if settle is None:
@@ -134,7 +138,7 @@ class Settler:
                     self._conn.send(permit, urgent=False)
             except StargateConnectionError as exc:
                 state.lost(ledger)
-                if state.redelivers:
+                if self._redelivers:
                     raise AckError(f"cannot settle message {message.message_id}: {exc}") from exc
 
     def _send(self, frames: Frames) -> None:
