@@ -247,3 +247,10 @@ def test_the_home_pages_example_is_one_that_getting_started_runs() -> None:
     runs = {example.code for example in _runnable(DOCS / "getting-started.md", needs_pulsar=True)}
     assert home, "the home page lost its example"
     assert all(example.code in runs for example in home)
+
+
+def test_the_testing_guide_shows_a_pytest_module_on_memory_pulsar_and_virtual_time() -> None:
+    modules = [example for example in examples(DOCS / "testing.md") if example.tests]
+    assert modules, "the testing guide lost its pytest example"
+    assert any("MemoryPulsar" in m.code and "TestScheduler" in m.code for m in modules)
+    assert all(m.not_run is None and not m.needs_pulsar for m in modules)
