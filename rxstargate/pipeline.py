@@ -109,10 +109,10 @@ class Pipeline:
         self._delays: Iterator[float] = restart.delays()
         self.stats = ProcessingStats()
         self._token = object()  # marks this pipeline's handler calls (see stop())
+        _check_bound(process_options.get("concurrency", 1), max_in_flight)
         self._settings = checked_settings(  # validated now, before anything runs
             marked(handler, self._token), stats=self.stats, refuse_leave=True, **process_options
         )
-        _check_bound(self._settings.concurrency, max_in_flight)
         self._context = context  # the client's: its close() ends a pipeline waiting to restart
         self.restarts = 0
         self._lock = threading.Lock()
@@ -371,8 +371,15 @@ class Pipeline:
         return f"Pipeline({self._state}, {self.stats!r}, restarts={self.restarts})"
 
 
-def _check_bound(concurrency: int, max_in_flight: int | None) -> None:
-    if max_in_flight is not None and concurrency > max_in_flight:
+def _check_bound(concurrency: Any, max_in_flight: int | None) -> None:
+    """Refuse more calls at once than messages can be in hand (other bad values are
+    ``process``'s to refuse)."""
+    if (
+        max_in_flight is not None
+        and isinstance(concurrency, int)
+        and not isinstance(concurrency, bool)
+        and concurrency > max_in_flight
+    ):
         raise ConfigurationError(
             f"concurrency ({concurrency}) must be at most max_in_flight ({max_in_flight}):"
             " no more messages than that are ever in hand at once, so the other calls (and"

@@ -542,3 +542,29 @@ def test_calls_not_started_when_the_source_completes_by_itself_never_start(
     assert sorted(started) == [b"a", b"b"]
     assert sorted(settler.acked) == [b"a", b"b"] and settler.nacked == []
     assert pipeline.stats.in_flight == 0 and pipeline.stats.received == 2
+
+
+# -- 12. concurrency is bounded by what can be in hand ----------------------------------------
+
+
+def test_consume_refuses_more_concurrency_than_max_in_flight_naming_both() -> None:
+    before = threading.active_count()
+    with rs.Client("ws://127.0.0.1:9") as client:  # refused before any traffic
+        topic = client.topic("orders")
+        with pytest.raises(
+            rs.ConfigurationError, match=r"concurrency \(1000000\).*max_in_flight \(1000\)"
+        ):
+            topic.consume("work", print, concurrency=10**6)
+        with pytest.raises(rs.ConfigurationError, match=r"concurrency \(9\).*max_in_flight \(8\)"):
+            topic.consume("work", print, concurrency=9, max_in_flight=8)
+        pipeline = topic.consume("work", print, concurrency=8, max_in_flight=8)  # the bound
+        assert pipeline.state is rs.PipelineState.NEW
+        assert threading.active_count() == before
+
+
+def test_process_refuses_a_concurrency_no_stream_could_use() -> None:
+    with pytest.raises(rs.ConfigurationError, match="concurrency must be an int from 1 to 100,000"):
+        rso.process(print, concurrency=10**6)
+    with pytest.raises(rs.ConfigurationError, match="concurrency"):
+        rs.Pipeline(Sources(), print, concurrency=100_001)
+    assert rso.process(print, concurrency=100_000) is not None
