@@ -11,12 +11,13 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxstargate._context import ClientContext
+from rxstargate._reconnect import Backoff
 from rxstargate._serial import SerialObserver
-from rxstargate.exceptions import ClosedError
+from rxstargate.exceptions import ClosedError, ConfigurationError
 from rxstargate.models import Message
 from rxstargate.operators._run import Run
 
-__all__ = ["STEADY_SECONDS", "Attempt", "Gate", "RestartTimer"]
+__all__ = ["STEADY_SECONDS", "Attempt", "Gate", "RestartTimer", "Restarts"]
 
 #: A run that lasted this long before it failed counts as having worked, even with nothing
 #: to deliver: the next failure is a new outage, with the whole restart policy again.
@@ -105,6 +106,29 @@ class Attempt:
     def _source_ended(self) -> None:
         if self.run is not None:
             self.run.drop_waiting()
+
+
+class Restarts:
+    """A pipeline's restart policy: its ``restart`` backoff, started over for each outage."""
+
+    def __init__(self, backoff: Backoff | None) -> None:
+        if backoff is None:
+            backoff = Backoff(give_up_after=None)
+        if not isinstance(backoff, Backoff):
+            raise ConfigurationError(
+                f"restart must be a rxstargate.Backoff (or None), not {backoff!r:.80}"
+            )
+        self._backoff = backoff
+        self._delays = backoff.delays()
+
+    def next_delay(self, error: Exception, attempt: Attempt) -> float | None:
+        """Seconds to wait before restarting after ``error`` ended ``attempt``; None when
+        retrying cannot fix it or the policy gave up."""
+        if not getattr(error, "retriable", False):
+            return None
+        if attempt.worked():  # a new outage: the whole restart policy again
+            self._delays = self._backoff.delays()
+        return next(self._delays, None)
 
 
 class RestartTimer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from types import TracebackType
@@ -21,7 +21,7 @@ from reactivex import Observable
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._pipeline_handler import HANDLING, marked
-from rxstargate._pipeline_run import Attempt, RestartTimer
+from rxstargate._pipeline_run import Attempt, Restarts, RestartTimer
 from rxstargate._reconnect import Backoff
 from rxstargate.exceptions import (
     ClosedError,
@@ -72,12 +72,11 @@ class Pipeline:
     :class:`~rxstargate.ConfigurationError` (never retried) and its message is settled by
     ``on_failure`` (nacked by default).
 
-    Messages dropped unsettled when a run fails or stops (the broker redelivers them) are
-    counted out of ``stats.received`` again, so ``stats.in_flight`` stays the work in hand.
-    When the source completes by itself (its client closed, and with it the socket), the
-    messages whose calls have not started are left so (they could not be acked any more).
-    ``max_in_flight`` (``consume`` passes its own) bounds ``concurrency``: no more messages
-    are ever in hand at once, so more calls at once could never run.
+    Messages left unsettled when a run fails or stops, or whose calls had not started when
+    the source completed by itself (its client closed: they could not be acked), are
+    redelivered by the broker and counted out of ``stats.received`` again, so
+    ``stats.in_flight`` stays the work in hand. ``concurrency`` may not exceed the source's
+    ``max_in_flight`` (``consume`` passes its own): no more messages are ever in hand.
 
     Attributes:
         stats: counters (received, processed, failed, retried, dead_lettered, in_flight, rate).
@@ -98,15 +97,8 @@ class Pipeline:
         max_in_flight: int | None = None,
         **process_options: Any,
     ) -> None:
-        if restart is None:
-            restart = Backoff(give_up_after=None)
-        if not isinstance(restart, Backoff):
-            raise ConfigurationError(
-                f"restart must be a rxstargate.Backoff (or None), not {restart!r:.80}"
-            )
+        self._restarts = Restarts(restart)
         self._source = source
-        self._restart = restart
-        self._delays: Iterator[float] = restart.delays()
         self.stats = ProcessingStats()
         self._token = object()  # marks this pipeline's handler calls (see stop())
         _check_bound(process_options.get("concurrency", 1), max_in_flight)
@@ -194,11 +186,15 @@ class Pipeline:
                 if self._state is PipelineState.STOPPING:
                     log.warning("pipeline failed while stopping: %r", error)
                 return
-            if isinstance(error, ClosedError) and self._client_closed():
+            if (
+                isinstance(error, ClosedError)
+                and self._context is not None
+                and self._context.closed
+            ):
                 self._state = PipelineState.STOPPED  # as when the client closes while it runs
                 self._ended.set()
                 return
-            delay = self._next_delay(error, attempt)
+            delay = self._restarts.next_delay(error, attempt)
             if delay is None:
                 self._state = PipelineState.FAILED
                 self._error = error
@@ -214,19 +210,6 @@ class Pipeline:
         else:
             log.warning("pipeline failed (%r); restarting in %.1f s", error, delay)
             restart.start()
-
-    def _next_delay(self, error: Exception, attempt: Attempt) -> float | None:
-        """Under the lock: how long to wait before restarting, or None to fail for good."""
-        if not getattr(error, "retriable", False):
-            return None
-        if attempt.worked():  # a new outage: the whole restart policy again
-            self._delays = self._restart.delays()
-        return next(self._delays, None)
-
-    # -- the client closing while the pipeline waits to restart ------------------------------
-
-    def _client_closed(self) -> bool:
-        return self._context is not None and self._context.closed
 
     def _closed_while_restarting(self, restart: RestartTimer) -> bool:
         """The client is closing: a pipeline waiting to restart ends stopped, at once."""
@@ -312,10 +295,7 @@ class Pipeline:
 
     def _drain_and_finish(self, attempt: Attempt, seconds: float) -> None:
         if not attempt.drained.wait(seconds):
-            log.warning(
-                "pipeline stop: in-flight work did not finish within %s s; left unsettled",
-                seconds,
-            )
+            log.warning("pipeline stop: work did not finish within %s s; left unsettled", seconds)
         self._finish_stop(attempt)
 
     def _finish_stop(self, attempt: Attempt | None) -> None:
