@@ -68,9 +68,10 @@ class InlineObserver(Generic[T]):
             self._raised(exc)
             return
         self._emitting = False
-        final, self._final = self._final, None
-        if final is not None:
-            _call_terminal(final[0], *final[1])
+        if self._final is not None:
+            call, args = self._final
+            self._final = None
+            _call_terminal(call, *args)
 
     def on_error(self, error: Exception) -> None:
         self._terminal(self._observer.on_error, error)

@@ -73,8 +73,13 @@ class Run:
     ) -> None:
         self._call = HandlerCall(settings.handler, refuse_leave=settings.refuse_leave)
         self._handle = self._call.call
+        # One call at a time keeps each key's order by itself, unless a message that waits
+        # for its retry lets the next one of its key run first.
+        key_ordered = settings.key_ordered and (
+            settings.concurrency > 1 or settings.retry is not None
+        )
         self._lanes: Lanes[Message[Any]] = Lanes(
-            settings.concurrency, key_ordered=settings.key_ordered, retry=settings.retry
+            settings.concurrency, key_ordered=key_ordered, retry=settings.retry
         )
         self._timeout = settings.timeout
         self._policy = settings.policy
