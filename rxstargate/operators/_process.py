@@ -78,15 +78,16 @@ def process(
         retry: how to retry a failed call; None fails at once.
         on_failure: what to do with a message after its last failed attempt.
         scheduler: the Rx scheduler of retry delays and timeouts (a TestScheduler in tests).
-        stats: counters to update; a message left unsettled at the end (the broker
-            redelivers it) is counted out of ``received`` again.
+        stats: counters to update; a message left unsettled at the end (for the broker to
+            redeliver) is counted out of ``received`` again.
 
     Raises:
         ConfigurationError: for a bad argument, naming it, before anything runs.
 
     Example:
-        >>> stream.pipe(process(charge, concurrency=8, retry=Retry())).subscribe(ack)  # doctest: +SKIP
-    """  # noqa: E501
+        >>> stream.pipe(process(charge, concurrency=8, key_ordered=True,  # doctest: +SKIP
+        ...     retry=Retry(attempts=3))).subscribe(rs.acknowledger())
+    """
     settings = checked_settings(
         handler, concurrency, key_ordered, timeout, retry, on_failure, scheduler, stats
     )
