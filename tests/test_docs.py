@@ -186,6 +186,7 @@ def test_the_site_has_examples_of_both_kinds() -> None:
     assert _pages_with(needs_pulsar=True)
 
 
+@pytest.mark.usefixtures("no_leaked_threads")
 @pytest.mark.parametrize("page", _pages_with(needs_pulsar=False), ids=_page_id)
 def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: Path) -> None:
     for example in _runnable(page, needs_pulsar=False):
@@ -254,3 +255,10 @@ def test_the_testing_guide_shows_a_pytest_module_on_memory_pulsar_and_virtual_ti
     assert modules, "the testing guide lost its pytest example"
     assert any("MemoryPulsar" in m.code and "TestScheduler" in m.code for m in modules)
     assert all(m.not_run is None and not m.needs_pulsar for m in modules)
+
+
+def test_the_readme_links_to_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\((docs/[^)#\s]+)", readme)
+    assert links, "the README links to no guide"
+    assert [link for link in links if not (ROOT / link).is_file()] == []

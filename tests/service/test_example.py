@@ -64,10 +64,12 @@ def test_the_audit_app_is_a_factory_the_run_command_can_name(
         app.stop()
 
 
-def test_the_readmes_toml_makes_an_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    section = (ROOT / "README.md").read_text().split("## Running a pipeline as a service", 1)[1]
-    match = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
-    assert match, "the README lost its TOML example"
+def test_the_service_guides_toml_makes_an_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guide = (ROOT / "docs" / "service.md").read_text()
+    match = re.search(r"```toml\n(.*?)```", guide, re.DOTALL)
+    assert match, "the service guide lost its TOML example"
     (tmp_path / "shopapp.py").write_text(
         "import rxstargate as rs\n"
         "def charge(message):\n    return message.payload\n"
