@@ -196,3 +196,40 @@ def test_giving_up_ends_the_broker_connection_with_a_fin_not_a_reset() -> None:
             broker_side.settimeout(5)
             assert broker_side.recv(10) == b""  # an orderly end of stream: a FIN
             assert end_connections_to("pulsar://127.0.0.1:1") == 0
+
+
+def test_batching_options_are_read_only_when_batching_is_on() -> None:
+    unread = {
+        "batchingMaxMessages": "x",
+        "maxPendingMessages": "-1",
+        "batchingMaxPublishDelay": "0",
+    }
+    assert ProducerParams.from_query(unread).max_pending_messages == 0
+    with pytest.raises(ParamError, match="For input string"):
+        ProducerParams.from_query({**unread, "batchingEnabled": "true"})
+    batching = ProducerParams.from_query({"batchingEnabled": "true", "maxPendingMessages": "7"})
+    assert batching.max_pending_messages == 7
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        (ConsumerParams, "ackTimeoutMillis"),
+        (ConsumerParams, "negativeAckRedeliveryDelay"),
+        (ConsumerParams, "priorityLevel"),
+        (ConsumerParams, "maxRedeliverCount"),
+        (ProducerParams, "sendTimeoutMillis"),
+    ],
+)
+def test_integer_options_are_java_ints_as_pulsar_parses_them(params: Any, name: str) -> None:
+    with pytest.raises(ParamError, match="For input string"):
+        params.from_query({name: str(2**31)})
+    params.from_query({name: str(2**31 - 1)})
+
+
+def test_batching_integer_options_are_java_ints() -> None:
+    for name in ("batchingMaxMessages", "maxPendingMessages", "batchingMaxPublishDelay"):
+        with pytest.raises(ParamError, match="For input string"):
+            ProducerParams.from_query({"batchingEnabled": "true", name: str(2**31)})
+    long_ok = ProducerParams.from_query({"initialSequenceId": str(2**63 - 1)})
+    assert long_ok.initial_sequence_id == 2**63 - 1
