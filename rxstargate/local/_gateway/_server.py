@@ -36,6 +36,7 @@ from rxstargate.local._gateway._paths import (
 )
 from rxstargate.local._gateway._producer import ProducerSession
 from rxstargate.local._gateway._reader import ReaderSession
+from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS
 from rxstargate.local._gateway._refusals import creation_reason, creation_status
 from rxstargate.local._gateway._subscriptions import (
     ProducerNames,
@@ -408,7 +409,8 @@ class Gateway:
             ),
             "receiver_queue_size": _broker_queue_size(params),
             "consumer_name": params.consumer_name,
-            "negative_ack_redelivery_delay_ms": params.negative_ack_redelivery_delay,
+            # The socket's own delay runs in ConsumerSession (see _redelivery).
+            "negative_ack_redelivery_delay_ms": BROKER_NACK_DELAY_MS,
             "initial_position": getattr(pulsar.InitialPosition, params.initial_position),
             "dead_letter_policy": dead_letter,
             "crypto_failure_action": getattr(
