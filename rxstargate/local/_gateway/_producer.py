@@ -16,6 +16,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._time import parse_time
 from rxstargate.local._gateway._wire import Outbox
 
@@ -194,7 +195,7 @@ class ProducerSession:
         if self._on_closing is not None:
             self._on_closing()
         with contextlib.suppress(Exception):  # already closed by the broker client
-            await asyncio.to_thread(self._producer.close)
+            await off_loop(self._producer.close, "close-producer")
         if self._on_closed is not None:
             self._on_closed()
 
