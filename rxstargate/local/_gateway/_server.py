@@ -17,10 +17,11 @@ from websockets.protocol import State
 from rxstargate.local._gateway._admin import AdminError, admin_topic, last_message_id
 from rxstargate.local._gateway._brokers import OPERATION_TIMEOUT_SECONDS, BrokerClients
 from rxstargate.local._gateway._catalog import TopicCatalog
+from rxstargate.local._gateway._liveness import Watchdog
 from rxstargate.local._gateway._opening import Opener, Session
 from rxstargate.local._gateway._paths import Endpoint, PathError, parse_path, select_topics
 from rxstargate.local._gateway._refusals import Refusal
-from rxstargate.local._keepalive import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+from rxstargate.local._keepalive import Keepalive
 
 log = logging.getLogger("rxstargate.gateway")
 
@@ -38,9 +39,7 @@ class Gateway:
         token: when set, every upgrade must carry it (``Authorization: Bearer`` or ``?token=``).
         log_path: where the broker clients log (warnings and worse); None keeps them quiet.
         host: the address to listen on.
-        ping_interval: seconds between pings to each socket (None: no pings).
-        ping_timeout: seconds a socket has to answer a ping before it is dropped (None: wait).
-        close_timeout: seconds to wait for a peer's answer to a close frame.
+        keepalive: how peers that are gone are found (``rxstargate.local._keepalive``).
         broker_metadata: pulsar-lite's metadata file, where ``topicsPattern`` finds topics.
     """
 
@@ -52,21 +51,18 @@ class Gateway:
         log_path: str | None = None,
         host: str = "127.0.0.1",
         *,
-        ping_interval: float | None = PING_INTERVAL,
-        ping_timeout: float | None = PING_TIMEOUT,
-        close_timeout: float = CLOSE_TIMEOUT,
+        keepalive: Keepalive | None = None,
         broker_metadata: str | None = None,
     ) -> None:
         self.broker_url = broker_url
         self.host = host
         self.port = port
         self.token = token
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
+        self.keepalive = keepalive or Keepalive()
         self._labels: dict[ServerConnection, str] = {}
         self._clients = BrokerClients(broker_url, log_path)
         self._opener = Opener(self._clients, TopicCatalog(broker_metadata))
+        self._watchdog = Watchdog(self.keepalive, self._gone)
         self._server: Server | None = None
         self._pending: dict[ServerConnection, Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -74,27 +70,28 @@ class Gateway:
     async def start(self) -> int:
         """Connect the broker client and start listening; returns the bound port."""
         self._clients.main  # noqa: B018 - created now, not on the first socket
+        keepalive = self.keepalive
         self._server = await serve(
             self._handle,
             self.host,
             self.port,
             process_request=self._process_request,
             compression=None,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout,
+            ping_interval=keepalive.ping_interval,
+            ping_timeout=keepalive.ping_timeout if keepalive.ping_interval else None,
+            close_timeout=keepalive.close_timeout,
             max_size=MAX_FRAME_BYTES,
             open_timeout=OPERATION_TIMEOUT_SECONDS + 5,
             logger=logging.getLogger("rxstargate.gateway.websockets"),
         )
+        self._spawn(self._watchdog.run())
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
-            "listening on %s:%d for broker %s (pings every %s s, %s s to answer)",
+            "listening on %s:%d for broker %s (%s)",
             self.host,
             self.port,
             self.broker_url,
-            self.ping_interval,
-            self.ping_timeout,
+            keepalive,
         )
         return self.port
 
@@ -124,6 +121,8 @@ class Gateway:
         clean = clean and all(e.is_set() for e in clients_closed)
         if server is not None:  # the peers' answers, for as long as there is time
             await _within(server.wait_closed(), deadline)
+        for task in self._tasks:
+            task.cancel()  # the watchdog; handshakes' reapers end with their sockets
         if self._tasks:
             await _within(asyncio.gather(*self._tasks, return_exceptions=True), deadline)
         if not clean:
@@ -134,6 +133,15 @@ class Gateway:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _gone(self, connection: ServerConnection, reason: str, close: bool) -> None:
+        """The watchdog found a peer that is gone: close its socket, or drop it."""
+        label = self._labels.get(connection, _peer(connection))
+        log.info("%s: %s", label, reason)
+        if close:  # as Jetty ends an idle session for Pulsar: 1001, its reason
+            self._spawn(connection.close(1001, reason))
+        else:
+            connection.transport.abort()
 
     # --- handshake -----------------------------------------------------------------------------
     async def _process_request(
@@ -158,6 +166,7 @@ class Gateway:
             return connection.respond(exc.status, exc.reason)
         self._labels[connection] = f"{peer} {route.label()}"
         self._pending[connection] = session
+        self._watchdog.watch(connection)
         self._spawn(self._reap(connection))
         return None
 
@@ -207,8 +216,10 @@ class Gateway:
             self._labels.pop(connection, None)
 
     async def _reap(self, connection: ServerConnection) -> None:
-        """Close the broker side of a socket whose handshake never completed."""
+        """Forget a socket once it closed; close the broker side of one whose handshake did not
+        complete."""
         await connection.wait_closed()
+        self._watchdog.forget(connection)
         self._labels.pop(connection, None)
         session = self._pending.pop(connection, None)
         if session is not None:
