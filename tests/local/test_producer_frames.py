@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import websocket
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_send_is_acked_ok_with_its_context_and_a_message_id(raw: Any, topic_name: str) -> None:
     sock = raw.producer(topic_name)
