@@ -8,12 +8,12 @@ makes such a subscription on local Pulsar, then:
 
 1. starts a bystander: a producer socket on an unrelated topic, sending one message at a time
    and timing each until its ack (a send that gets no ack within ``--cap`` seconds counts as
-   ``--cap``);
+   ``--cap``), alone for ``--before`` seconds (the baseline: what the machine's load alone does);
 2. opens a consumer socket on the stalled subscription, acks what it gets, closes it, opens
    another (as a reconnecting client would) and closes that too;
 3. keeps the bystander going for ``--after`` more seconds.
 
-It prints the bystander's worst and median send time:
+It prints the bystander's worst and median send time before and from step 2 on:
 
     python benchmarks/gateway_stalled_subscription.py
 """
@@ -99,6 +99,8 @@ def use_and_close(url: str, quiet: float, cap: float) -> str:
     started = time.monotonic()
     try:
         sock = websocket.create_connection(url, timeout=cap)
+    except websocket.WebSocketBadStatusException as exc:
+        return f"HTTP {exc.status_code} after {time.monotonic() - started:.1f} s"
     except (websocket.WebSocketException, OSError) as exc:
         return f"no socket after {time.monotonic() - started:.1f} s ({exc})"
     sock.settimeout(quiet)
@@ -117,6 +119,7 @@ def use_and_close(url: str, quiet: float, cap: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cap", type=float, default=60.0, help="longest wait for one ack (s)")
+    parser.add_argument("--before", type=float, default=10.0, help="baseline time (s)")
     parser.add_argument("--after", type=float, default=20.0, help="bystander time after (s)")
     args = parser.parse_args()
     topic = f"persistent://public/default/stalled-{uuid.uuid4().hex[:8]}"
@@ -128,19 +131,28 @@ def main() -> None:
             args.cap,
         )
         bystander.start()
+        time.sleep(args.before)
+        baseline = len(bystander.times)
         consumer_url = f"{local.ws_url}/ws/v2/consumer/{path}/stalled?subscriptionType=Key_Shared"
         started = time.monotonic()
         got = [use_and_close(consumer_url, 3.0, args.cap) for _ in range(2)]
         time.sleep(args.after)
         bystander.stop()
         elapsed = time.monotonic() - started
-    times = bystander.times
+    before, during = bystander.times[:baseline], bystander.times[baseline:]
+    print(f"stalled subscription: its first socket got {got[0]}, the second {got[1]}")
+    print(f"bystander alone, {args.before:.0f} s: {_summary(before)}")
     print(
-        f"stalled subscription: its first socket got {got[0]}, the second {got[1]};"
-        f" bystander over {elapsed:.0f} s: {len(times)} sends ({bystander.failed} failed),"
-        f" worst {max(times):.3f} s,"
-        f" median {statistics.median(times) * 1000:.1f} ms"
+        f"bystander with the stalled subscription, {elapsed:.0f} s: {_summary(during)}"
+        f" ({bystander.failed} failed in all)"
     )
+
+
+def _summary(times: list[float]) -> str:
+    if not times:
+        return "no sends"
+    worst, median = max(times), statistics.median(times) * 1000
+    return f"{len(times)} sends, worst {worst:.3f} s, median {median:.1f} ms"
 
 
 if __name__ == "__main__":
