@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -27,6 +28,35 @@ def send_json(sock: websocket.WebSocket, frame: dict[str, Any]) -> None:
 def recv_json(sock: websocket.WebSocket) -> dict[str, Any]:
     frame: dict[str, Any] = json.loads(sock.recv())
     return frame
+
+
+def recv_text(
+    sock: websocket.WebSocket, within: float = TIMEOUT, ping_every: float | None = None
+) -> dict[str, Any]:
+    """The next text frame as JSON, within ``within`` seconds, whatever control frames come.
+
+    A socket's own timeout restarts with every frame read, pings included, so a gateway that
+    pings would keep ``recv()`` waiting for ever; this waits ``within`` seconds in all. With
+    ``ping_every`` it pings that often while it waits, as a client that keeps its socket from
+    the idle timeout does.
+    """
+    deadline = time.monotonic() + within
+    sock.settimeout(ping_every or 1.0)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                opcode, frame = sock.recv_data_frame(control_frame=True)  # answers pings
+            except websocket.WebSocketTimeoutException:
+                if ping_every is not None:
+                    sock.ping()
+                continue
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                message: dict[str, Any] = json.loads(frame.data)
+                return message
+            assert opcode != websocket.ABNF.OPCODE_CLOSE, "the gateway closed the socket"
+    finally:
+        sock.settimeout(TIMEOUT)
+    raise AssertionError(f"no frame arrived within {within} s")
 
 
 def produce(

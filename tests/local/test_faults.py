@@ -12,7 +12,6 @@ a silent peer is dropped within seconds, and with a data directory whose logs th
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import websocket
 
 from rxstargate.local import LocalPulsar
 from tests.faults import FaultProxy, hard_close
-from tests.local.conftest import Raw
+from tests.local.conftest import Raw, recv_text
 
 pytestmark = pytest.mark.integration
 
@@ -82,27 +81,9 @@ def _eventually(attempt: Callable[[], Any], within: float = GONE_WITHIN) -> Any:
 
 
 def _recv(sock: websocket.WebSocket, within: float = 20.0) -> dict[str, Any]:
-    """The next text frame, within ``within`` seconds (control frames do not count).
-
-    While it waits it pings every second, as a client that keeps its socket alive does (an
-    idle socket is closed after IDLE_SECONDS here).
-    """
-    deadline = time.monotonic() + within
-    sock.settimeout(1.0)
-    try:
-        while time.monotonic() < deadline:
-            try:
-                opcode, frame = sock.recv_data_frame(control_frame=True)  # answers pings
-            except websocket.WebSocketTimeoutException:
-                sock.ping()
-                continue
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                message: dict[str, Any] = json.loads(frame.data)
-                return message
-            assert opcode != websocket.ABNF.OPCODE_CLOSE, "the gateway closed the socket"
-    finally:
-        sock.settimeout(20.0)
-    raise AssertionError(f"no frame arrived within {within} s")
+    """The next text frame, pinging every second while it waits (an idle socket is closed
+    after IDLE_SECONDS here; the vanished ones cannot ping)."""
+    return recv_text(sock, within, ping_every=1.0)
 
 
 def _settled(raw: Raw, sock: websocket.WebSocket) -> None:

@@ -21,7 +21,7 @@ import websocket
 from rxstargate.local import LocalPulsar
 from rxstargate.local._gateway._liveness import TcpState, enable_tcp_keepalive, tcp_state, why_gone
 from rxstargate.local._keepalive import Keepalive
-from tests.local.conftest import Raw
+from tests.local.conftest import Raw, recv_text
 
 # The timings of the gateway under test, far shorter than the defaults so that a few seconds
 # of not reading outlast each of them several times: pings every 0.3 s (a socket was dropped
@@ -51,21 +51,23 @@ def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
     fast: Raw, topic_name: str
 ) -> None:
     # More than the socket buffers hold, so that the gateway's writes stall on a closed window
-    # while the peer does not read: only its host's kernel answers the gateway then.
-    payloads = [bytes([i % 256]) * 20_000 for i in range(400)]
+    # while the peer does not read: only its host's kernel answers the gateway then. (Shared:
+    # pulsar-lite's Exclusive dispatcher now and then stops sending such a backlog until the
+    # next message is published, see the README; the gateway nudges Shared ones.)
+    payloads = [i.to_bytes(2, "big") * 10_000 for i in range(400)]
     fast.produce(fast.producer(topic_name), payloads)
-    consumer = fast.consumer(topic_name, "sub")
+    consumer = fast.consumer(topic_name, "sub", subscriptionType="Shared")
     producer = fast.producer(topic_name)
     # Not reading is what is tested here: a plain websocket-client program busy elsewhere.
     time.sleep(NOT_READING_SECONDS)
     got = []
     for _ in payloads:
-        message = fast.recv(consumer)
+        message = recv_text(consumer)
         got.append(base64.b64decode(message["payload"]))
         fast.send(consumer, {"messageId": message["messageId"]})
-    assert got == payloads
+    assert sorted(got) == payloads
     fast.send(producer, {"payload": "eA==", "context": "after"})  # a broken pipe before
-    assert fast.recv(producer)["result"] == "ok"
+    assert recv_text(producer)["result"] == "ok"
 
 
 @pytest.mark.integration
