@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import websocket
 
+pytestmark = pytest.mark.integration
+
 
 def _publish(raw: Any, topic: str, payloads: list[bytes], **fields: Any) -> list[dict[str, Any]]:
     sock = raw.producer(topic)

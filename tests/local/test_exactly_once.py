@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import websocket
 
+pytestmark = pytest.mark.integration
+
 COUNT = 3000
 
 

@@ -25,6 +25,8 @@ from rxstargate.local import LocalPulsar
 from tests.faults import FaultProxy, hard_close
 from tests.local.conftest import Raw
 
+pytestmark = pytest.mark.integration
+
 PING_SECONDS = 0.3
 GONE_WITHIN = 15.0  # generous: the gateway drops a silent peer after about 1 s here
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 
 def _body(refusal: Any) -> str:
     return (refusal.resp_body or b"").decode()

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import websocket
 
+pytestmark = pytest.mark.integration
+
 DEEP = "[" * 100_000
 INT_MAX = 2**31 - 1
 

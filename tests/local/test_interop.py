@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pulsar
+import pytest
 
 from rxstargate._pulsar_time import format_pulsar_time
+
+pytestmark = pytest.mark.integration
 
 PAYLOADS = [b"", b"\x00\x01\xfe\xff", "héllo ✓".encode(), bytes(range(256)) * 40]
 

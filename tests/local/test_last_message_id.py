@@ -14,6 +14,8 @@ import pytest
 import rxstargate as rs
 from rxstargate.local import LocalPulsar
 
+pytestmark = pytest.mark.integration
+
 
 def test_it_is_the_id_of_the_last_message_sent(pulsar: Any, topic_name: str) -> None:
     with rs.Client(pulsar.ws_url) as client:

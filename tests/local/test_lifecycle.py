@@ -21,6 +21,8 @@ import websocket
 from rxstargate.exceptions import StargateError
 from rxstargate.local import LocalPulsar, LocalPulsarError
 
+pytestmark = pytest.mark.integration
+
 
 def _gone(pid: int) -> bool:
     try:

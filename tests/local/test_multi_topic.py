@@ -17,6 +17,8 @@ import websocket
 
 import rxstargate as rs
 
+pytestmark = pytest.mark.integration
+
 WAIT = 20.0
 
 

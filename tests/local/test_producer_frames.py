@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 import websocket
+
+pytestmark = pytest.mark.integration
 
 
 def test_a_send_is_acked_ok_with_its_context_and_a_message_id(raw: Any, topic_name: str) -> None:

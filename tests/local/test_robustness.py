@@ -6,6 +6,10 @@ import base64
 import threading
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.integration
+
 
 def _cut(sock: Any) -> None:
     """Drop the TCP connection without a close frame."""
