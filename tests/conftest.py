@@ -32,8 +32,7 @@ class PulsarEndpoint:
     broker_url: str | None
 
 
-@pytest.fixture(scope="session")
-def pulsar() -> Iterator[PulsarEndpoint]:
+def _session_pulsar() -> Iterator[PulsarEndpoint]:
     """A Pulsar WebSocket endpoint: local Pulsar, or the one named by RXSTARGATE_WS_URL."""
     ws_url = os.environ.get("RXSTARGATE_WS_URL")
     if ws_url:
@@ -45,6 +44,9 @@ def pulsar() -> Iterator[PulsarEndpoint]:
         if local.directory is not None:
             _SESSION_DIRS.add(Path(local.directory).name)
         yield PulsarEndpoint(local.ws_url, local.broker_url)
+
+
+pulsar = pytest.fixture(scope="session", name="pulsar")(_session_pulsar)
 
 
 #: Temporary directories that session fixtures own (and remove when the session ends).
@@ -90,6 +92,70 @@ def client(pulsar: PulsarEndpoint) -> Iterator[Any]:
 
     with rs.Client(pulsar.ws_url) as c:
         yield c
+
+
+class Backend:
+    """Where a test's clients connect: a MemoryPulsar, or the session's Pulsar.
+
+    Tests that check the client run on MemoryPulsar; the few that are also kept as real-broker
+    twins take the parametrized ``backend`` fixture, whose ``local`` half is ``integration``.
+    """
+
+    def __init__(self, memory: Any = None, endpoint: PulsarEndpoint | None = None) -> None:
+        self.memory = memory
+        self.endpoint = endpoint
+        self.name = "memory" if memory is not None else "local"
+        self._clients: list[Any] = []
+
+    def client(self, **kwargs: Any) -> Any:
+        """A new ``rs.Client`` on this backend (closed with it, if the test does not)."""
+        import rxstargate as rs
+
+        if self.memory is not None:
+            return self.memory.client(**kwargs)
+        assert self.endpoint is not None
+        client = rs.Client(self.endpoint.ws_url, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def backlog(self, topic: str, subscription: str, subscription_type: str = "Exclusive") -> int:
+        """How many messages ``subscription`` holds unacked (it is left empty on local Pulsar)."""
+        if self.memory is not None:
+            return int(self.memory.backlog(topic, subscription))
+        assert self.endpoint is not None
+        from tests.faults import unacked_messages
+
+        return len(unacked_messages(self.endpoint.ws_url, topic, subscription, subscription_type))
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        if self.memory is not None:
+            self.memory.close()
+
+
+@pytest.fixture
+def memory(no_leaked_threads: None) -> Iterator[Any]:
+    """A MemoryPulsar on real time, closed (with its clients) after the test."""
+    from rxstargate.testing import MemoryPulsar
+
+    with MemoryPulsar() as pulsar:
+        yield pulsar
+
+
+@pytest.fixture(params=["memory", pytest.param("local", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest, no_leaked_threads: None) -> Iterator[Backend]:
+    """The test twice: on MemoryPulsar, and as a real-broker twin on the session's Pulsar."""
+    if request.param == "memory":
+        from rxstargate.testing import MemoryPulsar
+
+        where = Backend(memory=MemoryPulsar())
+    else:
+        where = Backend(endpoint=request.getfixturevalue("pulsar"))
+    try:
+        yield where
+    finally:
+        where.close()
 
 
 @pytest.fixture

@@ -53,7 +53,6 @@ def test_acks_and_message_lists_render_as_tables() -> None:
     assert records[0]["text"] == "a" and records[0]["key"] == "k"
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("no_leaked_threads")
 def test_peek_returns_the_first_messages_and_leaves_no_stream(
     client: rs.Client, topic_name: str
