@@ -175,6 +175,26 @@ def test_a_stream_whose_run_is_interrupted_is_disposed(client: rs.Client, topic_
     assert [s.kind for s in client.streams] == ["producer"]  # the consumer is gone
 
 
+def test_an_interrupt_while_a_subscription_starts_leaves_no_stream_behind(
+    client: rs.Client, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C may land while subscribe() still waits for its threads to start (the first
+    message may already be delivered): run() never got the subscription to dispose."""
+    from rxstargate import _receiver
+
+    start = _receiver._Session.start
+
+    def start_then_interrupt(session: Any) -> None:
+        start(session)
+        raise KeyboardInterrupt  # as a SIGINT arriving in the main thread right then
+
+    monkeypatch.setattr(_receiver._Session, "start", start_then_interrupt)
+    topic = client.topic(topic_name)
+    with pytest.raises(KeyboardInterrupt):
+        topic.observe("sub", subscription_initial_position="Earliest").run()
+    assert client.streams == []  # no consumer left acking messages nobody sees
+
+
 def test_streams_lists_live_streams_and_each_can_be_stopped(
     client: rs.Client, topic_name: str
 ) -> None:
