@@ -49,6 +49,7 @@ from rxstargate.options import (
     SubscriptionType,
 )
 from rxstargate.pipeline import Pipeline, PipelineState
+from rxstargate.service import App, ConsumerSpec, ProducerSpec, ReaderSpec
 from rxstargate.sinks import Acknowledger, acknowledger
 from rxstargate.streams import Stream, StreamHandle
 
@@ -56,6 +57,7 @@ __all__ = [
     "AckError",
     "Acknowledger",
     "Acks",
+    "App",
     "AuthenticationError",
     "AuthorizationError",
     "Backoff",
@@ -68,6 +70,7 @@ __all__ = [
     "ConflictError",
     "ConnectionClosedError",
     "Connector",
+    "ConsumerSpec",
     "CryptoFailureAction",
     "HandshakeError",
     "HashingScheme",
@@ -84,7 +87,9 @@ __all__ = [
     "PipelineState",
     "Producer",
     "ProducerAck",
+    "ProducerSpec",
     "ProtocolError",
+    "ReaderSpec",
     "SchemaError",
     "SendError",
     "ServerError",

@@ -10,6 +10,7 @@ from rxstargate.cli._common import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE, Pa
 from rxstargate.cli._output import DIRECTIVES
 from rxstargate.cli._tail import parse_start
 from rxstargate.options import SubscriptionType
+from rxstargate.service.command import add_run_parser
 
 __all__ = ["parser"]
 
@@ -19,6 +20,7 @@ examples:
   rxstargate local                         run local Pulsar in the foreground (ws://127.0.0.1:8080)
   rxstargate produce orders apple banana   send two messages
   rxstargate tail orders --start earliest  print a topic's messages and follow it
+  rxstargate run shop.toml --processes 4   run an app (rs.App) as a service, in 4 processes
 
 Client commands connect to --url, else $RXSTARGATE_URL, else a running `rxstargate local`
 (ws://127.0.0.1:8080). `rxstargate COMMAND --help` tells more."""
@@ -311,5 +313,6 @@ def parser() -> Parser:
     _add_demo(commands)
     _add_tail(commands)
     _add_produce(commands)
+    add_run_parser(commands)
     _add_local(commands)
     return root

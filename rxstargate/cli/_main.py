@@ -71,8 +71,15 @@ def _run_produce(args: argparse.Namespace) -> int:
     return _client(run_produce, args)
 
 
+def _run_app(args: argparse.Namespace) -> int:
+    from rxstargate.service.command import run_command
+
+    return run_command(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _run_demo,
+    "run": _run_app,
     "tail": _run_tail,
     "produce": _run_produce,
     "local": _run_local,

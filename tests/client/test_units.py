@@ -318,6 +318,7 @@ def test_all_is_sorted_and_complete() -> None:
         "operators",
         "options",
         "pipeline",
+        "service",
         "sinks",
         "streams",
         "testing",

@@ -1,0 +1,228 @@
+"""``rxstargate run`` against local Pulsar: worker processes sharing a Key_Shared subscription,
+bridging a topic to another, drained on SIGTERM, restarted after SIGKILL, counted on one port."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import reactivex as rx
+from reactivex import operators as ops
+
+import rxstargate as rs
+from tests.faults import unacked_messages
+from tests.service.conftest import WAIT, Service, bridge_app, until
+
+pytestmark = pytest.mark.integration
+
+KEYS = 12
+
+
+def produce(ws_url: str, topic: str, payloads: list[str]) -> None:
+    """Send each ``key:sequence`` payload with its key, and wait for every ack."""
+    with rs.Client(ws_url) as client:
+        producer = client.topic(topic).producer()
+        outgoing = [rs.OutgoingMessage(p.encode(), key=p.split(":")[0]) for p in payloads]
+        rx.from_iterable(outgoing).subscribe(producer)
+        producer.flush(WAIT)
+
+
+def keyed(count: int, first: int = 0) -> list[str]:
+    return [f"k{i % KEYS}:{i}" for i in range(first, first + count)]
+
+
+def outputs(ws_url: str, topic: str, expected: set[str]) -> list[rs.Message[Any]]:
+    """The output topic's messages, from the first, until every payload expected was seen."""
+    seen: set[str] = set()
+
+    def missing(message: rs.Message[Any]) -> bool:
+        seen.add(message.payload.decode())
+        return not expected <= seen
+
+    with rs.Client(ws_url) as client:
+        messages: list[rs.Message[Any]] = (
+            client.topic(topic)
+            .observe(start="earliest")
+            .pipe(ops.take_while(missing, inclusive=True), ops.to_list(), ops.timeout(WAIT))
+            .run()
+        )
+    return messages
+
+
+def everything(ws_url: str, topic: str) -> list[rs.Message[Any]]:
+    """Every message of ``topic`` now: those before a sentinel sent after them."""
+    with rs.Client(ws_url) as client:
+        client.topic(topic).producer().send(b"sentinel")
+        messages: list[rs.Message[Any]] = (
+            client.topic(topic)
+            .observe(start="earliest")
+            .pipe(
+                ops.take_while(lambda m: m.payload != b"sentinel"),
+                ops.to_list(),
+                ops.timeout(WAIT),
+            )
+            .run()
+        )
+    return messages
+
+
+def first_outputs_in_key_order(messages: list[rs.Message[Any]]) -> dict[str, list[int]]:
+    """Per key, the input sequence numbers in the order of their first outputs."""
+    order: dict[str, list[int]] = defaultdict(list)
+    seen: set[bytes] = set()
+    for message in messages:
+        if message.payload not in seen:
+            seen.add(message.payload)
+            key, sequence = message.payload.decode().split(":")
+            order[key].append(int(sequence))
+    return order
+
+
+def test_two_workers_bridge_every_message_once_in_effect_keeping_each_key_in_order(
+    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
+) -> None:
+    target = topic_name + "-out"
+    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, target)
+    run = service(str(app), "--processes", "2", "--metrics-port", "0")
+    run.wait_ready()  # both consumers joined: no key moves while the messages flow
+    payloads = keyed(600)
+    produce(pulsar.ws_url, topic_name, payloads)
+
+    messages = outputs(pulsar.ws_url, target, set(payloads))
+    assert {m.payload.decode() for m in messages} == set(payloads)
+    by_key = first_outputs_in_key_order(messages)
+    assert all(sequence == sorted(sequence) for sequence in by_key.values()), by_key
+    workers = {m.properties["pid"] for m in messages}
+    assert len(workers) == 2  # the subscription spread over both processes
+
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log()
+    assert unacked_messages(pulsar.ws_url, topic_name, "bridge", "Key_Shared") == []
+
+
+def test_the_metrics_port_counts_every_worker_together(
+    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
+) -> None:
+    parser = pytest.importorskip("prometheus_client.parser")
+    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, topic_name + "-out")
+    run = service(str(app), "--processes", "2", "--metrics-port", "0")
+    assert run.get("/healthz") == (200, "ok\n")
+    run.wait_ready()
+    payloads = keyed(600)
+    produce(pulsar.ws_url, topic_name, payloads)
+
+    def samples() -> dict[str, float]:
+        status, text = run.get("/metrics")
+        assert status == 200, text
+        return {
+            f"{s.name}{sorted(s.labels.items())}": s.value
+            for family in parser.text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    processed = "rxstargate_processed_total[('consumer', 'bridge')]"
+    acks = "rxstargate_producer_acks_total[('producer', 'out')]"
+    until(
+        lambda: (
+            samples().get(processed, 0) >= len(payloads)
+            and samples().get(acks) == samples().get(processed)
+        ),
+        "every message counted",
+    )
+    figures = samples()
+    stored = everything(pulsar.ws_url, topic_name + "-out")
+    assert {m.payload.decode() for m in stored} == set(payloads)
+    assert figures[processed] == figures[acks] == len(stored)
+    assert figures["rxstargate_handler_seconds_count[('consumer', 'bridge')]"] == len(stored)
+    assert figures["rxstargate_connected[('kind', 'consumer'), ('stream', 'bridge')]"] == 2
+    assert figures["rxstargate_worker_processes[]"] == 2
+    assert figures["rxstargate_ready[]"] == 1
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log()
+
+
+def test_sigterm_drains_work_in_flight_and_leaves_nothing_unacked(
+    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
+) -> None:
+    target = topic_name + "-out"
+    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, target)
+    run = service(str(app), "--processes", "2", env={"BRIDGE_MARKERS": str(tmp_path)})
+    payloads = [*keyed(300), "hold-drain:0", *keyed(300, first=300)]
+    produce(pulsar.ws_url, topic_name, payloads)
+    until((tmp_path / "draining").exists, "the held message to be in the handler")
+
+    run.signal(signal.SIGTERM)
+    holder = int((tmp_path / "draining").read_text())
+    run.event("stopping", pid=holder)  # its worker drains: it takes nothing new
+    (tmp_path / "release").touch()  # the held call returns, its output is sent, it is acked
+    assert run.wait() == 0, run.log()
+
+    left = unacked_messages(pulsar.ws_url, topic_name, "bridge", "Key_Shared")
+    bridged = {m.payload.decode() for m in everything(pulsar.ws_url, target)}
+    assert "hold-drain:0" in bridged
+    assert bridged | {m.payload.decode() for m in left} == set(payloads)
+    assert bridged & {m.payload.decode() for m in left} == set()  # none bridged and unacked
+
+
+def test_a_worker_killed_with_sigkill_is_restarted_and_its_messages_go_to_the_others(
+    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
+) -> None:
+    target = topic_name + "-out"
+    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, target)
+    run = service(
+        str(app), "--processes", "2", "--metrics-port", "0", env={"BRIDGE_MARKERS": str(tmp_path)}
+    )
+    run.wait_ready()
+    payloads = [*keyed(200), "hold-kill:0", *keyed(200, first=200)]
+    produce(pulsar.ws_url, topic_name, payloads)
+    until((tmp_path / "held").exists, "a worker to hold a message")
+    victim = int((tmp_path / "held").read_text())
+    worker = run.event("worker-started", worker_pid=victim)["worker"]
+
+    os.kill(victim, signal.SIGKILL)
+    died = run.event("worker-died", worker=worker)
+    assert "SIGKILL" in died["message"]
+    restarted = run.wait_for(
+        lambda r: (
+            r.get("event") == "worker-started"
+            and r.get("worker") == worker
+            and r.get("worker_pid") != victim
+        ),
+        "the worker restarted",
+    )
+    messages = outputs(pulsar.ws_url, target, set(payloads))
+    held = [m for m in messages if m.payload == b"hold-kill:0"]
+    assert held and all(int(m.properties["pid"]) != victim for m in held)
+    assert {m.payload.decode() for m in messages} == set(payloads)
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log()
+    assert restarted["worker_pid"] != victim
+
+
+def test_a_second_signal_exits_at_once_without_waiting_for_the_drain(
+    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
+) -> None:
+    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, topic_name + "-out")
+    run = service(str(app), "--drain-timeout", "60", env={"BRIDGE_MARKERS": str(tmp_path)})
+    produce(pulsar.ws_url, topic_name, ["hold-drain:0"])
+    until((tmp_path / "draining").exists, "the held message to be in the handler")
+    run.signal(signal.SIGTERM)
+    run.event("stopping")  # draining, and the held call will not return on its own
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM
+    assert run.event("exit")["signal"] == "SIGTERM"
+
+
+def test_sigterm_while_the_workers_start_is_a_clean_stop(
+    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
+) -> None:
+    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, topic_name + "-out")
+    run = service(str(app), "--processes", "2")
+    run.event("worker-started", worker=2)  # the workers are still importing their app
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log()
