@@ -3,6 +3,9 @@
 Integration tests run against the embedded local Pulsar (broker + WebSocket gateway, loopback only).
 Set RXSTARGATE_WS_URL (and RXSTARGATE_BROKER_URL for interop tests with the official client) to
 point the same suite at a real Pulsar cluster.
+
+Every test that needs a broker is marked ``integration``, so ``pytest -m "not integration"``
+starts none: a test that starts a broker without the marker fails.
 """
 
 from __future__ import annotations
@@ -30,6 +33,24 @@ class PulsarEndpoint:
 
     ws_url: str
     broker_url: str | None
+
+
+INTEGRATION = "integration"
+
+
+@pytest.fixture(autouse=True)
+def no_broker_unless_integration(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test not marked ``integration`` cannot start a local Pulsar broker (in this process)."""
+    if request.node.get_closest_marker(INTEGRATION) is not None:
+        return
+    from rxstargate.local import _broker
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a broker: mark it integration")
+
+    monkeypatch.setattr(_broker.Broker, "start", refuse)
 
 
 def _session_pulsar() -> Iterator[PulsarEndpoint]:
@@ -156,6 +177,32 @@ def backend(request: pytest.FixtureRequest, no_leaked_threads: None) -> Iterator
         yield where
     finally:
         where.close()
+
+
+@pytest.fixture
+def endpoint(request: pytest.FixtureRequest) -> PulsarEndpoint:
+    """Where a test that connects by URL (the command line, a child process) connects.
+
+    Marked ``integration``: the session's Pulsar. Otherwise a MemoryPulsar, which every
+    ``rs.Client`` made during the test with its URL reaches (the command line makes its own).
+    """
+    if request.node.get_closest_marker(INTEGRATION) is not None:
+        found: PulsarEndpoint = request.getfixturevalue("pulsar")
+        return found
+    import rxstargate as rs
+
+    memory = request.getfixturevalue("memory")
+    made = rs.Client
+
+    class RoutedClient(made):  # type: ignore[misc, valid-type]
+        def __init__(self, url: str, *args: Any, **kwargs: Any) -> None:
+            if url == memory.url:
+                kwargs.setdefault("connect", memory.connect)
+            super().__init__(url, *args, **kwargs)
+
+    patch = request.getfixturevalue("monkeypatch")
+    patch.setattr(rs, "Client", RoutedClient)
+    return PulsarEndpoint(memory.url, None)
 
 
 @pytest.fixture
