@@ -1,13 +1,16 @@
-"""Credit arithmetic for consumers: how many messages the server may still send us.
+"""How many messages may be in flight: the bounds of ``max_in_flight``, and consumers' credit.
 
-A pull-mode consumer holds two counts: ``unsettled`` (delivered, not yet acked or nacked)
+``max_in_flight`` (producers and subscriptions alike) is defaulted and checked here only.
+
+Credit: a pull-mode consumer holds two counts: ``unsettled`` (delivered, not yet acked or nacked)
 and ``server_credit`` (permits granted and not yet used by a delivery). The invariant is
 ``unsettled + server_credit + owed <= max_in_flight`` where ``owed`` is credit earned by
 settling but not yet sent back. Credit goes back in batches (one ``permit`` frame per
 ``batch`` settled messages) and at once whenever the server has no credit left, so a
 pipeline that holds a few messages back (``buffer_with_count``) can never stall.
 
-Not thread-safe by itself: the receiver holds a lock around it.
+Not thread-safe by itself: the receiving core (``_receive_state``) owns it, under the
+stream's lock.
 
 Example:
     >>> credit = Credit(4, batch=2)
@@ -21,7 +24,31 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["Credit"]
+from rxstargate.exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "MAX_IN_FLIGHT", "Credit", "checked_max_in_flight"]
+
+#: ``max_in_flight`` when none is given.
+DEFAULT_MAX_IN_FLIGHT = 1000
+#: The largest ``max_in_flight`` a producer or subscription accepts.
+MAX_IN_FLIGHT = 100_000
+
+
+def checked_max_in_flight(value: object) -> int:
+    """``value`` as a ``max_in_flight``, or a ConfigurationError saying what it must be.
+
+    Example:
+        >>> checked_max_in_flight(500)
+        500
+        >>> checked_max_in_flight(0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        rxstargate.exceptions.ConfigurationError: max_in_flight must be an int from 1 to ...
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IN_FLIGHT:
+        raise ConfigurationError(
+            f"max_in_flight must be an int from 1 to {MAX_IN_FLIGHT}, not {value!r}"
+        )
+    return value
 
 
 class Credit:
@@ -30,9 +57,10 @@ class Credit:
     __slots__ = ("_batch", "max_in_flight", "overdelivered", "owed", "server_credit", "unsettled")
 
     def __init__(self, max_in_flight: int, batch: int | None = None) -> None:
-        """Start with nothing granted; ``batch`` defaults to a quarter of ``max_in_flight``."""
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
+        """Start with nothing granted; ``batch`` defaults to a quarter of ``max_in_flight``.
+
+        ``max_in_flight`` was checked by :func:`checked_max_in_flight`.
+        """
         self.max_in_flight = max_in_flight
         self._batch = max(1, batch if batch is not None else max_in_flight // 4)
         self.unsettled = 0

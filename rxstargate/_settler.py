@@ -1,10 +1,12 @@
 """Settling received messages on the socket they came from: acks, nacks and credit.
 
-A :class:`Settler` belongs to one socket of one subscription. Settles from any thread only
-queue frames on that socket; a settle queued before the socket dropped is reported (on
-``client.errors`` and to an ``on_lost`` callback such as the acknowledger's) instead of being
-lost silently. Consumers earn their credit back by settling (``_flow``); readers settle only to
-return credit, so nothing is lost when a reader's socket is gone.
+A :class:`Settler` is a message's way back to the socket it came from (``Message._settler``):
+one per socket of a subscription. It asks the stream's receive state (``_receive_state``,
+under the stream's lock) what to send, and queues that on the socket. Settles from any
+thread only queue frames; a consumer's settle queued before its socket dropped is reported
+(on ``client.errors`` and to an ``on_lost`` callback such as the acknowledger's) instead of
+being lost silently. A reader's settles only return credit, so nothing is lost when a
+reader's socket is gone.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rxstargate._context import ClientContext
-from rxstargate._flow import Credit
-from rxstargate._frames import encode_ack, encode_nack, encode_permit
+from rxstargate._frames import MessageFrame
+from rxstargate._receive_state import Frames, Ledger, ReceiveState
 from rxstargate._seam import Transport
 from rxstargate.exceptions import AckError, StargateConnectionError
 from rxstargate.models import Message
@@ -32,92 +34,117 @@ OnLost = Callable[[AckError], None]
 class Settler:
     """Settles the messages of one socket; dead once that socket is gone."""
 
-    __slots__ = (
-        "_conn",
-        "_context",
-        "_credit",
-        "_lock",
-        "_outstanding",
-        "alive",
-        "is_reader",
-        "last_settled",
-    )
+    __slots__ = ("_conn", "_context", "_ledger", "_lock", "_redelivers", "_state", "unsettled")
 
-    def __init__(self, conn: Transport, credit: Credit | None, context: ClientContext) -> None:
+    def __init__(
+        self,
+        state: ReceiveState,
+        ledger: Ledger,
+        conn: Transport,
+        lock: threading.Lock,
+        context: ClientContext,
+    ) -> None:
+        self._state = state
+        self._ledger = ledger
         self._conn = conn
-        self._credit = credit
+        self._lock = lock  # the stream's: it guards the receive state
         self._context = context
-        self._lock = threading.Lock()
-        self._outstanding: dict[int, Message[Any]] = {}
-        self.alive = True
-        self.is_reader = credit is None
-        self.last_settled = time.monotonic()
+        self._redelivers = state.redelivers
+        #: The socket's messages delivered and not yet settled (read without the lock).
+        self.unsettled = ledger.unsettled
 
-    def track(self, message: Message[Any]) -> None:
-        """Count a message about to be delivered (the delivery thread calls it)."""
+    @property
+    def alive(self) -> bool:
+        """False once the socket dropped or the stream closed."""
+        return self._ledger.alive
+
+    @property
+    def saturated(self) -> bool:
+        """True when a consumer holds all its credit: nothing more comes until it settles."""
+        return self._state.saturated
+
+    # -- the receive thread ----------------------------------------------------------------
+
+    def received(self, frames: list[MessageFrame]) -> list[MessageFrame]:
+        """The frames of one read that are to be delivered; the others' credit goes back."""
         with self._lock:
-            self._outstanding[id(message)] = message
-            permits = self._credit.delivered() if self._credit is not None else 0
-            if permits and self.alive:
-                with contextlib.suppress(StargateConnectionError):
-                    self._conn.send(encode_permit(permits), urgent=False)
+            kept, frames_out = self._state.received(self._ledger, frames)
+            self._send(frames_out)
+        return kept
 
     def skip(self) -> None:
         """Give back the credit of a frame that could not be turned into a message."""
         with self._lock:
-            if not self.alive:
-                return
-            if self._credit is None:
-                frame = encode_ack("")
-            else:
-                self._credit.delivered()
-                permits = self._credit.settled()
-                if not permits:
-                    return
-                frame = encode_permit(permits)
-            with contextlib.suppress(StargateConnectionError):
-                self._conn.send(frame, urgent=False)
+            self._send(self._state.skip(self._ledger))
+
+    def lost(self) -> int:
+        """The socket is gone: how many of its messages were left unsettled."""
+        with self._lock:
+            return self._state.lost(self._ledger)
+
+    # -- the delivery thread ---------------------------------------------------------------
+
+    def deliver(self, message: Message[Any], message_id: str) -> bool:
+        """Count a message about to be delivered; False when it must not be (socket gone)."""
+        with self._lock:
+            frames = self._state.deliver(self._ledger, message, message_id)
+            if frames:
+                self._send(frames)
+        return frames is not None
+
+    def returned(self, message: Message[Any]) -> None:
+        """The observer's ``on_next`` returned: a reader's credit goes back now.
+
+        The driver calls it only for a message still in :attr:`unsettled`.
+        """
+        with self._lock:
+            settle = self._state.returned(self._ledger, message, time.monotonic())
+            if settle is not None:  # a reader's ack: it only returns credit
+                frame, permit = settle
+                self._send((frame,) if permit is None else (frame, permit))
+
+    # -- any thread ------------------------------------------------------------------------
 
     def ack(self, message: Message[Any], on_lost: OnLost | None = None) -> None:
+        """Acknowledge ``message``; idempotent.
+
+        Raises:
+            AckError: for a consumer's message whose socket is gone.
+        """
         self._settle(message, True, on_lost)
 
     def nack(self, message: Message[Any], on_lost: OnLost | None = None) -> None:
+        """Ask for redelivery of ``message`` (a reader's only returns credit); idempotent.
+
+        Raises:
+            AckError: for a consumer's message whose socket is gone.
+        """
         self._settle(message, False, on_lost)
 
-    def release(self, message: Message[Any]) -> None:
-        """A reader's credit return once the observer is done with ``message``."""
-        self._settle(message, True, None)
-
     def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
-        if id(message) not in self._outstanding:
-            return  # settled before (a reader's release after its ack is the common case)
-        wire_id = str(message.message_id)
-        if self._credit is None:  # readers: the frame only returns credit
-            frame, lost = encode_ack(wire_id), None
-        else:
-            frame = encode_ack(wire_id) if ack else encode_nack(wire_id)
-            lost = functools.partial(self._lost, message, ack, on_lost)
+        if message not in self.unsettled:
+            return  # settled before: idempotent
+        ledger, state = self._ledger, self._state
+        # Only a consumer's settle is worth reporting when lost: the broker redelivers.
+        lost = functools.partial(self._lost, message, ack, on_lost) if self._redelivers else None
         with self._lock:
-            if self._outstanding.pop(id(message), None) is None:
-                return  # settled before: idempotent
-            self.last_settled = time.monotonic()
-            if not self.alive:
-                if self._credit is None:
-                    return  # a reader's credit on a dead socket: nothing to lose
-                raise AckError(
-                    f"message {wire_id} came from a socket that is closed;"
-                    " the broker will redeliver it"
-                )
-            permits = self._credit.settled() if self._credit is not None else 0
+            settle = state.settle(ledger, message, ack, time.monotonic())
+            if settle is None:
+                return
+            frame, permit = settle
             try:
                 self._conn.send(frame, urgent=False, on_lost=lost)
-                if permits:
-                    self._conn.send(encode_permit(permits), urgent=False)
+                if permit is not None:
+                    self._conn.send(permit, urgent=False)
             except StargateConnectionError as exc:
-                self.alive = False
-                if self._credit is None:
-                    return
-                raise AckError(f"cannot settle message {wire_id}: {exc}") from exc
+                state.lost(ledger)
+                if self._redelivers:
+                    raise AckError(f"cannot settle message {message.message_id}: {exc}") from exc
+
+    def _send(self, frames: Frames) -> None:
+        for frame in frames:
+            with contextlib.suppress(StargateConnectionError):
+                self._conn.send(frame, urgent=False)
 
     def _lost(self, message: Message[Any], ack: bool, on_lost: OnLost | None, reason: str) -> None:
         verb = "ack" if ack else "nack"
@@ -128,17 +155,3 @@ class Settler:
         self._context.report(error)
         if on_lost is not None:
             on_lost(error)
-
-    def kill(self) -> None:
-        with self._lock:
-            self.alive = False
-
-    @property
-    def unsettled(self) -> int:
-        return len(self._outstanding)
-
-    @property
-    def saturated(self) -> bool:
-        """True when a consumer holds all its credit: nothing more comes until it settles."""
-        credit = self._credit
-        return credit is not None and len(self._outstanding) >= credit.max_in_flight

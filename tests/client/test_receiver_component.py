@@ -280,6 +280,27 @@ def test_an_exception_in_the_observer_goes_to_on_error(scripted_peer: Peer) -> N
     assert collector.errors == [boom]
 
 
+def test_a_failure_inside_the_delivery_thread_ends_the_stream_with_an_error(
+    scripted_peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug on the delivery thread must end the stream, never leave it silently stuck."""
+    from rxstargate._message_factory import MessageFactory
+
+    def broken(*args: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(MessageFactory, "build", broken)
+    peer = scripted_peer(FakeConsumer([message_frame(0)]))
+    collector = Collector()
+    with rs.Client(peer.url) as client:
+        client.topic("t").observe("s").subscribe(collector)
+        assert collector.ended.wait(WAIT)
+        assert client.streams == []
+    assert len(collector.errors) == 1
+    assert isinstance(collector.errors[0], rs.ProtocolError)
+    assert "KeyError" in str(collector.errors[0])
+
+
 def test_a_normal_server_close_completes_the_stream(scripted_peer: Peer) -> None:
     def handler(ws: ServerConnection) -> None:
         ws.send(message_frame(0))

@@ -1,0 +1,89 @@
+"""Turning decoded message frames into Messages: payload schema, times, the topic named.
+
+Runs on a subscription's delivery thread. Problems with one message never end the stream:
+a bad time is reported (the message keeps None times); a payload that does not load sets
+``Message.schema_error`` for the driver to nack or deliver.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from rxstargate._context import ClientContext
+from rxstargate._frames import MessageFrame
+from rxstargate._pulsar_time import parse_pulsar_time
+from rxstargate.exceptions import ProtocolError
+from rxstargate.models import Message, MessageId, Settler, TopicName
+
+__all__ = ["MessageFactory"]
+
+_MAX_TOPICS = 10_000  # names of a multi-topic stream remembered once parsed
+_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
+
+
+class MessageFactory:
+    """Builds the Messages of one stream."""
+
+    __slots__ = ("_context", "_published", "_schema", "_topic", "_topics")
+
+    def __init__(self, context: ClientContext, topic: TopicName, schema: Schema | None) -> None:
+        self._context = context
+        self._topic = topic
+        self._schema = schema
+        self._topics: dict[str, TopicName] = {}
+        # The last publish time parsed: a backlog has many messages of one millisecond.
+        self._published: tuple[str | None, datetime | None] = (None, None)
+
+    def build(self, frame: MessageFrame, settler: Settler) -> Message[Any]:
+        """The Message of ``frame``, settled through ``settler``."""
+        value, problem = self._load(frame) if self._schema is not None else (None, None)
+        try:
+            text, publish_time = self._published
+            if frame.publish_time != text:
+                publish_time = parse_pulsar_time(frame.publish_time)
+                self._published = (frame.publish_time, publish_time)
+            event_time = parse_pulsar_time(frame.event_time) if frame.event_time else None
+        except ValueError as exc:
+            self._context.report(ProtocolError(f"bad time in message {frame.message_id}: {exc}"))
+            publish_time, event_time = None, None
+        return Message(
+            topic=self._named(frame.topic) if frame.topic else self._topic,
+            payload=frame.payload,
+            message_id=MessageId._from_wire(frame.message_id),
+            key=frame.key,
+            properties=MappingProxyType(frame.properties) if frame.properties else _NO_PROPERTIES,
+            publish_time=publish_time,
+            event_time=event_time,
+            redelivery_count=frame.redelivery_count,
+            value=value,
+            schema_error=problem,
+            _settler=settler,
+        )
+
+    def _load(self, frame: MessageFrame) -> tuple[Any, str | None]:
+        """The payload loaded by the stream's schema, or the reason it does not load."""
+        assert self._schema is not None
+        try:
+            return self._schema.load(json.loads(frame.payload)), None
+        except ValidationError as exc:
+            return None, str(exc.messages)
+        except (ValueError, RecursionError) as exc:
+            return None, str(exc) or type(exc).__name__
+
+    def _named(self, name: str) -> TopicName:
+        """The topic a multi-topic frame names (parsed once per name)."""
+        topic = self._topics.get(name)
+        if topic is None:
+            try:
+                topic = TopicName.parse(name)
+            except ValueError:
+                topic = self._topic
+            if len(self._topics) < _MAX_TOPICS:
+                self._topics[name] = topic
+        return topic
