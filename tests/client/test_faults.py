@@ -349,7 +349,7 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
 ) -> None:
     """It must not reopen at "latest" again, skipping what was published while it was away."""
     received = Payloads(until=b"after")
-    pinned = _when_asked_for_the_last_message_id(backend, monkeypatch)
+    pinned = _when_asked_for_the_last_message_id(backend.memory, monkeypatch)
     with backend.client() as direct, faults.client(reconnect=FAST) as client:
         producer = direct.topic(topic_name).producer()
         producer.send(b"old")
@@ -372,13 +372,14 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
 
 
 def _when_asked_for_the_last_message_id(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch, before: Any = None
+    memory: MemoryPulsar | None, monkeypatch: pytest.MonkeyPatch, before: Any = None
 ) -> threading.Event:
-    """An event set once the admin API answered lastMessageId (``before()`` runs first)."""
+    """An event set once the admin API (MemoryPulsar's, else the real one) answered
+    lastMessageId: a reader from "latest" then knows where it began (``before()`` runs first)."""
     from rxstargate import _admin
 
     answered = threading.Event()
-    owner: Any = backend.memory.connect if backend.memory is not None else _admin
+    owner: Any = memory.connect if memory is not None else _admin
     asked = owner.last_message_id
 
     def last_message_id(*args: Any, **kwargs: Any) -> Any:
@@ -417,7 +418,7 @@ def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
 @pytest.mark.integration
 @pytest.mark.parametrize("drop", [False, True])
 def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
-    pulsar: Any, proxy: FaultProxy, topic_name: str, drop: bool
+    pulsar: Any, proxy: FaultProxy, topic_name: str, drop: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     received = Payloads(until=b"after")
     with (
@@ -434,11 +435,10 @@ def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
         assert any(m.message_id.batch_index >= 0 for m in old.run())  # the last entry is a batch
 
         connections = proxy.accepted
+        pinned = _when_asked_for_the_last_message_id(None, monkeypatch)
         handle = client.topic(topic_name).observe().subscribe(received)
+        assert pinned.wait(WAIT)  # the reader is open and knows where it began
         deadline = time.monotonic() + WAIT
-        while proxy.accepted < connections + 2 and time.monotonic() < deadline:
-            time.sleep(0.02)  # the reader's socket and its admin request
-        time.sleep(0.3)
         if drop:
             proxy.reset()
             while proxy.accepted < connections + 3 and time.monotonic() < deadline:
@@ -462,7 +462,7 @@ def test_a_message_published_while_a_reader_learns_its_start_is_delivered(
         def racing() -> None:
             producer.send(b"racing")  # after the reader opened, before the answer
 
-        _when_asked_for_the_last_message_id(backend, monkeypatch, before=racing)
+        _when_asked_for_the_last_message_id(backend.memory, monkeypatch, before=racing)
         handle = client.topic(topic_name).observe().subscribe(received)
         assert received.done.wait(WAIT)
         handle.dispose()
