@@ -31,6 +31,7 @@ from reactivex import Observable, abc
 from rxstargate._ackstream import AckCallback, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
+from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
 from rxstargate._producer_driver import ProducerDriver
 from rxstargate.exceptions import (
     ClosedError,
@@ -75,7 +76,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         query: dict[str, str],
         *,
         schema: Schema | None = None,
-        max_in_flight: int = 1000,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         timeout: float = 30.0,
     ) -> None:
         self.topic = topic

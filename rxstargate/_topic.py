@@ -202,6 +202,7 @@ class Topic:
             handler,
             restart=restart,
             context=self._context,
+            max_in_flight=max_in_flight,
             concurrency=concurrency,
             key_ordered=key_ordered,
             timeout=timeout,

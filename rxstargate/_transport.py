@@ -109,31 +109,8 @@ class Connection:
             HandshakeError: a typed subclass, when the server refuses the upgrade.
             StargateConnectionError: when the host cannot be reached or the handshake fails.
         """
-        header = []
-        if config.token:
-            header.append(f"Authorization: Bearer {config.token}")
-        sslopt: dict[str, object] | None = None
-        if url.startswith("wss:"):
-            sslopt = (config.tls or TlsOptions()).sslopt()
-        ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
-        safe_url = redact_url(url)
-        try:
-            ws.connect(url, header=header, timeout=config.connect_timeout, suppress_origin=True)
-        except websocket.WebSocketBadStatusException as exc:
-            ws.shutdown()
-            body = exc.resp_body or b""
-            reason = _reason_from_body(body if isinstance(body, bytes) else str(body).encode())
-            raise handshake_error_for_status(exc.status_code, reason, safe_url) from exc
-        except (websocket.WebSocketException, OSError, ValueError) as exc:
-            ws.shutdown()
-            raise StargateConnectionError(f"cannot connect to {safe_url}: {exc}") from exc
-        sock = ws.sock
-        ws.sock = None  # ours from now on; websocket-client must not touch it again
-        sock.settimeout(_TICK)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        log.debug("connected to %s", safe_url)
-        return cls(sock, safe_url, config, name)
+        sock = _handshake(url, config)
+        return cls(sock, redact_url(url), config, name)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -205,19 +182,11 @@ class Connection:
             closing = not batch
             if closing:
                 batch = [(OP_CLOSE, self._close_status, None)]
+            timeout = self._config.write_timeout
             try:
-                self._write_all(
-                    b"".join(
-                        encode_frame(op, data.encode() if isinstance(data, str) else data)
-                        for op, data, _ in batch
-                    )
-                )
+                _write_all(self._sock, timeout, lambda: self._state == _CLOSED, _encode(batch))
             except (OSError, ValueError, _WriteTimeout) as exc:
-                reason = (
-                    f"no write progress on {self.url} for {self._config.write_timeout:.1f} s"
-                    if isinstance(exc, _WriteTimeout)
-                    else f"write to {self.url} failed: {exc}"
-                )
+                reason = _write_failure(exc, self.url, timeout)
                 _report_lost(batch, reason)
                 if self._state != _CLOSED:
                     self.drop(reason)
@@ -226,21 +195,6 @@ class Connection:
                 with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_WR)
                 return
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        deadline = time.monotonic() + self._config.write_timeout
-        while view:
-            try:
-                sent = self._sock.send(view)
-            except TimeoutError:
-                if self._state == _CLOSED:
-                    raise OSError("the connection was aborted") from None
-                if time.monotonic() > deadline:
-                    raise _WriteTimeout() from None
-                continue
-            view = view[sent:]
-            deadline = time.monotonic() + self._config.write_timeout
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -406,6 +360,64 @@ class Connection:
     def closed(self) -> bool:
         """True once :meth:`close`, :meth:`abort` or :meth:`drop` was called."""
         return self._state != _OPEN
+
+
+def _handshake(url: str, config: TransportConfig) -> Any:
+    """Connect and upgrade within ``config.connect_timeout``; the socket, ours from now on."""
+    header = []
+    if config.token:
+        header.append(f"Authorization: Bearer {config.token}")
+    sslopt: dict[str, object] | None = None
+    if url.startswith("wss:"):
+        sslopt = (config.tls or TlsOptions()).sslopt()
+    ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+    safe_url = redact_url(url)
+    try:
+        ws.connect(url, header=header, timeout=config.connect_timeout, suppress_origin=True)
+    except websocket.WebSocketBadStatusException as exc:
+        ws.shutdown()
+        body = exc.resp_body or b""
+        reason = _reason_from_body(body if isinstance(body, bytes) else str(body).encode())
+        raise handshake_error_for_status(exc.status_code, reason, safe_url) from exc
+    except (websocket.WebSocketException, OSError, ValueError) as exc:
+        ws.shutdown()
+        raise StargateConnectionError(f"cannot connect to {safe_url}: {exc}") from exc
+    sock = ws.sock
+    ws.sock = None  # ours from now on; websocket-client must not touch it again
+    sock.settimeout(_TICK)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    log.debug("connected to %s", safe_url)
+    return sock
+
+
+def _write_all(sock: Any, timeout: float, aborted: Callable[[], bool], data: bytes) -> None:
+    """Write ``data`` whole; ``_WriteTimeout`` when no byte leaves for ``timeout`` seconds."""
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout
+    while view:
+        try:
+            sent = sock.send(view)
+        except TimeoutError:
+            if aborted():
+                raise OSError("the connection was aborted") from None
+            if time.monotonic() > deadline:
+                raise _WriteTimeout() from None
+            continue
+        view = view[sent:]
+        deadline = time.monotonic() + timeout
+
+
+def _encode(batch: list[tuple[int, bytes | str, LostCallback | None]]) -> bytes:
+    return b"".join(
+        encode_frame(op, data.encode() if isinstance(data, str) else data) for op, data, _ in batch
+    )
+
+
+def _write_failure(exc: BaseException, url: str, timeout: float) -> str:
+    if isinstance(exc, _WriteTimeout):
+        return f"no write progress on {url} for {timeout:.1f} s"
+    return f"write to {url} failed: {exc}"
 
 
 def _report_lost(frames: list[tuple[int, bytes | str, LostCallback | None]], reason: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import rxstargate as rs
+from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
 from rxstargate.cli._common import CommandError, Endpoint, one_line, quiet_logs, warn
 from rxstargate.cli._output import silence_stdout
 from rxstargate.exceptions import SendError, StargateError, StargateTimeoutError
@@ -27,7 +28,7 @@ __all__ = ["run_produce"]
 #: How long a send may wait for a free slot (the producer's timeout; also its flush at the end).
 _SEND_TIMEOUT = 30.0
 #: The most messages sent and not yet acknowledged.
-_MAX_IN_FLIGHT = 1000
+_MAX_IN_FLIGHT = DEFAULT_MAX_IN_FLIGHT
 #: After the producer failed, how long to wait for the acks still on their way.
 _AFTER_FAILURE = 2.0
 

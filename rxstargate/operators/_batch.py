@@ -88,69 +88,98 @@ def batch(
             observer: abc.ObserverBase[Batch[Any]],
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            timer_scheduler = scheduler or TimeoutScheduler.singleton()
-            timer = SerialDisposable()
-            # An exception the observer raises ends the stream: no more timed cuts.
-            out: SerialObserver[Batch[Any]] = SerialObserver(observer, on_raised=timer.dispose)
-            lock = threading.Lock()
-            group: list[Message[Any] | Processed[Any]] = []
-            generation = [0]
-
-            def cut() -> None:
-                with lock:
-                    if not group:
-                        return
-                    taken = tuple(group)
-                    group.clear()
-                    generation[0] += 1
-                timer.disposable = Disposable()
-                emit(taken)
-
-            def emit(messages: tuple[Message[Any] | Processed[Any], ...]) -> None:
-                if handler is None:
-                    out.on_next(Batch(messages))
-                    return
-                try:
-                    result = handler(list(messages))
-                except Exception as exc:
-                    if policy == "error":
-                        out.on_error(exc)
-                        return
-                    log.info("a batch of %d failed: %r", len(messages), exc)
-                    for item in messages:
-                        settle_failure(policy, message_of(item), exc, 1, lambda: None)
-                    return
-                out.on_next(Batch(messages, result))
-
-            def on_timer(expected: int) -> None:
-                with lock:
-                    current = generation[0]
-                if current == expected:
-                    cut()
-
-            def on_next(message: Message[Any]) -> None:
-                with lock:
-                    group.append(message)
-                    first = len(group) == 1
-                    full = len(group) >= max_count
-                    expected = generation[0]
-                settler = getattr(message_in(message), "_settler", None)
-                if full or getattr(settler, "saturated", False):
-                    cut()
-                elif first:
-                    timer.disposable = timer_scheduler.schedule_relative(
-                        wait, lambda *_: on_timer(expected)
-                    )
-
-            def on_completed() -> None:
-                cut()
-                out.on_completed()
-
+            timers = scheduler or TimeoutScheduler.singleton()
+            grouping = _Grouping(observer, max_count, wait, handler, policy, timers)
             upstream = source.subscribe(
-                on_next, out.on_error, on_completed, scheduler=subscribe_scheduler
+                grouping.on_next,
+                grouping.on_error,
+                grouping.on_completed,
+                scheduler=subscribe_scheduler,
             )
-            return CompositeDisposable(upstream, timer)
+            return CompositeDisposable(upstream, grouping.timer)
 
         return Stream(subscribe)
 
     return operator
+
+
+class _Grouping:
+    """One subscription to ``batch``: the group being filled, its timer, and the cuts."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Batch[Any]],
+        max_count: int,
+        wait: float,
+        handler: Callable[[list[Any]], Any] | None,
+        policy: FailurePolicy,
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        self._max_count = max_count
+        self._wait = wait
+        self._handler = handler
+        self._policy = policy
+        self._scheduler = scheduler
+        self.timer = SerialDisposable()
+        # An exception the observer raises ends the stream: no more timed cuts.
+        self._out: SerialObserver[Batch[Any]] = SerialObserver(observer, self.timer.dispose)
+        self._lock = threading.Lock()
+        self._group: list[Message[Any] | Processed[Any]] = []
+        self._generation = 0  # groups cut so far: a timer of an older group does nothing
+
+    def on_next(self, message: Message[Any]) -> None:
+        with self._lock:
+            self._group.append(message)
+            first = len(self._group) == 1
+            full = len(self._group) >= self._max_count
+            expected = self._generation
+        settler = getattr(message_in(message), "_settler", None)
+        if full or getattr(settler, "saturated", False):
+            self._cut()
+        elif first:
+            self.timer.disposable = self._scheduler.schedule_relative(
+                self._wait, lambda *_: self._on_timer(expected)
+            )
+
+    def on_error(self, error: Exception) -> None:
+        self._out.on_error(error)
+
+    def on_completed(self) -> None:
+        self._cut()
+        self._out.on_completed()
+
+    def _on_timer(self, expected: int) -> None:
+        with self._lock:
+            current = self._generation
+        if current == expected:
+            self._cut()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if not self._group:
+                return
+            taken = tuple(self._group)
+            self._group.clear()
+            self._generation += 1
+        self.timer.disposable = Disposable()
+        self._emit(taken)
+
+    def _emit(self, messages: tuple[Message[Any] | Processed[Any], ...]) -> None:
+        if self._handler is None:
+            self._out.on_next(Batch(messages))
+            return
+        try:
+            result = self._handler(list(messages))
+        except Exception as exc:
+            if self._policy == "error":
+                self._out.on_error(exc)
+                return
+            log.info("a batch of %d failed: %r", len(messages), exc)
+            for item in messages:
+                settle_failure(self._policy, message_of(item), exc, 1, _nothing)
+            return
+        self._out.on_next(Batch(messages, result))
+
+
+def _nothing() -> None:
+    return None

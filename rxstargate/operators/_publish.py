@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
@@ -81,51 +81,78 @@ def publish(
         def subscribe(
             observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            # Emitted on a thread of its own: acks arrive on the producer's receive thread,
-            # which must never wait for downstream stages.
-            out = HandOff(SerialObserver(observer), f"rxstargate-publish-{producer.topic.topic}")
-            lock = threading.Lock()
-            state = {"pending": 0, "upstream_done": False}
-
-            def finished() -> None:
-                with lock:
-                    state["pending"] -= 1
-                    done = state["upstream_done"] and state["pending"] == 0
-                if done:
-                    out.on_completed()
-
-            def on_next(item: T) -> None:
-                if out.ended:
-                    return  # the stream is ending: send nothing more
-                try:
-                    outgoing = build(item)
-                except Exception as exc:
-                    out.on_error(exc)
-                    return
-                with lock:
-                    state["pending"] += 1
-
-                def stored(ack: ProducerAck) -> None:
-                    if ack.ok:
-                        out.on_next(item)
-                    elif policy == "error":
-                        out.on_error(send_error_for(ack))
-                    else:
-                        settle_failure(policy, message_of(item), send_error_for(ack), 1, _nothing)
-                    finished()
-
-                producer.send_then(outgoing, stored)
-
-            def on_completed() -> None:
-                with lock:
-                    state["upstream_done"] = True
-                    done = state["pending"] == 0
-                if done:
-                    out.on_completed()
-
-            upstream = source.subscribe(on_next, out.on_error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(upstream, Disposable(out.stop))
+            publishing = _Publishing(observer, producer, build, policy)
+            upstream = source.subscribe(
+                publishing.on_next,
+                publishing.on_error,
+                publishing.on_completed,
+                scheduler=scheduler,
+            )
+            return CompositeDisposable(upstream, Disposable(publishing.stop))
 
         return Stream(subscribe)
 
     return operator
+
+
+class _Publishing(Generic[T]):
+    """One subscription to ``publish``: the sends in flight and the end once they are in."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[T],
+        producer: Producer[Any],
+        build: Callable[[Any], OutgoingMessage | bytes | str],
+        policy: FailurePolicy,
+    ) -> None:
+        self._producer = producer
+        self._build = build
+        self._policy = policy
+        # Emitted on a thread of its own: acks arrive on the producer's receive thread,
+        # which must never wait for downstream stages.
+        self._out = HandOff(SerialObserver(observer), f"rxstargate-publish-{producer.topic.topic}")
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._upstream_done = False
+
+    def on_next(self, item: T) -> None:
+        if self._out.ended:
+            return  # the stream is ending: send nothing more
+        try:
+            outgoing = self._build(item)
+        except Exception as exc:
+            self._out.on_error(exc)
+            return
+        with self._lock:
+            self._pending += 1
+
+        def stored(ack: ProducerAck) -> None:
+            if ack.ok:
+                self._out.on_next(item)
+            elif self._policy == "error":
+                self._out.on_error(send_error_for(ack))
+            else:
+                settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)
+            self._finished()
+
+        self._producer.send_then(outgoing, stored)
+
+    def on_error(self, error: Exception) -> None:
+        self._out.on_error(error)
+
+    def on_completed(self) -> None:
+        with self._lock:
+            self._upstream_done = True
+            done = self._pending == 0
+        if done:
+            self._out.on_completed()
+
+    def stop(self) -> None:
+        self._out.stop()
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            done = self._upstream_done and self._pending == 0
+        if done:
+            self._out.on_completed()

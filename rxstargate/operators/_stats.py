@@ -32,7 +32,7 @@ class ProcessingStats:
     def add(self, name: str, count: int = 1) -> None:
         """Add ``count`` to the counter ``name``."""
         with self._lock:
-            setattr(self, name, getattr(self, name) + count)
+            self.__dict__[name] += count
 
     @property
     def in_flight(self) -> int:

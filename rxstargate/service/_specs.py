@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from marshmallow import Schema
 
+from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
 from rxstargate._reconnect import Backoff
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import TopicName
@@ -101,7 +102,7 @@ class ProducerSpec:
         topic: str | TopicName,
         *,
         schema: Schema | type[Schema] | str | None = None,
-        max_in_flight: int = 1000,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         timeout: float | timedelta = 30.0,
         **options: Any,
     ) -> None:
@@ -210,7 +211,7 @@ class ConsumerSpec(_HandlingSpec):
         on_failure: FailureSetting = None,
         dead_letter_to: str | None = None,
         publish_to: str | None = None,
-        max_in_flight: int = 1000,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         restart: Backoff | None = None,
         **options: Any,
     ) -> None:
@@ -265,7 +266,7 @@ class ReaderSpec(_HandlingSpec):
         on_failure: FailureSetting = None,
         dead_letter_to: str | None = None,
         publish_to: str | None = None,
-        max_in_flight: int = 1000,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         restart: Backoff | None = None,
         **options: Any,
     ) -> None:

@@ -129,3 +129,35 @@ def test_stop_keeps_the_socket_until_in_flight_work_is_settled(
     assert [e for e in lost if isinstance(e, rs.AckError)] == []  # every ack reached its socket
     rest = unacked_messages(client.url, topic_name, "work", "Shared")
     assert len(rest) == 100 - processed  # nothing processed comes back
+
+
+def test_closing_the_client_starts_no_call_that_had_not_started(
+    pulsar: Any, topic_name: str
+) -> None:
+    with rs.Client(pulsar.ws_url) as producing:
+        rx.from_iterable([str(i).encode() for i in range(20)]).subscribe(
+            producing.topic(topic_name).producer()
+        )
+    client = rs.Client(pulsar.ws_url)
+    release = threading.Event()
+    lock = threading.Lock()
+    started: list[bytes] = []
+
+    def handle(message: rs.Message[Any]) -> None:
+        with lock:
+            started.append(message.payload)
+        release.wait(WAIT)
+
+    pipeline = client.topic(topic_name).consume(
+        "work", handle, concurrency=2, max_in_flight=10, start="earliest"
+    )
+    pipeline.start()
+    wait_until(lambda: len(started) == 2 and pipeline.stats.received == 10)  # 8 queued
+    client.close()
+    release.set()
+    pipeline.wait(WAIT)
+    assert pipeline.state is rs.PipelineState.STOPPED
+    assert len(started) == 2  # the queued ones could not be acked any more: never started
+    assert pipeline.stats.in_flight == 0
+    rest = {m.payload for m in unacked_messages(pulsar.ws_url, topic_name, "work", "Shared")}
+    assert {str(i).encode() for i in range(20)} - set(started) <= rest  # all redelivered

@@ -14,8 +14,8 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.subject import Subject
 
 import rxstargate as rs
+import rxstargate._pipeline_run as pipeline_run
 import rxstargate.operators as rso
-import rxstargate.pipeline as pipeline_module
 from tests.faults import unacked_messages
 from tests.operators.conftest import MessageFactory, RecordingSettler
 
@@ -264,12 +264,13 @@ def test_restarts_that_deliver_nothing_spend_the_budget(make_message: MessageFac
 def test_the_restart_backoff_resets_after_a_steady_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline_module, "_STEADY_SECONDS", 0.05)
+    clock = [0.0]
+    monkeypatch.setattr(pipeline_run, "now", lambda: clock[0])
     sources = Sources()
     pipeline = rs.Pipeline(sources, lambda m: None, restart=quick_restart()).start()
     for outage in range(4):
         wait_until(lambda n=outage + 1: sources.live(n))
-        time.sleep(0.06)  # up longer than _STEADY_SECONDS, with nothing to deliver
+        clock[0] += pipeline_run.STEADY_SECONDS  # up that long, with nothing to deliver
         sources.subjects[-1].on_error(rs.StargateConnectionError("lost"))
     wait_until(lambda: len(sources.subjects) == 5 or pipeline.state is rs.PipelineState.FAILED)
     assert pipeline.state is not rs.PipelineState.FAILED, pipeline.error
@@ -401,8 +402,8 @@ def test_closing_the_client_while_it_waits_to_restart_stops_the_pipeline_at_once
         held.dispose()
 
 
-def test_a_restart_that_finds_its_client_closed_ends_stopped(pulsar: Any) -> None:
-    closed = rs.Client(pulsar.ws_url)
+def test_a_restart_that_finds_its_client_closed_ends_stopped() -> None:
+    closed = rs.Client("ws://127.0.0.1:9")  # never connects: it is closed at once
     closed.close()
     topic = closed.topic("persistent://public/default/closed")
     pipeline = topic.consume("work", lambda m: None, restart=rs.Backoff(initial=30, cap=30))
@@ -509,3 +510,61 @@ def test_a_leave_in_a_pipeline_is_settled_by_on_failure_and_never_retried(
     assert settler.nacked == [b"a"] and settler.acked == [b"b"]
     assert sorted(calls) == [b"a", b"b"]  # not retried
     assert pipeline.stats.failed == 1 and pipeline.stats.retried == 0
+
+
+# -- 11. the source ending by itself (its client closed) -------------------------------------
+
+
+def test_calls_not_started_when_the_source_completes_by_itself_never_start(
+    make_message: MessageFactory, settler: RecordingSettler
+) -> None:
+    """``client.close()`` completes the consumer's stream and closes its socket: a queued
+    message could not be acked any more, so its call must not start (the broker redelivers
+    it, and it would be handled twice)."""
+    sources = Sources()
+    release = threading.Event()
+    lock = threading.Lock()
+    started: list[bytes] = []
+
+    def handle(message: rs.Message[Any]) -> None:
+        with lock:
+            started.append(message.payload)
+        release.wait(WAIT)
+
+    pipeline = rs.Pipeline(sources, handle, restart=rs.Backoff(), concurrency=2).start()
+    for payload in (b"a", b"b", b"c", b"d"):  # two running, two queued
+        sources.subjects[0].on_next(make_message(payload))
+    wait_until(lambda: len(started) == 2)
+    sources.subjects[0].on_completed()  # what closing the client does to the stream
+    release.set()
+    pipeline.wait(WAIT)
+    assert pipeline.state is rs.PipelineState.STOPPED
+    assert sorted(started) == [b"a", b"b"]
+    assert sorted(settler.acked) == [b"a", b"b"] and settler.nacked == []
+    assert pipeline.stats.in_flight == 0 and pipeline.stats.received == 2
+
+
+# -- 12. concurrency is bounded by what can be in hand ----------------------------------------
+
+
+def test_consume_refuses_more_concurrency_than_max_in_flight_naming_both() -> None:
+    before = threading.active_count()
+    with rs.Client("ws://127.0.0.1:9") as client:  # refused before any traffic
+        topic = client.topic("orders")
+        with pytest.raises(
+            rs.ConfigurationError, match=r"concurrency \(1000000\).*max_in_flight \(1000\)"
+        ):
+            topic.consume("work", print, concurrency=10**6)
+        with pytest.raises(rs.ConfigurationError, match=r"concurrency \(9\).*max_in_flight \(8\)"):
+            topic.consume("work", print, concurrency=9, max_in_flight=8)
+        pipeline = topic.consume("work", print, concurrency=8, max_in_flight=8)  # the bound
+        assert pipeline.state is rs.PipelineState.NEW
+        assert threading.active_count() == before
+
+
+def test_process_refuses_a_concurrency_no_stream_could_use() -> None:
+    with pytest.raises(rs.ConfigurationError, match="concurrency must be an int from 1 to 100,000"):
+        rso.process(print, concurrency=10**6)
+    with pytest.raises(rs.ConfigurationError, match="concurrency"):
+        rs.Pipeline(Sources(), print, concurrency=100_001)
+    assert rso.process(print, concurrency=100_000) is not None

@@ -19,6 +19,8 @@ from .conftest import MessageFactory, RecordingSettler
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
+WAIT = 10.0
+
 
 def run_all(source: rx.Observable[Any], *stages: Any) -> list[Any]:
     result: list[Any] = source.pipe(*stages, ops.to_list()).run()
@@ -29,13 +31,14 @@ def test_the_concurrency_bound_is_reached_and_never_exceeded(make_message: Messa
     running = 0
     peak = 0
     lock = threading.Lock()
+    full = threading.Barrier(8)  # each call waits until 8 run at once: the bound is reached
 
     def work(message: rs.Message[Any]) -> bytes:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.01)
+        full.wait(WAIT)
         with lock:
             running -= 1
         return message.payload
@@ -185,11 +188,13 @@ def test_a_call_past_its_timeout_fails_in_virtual_time(
     make_message: MessageFactory, settler: RecordingSettler
 ) -> None:
     scheduler = TestScheduler()
+    started = threading.Event()
     release = threading.Event()
     results: list[Any] = []
 
     def stuck(message: rs.Message[Any]) -> None:
-        release.wait(10)
+        started.set()  # its timeout is armed before the call starts
+        release.wait(WAIT)
 
     worker = threading.Thread(
         target=lambda: (
@@ -200,11 +205,11 @@ def test_a_call_past_its_timeout_fails_in_virtual_time(
         name="test-driver",
     )
     worker.start()
-    time.sleep(0.05)
+    assert started.wait(WAIT)
     scheduler.advance_to(6.0)  # the timeout fires while the call still runs
     assert settler.nacked == [b"slow"]
     release.set()
-    worker.join(10)
+    worker.join(WAIT)
     assert results == []  # the late result is ignored
 
 
@@ -213,12 +218,15 @@ def test_a_coroutine_handler_runs_with_bounded_concurrency(make_message: Message
 
     running = 0
     peak = 0
+    full = asyncio.Event()  # set once 5 run at once: the bound is reached
 
     async def work(message: rs.Message[Any]) -> bytes:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01)
+        if running == 5:
+            full.set()
+        await asyncio.wait_for(full.wait(), WAIT)
         running -= 1
         return message.payload
 
@@ -243,20 +251,29 @@ def test_a_coroutine_past_its_timeout_is_cancelled_and_its_slot_freed(
 ) -> None:
     import asyncio
 
+    scheduler = TestScheduler()
+    started = threading.Event()
     cancelled: list[bytes] = []
 
     async def work(message: rs.Message[Any]) -> bytes:
         try:
             if message.payload == b"slow":
+                started.set()
                 await asyncio.sleep(30)
             return message.payload
         except asyncio.CancelledError:
             cancelled.append(message.payload)
             raise
 
-    out = run_all(
-        rx.from_iterable([make_message(b"slow"), make_message(b"fast")]),
-        process(work, timeout=0.2),
-    )
+    out: list[Any] = []
+    errors: list[Exception] = []
+    ended = threading.Event()
+    rx.from_iterable([make_message(b"slow"), make_message(b"fast")]).pipe(
+        process(work, timeout=0.2, scheduler=scheduler)
+    ).subscribe(out.append, lambda e: (errors.append(e), ended.set()), ended.set)
+    assert started.wait(WAIT)
+    scheduler.advance_by(0.2)  # "slow" is past its timeout (virtual time)
+    assert ended.wait(WAIT)
+    assert errors == []
     assert [p.result for p in out] == [b"fast"]
     assert cancelled == [b"slow"] and settler.nacked == [b"slow"]

@@ -1,0 +1,407 @@
+"""The rules of ``process``: keyed lanes, concurrency slots and retries, with no I/O.
+
+:class:`Lanes` is a core in the manner of a sans-I/O protocol: it has no threads, locks,
+clocks or handler calls. Its driver reports what happened (an item arrived, a call returned,
+a call ran past its timeout, a retry delay passed, the stream ends) and carries out what each
+report returns: start a call, settle an item, wait before a retry, complete. It is not
+thread-safe: the driver calls it under one lock, and acts on the returned actions outside it.
+
+What it guarantees:
+
+- at most ``concurrency`` calls run at once; a call that timed out keeps its slot (and its
+  worker) until it returns;
+- with ``key_ordered``, the items of one key are handled one at a time, in arrival order: a
+  key stays held from its job's first call until that job is settled and its last call has
+  returned, retries included;
+- each item taken in ends exactly once: :class:`Succeeded`, :class:`Failed` (after its last
+  attempt) or :class:`Dropped` (left unsettled when the stream stops, for the broker to
+  redeliver);
+- retries of failed attempts start before new items; nothing starts after the end.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from rxstargate.operators._retry import Retry
+
+__all__ = [
+    "Action",
+    "Completed",
+    "Dropped",
+    "Failed",
+    "Job",
+    "JobState",
+    "Lanes",
+    "LanesState",
+    "NotRetriable",
+    "RetryLater",
+    "Start",
+    "Succeeded",
+]
+
+T = TypeVar("T")
+
+
+class NotRetriable:
+    """Marks an error that retrying cannot help: its item fails at once, whatever the policy."""
+
+
+class JobState(StrEnum):
+    """Where one item is on its way through the handler."""
+
+    WAITING = "waiting"  # taken in, not started (behind its key, or for a slot)
+    RUNNING = "running"  # an attempt runs and its outcome is not decided yet
+    DELAYED = "delayed"  # an attempt failed: waits for the retry delay
+    DUE = "due"  # the delay passed: starts at the next free slot (after its timed-out call)
+    SETTLED = "settled"  # succeeded or failed for good (a timed-out call may still run)
+    DROPPED = "dropped"  # left unsettled by the end of the stream
+
+
+class LanesState(StrEnum):
+    """Where the whole stage is in its life."""
+
+    OPEN = "open"
+    DRAINING = "draining"  # stopping: failed attempts are dropped instead of retried
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+
+
+# Members as module constants: an Enum member looked up on its class costs as much as the
+# rest of a job's bookkeeping (Python 3.11).
+_WAITING, _RUNNING, _DELAYED = JobState.WAITING, JobState.RUNNING, JobState.DELAYED
+_DUE, _SETTLED, _DROPPED = JobState.DUE, JobState.SETTLED, JobState.DROPPED
+_DRAINING = LanesState.DRAINING
+
+
+class Job(Generic[T]):
+    """One item across its attempts. The core owns its fields; drivers only read them."""
+
+    __slots__ = ("attempt", "calls", "decided", "item", "key", "state")
+
+    def __init__(self, item: T, key: Hashable) -> None:
+        self.item = item
+        self.key = key
+        self.state = _WAITING
+        self.attempt = 0  # the attempt started last, from 1
+        self.decided = 0  # the last attempt whose outcome counts (a late one is ignored)
+        self.calls = 0  # calls started and not returned yet
+
+    def __repr__(self) -> str:
+        return f"Job({self.item!r}, key={self.key!r}, {self.state}, attempt={self.attempt})"
+
+
+@dataclass(slots=True)
+class Start(Generic[T]):
+    """Call the handler for ``job``: its ``attempt``-th call, on worker ``worker``."""
+
+    job: Job[T]
+    attempt: int
+    worker: int
+
+
+@dataclass(slots=True)
+class Succeeded(Generic[T]):
+    """``job``'s ``attempt`` returned ``result``: emit or settle it."""
+
+    job: Job[T]
+    attempt: int
+    result: Any
+
+
+@dataclass(slots=True)
+class Failed(Generic[T]):
+    """``job`` failed for good on ``attempt``: settle it by the failure policy."""
+
+    job: Job[T]
+    attempt: int
+    error: BaseException
+
+
+@dataclass(slots=True)
+class RetryLater(Generic[T]):
+    """``job``'s ``attempt`` failed: report ``retry_due(job)`` after ``delay`` seconds."""
+
+    job: Job[T]
+    attempt: int
+    delay: float
+
+
+@dataclass(slots=True)
+class Dropped(Generic[T]):
+    """``jobs`` are left unsettled (the broker redelivers them); forget their retry timers."""
+
+    jobs: tuple[Job[T], ...]
+
+
+@dataclass(slots=True)
+class Completed:
+    """The upstream completed and every item ended: complete the stream."""
+
+
+Action = Start[T] | Succeeded[T] | Failed[T] | RetryLater[T] | Dropped[T] | Completed
+
+_COMPLETED = Completed()
+
+
+class Lanes(Generic[T]):
+    """Keyed lanes, concurrency slots and retry bookkeeping of one ``process`` subscription.
+
+    Each event method returns the actions to carry out, in order (an outcome before the
+    start it makes room for, so per-key emission order follows per-key call order).
+
+    Example:
+        >>> lanes = Lanes(1)
+        >>> [start] = lanes.offer("a")
+        >>> lanes.returned(start.job, start.attempt, start.worker, result="A")
+        [Succeeded(job=Job('a', key=None, settled, attempt=1), attempt=1, result='A')]
+    """
+
+    def __init__(self, concurrency: int, *, key_ordered: bool = False, retry: Retry | None = None):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self.key_ordered = key_ordered
+        self.state = LanesState.OPEN
+        self.ended = False  # completed or stopped: nothing starts, outcomes are ignored
+        self.running = 0  # calls started and not returned, timed-out ones included
+        self._retry = retry
+        self._upstream_done = False
+        self._open: set[Job[T]] = set()  # taken in and not ended yet
+        self._ready: collections.deque[Job[T]] = collections.deque()  # may start, in order
+        self._due: collections.deque[Job[T]] = collections.deque()  # retries: before new ones
+        self._held: dict[Hashable, collections.deque[Job[T]]] = {}  # key -> jobs behind it
+        self._workers = list(range(concurrency - 1, -1, -1))  # free ones; 0 is taken first
+
+    @property
+    def open(self) -> int:
+        """Items taken in and not ended (succeeded, failed or dropped) yet."""
+        return len(self._open)
+
+    def __repr__(self) -> str:
+        return (
+            f"Lanes({self.state}, running={self.running}/{self.concurrency},"
+            f" open={len(self._open)}, key_ordered={self.key_ordered})"
+        )
+
+    # -- events ------------------------------------------------------------------------
+
+    def offer(self, item: T, key: Hashable = None) -> list[Action[T]]:
+        """An item arrived (``key`` orders it with ``key_ordered``). Ignored after the end."""
+        actions: list[Action[T]] = []
+        if self.ended:
+            return actions
+        job = Job(item, key)
+        self._open.add(job)
+        if self.key_ordered:
+            behind = self._held.get(key)
+            if behind is not None:
+                behind.append(job)  # its key is held: it waits for the job before it
+                return actions
+            self._held[key] = collections.deque()
+        if self.running < self.concurrency and not self._due and not self._ready:
+            self.running += 1  # the common case: a free slot, nothing before it
+            job.calls = job.attempt = 1
+            job.state = _RUNNING
+            actions.append(Start(job, 1, self._workers.pop()))
+            return actions
+        self._ready.append(job)
+        self._start(actions)
+        return actions
+
+    def returned(
+        self,
+        job: Job[T],
+        attempt: int,
+        worker: int,
+        result: Any = None,
+        error: BaseException | None = None,
+    ) -> list[Action[T]]:
+        """A call returned ``result`` (or raised ``error``): its slot and worker are free.
+
+        It decides that attempt unless its timeout did already.
+        """
+        self.running -= 1
+        self._workers.append(worker)
+        job.calls -= 1
+        actions: list[Action[T]] = []
+        if self.ended:
+            return actions
+        if attempt > job.decided:
+            self._decide(job, attempt, result, error, actions)
+        elif not job.calls:
+            self._after_last_call(job)
+        if self._due or self._ready:
+            self._start(actions)
+        if self._upstream_done:
+            self._maybe_complete(actions)
+        return actions
+
+    def timed_out(self, job: Job[T], attempt: int, error: BaseException) -> list[Action[T]]:
+        """``attempt`` ran past its timeout: it fails with ``error`` now, and its call keeps
+        its slot (and, with ``key_ordered``, its key) until it returns."""
+        actions: list[Action[T]] = []
+        if self.ended or attempt <= job.decided:
+            return actions  # it returned in time, or it is over
+        self._decide(job, attempt, None, error, actions)
+        self._maybe_complete(actions)
+        return actions
+
+    def retry_due(self, job: Job[T]) -> list[Action[T]]:
+        """``job``'s retry delay passed: it starts at the next free slot."""
+        if self.ended or job.state is not _DELAYED:
+            return []  # dropped meanwhile
+        job.state = _DUE
+        if self.key_ordered and job.calls:
+            return []  # its timed-out call still runs: the retry follows once it returns
+        self._due.append(job)
+        actions: list[Action[T]] = []
+        self._start(actions)
+        return actions
+
+    def upstream_done(self) -> list[Action[T]]:
+        """The upstream completed: complete once every item has ended."""
+        self._upstream_done = True
+        actions: list[Action[T]] = []
+        self._maybe_complete(actions)
+        return actions
+
+    def drop_delayed(self) -> list[Action[T]]:
+        """Stopping: leave the jobs that wait for a retry delay (with ``key_ordered``, and the
+        jobs behind their keys) unsettled, and every attempt that fails from now on."""
+        if self.ended:
+            return []
+        self.state = LanesState.DRAINING
+        actions: list[Action[T]] = []
+        self._drop([job for job in self._open if job.state is _DELAYED], actions)
+        self._maybe_complete(actions)
+        return actions
+
+    def drop_waiting(self) -> list[Action[T]]:
+        """The source is gone (its socket closed): what has not started never will. Leaves
+        every job that is not running unsettled, and every attempt that fails from now on."""
+        if self.ended:
+            return []
+        self.state = LanesState.DRAINING
+        actions: list[Action[T]] = []
+        self._drop([job for job in self._open if job.state is not _RUNNING], actions)
+        self._maybe_complete(actions)
+        return actions
+
+    def stop(self) -> list[Action[T]]:
+        """The stream ended (disposed, or failed): every open job is left unsettled."""
+        if self.ended:
+            return []
+        self.state = LanesState.STOPPED
+        self.ended = True
+        dropped = tuple(self._open)
+        for job in dropped:
+            job.state = _DROPPED
+        self._open.clear()
+        self._ready.clear()
+        self._due.clear()
+        self._held.clear()
+        return [Dropped(dropped)] if dropped else []
+
+    # -- rules -------------------------------------------------------------------------
+
+    def _start(self, actions: list[Action[T]]) -> None:
+        """Start what may start: retries first, then items in arrival order."""
+        due, ready = self._due, self._ready
+        while (due or ready) and self.running < self.concurrency:
+            job = due.popleft() if due else ready.popleft()
+            self.running += 1
+            job.calls += 1
+            job.attempt += 1
+            job.state = _RUNNING
+            actions.append(Start(job, job.attempt, self._workers.pop()))
+
+    def _decide(
+        self,
+        job: Job[T],
+        attempt: int,
+        result: Any,
+        error: BaseException | None,
+        actions: list[Action[T]],
+    ) -> None:
+        job.decided = attempt
+        if error is None:
+            actions.append(Succeeded(job, attempt, result))
+        elif self._retries(error, attempt):
+            if self.state is _DRAINING:
+                self._drop([job], actions)
+            else:
+                job.state = _DELAYED
+                assert self._retry is not None
+                actions.append(RetryLater(job, attempt, self._retry.delay(attempt)))
+            return
+        else:
+            actions.append(Failed(job, attempt, error))
+        job.state = _SETTLED
+        self._open.discard(job)
+        if self.key_ordered and not job.calls:
+            self._release(job)
+
+    def _retries(self, error: BaseException, attempt: int) -> bool:
+        retry = self._retry
+        return (
+            retry is not None
+            and not isinstance(error, NotRetriable)
+            and retry.retries(error, attempt)
+        )
+
+    def _after_last_call(self, job: Job[T]) -> None:
+        """A late call returned and none of ``job``'s runs any more: what waited for it goes."""
+        if not self.key_ordered:
+            return
+        if job.state is _SETTLED or job.state is _DROPPED:
+            self._release(job)
+        elif job.state is _DUE:
+            self._due.append(job)
+
+    def _release(self, job: Job[T]) -> None:
+        """``job`` is over: the next job of its key (if any) may start (``key_ordered``)."""
+        behind = self._held.get(job.key)
+        if behind is None:
+            return
+        if behind:
+            self._ready.append(behind.popleft())  # it holds the key now
+        else:
+            del self._held[job.key]
+
+    def _drop(self, jobs: list[Job[T]], actions: list[Action[T]]) -> None:
+        """Leave ``jobs`` unsettled; with ``key_ordered``, the jobs behind their keys too (none
+        may be settled before the job it waits for)."""
+        dropped: list[Job[T]] = []
+        for job in jobs:
+            if job.state is _DROPPED:
+                continue
+            job.state = _DROPPED
+            dropped.append(job)
+            behind = self._held.get(job.key) if self.key_ordered else None
+            if behind is not None and job not in behind:  # it holds its key
+                for waiting in behind:
+                    if waiting.state is not _DROPPED:
+                        waiting.state = _DROPPED
+                        dropped.append(waiting)
+                behind.clear()
+                if not job.calls:
+                    del self._held[job.key]  # else once its timed-out call returns
+        if not dropped:
+            return
+        self._open.difference_update(dropped)
+        self._ready = collections.deque(j for j in self._ready if j.state is _WAITING)
+        self._due = collections.deque(j for j in self._due if j.state is _DUE)
+        for key, behind in self._held.items():
+            self._held[key] = collections.deque(j for j in behind if j.state is _WAITING)
+        actions.append(Dropped(tuple(dropped)))
+
+    def _maybe_complete(self, actions: list[Action[T]]) -> None:
+        if self._upstream_done and not self._open and not self.running and not self.ended:
+            self.state = LanesState.COMPLETED
+            self.ended = True
+            actions.append(_COMPLETED)
