@@ -5,7 +5,8 @@ Set RXSTARGATE_WS_URL (and RXSTARGATE_BROKER_URL for interop tests with the offi
 point the same suite at a real Pulsar cluster.
 
 Every test that needs a broker is marked ``integration``, so ``pytest -m "not integration"``
-starts none: a test that starts a broker without the marker fails.
+starts none: a test that asks for the ``pulsar`` fixture without the marker is refused when the
+tests are collected, and one that starts a broker of its own without it fails.
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ class PulsarEndpoint:
 
 
 INTEGRATION = "integration"
+
+
+def _uses_session_pulsar(item: pytest.Item) -> bool:
+    """Whether the test asks (directly or through its fixtures) for the session's broker."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("pulsar", ()) if info is not None else ()
+    return any(definition.func is _session_pulsar for definition in definitions[-1:])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if _uses_session_pulsar(item) and item.get_closest_marker(INTEGRATION) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the session's Pulsar but are not marked integration: "
+            + ", ".join(unmarked)
+        )
 
 
 @pytest.fixture(autouse=True)
