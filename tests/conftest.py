@@ -201,6 +201,18 @@ def backend(request: pytest.FixtureRequest, no_leaked_threads: None) -> Iterator
 
 
 @pytest.fixture
+def faults(backend: Backend) -> Iterator[Any]:
+    """The test's connections through faults: a FaultProxy or MemoryPulsar's (tests/faults.py)."""
+    from tests.faults import Faults
+
+    made = Faults(backend)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
 def endpoint(request: pytest.FixtureRequest) -> PulsarEndpoint:
     """Where a test that connects by URL (the command line, a child process) connects.
 

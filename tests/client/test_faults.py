@@ -22,7 +22,7 @@ from reactivex import operators as ops
 import rxstargate as rs
 from rxstargate.testing import MemoryPulsar
 from tests.conftest import Backend
-from tests.faults import FaultProxy
+from tests.faults import FaultProxy, Faults
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -43,91 +43,6 @@ class Payloads:
         self.payloads.append(message.payload)
         if self._until is None or message.payload == self._until:
             self.done.set()
-
-
-class RefusingConnector:
-    """MemoryPulsar's connector, refusing every handshake while ``refusing`` is set (as a
-    server that is down), and counting those it let through."""
-
-    def __init__(self, memory: MemoryPulsar) -> None:
-        self._connect = memory.connect
-        self.refusing = threading.Event()
-        self.accepted = 0
-
-    def __call__(self, url: str, config: Any, name: str = "socket") -> Any:
-        if self.refusing.is_set():
-            raise rs.StargateConnectionError(f"connection to {url} refused")
-        transport = self._connect(url, config, name)
-        self.accepted += 1
-        return transport
-
-    def last_message_id(self, *args: Any, **kwargs: Any) -> Any:
-        """The admin API's answer, never refused (only handshakes are)."""
-        return self._connect.last_message_id(*args, **kwargs)
-
-
-class Faults:
-    """A client's connections and what a test does to them, on either backend.
-
-    On local Pulsar: a FaultProxy to the session's Pulsar (resets are TCP RSTs). On MemoryPulsar:
-    its ``cut()`` and a refusing connector.
-    """
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.memory: MemoryPulsar | None = backend.memory
-        self._proxy: FaultProxy | None = None
-        self._connector: RefusingConnector | None = None
-        if self.memory is not None:
-            self._connector = RefusingConnector(self.memory)
-        else:
-            assert backend.endpoint is not None
-            self._proxy = FaultProxy(int(backend.endpoint.ws_url.rsplit(":", 1)[1]))
-
-    def client(self, **kwargs: Any) -> rs.Client:
-        """A client whose connections go through the faults."""
-        if self._connector is not None:
-            return rs.Client(MemoryPulsar.url, connect=self._connector, **kwargs)
-        assert self._proxy is not None
-        return rs.Client(self._proxy.ws_url, **kwargs)
-
-    def reset(self) -> int:
-        """Cut the connections (on MemoryPulsar: every one); how many were cut."""
-        if self.memory is not None:
-            return self.memory.cut()
-        assert self._proxy is not None
-        return self._proxy.reset()
-
-    def refuse(self, refusing: bool = True) -> None:
-        if self._connector is not None:
-            if refusing:
-                self._connector.refusing.set()
-            else:
-                self._connector.refusing.clear()
-        else:
-            assert self._proxy is not None
-            self._proxy.refuse(refusing)
-
-    @property
-    def accepted(self) -> int:
-        """How many connections the client opened through the faults."""
-        if self._connector is not None:
-            return self._connector.accepted
-        assert self._proxy is not None
-        return self._proxy.accepted
-
-    def close(self) -> None:
-        if self._proxy is not None:
-            self._proxy.close()
-
-
-@pytest.fixture
-def faults(backend: Backend) -> Iterator[Faults]:
-    made = Faults(backend)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture
