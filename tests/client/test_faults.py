@@ -223,6 +223,7 @@ def test_a_stalled_server_is_dropped_and_the_stream_recovers(
     assert proxy.accepted >= 3  # producer, first consumer socket, the reconnected one
 
 
+# About 2 s: four messages whose handler takes 0.5 s each, longer than the ping timeout on purpose.
 @pytest.mark.integration
 def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
     proxy: FaultProxy, topic_name: str
@@ -309,6 +310,7 @@ def _when_asked_for_the_last_message_id(
     return answered
 
 
+# About 2 s: a handshake held back 0.8 s (longer than idle), then a peek that must time out.
 @pytest.mark.integration
 def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
     pulsar: Any, proxy: FaultProxy, topic_name: str
