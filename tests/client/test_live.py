@@ -90,6 +90,7 @@ def test_the_counts_are_drawn_as_a_bar_per_interval() -> None:
 def test_a_live_view_shows_the_last_messages_and_the_rate_and_stops(
     client: rs.Client, topic_name: str
 ) -> None:
+    pytest.importorskip("matplotlib", reason="the rate is drawn with matplotlib (notebook extra)")
     topic = client.topic(topic_name)
     view = topic.live(rows=5, interval=0.1, start="earliest")
     rx.from_iterable([f"<m{i}>".encode() for i in range(20)]).subscribe(topic.producer())
