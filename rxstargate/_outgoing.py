@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import Schema
 
 from rxstargate._frames import encode_send
-from rxstargate._pulsar_time import format_pulsar_time, to_epoch_millis
+from rxstargate._pulsar_time import event_time_text, to_epoch_millis
 from rxstargate.models import OutgoingMessage
 
 __all__ = ["PayloadProblem", "encode_outgoing", "seconds"]
@@ -86,9 +86,7 @@ def encode_outgoing(value: Any, context: str, schema: Schema | None) -> str:
         key=message.key,
         properties=dict(message.properties) if message.properties else None,
         event_time=(
-            format_pulsar_time(to_epoch_millis(message.event_time))
-            if message.event_time is not None
-            else None
+            event_time_text(message.event_time) if message.event_time is not None else None
         ),
         deliver_at=(
             to_epoch_millis(message.deliver_at, "deliver_at") if message.deliver_at else None

@@ -20,10 +20,12 @@ def format_pulsar_time(epoch_millis: int, tz: timezone | None = None) -> str:
         '2021-10-29T23:01:38.967Z'
     """
     zone = tz or UTC
-    moment = datetime.fromtimestamp(epoch_millis // 1000, zone).replace(
-        microsecond=(epoch_millis % 1000) * 1000
+    moment = (_EPOCH + timedelta(milliseconds=epoch_millis)).astimezone(zone)
+    # Java prints at least four year digits; strftime("%Y") prints year 1 as "1" here.
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     )
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     millis = epoch_millis % 1000
     if millis:
         text += "." + f"{millis:03d}".rstrip("0")
@@ -66,6 +68,29 @@ def parse_pulsar_time(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment
+
+
+def event_time_text(moment: datetime) -> str:
+    """An aware ``event_time`` as the ``eventTime`` text of a send frame.
+
+    Pulsar's message builder takes event times after the epoch only (``eventTime(long)``
+    refuses 0 and less, and its WebSocket service then closes the socket), so earlier ones are
+    refused here, before anything is sent.
+
+    Raises:
+        ValueError: when ``moment`` is not an aware datetime after 1970-01-01T00:00:00Z.
+
+    Example:
+        >>> event_time_text(datetime(2021, 10, 29, 23, 1, 38, 967000, tzinfo=UTC))
+        '2021-10-29T23:01:38.967Z'
+    """
+    millis = to_epoch_millis(moment)
+    if millis <= 0:
+        raise ValueError(
+            f"event_time must be after 1970-01-01T00:00:00Z (Pulsar stores it as positive"
+            f" milliseconds since the epoch), not {moment.isoformat()}"
+        )
+    return format_pulsar_time(millis)
 
 
 def to_epoch_millis(moment: datetime, name: str = "event_time") -> int:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote
 
 from rxstargate._messageid import MessageIdFields, decode_message_id, encode_message_id
 from rxstargate.exceptions import ConfigurationError, InvalidTopicNameError
@@ -30,6 +31,11 @@ T = TypeVar("T")
 
 # Pulsar's NamedEntity rule for tenants and namespaces: Java's ASCII \w, the whole string.
 NAMED_ENTITY = re.compile(r"[-=:.A-Za-z0-9_]+")
+
+# A topic name travels in the path of the WebSocket handshake, whose request line Pulsar's
+# WebSocket service (Jetty) and local Pulsar's gateway accept up to 8 KiB long (414 past it).
+# Half of that is the topic's; the rest is the endpoint's, the subscription's and the options'.
+MAX_TOPIC_URL_BYTES = 4096
 
 
 #: How values show as HTML in notebooks, by type: filled in by ``rxstargate.notebook``, which
@@ -107,6 +113,25 @@ class TopicName:
             raise InvalidTopicNameError(
                 f"topic local name {self.topic!r} must not contain spaces or control characters"
             )
+        in_url = len(self.url_path())
+        if in_url > MAX_TOPIC_URL_BYTES:
+            raise InvalidTopicNameError(
+                f"topic name {str(self)[:60]!r}... takes {in_url} bytes in a URL (UTF-8,"
+                f" percent-encoded); the limit is {MAX_TOPIC_URL_BYTES}, so that handshakes stay"
+                " within the 8 KiB request line Pulsar's WebSocket service accepts (HTTP 414)"
+            )
+
+    def url_path(self) -> str:
+        """The name as the path of an endpoint URL: ``persistent/tenant/namespace/topic``.
+
+        Each part is percent-encoded (UTF-8), ``/`` included.
+
+        Example:
+            >>> TopicName.parse("acme/eu/café").url_path()
+            'persistent/acme/eu/caf%C3%A9'
+        """
+        parts = (self.persistence.value, self.tenant, self.namespace, self.topic)
+        return "/".join(quote(part, safe="") for part in parts)
 
     @classmethod
     def parse(cls, name: str | TopicName) -> TopicName:

@@ -98,8 +98,15 @@ def _enum(enum: type[StrEnum]) -> fields.Field[Any]:
     return fields.Enum(enum, by_value=True)
 
 
-def _non_negative() -> fields.Field[Any]:
-    return fields.Integer(strict=True, validate=validate.Range(min=0))
+# Pulsar reads these options with Integer.parseInt (initialSequenceId with Long.parseLong): a
+# value out of Java's range fails its handshake with 400 "Invalid query params".
+_INT_MAX = 2**31 - 1
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _int(minimum: int = 0, maximum: int = _INT_MAX) -> fields.Field[Any]:
+    """An integer option Pulsar reads as a Java ``int`` (``minimum`` to 2**31 - 1)."""
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum))
 
 
 def _name() -> fields.Field[Any]:
@@ -109,6 +116,8 @@ def _name() -> fields.Field[Any]:
 def _ack_timeout(value: int) -> None:
     if value != 0 and value < 1000:
         raise ValidationError("must be 0 (off) or at least 1000 ms")
+    if value > _INT_MAX:
+        raise ValidationError(f"must be at most {_INT_MAX} ms (a Java int)")
 
 
 class _OptionsSchema(Schema):
@@ -119,15 +128,17 @@ class _OptionsSchema(Schema):
 class ProducerOptionsSchema(_OptionsSchema):
     """Pulsar's WebSocket producer query parameters."""
 
-    send_timeout_millis = _non_negative()
+    send_timeout_millis = _int()
     batching_enabled = fields.Boolean(truthy={True}, falsy={False})
-    batching_max_messages = fields.Integer(strict=True, validate=validate.Range(min=1))
-    max_pending_messages = _non_negative()
-    batching_max_publish_delay = fields.Integer(strict=True, validate=validate.Range(min=1))
+    batching_max_messages = _int(minimum=1)
+    max_pending_messages = _int()
+    batching_max_publish_delay = _int(minimum=1)
     message_routing_mode = _enum(MessageRoutingMode)
     compression_type = _enum(CompressionType)
     producer_name = _name()
-    initial_sequence_id = fields.Integer(strict=True)
+    initial_sequence_id = fields.Integer(
+        strict=True, validate=validate.Range(min=_LONG_MIN, max=_LONG_MAX)
+    )
     hashing_scheme = _enum(HashingScheme)
     encryption_keys = fields.String()
 
@@ -138,12 +149,12 @@ class ConsumerOptionsSchema(_OptionsSchema):
     ack_timeout_millis = fields.Integer(strict=True, validate=_ack_timeout)
     subscription_mode = _enum(SubscriptionMode)
     subscription_initial_position = _enum(InitialPosition)
-    receiver_queue_size = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
+    receiver_queue_size = _int(maximum=1000)
     consumer_name = _name()
-    priority_level = _non_negative()
-    max_redeliver_count = fields.Integer(strict=True, validate=validate.Range(min=1))
+    priority_level = _int()
+    max_redeliver_count = _int(minimum=1)
     dead_letter_topic = _name()
-    negative_ack_redelivery_delay = _non_negative()
+    negative_ack_redelivery_delay = _int()
     crypto_failure_action = _enum(CryptoFailureAction)
 
 
@@ -151,7 +162,7 @@ class ReaderOptionsSchema(_OptionsSchema):
     """Pulsar's WebSocket reader query parameters (the start position is an argument)."""
 
     reader_name = _name()
-    receiver_queue_size = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
+    receiver_queue_size = _int(maximum=1000)
     crypto_failure_action = _enum(CryptoFailureAction)
 
 

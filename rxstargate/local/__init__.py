@@ -18,11 +18,14 @@ admin API's ``lastMessageId``. What it cannot do, because pulsar-lite cannot or 
   then (pulsar-lite cannot list a namespace's topics; the gateway reads its metadata file);
 * accepted and validated but not applied: ``hashingScheme``, ``priorityLevel``,
   ``subscriptionMode=NonDurable`` (always durable), ``encryptionKeys`` (refused with 500);
-* ack timeouts run in the gateway and redeliver to the same socket (with a dead-letter policy they
-  go through a negative ack instead, so they count towards ``maxRedeliverCount``);
-* the gateway pings every socket (every 4 s; 4 s to answer) and drops a silent one with its
-  broker consumer or producer, where Pulsar waits for Jetty's 5-minute idle timeout; text frames
-  are limited to 1 MiB as in Pulsar;
+* ack timeouts and negative-ack delays run in the gateway; Exclusive and Failover consumers get
+  their expired and nacked messages again on the same socket (one message, where Pulsar rewinds
+  the subscription), with a redelivery count (0 in Pulsar);
+* peers that are gone are let go as Pulsar lets them go (a closed or reset socket at once, an
+  idle one after 300 s), and sooner when their host vanished (TCP keepalive); no pings, and a
+  peer that does not read is never dropped for it; text frames are limited to 1 MiB as in Pulsar;
+* each Key_Shared subscription has a broker connection of its own, so that one pulsar-lite
+  stalls (see the README) stalls no other socket;
 * the broker port takes no credentials (``token`` guards the WebSocket API only); both ports
   listen on 127.0.0.1 only.
 """

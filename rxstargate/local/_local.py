@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from rxstargate.local._broker import Broker
 from rxstargate.local._errors import LocalPulsarError, in_use
-from rxstargate.local._keepalive import PING_INTERVAL, PING_TIMEOUT, Keepalive
+from rxstargate.local._keepalive import IDLE_TIMEOUT, Keepalive
 from rxstargate.local._process import SpawnThread, accepts_connections
 from rxstargate.local._runner import GatewayProcess, GatewayThread
 
@@ -38,9 +38,15 @@ class LocalPulsar:
             client, on 127.0.0.1 only.
         gateway_in_process: run the gateway in a thread of this process instead of a child
             process (the child process keeps its work off this process's GIL).
-        ping_interval: seconds between the gateway's pings to each socket (None: no pings).
-        ping_timeout: seconds a socket has to answer a ping; a silent one is dropped and what
-            its consumer held is released (None: never).
+        idle_timeout: seconds after which a socket on which no data went either way is closed
+            (with 1001, as Pulsar's WebSocket service closes idle sessions) and what it held is
+            released; 300 s as in Pulsar (None: never). A peer whose host vanished is found
+            sooner, by TCP keepalive; a closed or reset socket is released at once.
+        ping_interval: seconds between the gateway's pings to each socket (None, as in Pulsar:
+            no pings). Pings keep idle sockets from timing out; no answer is required.
+        ping_timeout: seconds a socket has to answer a ping before it is dropped (None: never,
+            as in Pulsar). Most WebSocket libraries answer pings only while the program reads,
+            so this drops peers that are merely slow to read.
         own_session: start the broker and the gateway process in a session of their own, so
             that a terminal's Ctrl-C, which goes to its whole foreground process group, reaches
             only this process, which then stops them in order (``stop()``, or leaving the
@@ -65,8 +71,9 @@ class LocalPulsar:
         token: str | None = None,
         *,
         gateway_in_process: bool = False,
-        ping_interval: float | None = PING_INTERVAL,
-        ping_timeout: float | None = PING_TIMEOUT,
+        idle_timeout: float | None = IDLE_TIMEOUT,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
         own_session: bool = False,
     ) -> None:
         self.port = port
@@ -75,7 +82,7 @@ class LocalPulsar:
         self.data_dir = os.fspath(data_dir) if data_dir is not None else None
         self.token = token
         self.gateway_in_process = gateway_in_process
-        self.keepalive = Keepalive(ping_interval, ping_timeout)
+        self.keepalive = Keepalive(idle_timeout, ping_interval, ping_timeout)
         self._temp_dir: str | None = None
         self._broker: Broker | None = None
         self._gateway: GatewayProcess | GatewayThread | None = None

@@ -120,15 +120,12 @@ class GatewayThread:
     ) -> None:
         from rxstargate.local._gateway import Gateway
 
-        keepalive = keepalive or Keepalive()
         self._gateway = Gateway(
             broker_url,
             port=port,
             token=token,
             log_path=log_path,
-            ping_interval=keepalive.ping_interval,
-            ping_timeout=keepalive.ping_timeout,
-            close_timeout=keepalive.close_timeout,
+            keepalive=keepalive or Keepalive(),
             broker_metadata=broker_metadata,
         )
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -18,7 +18,7 @@ import sys
 from urllib.parse import urlsplit
 
 from rxstargate.local._gateway import Gateway
-from rxstargate.local._keepalive import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+from rxstargate.local._keepalive import IDLE_TIMEOUT, MAX_UNANSWERED, TCP_KEEPALIVE, Keepalive
 
 # What the gateway may take to stop on SIGTERM; the parent kills it a little later anyway.
 STOP_SECONDS = 1.0
@@ -32,9 +32,13 @@ async def _main(args: argparse.Namespace, token: str | None) -> None:
         port=args.port,
         token=token,
         log_path=args.log,
-        ping_interval=args.ping_interval or None,
-        ping_timeout=args.ping_timeout or None,
-        close_timeout=args.close_timeout,
+        keepalive=Keepalive.from_arguments(
+            args.idle_timeout,
+            args.ping_interval,
+            args.ping_timeout,
+            args.tcp_keepalive,
+            args.max_unanswered,
+        ),
         broker_metadata=args.broker_metadata,
     )
     stop = asyncio.Event()
@@ -103,9 +107,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("broker_url")
     parser.add_argument("port", type=int)
     parser.add_argument("--log", default=None, help="the broker client's log file")
-    parser.add_argument("--ping-interval", type=float, default=PING_INTERVAL, help="0: no pings")
-    parser.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT, help="0: wait")
-    parser.add_argument("--close-timeout", type=float, default=CLOSE_TIMEOUT)
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, help="0: never")
+    parser.add_argument("--ping-interval", type=float, default=0.0, help="0: no pings")
+    parser.add_argument("--ping-timeout", type=float, default=0.0, help="0: never drop")
+    parser.add_argument(
+        "--tcp-keepalive",
+        default=",".join(map(str, TCP_KEEPALIVE)),
+        help="idle seconds, probe interval, probe count",
+    )
+    parser.add_argument("--max-unanswered", type=int, default=MAX_UNANSWERED)
     parser.add_argument(
         "--broker-metadata", default=None, help="pulsar-lite's metadata file (topic discovery)"
     )

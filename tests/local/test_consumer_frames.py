@@ -178,6 +178,58 @@ def test_an_unacked_message_comes_back_after_the_ack_timeout(
     assert raw.drain(sock, idle=1.5) == []
 
 
+@pytest.mark.parametrize("subscription_type", ["Exclusive", "Failover", "Shared", "Key_Shared"])
+def test_an_ack_timeout_with_a_dead_letter_policy_is_not_held_for_the_nack_delay(
+    raw: Any, topic_name: str, subscription_type: str
+) -> None:
+    # The negative-ack delay (60 s by default) is not the ack timeout's: the message comes
+    # again after about 1 s, well within the socket's 20 s timeout (it came after 61 s on
+    # Shared and Key_Shared, and never on Exclusive and Failover).
+    _publish(raw, topic_name, [b"slow"])
+    sock = raw.consumer(
+        topic_name,
+        "sub",
+        subscriptionType=subscription_type,
+        ackTimeoutMillis=1000,
+        maxRedeliverCount=3,
+    )
+    first = raw.recv(sock)
+    again = raw.recv(sock)
+    assert again["messageId"] == first["messageId"]
+    assert again["redeliveryCount"] == first["redeliveryCount"] + 1
+
+
+@pytest.mark.parametrize("subscription_type", ["Exclusive", "Failover"])
+def test_a_nacked_message_comes_again_on_an_exclusive_or_failover_socket(
+    raw: Any, topic_name: str, subscription_type: str
+) -> None:
+    _publish(raw, topic_name, [b"again", b"next"])
+    sock = raw.consumer(
+        topic_name, "sub", subscriptionType=subscription_type, negativeAckRedeliveryDelay=100
+    )
+    first = raw.recv(sock)
+    raw.send(sock, {"type": "negativeAcknowledge", "messageId": first["messageId"]})
+    raw.send(sock, {"messageId": raw.recv(sock)["messageId"]})  # "next", acked
+    again = raw.recv(sock)
+    assert again["messageId"] == first["messageId"]
+    assert again["redeliveryCount"] == first["redeliveryCount"] + 1
+    raw.send(sock, {"messageId": again["messageId"]})
+    assert raw.drain(sock, idle=1.0) == []
+
+
+def test_exclusive_consumers_never_dead_letter_as_in_pulsar(raw: Any, topic_name: str) -> None:
+    # Pulsar applies dead-letter policies to Shared and Key_Shared subscriptions only: an
+    # Exclusive consumer gets the message again and again.
+    _publish(raw, topic_name, [b"poison"])
+    sock = raw.consumer(topic_name, "sub", maxRedeliverCount=1, negativeAckRedeliveryDelay=0)
+    counts = []
+    for _ in range(3):
+        message = raw.recv(sock)
+        counts.append(message["redeliveryCount"])
+        raw.send(sock, {"type": "negativeAcknowledge", "messageId": message["messageId"]})
+    assert counts == [0, 1, 2]
+
+
 def test_ack_timeouts_count_towards_the_dead_letter_policy(raw: Any, topic_name: str) -> None:
     _publish(raw, topic_name, [b"poison"])
     dead = raw.consumer(f"{topic_name}-sub-DLQ", "inspect")

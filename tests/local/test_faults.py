@@ -1,11 +1,12 @@
-"""Cut connections: the gateway notices vanished clients and lets what they held go.
+"""Cut connections: the gateway notices clients that are gone and lets what they held go.
 
 Sockets go through a FaultProxy. ``reset(half_open=True)`` resets only the client's side: the
-gateway's side stays open and silent, as after a crash or a partition it cannot see, and only its
-pings can tell. A full ``reset()`` resets both sides.
+gateway's side stays open and silent, as when a client behind a proxy crashes and the proxy keeps
+the connection (the proxy's host answers TCP, so only the idle timeout can tell, as in Pulsar).
+A full ``reset()`` resets both sides.
 
-These tests run their own local Pulsar, with pings every fraction of a second, so a vanished
-peer is dropped within about a second, and with a data directory whose logs they read.
+These tests run their own local Pulsar, with an idle timeout of a few seconds instead of 300, so
+a silent peer is dropped within seconds, and with a data directory whose logs they read.
 """
 
 from __future__ import annotations
@@ -27,16 +28,14 @@ from tests.local.conftest import Raw
 
 pytestmark = pytest.mark.integration
 
-PING_SECONDS = 0.3
-GONE_WITHIN = 15.0  # generous: the gateway drops a silent peer after about 1 s here
+IDLE_SECONDS = 3.0
+GONE_WITHIN = 20.0  # generous: the gateway drops a silent peer after about 3 s here
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPulsar]:
     directory = tmp_path_factory.mktemp("faults")
-    with LocalPulsar(
-        data_dir=directory, ping_interval=PING_SECONDS, ping_timeout=PING_SECONDS
-    ) as pulsar:
+    with LocalPulsar(data_dir=directory, idle_timeout=IDLE_SECONDS) as pulsar:
         yield pulsar
 
 
@@ -83,14 +82,26 @@ def _eventually(attempt: Callable[[], Any], within: float = GONE_WITHIN) -> Any:
 
 
 def _recv(sock: websocket.WebSocket, within: float = 20.0) -> dict[str, Any]:
-    """The next text frame, within ``within`` seconds (the gateway's pings do not count)."""
+    """The next text frame, within ``within`` seconds (control frames do not count).
+
+    While it waits it pings every second, as a client that keeps its socket alive does (an
+    idle socket is closed after IDLE_SECONDS here).
+    """
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        opcode, frame = sock.recv_data_frame(control_frame=True)  # answers pings
-        if opcode == websocket.ABNF.OPCODE_TEXT:
-            message: dict[str, Any] = json.loads(frame.data)
-            return message
-        assert opcode != websocket.ABNF.OPCODE_CLOSE, "the gateway closed the socket"
+    sock.settimeout(1.0)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                opcode, frame = sock.recv_data_frame(control_frame=True)  # answers pings
+            except websocket.WebSocketTimeoutException:
+                sock.ping()
+                continue
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                message: dict[str, Any] = json.loads(frame.data)
+                return message
+            assert opcode != websocket.ABNF.OPCODE_CLOSE, "the gateway closed the socket"
+    finally:
+        sock.settimeout(20.0)
     raise AssertionError(f"no frame arrived within {within} s")
 
 
@@ -112,6 +123,19 @@ def _receive_until(
         if ack:
             raw.send(sock, {"messageId": message["messageId"]})
     return got
+
+
+def test_a_session_idle_both_ways_is_closed_as_pulsar_closes_it(
+    direct: Raw, topic_name: str
+) -> None:
+    sock = direct.consumer(topic_name, "sub")  # nothing to deliver, and it sends nothing
+    sock.settimeout(GONE_WITHIN)
+    opcode, frame = sock.recv_data_frame(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert frame.data[:2] == (1001).to_bytes(2, "big")  # as Jetty closes an idle session
+    assert frame.data[2:].startswith(b"Idle timeout expired: ")
+    assert frame.data[2:].endswith(b"/3000 ms")
+    _eventually(lambda: direct.consumer(topic_name, "sub"))  # its subscription was let go
 
 
 def test_a_half_open_exclusive_consumer_is_released_with_its_unacked_messages(

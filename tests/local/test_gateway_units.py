@@ -21,6 +21,7 @@ from rxstargate.local._gateway._consumer import (
 )
 from rxstargate.local._gateway._params import ConsumerParams, ParamError, ProducerParams
 from rxstargate.local._gateway._receiving import Credit
+from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS
 
 
 def test_credit_of_any_size_is_one_addition() -> None:
@@ -196,3 +197,141 @@ def test_giving_up_ends_the_broker_connection_with_a_fin_not_a_reset() -> None:
             broker_side.settimeout(5)
             assert broker_side.recv(10) == b""  # an orderly end of stream: a FIN
             assert end_connections_to("pulsar://127.0.0.1:1") == 0
+
+
+def test_batching_options_are_read_only_when_batching_is_on() -> None:
+    unread = {
+        "batchingMaxMessages": "x",
+        "maxPendingMessages": "-1",
+        "batchingMaxPublishDelay": "0",
+    }
+    assert ProducerParams.from_query(unread).max_pending_messages == 0
+    with pytest.raises(ParamError, match="For input string"):
+        ProducerParams.from_query({**unread, "batchingEnabled": "true"})
+    batching = ProducerParams.from_query({"batchingEnabled": "true", "maxPendingMessages": "7"})
+    assert batching.max_pending_messages == 7
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        (ConsumerParams, "ackTimeoutMillis"),
+        (ConsumerParams, "negativeAckRedeliveryDelay"),
+        (ConsumerParams, "priorityLevel"),
+        (ConsumerParams, "maxRedeliverCount"),
+        (ProducerParams, "sendTimeoutMillis"),
+    ],
+)
+def test_integer_options_are_java_ints_as_pulsar_parses_them(params: Any, name: str) -> None:
+    with pytest.raises(ParamError, match="For input string"):
+        params.from_query({name: str(2**31)})
+    params.from_query({name: str(2**31 - 1)})
+
+
+def test_batching_integer_options_are_java_ints() -> None:
+    for name in ("batchingMaxMessages", "maxPendingMessages", "batchingMaxPublishDelay"):
+        with pytest.raises(ParamError, match="For input string"):
+            ProducerParams.from_query({"batchingEnabled": "true", name: str(2**31)})
+    long_ok = ProducerParams.from_query({"initialSequenceId": str(2**63 - 1)})
+    assert long_ok.initial_sequence_id == 2**63 - 1
+
+
+class _FakeMessage:
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def message_id(self) -> Any:
+        return self
+
+    def serialize(self) -> bytes:
+        return self.key
+
+    def redelivery_count(self) -> int:
+        return 0
+
+    def data(self) -> bytes:
+        return b"x"
+
+    def properties(self) -> dict[str, str]:
+        return {}
+
+    def publish_timestamp(self) -> int:
+        return 1_700_000_000_000
+
+    def event_timestamp(self) -> int:
+        return 0
+
+    def partition_key(self) -> str:
+        return ""
+
+
+class _NackRecorder(_FakeConsumer):
+    def __init__(self) -> None:
+        self.nacked: list[Any] = []
+
+    def negative_acknowledge(self, target: Any) -> None:
+        self.nacked.append(target)
+
+
+def _session(subscription_type: str, now: list[float], **params: Any) -> Any:
+    consumer = _NackRecorder()
+    session = ConsumerSession(
+        consumer,
+        ConsumerParams(subscription_type=subscription_type, **params),
+        bytes,
+        lambda: None,
+        lambda: None,
+        clock=lambda: now[0],
+    )
+    return session, consumer
+
+
+def test_a_nack_on_an_exclusive_socket_is_delivered_again_there_after_its_delay() -> None:
+    now = [0.0]
+    session, consumer = _session("Exclusive", now, negative_ack_redelivery_delay=5000)
+    message = _FakeMessage(b"id-1")
+    assert session._admit(message) is not None  # delivered
+    session._settle(b"id-1", acked=False)
+    now[0] = 4.9
+    assert session._tick() == []
+    now[0] = 5.0
+    (frame,) = session._tick()
+    assert '"redeliveryCount":1' in frame
+    assert consumer.nacked == []  # pulsar-lite ignores redelivery requests on Exclusive
+    assert session._tick() == []  # once
+
+
+def test_a_nack_redelivered_on_the_socket_waits_for_room_in_its_window() -> None:
+    now = [0.0]
+    session, _ = _session("Failover", now, negative_ack_redelivery_delay=0, pull_mode=True)
+    session.give_credit(1)
+    assert session._credit.take(0)  # the one permit went to the first delivery
+    session._admit(_FakeMessage(b"id-1"))
+    session._settle(b"id-1", acked=False)
+    assert session._tick() == []  # no permit: it waits
+    session.give_credit(1)
+    assert len(session._tick()) == 1
+
+
+def test_a_nack_acked_meanwhile_is_not_delivered_again() -> None:
+    now = [0.0]
+    session, _ = _session("Exclusive", now, negative_ack_redelivery_delay=1000)
+    session._admit(_FakeMessage(b"id-1"))
+    session._settle(b"id-1", acked=False)
+    session._admit(_FakeMessage(b"id-1"))  # the broker sent it again by itself
+    now[0] = 2.0
+    assert session._tick() == []
+
+
+def test_a_shared_nack_goes_to_the_broker_after_the_rest_of_its_delay() -> None:
+    now = [0.0]
+    session, consumer = _session("Shared", now, negative_ack_redelivery_delay=1000)
+    message = _FakeMessage(b"id-1")
+    session._admit(message)
+    session._settle(b"id-1", acked=False)
+    now[0] = (1000 - BROKER_NACK_DELAY_MS) / 1000 - 0.01
+    session._tick()
+    assert consumer.nacked == []
+    now[0] += 0.01
+    assert session._tick() == []
+    assert consumer.nacked == [message]  # the broker client waits BROKER_NACK_DELAY_MS more

@@ -144,3 +144,25 @@ def test_a_producer_name_in_use_on_the_topic_is_409(raw: Any, topic_name: str) -
 def test_a_producer_name_is_free_again_once_its_socket_closed(raw: Any, topic_name: str) -> None:
     raw.producer(topic_name, producerName="carol").close()
     raw.producer(topic_name, producerName="carol")
+
+
+def test_the_longest_topic_name_the_client_takes_fits_in_every_handshake(client: Any) -> None:
+    import threading
+
+    from rxstargate.models import MAX_TOPIC_URL_BYTES
+
+    local = "é" * ((MAX_TOPIC_URL_BYTES - len("persistent/public/default/")) // 6)
+    topic = client.topic(local)
+    assert len(topic.name.url_path()) > MAX_TOPIC_URL_BYTES - 6
+    got: list[bytes] = []
+    arrived = threading.Event()
+    options = {"ack_timeout_millis": 2**31 - 1, "negative_ack_redelivery_delay": 60_000}
+    handle = topic.observe(
+        "a-subscription", subscription_type="Shared", start="earliest", **options
+    ).subscribe(lambda m: (got.append(m.payload), m.ack(), arrived.set()))
+    try:
+        assert topic.producer(send_timeout_millis=30_000).send(b"long").ok
+        assert arrived.wait(20)
+    finally:
+        handle.dispose()
+    assert got == [b"long"]

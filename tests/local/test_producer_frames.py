@@ -120,3 +120,22 @@ def test_ping_is_answered_with_pong(raw: Any, topic_name: str) -> None:
     opcode, data = sock.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_PONG
     assert data == b"are-you-there"
+
+
+@pytest.mark.parametrize("event_time", ["1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+def test_an_event_time_at_or_before_the_epoch_closes_the_socket_as_pulsar_does(
+    raw: Any, topic_name: str, event_time: str
+) -> None:
+    # Pulsar's message builder refuses it with an IllegalArgumentException that its handler
+    # does not catch: Jetty closes the socket with 1011 and the exception's class name.
+    sock = raw.producer(topic_name)
+    raw.send(sock, {"payload": "eA==", "context": "c", "eventTime": event_time})
+    opcode, data = sock.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert data == (1011).to_bytes(2, "big") + b"IllegalArgumentException"
+
+
+def test_an_event_time_just_after_the_epoch_is_stored(raw: Any, topic_name: str) -> None:
+    sock = raw.producer(topic_name)
+    raw.send(sock, {"payload": "eA==", "context": "c", "eventTime": "1970-01-01T00:00:00.001Z"})
+    assert raw.recv(sock)["result"] == "ok"

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rxstargate._pulsar_time import format_pulsar_time, parse_pulsar_time, to_epoch_millis
+from rxstargate._outgoing import encode_outgoing
+from rxstargate._pulsar_time import (
+    event_time_text,
+    format_pulsar_time,
+    parse_pulsar_time,
+    to_epoch_millis,
+)
+from rxstargate.models import OutgoingMessage
 
 
 @pytest.mark.parametrize(
@@ -61,3 +68,42 @@ def test_naive_event_time_is_refused() -> None:
 @given(st.integers(min_value=0, max_value=4_102_444_800_000))
 def test_round_trip_through_text(millis: int) -> None:
     assert to_epoch_millis(parse_pulsar_time(format_pulsar_time(millis))) == millis
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z"),
+        (datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC), "0999-12-31T23:59:59Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC), "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_format_writes_every_year_with_four_digits(moment: datetime, text: str) -> None:
+    millis = to_epoch_millis(moment)
+    assert format_pulsar_time(millis) == text
+    assert parse_pulsar_time(text) == moment
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(999, 6, 1, tzinfo=timezone(timedelta(hours=2))),
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_an_event_time_at_or_before_the_epoch_is_refused_before_sending(moment: datetime) -> None:
+    with pytest.raises(ValueError, match="after 1970-01-01T00:00:00Z"):
+        event_time_text(moment)
+
+
+def test_an_event_time_just_after_the_epoch_is_written() -> None:
+    moment = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC)
+    assert event_time_text(moment) == "1970-01-01T00:00:00.001Z"
+
+
+def test_a_message_with_an_event_time_before_the_epoch_gets_no_frame() -> None:
+    message = OutgoingMessage(b"x", event_time=datetime(1, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="event_time must be after"):
+        encode_outgoing(message, "1", None)

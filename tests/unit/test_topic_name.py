@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxstargate.exceptions import InvalidTopicNameError
-from rxstargate.models import Persistence, TopicName
+from rxstargate.models import MAX_TOPIC_URL_BYTES, Persistence, TopicName
 
 
 def test_short_name_defaults_to_public_default_persistent() -> None:
@@ -73,3 +73,28 @@ _part = st.from_regex(r"[A-Za-z0-9_.=:-]{1,12}", fullmatch=True)
 def test_full_name_round_trips(tenant: str, namespace: str, topic: str) -> None:
     name = TopicName(Persistence.PERSISTENT, tenant, namespace, topic)
     assert TopicName.parse(str(name)) == name
+
+
+def test_a_name_too_long_for_a_url_is_refused_stating_the_limit() -> None:
+    with pytest.raises(InvalidTopicNameError, match="the limit is 4096") as caught:
+        TopicName.parse("x" * 10_000)
+    assert "10026 bytes" in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_the_limit_counts_the_name_as_the_url_carries_it() -> None:
+    prefix = len("persistent/public/default/")
+    TopicName.parse("x" * (MAX_TOPIC_URL_BYTES - prefix))  # exactly at the limit
+    with pytest.raises(InvalidTopicNameError, match="4096"):
+        TopicName.parse("x" * (MAX_TOPIC_URL_BYTES - prefix + 1))
+    # "é" is two UTF-8 bytes, six characters once percent-encoded.
+    TopicName.parse("é" * ((MAX_TOPIC_URL_BYTES - prefix) // 6))
+    with pytest.raises(InvalidTopicNameError, match="4096"):
+        TopicName.parse("é" * ((MAX_TOPIC_URL_BYTES - prefix) // 6 + 1))
+
+
+def test_a_client_refuses_a_name_too_long_before_any_traffic() -> None:
+    import rxstargate as rs
+
+    with rs.Client("ws://127.0.0.1:1") as client, pytest.raises(rs.ConfigurationError, match="URL"):
+        client.topic("x" * 10_000)  # nothing listens there: refusing must not connect

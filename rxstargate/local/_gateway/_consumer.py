@@ -22,6 +22,12 @@ from rxstargate.local._gateway._commands import (
 from rxstargate.local._gateway._dedup import ConsumerLedger
 from rxstargate.local._gateway._params import ConsumerParams
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
+from rxstargate.local._gateway._redelivery import (
+    BROKER_NACK_DELAY_MS,
+    BROKER_REDELIVERS,
+    DelayedNacks,
+    Nacked,
+)
 
 # pulsar-lite's Shared dispatcher drops a dispatch request that arrives while it is dispatching
 # (a lost wake-up): now and then a consumer that subscribes to a backlog, often right after
@@ -66,7 +72,12 @@ class ConsumerSession(ReceivingSession):
         self._dead_letter = (
             params.max_redeliver_count is not None or params.dead_letter_topic is not None
         )
+        self._broker_redelivers = params.subscription_type in BROKER_REDELIVERS
         self._ledger = ConsumerLedger(params.ack_timeout_millis)
+        self._nacks = DelayedNacks(
+            params.negative_ack_redelivery_delay,
+            BROKER_NACK_DELAY_MS if self._broker_redelivers else 0,
+        )
         self._deserialize_id = deserialize_id
         self._on_closing = on_closing
         self._on_closed = on_closed
@@ -108,31 +119,47 @@ class ConsumerSession(ReceivingSession):
             return None
         if replaces and not self._pull_mode:
             self.give_credit()
-        return message_frame(
-            message, base64.b64encode(key).decode("ascii"), with_topic=self._multi_topic
-        )
+        return self._frame(message, key)
+
+    def _frame(self, message: Any, key: bytes, redelivery_count: int | None = None) -> str:
+        encoded = base64.b64encode(key).decode("ascii")
+        return message_frame(message, encoded, redelivery_count, with_topic=self._multi_topic)
 
     def _tick(self) -> list[str]:
-        expired = self._ledger.expired()
-        if not self._dead_letter:
-            return [
-                message_frame(
-                    held.message,
-                    base64.b64encode(key).decode("ascii"),
-                    held.redelivery_count,
-                    with_topic=self._multi_topic,
-                )
-                for key, held in expired
-            ]
-        # With a dead-letter policy the broker client must count the redelivery, so the
-        # expired message goes back through a negative ack (after negativeAckRedeliveryDelay).
-        for key, held in expired:
-            self._ledger.settle(key, acked=False)
-            if not self._pull_mode:
-                self.give_credit()
-            with contextlib.suppress(Exception):
-                self._consumer.negative_acknowledge(held.message)
-        return []
+        frames: list[str] = []
+        for key, held in self._ledger.expired():
+            if self._dead_letter and self._broker_redelivers:
+                # The broker client must count this redelivery towards maxRedeliverCount (and
+                # dead-letter the message once it is over): it goes back through a negative
+                # ack, at once. (Pulsar applies dead-letter policies to these types only.)
+                self._ledger.settle(key, acked=False)
+                if not self._pull_mode:
+                    self.give_credit()
+                with contextlib.suppress(Exception):
+                    self._consumer.negative_acknowledge(held.message)
+            else:
+                frames.append(self._frame(held.message, key, held.redelivery_count))
+        return frames + self._redeliver_nacked()
+
+    def _redeliver_nacked(self) -> list[str]:
+        """Nacked messages whose delay is over: to the broker, or again on this socket."""
+        frames: list[str] = []
+        now = self._clock()
+        while (nacked := self._nacks.pop_due(now)) is not None:
+            if self._broker_redelivers or nacked.message is None:
+                with contextlib.suppress(Exception):  # Pulsar only logs a failed nack
+                    self._consumer.negative_acknowledge(nacked.target)
+            elif not self._ledger.knows(nacked.key):  # not back already, nor acked since
+                if not self._credit.take(0):
+                    self._nacks.push_back(nacked)  # when the window has room again
+                    break
+                self._redeliver_here(nacked, frames)
+        return frames
+
+    def _redeliver_here(self, nacked: Nacked, frames: list[str]) -> None:
+        count = nacked.redelivery_count + 1
+        self._ledger.admit(nacked.key, nacked.message, count)
+        frames.append(self._frame(nacked.message, nacked.key, count))
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -159,6 +186,7 @@ class ConsumerSession(ReceivingSession):
 
     def _settle(self, key: bytes, acked: bool) -> None:
         with self._lock:
+            count = self._ledger.redelivery_count(key)
             message = self._ledger.settle(key, acked)
         target = message
         if target is None:
@@ -170,13 +198,16 @@ class ConsumerSession(ReceivingSession):
                 return  # which topic it belongs to is unknown: nothing can be settled
         elif not self._pull_mode:
             self.give_credit()
-        try:
-            if acked:
-                _acknowledge_async(self._consumer, target)
-            else:
-                self._consumer.negative_acknowledge(target)
-        except Exception:  # Pulsar only logs failed acks
-            pass
+        if not acked:
+            if self._broker_redelivers and self._nacks.immediate:
+                with contextlib.suppress(Exception):  # Pulsar only logs a failed nack
+                    self._consumer.negative_acknowledge(target)
+                return
+            with self._lock:
+                self._nacks.add(key, target, message, count, self._clock())
+            return
+        with contextlib.suppress(Exception):  # Pulsar only logs failed acks
+            _acknowledge_async(self._consumer, target)
 
     async def close(self) -> None:
         """Close the broker consumer, then let the subscription go (on the event loop)."""

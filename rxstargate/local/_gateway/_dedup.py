@@ -92,6 +92,15 @@ class ConsumerLedger:
                 self._acked.popitem(last=False)
         return held.message if held is not None else None
 
+    def redelivery_count(self, key: bytes) -> int:
+        """The redelivery count a held id was delivered with (0 if not held)."""
+        held = self._held.get(key)
+        return held.redelivery_count if held is not None else 0
+
+    def knows(self, key: bytes) -> bool:
+        """Whether the socket holds ``key`` or has acknowledged it (recently)."""
+        return key in self._held or key in self._acked
+
     @property
     def held_count(self) -> int:
         """How many messages the socket holds unsettled."""

@@ -105,13 +105,17 @@ class ProducerParams:
         """
         timeout = _non_negative(_int(query, "sendTimeoutMillis"), "sendTimeout needs to be >= 0")
         batching = _bool(query, "batchingEnabled")
-        max_messages = _int(query, "batchingMaxMessages")
-        pending = _non_negative(
-            _int(query, "maxPendingMessages"), "maxPendingMessages needs to be >= 0"
-        )
-        delay = _int(query, "batchingMaxPublishDelay", long=True)
-        if delay is not None and delay < 1:
-            raise ParamError("configured value for batching delay must be at least 1ms")
+        # Pulsar reads the batching options only when batching is on (ignored, unparsed, if not).
+        max_messages = _int(query, "batchingMaxMessages") if batching else None
+        pending = None
+        delay = None
+        if batching:
+            pending = _non_negative(
+                _int(query, "maxPendingMessages"), "maxPendingMessages needs to be >= 0"
+            )
+            delay = _int(query, "batchingMaxPublishDelay")
+            if delay is not None and delay < 1:
+                raise ParamError("configured value for batching delay must be at least 1ms")
         hashing = _enum(query, "hashingScheme", "HashingScheme")
         routing = _enum(query, "messageRoutingMode", "MessageRoutingMode")
         compression = _enum(query, "compressionType", "CompressionType")
@@ -121,9 +125,9 @@ class ProducerParams:
             hashing_scheme=hashing or "JavaStringHash",
             send_timeout_millis=30000 if timeout is None else timeout,
             batching_enabled=batching,
-            batching_max_messages=max_messages if batching and max_messages else 1000,
-            max_pending_messages=pending if batching and pending else 0,
-            batching_max_publish_delay=delay if batching and delay else 1,
+            batching_max_messages=max_messages or 1000,
+            max_pending_messages=pending or 0,
+            batching_max_publish_delay=delay or 1,
             message_routing_mode=routing or "SinglePartition",
             compression_type=compression or "NONE",
             encryption_keys=query.get("encryptionKeys") or None,
@@ -154,7 +158,7 @@ class ConsumerParams:
         Raises:
             ParamError: when one is malformed.
         """
-        ack_timeout = _int(query, "ackTimeoutMillis", long=True) or 0
+        ack_timeout = _int(query, "ackTimeoutMillis") or 0
         if ack_timeout != 0 and ack_timeout < 1000:
             raise ParamError("Ack timeout should be greater than 1000 ms")
         sub_type = _enum(query, "subscriptionType", "SubscriptionType")
@@ -162,7 +166,7 @@ class ConsumerParams:
         position = _enum(query, "subscriptionInitialPosition", "SubscriptionInitialPosition")
         priority = _non_negative(_int(query, "priorityLevel"), "priorityLevel needs to be >= 0")
         nack_delay = _non_negative(
-            _int(query, "negativeAckRedeliveryDelay", long=True),
+            _int(query, "negativeAckRedeliveryDelay"),
             "negativeAckRedeliveryDelay needs to be >= 0",
         )
         max_redeliver = _int(query, "maxRedeliverCount")

@@ -16,12 +16,20 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._time import parse_time
 from rxstargate.local._gateway._wire import Outbox
 
 _OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
 _OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":0}'
 ACK_BUFFER_LIMIT = 4 * 1024 * 1024
+
+
+class UnhandledFrameError(Exception):
+    """A frame on which Pulsar's handler throws: Jetty then closes the socket with 1011.
+
+    The close reason is the Java exception's simple class name, as Jetty writes it.
+    """
 
 
 class FrameError(Exception):
@@ -67,9 +75,12 @@ def _event_time(text: Any) -> int:
     if not isinstance(text, str):
         raise FrameError(3, "Cannot deserialize value of type `java.lang.String` for 'eventTime'")
     try:
-        return parse_time(text)
+        millis = parse_time(text)
     except ValueError as exc:
         raise FrameError(7, str(exc)) from None
+    if millis <= 0:  # the message builder's eventTime() refuses it, uncaught by the handler
+        raise UnhandledFrameError("IllegalArgumentException")
+    return millis
 
 
 def _positive_long(value: Any, field: str) -> int | None:
@@ -86,6 +97,8 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
     Raises:
         FrameError: code 3 when the frame does not map onto Pulsar's ProducerMessage (no context
             is echoed then), code 7 for a bad payload or eventTime (with ``context`` set).
+        UnhandledFrameError: for an eventTime at or before the epoch, on which Pulsar's
+            handler throws.
     """
     if not isinstance(frame, dict):
         raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
@@ -162,6 +175,12 @@ class ProducerSession:
                 ctx = exc.context if exc.code != 3 else None
                 outbox.put(error_ack(exc.code, str(exc), ctx))
                 continue
+            except UnhandledFrameError as exc:
+                # As Jetty does when a handler throws: close with 1011 and the exception's
+                # class name (acks already queued go first).
+                outbox.flush()
+                await connection.close(1011, str(exc))
+                return
             callback = _ack_callback(outbox, context)
             try:
                 send_async(payload, callback, **kwargs)
@@ -176,7 +195,7 @@ class ProducerSession:
         if self._on_closing is not None:
             self._on_closing()
         with contextlib.suppress(Exception):  # already closed by the broker client
-            await asyncio.to_thread(self._producer.close)
+            await off_loop(self._producer.close, "close-producer")
         if self._on_closed is not None:
             self._on_closed()
 

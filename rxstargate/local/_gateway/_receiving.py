@@ -17,6 +17,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._time import format_time
 from rxstargate.local._gateway._wire import Outbox, finish_close, send_close_without_status
 
@@ -220,6 +221,7 @@ class ReceivingSession(ABC):
         self._closed = True
         self._stopping.set()
         with contextlib.suppress(Exception):  # already closed, or the broker is gone
-            await asyncio.to_thread(self._close_broker_side)
+            await off_loop(self._close_broker_side, "close-consumer")
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5.0)
+            thread = self._thread
+            await off_loop(lambda: thread.join(5.0), "join-receiver")

@@ -27,3 +27,12 @@ def creation_reason(what: str, exc: BaseException) -> str:
     """``Failed to create <what>: <detail>``."""
     detail = str(exc) or type(exc).__name__
     return f"Failed to create {what}: {detail}"
+
+
+class Refusal(Exception):
+    """A handshake to refuse with an HTTP status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

@@ -44,7 +44,11 @@ def format_time(epoch_millis: int) -> str:
 @functools.lru_cache(maxsize=256)
 def _second(seconds: int) -> str:
     """The text of a whole second; cached, as messages read together share a few seconds."""
-    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    moment = _EPOCH + timedelta(seconds=seconds)
+    return (  # four year digits, as Java writes them (strftime writes year 1 as "1")
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 _FRACTIONS = ["Z"] + ["." + f"{millis:03d}".rstrip("0") + "Z" for millis in range(1, 1000)]

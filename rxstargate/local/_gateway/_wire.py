@@ -79,6 +79,10 @@ class Outbox:
         """Run ``callback`` on the event loop after the frames queued so far are written."""
         self._loop.call_soon_threadsafe(self._flush_then, callback)
 
+    def flush(self) -> None:
+        """Write what is queued now; only on the event loop's thread."""
+        self._flush()
+
     def _flush_then(self, callback: Callable[[], object]) -> None:
         self._flush()
         callback()
