@@ -415,7 +415,11 @@ def observe(context: ClientContext, spec: ReceiverSpec) -> Stream[Message[Any]]:
         except StargateError as exc:
             observer.on_error(exc)
             return Disposable()
-        session.start()
+        try:
+            session.start()
+        except BaseException:  # Ctrl-C while its threads start: no caller can dispose it
+            session.dispose()
+            raise
         return Disposable(session.dispose)
 
     return Stream(subscribe)

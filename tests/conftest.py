@@ -3,6 +3,10 @@
 Integration tests run against the embedded local Pulsar (broker + WebSocket gateway, loopback only).
 Set RXSTARGATE_WS_URL (and RXSTARGATE_BROKER_URL for interop tests with the official client) to
 point the same suite at a real Pulsar cluster.
+
+Every test that needs a broker is marked ``integration``, so ``pytest -m "not integration"``
+starts none: a test that asks for the ``pulsar`` fixture without the marker is refused when the
+tests are collected, and one that starts a broker of its own without it fails.
 """
 
 from __future__ import annotations
@@ -32,8 +36,45 @@ class PulsarEndpoint:
     broker_url: str | None
 
 
-@pytest.fixture(scope="session")
-def pulsar() -> Iterator[PulsarEndpoint]:
+INTEGRATION = "integration"
+
+
+def _uses_session_pulsar(item: pytest.Item) -> bool:
+    """Whether the test asks (directly or through its fixtures) for the session's broker."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("pulsar", ()) if info is not None else ()
+    return any(definition.func is _session_pulsar for definition in definitions[-1:])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if _uses_session_pulsar(item) and item.get_closest_marker(INTEGRATION) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the session's Pulsar but are not marked integration: "
+            + ", ".join(unmarked)
+        )
+
+
+@pytest.fixture(autouse=True)
+def no_broker_unless_integration(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test not marked ``integration`` cannot start a local Pulsar broker (in this process)."""
+    if request.node.get_closest_marker(INTEGRATION) is not None:
+        return
+    from rxstargate.local import _broker
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a broker: mark it integration")
+
+    monkeypatch.setattr(_broker.Broker, "start", refuse)
+
+
+def _session_pulsar() -> Iterator[PulsarEndpoint]:
     """A Pulsar WebSocket endpoint: local Pulsar, or the one named by RXSTARGATE_WS_URL."""
     ws_url = os.environ.get("RXSTARGATE_WS_URL")
     if ws_url:
@@ -45,6 +86,9 @@ def pulsar() -> Iterator[PulsarEndpoint]:
         if local.directory is not None:
             _SESSION_DIRS.add(Path(local.directory).name)
         yield PulsarEndpoint(local.ws_url, local.broker_url)
+
+
+pulsar = pytest.fixture(scope="session", name="pulsar")(_session_pulsar)
 
 
 #: Temporary directories that session fixtures own (and remove when the session ends).
@@ -90,6 +134,108 @@ def client(pulsar: PulsarEndpoint) -> Iterator[Any]:
 
     with rs.Client(pulsar.ws_url) as c:
         yield c
+
+
+class Backend:
+    """Where a test's clients connect: a MemoryPulsar, or the session's Pulsar.
+
+    Tests that check the client run on MemoryPulsar; the few that are also kept as real-broker
+    twins take the parametrized ``backend`` fixture, whose ``local`` half is ``integration``.
+    """
+
+    def __init__(self, memory: Any = None, endpoint: PulsarEndpoint | None = None) -> None:
+        self.memory = memory
+        self.endpoint = endpoint
+        self.name = "memory" if memory is not None else "local"
+        self._clients: list[Any] = []
+
+    def client(self, **kwargs: Any) -> Any:
+        """A new ``rs.Client`` on this backend (closed with it, if the test does not)."""
+        import rxstargate as rs
+
+        if self.memory is not None:
+            return self.memory.client(**kwargs)
+        assert self.endpoint is not None
+        client = rs.Client(self.endpoint.ws_url, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def backlog(self, topic: str, subscription: str, subscription_type: str = "Exclusive") -> int:
+        """How many messages ``subscription`` holds unacked (it is left empty on local Pulsar)."""
+        if self.memory is not None:
+            return int(self.memory.backlog(topic, subscription))
+        assert self.endpoint is not None
+        from tests.faults import unacked_messages
+
+        return len(unacked_messages(self.endpoint.ws_url, topic, subscription, subscription_type))
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        if self.memory is not None:
+            self.memory.close()
+
+
+@pytest.fixture
+def memory(no_leaked_threads: None) -> Iterator[Any]:
+    """A MemoryPulsar on real time, closed (with its clients) after the test."""
+    from rxstargate.testing import MemoryPulsar
+
+    with MemoryPulsar() as pulsar:
+        yield pulsar
+
+
+@pytest.fixture(params=["memory", pytest.param("local", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest, no_leaked_threads: None) -> Iterator[Backend]:
+    """The test twice: on MemoryPulsar, and as a real-broker twin on the session's Pulsar."""
+    if request.param == "memory":
+        from rxstargate.testing import MemoryPulsar
+
+        where = Backend(memory=MemoryPulsar())
+    else:
+        where = Backend(endpoint=request.getfixturevalue("pulsar"))
+    try:
+        yield where
+    finally:
+        where.close()
+
+
+@pytest.fixture
+def faults(backend: Backend) -> Iterator[Any]:
+    """The test's connections through faults: a FaultProxy or MemoryPulsar's (tests/faults.py)."""
+    from tests.faults import Faults
+
+    made = Faults(backend)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def endpoint(request: pytest.FixtureRequest) -> PulsarEndpoint:
+    """Where a test that connects by URL (the command line, a child process) connects.
+
+    Marked ``integration``: the session's Pulsar. Otherwise a MemoryPulsar, which every
+    ``rs.Client`` made during the test with its URL reaches (the command line makes its own).
+    """
+    if request.node.get_closest_marker(INTEGRATION) is not None:
+        found: PulsarEndpoint = request.getfixturevalue("pulsar")
+        return found
+    import rxstargate as rs
+
+    memory = request.getfixturevalue("memory")
+    made = rs.Client
+
+    class RoutedClient(made):  # type: ignore[misc, valid-type]
+        def __init__(self, url: str, *args: Any, **kwargs: Any) -> None:
+            if url == memory.url:
+                kwargs.setdefault("connect", memory.connect)
+            super().__init__(url, *args, **kwargs)
+
+    patch = request.getfixturevalue("monkeypatch")
+    patch.setattr(rs, "Client", RoutedClient)
+    return PulsarEndpoint(memory.url, None)
 
 
 @pytest.fixture

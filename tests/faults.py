@@ -4,6 +4,9 @@ Put it between a client and a server (``FaultProxy(target_port)``, then connect 
 ``proxy.port``). ``reset()`` cuts every open connection with a TCP RST on both sides
 (SO_LINGER 0), as a crashed middlebox would; ``stall()`` stops forwarding in both directions
 (the peers' sockets stay open, their writes pile up), ``resume()`` forwards again.
+
+``Faults`` does the same to a client on either test backend: through a FaultProxy to local
+Pulsar, or with MemoryPulsar's ``cut()`` and a connector that refuses handshakes while told to.
 """
 
 from __future__ import annotations
@@ -170,30 +173,117 @@ class FaultProxy:
         self.close()
 
 
+class RefusingConnector:
+    """MemoryPulsar's connector, refusing every handshake while ``refusing`` is set (as a
+    server that is down), and counting those it let through."""
+
+    def __init__(self, memory: Any) -> None:
+        self._connect = memory.connect
+        self.refusing = threading.Event()
+        self.accepted = 0
+
+    def __call__(self, url: str, config: Any, name: str = "socket") -> Any:
+        if self.refusing.is_set():
+            from rxstargate import StargateConnectionError
+
+            raise StargateConnectionError(f"connection to {url} refused")
+        transport = self._connect(url, config, name)
+        self.accepted += 1
+        return transport
+
+    def last_message_id(self, *args: Any, **kwargs: Any) -> Any:
+        """The admin API's answer, never refused (only handshakes are)."""
+        return self._connect.last_message_id(*args, **kwargs)
+
+
+class Faults:
+    """A client's connections and what a test does to them, on either backend.
+
+    On local Pulsar: a FaultProxy to the session's Pulsar (resets are TCP RSTs). On MemoryPulsar:
+    its ``cut()`` and a refusing connector.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.memory: Any = backend.memory
+        self._proxy: FaultProxy | None = None
+        self._connector: RefusingConnector | None = None
+        if self.memory is not None:
+            self._connector = RefusingConnector(self.memory)
+        else:
+            assert backend.endpoint is not None
+            self._proxy = FaultProxy(int(backend.endpoint.ws_url.rsplit(":", 1)[1]))
+
+    def client(self, **kwargs: Any) -> Any:
+        """A client whose connections go through the faults."""
+        import rxstargate as rs
+        from rxstargate.testing import MemoryPulsar
+
+        if self._connector is not None:
+            return rs.Client(MemoryPulsar.url, connect=self._connector, **kwargs)
+        assert self._proxy is not None
+        return rs.Client(self._proxy.ws_url, **kwargs)
+
+    def reset(self) -> int:
+        """Cut the connections (on MemoryPulsar: every one); how many were cut."""
+        if self.memory is not None:
+            return self.memory.cut()
+        assert self._proxy is not None
+        return self._proxy.reset()
+
+    def refuse(self, refusing: bool = True) -> None:
+        if self._connector is not None:
+            if refusing:
+                self._connector.refusing.set()
+            else:
+                self._connector.refusing.clear()
+        else:
+            assert self._proxy is not None
+            self._proxy.refuse(refusing)
+
+    @property
+    def accepted(self) -> int:
+        """How many connections the client opened through the faults."""
+        if self._connector is not None:
+            return self._connector.accepted
+        assert self._proxy is not None
+        return self._proxy.accepted
+
+    def close(self) -> None:
+        if self._proxy is not None:
+            self._proxy.close()
+
+
 def unacked_messages(
-    ws_url: str, topic: str, subscription: str, subscription_type: str = "Exclusive"
+    where: Any, topic: str, subscription: str, subscription_type: str = "Exclusive"
 ) -> list[Any]:
     """What ``subscription`` still holds unacked: every message before a sentinel sent now.
 
-    Each message read is acked, so the subscription is left empty.
+    ``where`` is an open ``rs.Client`` (of local Pulsar or a MemoryPulsar), or the WebSocket
+    URL to open one on. Each message read is acked, so the subscription is left empty.
     """
-    from reactivex import operators as ops
-
     import rxstargate as rs
 
-    with rs.Client(ws_url) as client:
-        target = client.topic(topic)
-        stream = target.observe(subscription, subscription_type=subscription_type)
-        result: list[list[Any]] = []
-        finished = threading.Event()
-        stream.pipe(
-            ops.do_action(lambda m: m.ack()),
-            ops.take_while(lambda m: m.payload != b"sentinel"),
-            ops.to_list(),
-        ).subscribe(result.append, on_completed=finished.set)
+    if isinstance(where, str):
+        with rs.Client(where) as client:
+            return unacked_messages(client, topic, subscription, subscription_type)
+    from reactivex import operators as ops
+
+    target = where.topic(topic)
+    stream = target.observe(subscription, subscription_type=subscription_type)
+    result: list[list[Any]] = []
+    finished = threading.Event()
+    handle = stream.pipe(
+        ops.do_action(lambda m: m.ack()),
+        ops.take_while(lambda m: m.payload != b"sentinel"),
+        ops.to_list(),
+    ).subscribe(result.append, on_completed=finished.set)
+    try:
         target.producer().send(b"sentinel")
-        if not finished.wait(60):
+        if not finished.wait(15):
             raise AssertionError("the sentinel did not arrive")
+    finally:
+        handle.dispose()
     return result[0]
 
 

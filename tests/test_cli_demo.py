@@ -16,7 +16,7 @@ from tests.conftest import PulsarEndpoint
 from tests.faults import child_pids
 from tests.test_cli import run
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 def _assert_none_left(before: set[int]) -> None:
@@ -26,6 +26,7 @@ def _assert_none_left(before: set[int]) -> None:
     assert left == set()
 
 
+@pytest.mark.integration  # starts local Pulsar
 def test_the_demo_runs_on_its_own_local_pulsar_and_stops_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,9 +51,9 @@ def _rows(table: str) -> list[str]:
 
 
 def test_the_demo_uses_a_given_url(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pulsar: PulsarEndpoint
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, endpoint: PulsarEndpoint
 ) -> None:
-    monkeypatch.setenv("RXSTARGATE_URL", pulsar.ws_url)
+    monkeypatch.setenv("RXSTARGATE_URL", endpoint.ws_url)  # MemoryPulsar's
     before = child_pids()
     result = run(capsys, "demo", "--messages", "50")
     assert result.status == 0, result.err
@@ -86,6 +87,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.integration  # starts local Pulsar
 def test_ctrl_c_at_a_terminal_ends_the_demo_with_one_line_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,8 @@
-"""``rxstargate produce`` against local Pulsar: arguments, stdin, files, keys, acks, failures."""
+"""``rxstargate produce``: arguments, stdin, files, keys, acks, failures.
+
+On MemoryPulsar; the command in a child process, and a server that goes away, against local
+Pulsar.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from tests.conftest import PulsarEndpoint
 from tests.faults import FaultProxy
 from tests.test_cli import run
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
@@ -26,9 +30,9 @@ def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
 
 
 def test_produced_messages_come_back_through_tail(
-    capsys: pytest.CaptureFixture[str], pulsar: PulsarEndpoint, topic_name: str
+    capsys: pytest.CaptureFixture[str], endpoint: PulsarEndpoint, topic_name: str
 ) -> None:
-    url = ["--url", pulsar.ws_url]
+    url = ["--url", endpoint.ws_url]
     sent = run(capsys, "produce", topic_name, *url, "apple", "banana", "-k", "k", "-p", "a=1")
     assert sent.status == 0, sent.err
     acks = [line.split(" ") for line in sent.lines]
@@ -43,19 +47,19 @@ def test_produced_messages_come_back_through_tail(
 def test_stdin_lines_with_keys_and_a_count(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    pulsar: PulsarEndpoint,
+    endpoint: PulsarEndpoint,
     topic_name: str,
 ) -> None:
     lines = [f"user{i % 7}:order {i}" for i in range(300)]
     _stdin(monkeypatch, ("\n".join(lines) + "\n\nno key\r\n").encode())
-    sent = run(capsys, "produce", topic_name, "--url", pulsar.ws_url, "-K", ":", "-q")
+    sent = run(capsys, "produce", topic_name, "--url", endpoint.ws_url, "-K", ":", "-q")
     assert (sent.status, sent.out, sent.err) == (0, "stored 301 messages\n", "")
     got = run(
         capsys,
         "tail",
         topic_name,
         "--url",
-        pulsar.ws_url,
+        endpoint.ws_url,
         "-o",
         "earliest",
         "-c",
@@ -67,14 +71,16 @@ def test_stdin_lines_with_keys_and_a_count(
 
 
 def test_lines_of_a_file_binary_included(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, pulsar: PulsarEndpoint, topic_name: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, endpoint: PulsarEndpoint, topic_name: str
 ) -> None:
     (tmp_path / "in").write_bytes(b"text\n\xff\xfe\n")
     sent = run(
-        capsys, "produce", topic_name, "--url", pulsar.ws_url, "--file", str(tmp_path / "in")
+        capsys, "produce", topic_name, "--url", endpoint.ws_url, "--file", str(tmp_path / "in")
     )
     assert sent.status == 0 and len(sent.lines) == 2, sent.err
-    got = run(capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-c", "2", "-J")
+    got = run(
+        capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "earliest", "-c", "2", "-J"
+    )
     assert [(r["payload"], r["payload_encoding"]) for r in got.records] == [
         ("text", "utf-8"),
         ("//4=", "base64"),
@@ -82,11 +88,11 @@ def test_lines_of_a_file_binary_included(
 
 
 def test_a_failed_message_is_reported_and_the_exit_status_is_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, pulsar: PulsarEndpoint, topic_name: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, endpoint: PulsarEndpoint, topic_name: str
 ) -> None:
     (tmp_path / "in").write_bytes(b"small\n" + b"x" * (1024 * 1024 + 1) + b"\nsmall again\n")
     sent = run(
-        capsys, "produce", topic_name, "--url", pulsar.ws_url, "--file", str(tmp_path / "in")
+        capsys, "produce", topic_name, "--url", endpoint.ws_url, "--file", str(tmp_path / "in")
     )
     assert sent.status == 1
     assert [line.split(" ")[0] for line in sent.lines] == ["1", "3"]  # the others were stored
@@ -98,10 +104,10 @@ def test_a_failed_message_is_reported_and_the_exit_status_is_1(
 def test_the_url_and_token_come_from_the_environment(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    pulsar: PulsarEndpoint,
+    endpoint: PulsarEndpoint,
     topic_name: str,
 ) -> None:
-    monkeypatch.setenv("RXSTARGATE_URL", pulsar.ws_url)
+    monkeypatch.setenv("RXSTARGATE_URL", endpoint.ws_url)
     monkeypatch.setenv("RXSTARGATE_TOKEN", "any")  # local Pulsar without a token takes any
     sent = run(capsys, "produce", topic_name, "from the environment")
     assert sent.status == 0, sent.err
@@ -110,13 +116,22 @@ def test_the_url_and_token_come_from_the_environment(
     assert (context, got.lines) == ("1", [f"{message_id} from the environment"])
 
 
+@pytest.mark.integration  # runs the command in a child process
 def test_a_closed_pipe_on_stdout_stops_printing_quietly_and_every_line_is_sent(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, pulsar: PulsarEndpoint, topic_name: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, endpoint: PulsarEndpoint, topic_name: str
 ) -> None:
     (tmp_path / "in").write_bytes(b"".join(b"%d\n" % i for i in range(3000)))
     with (tmp_path / "in").open("rb") as lines:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rxstargate.cli", "produce", topic_name, "--url", pulsar.ws_url],
+            [
+                sys.executable,
+                "-m",
+                "rxstargate.cli",
+                "produce",
+                topic_name,
+                "--url",
+                endpoint.ws_url,
+            ],
             stdin=lines,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -132,7 +147,7 @@ def test_a_closed_pipe_on_stdout_stops_printing_quietly_and_every_line_is_sent(
             process.kill()
             process.wait(5)
     assert (process.returncode, err) == (0, b"")
-    got = run(capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-e")
+    got = run(capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "earliest", "-e")
     assert len(got.lines) == 3000
 
 
@@ -153,16 +168,17 @@ class _Input:
         return False
 
 
+@pytest.mark.integration  # runs the command in a child process
 def test_a_server_gone_for_good_is_one_line_with_what_was_stored(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    pulsar: PulsarEndpoint,
+    endpoint: PulsarEndpoint,
     topic_name: str,
 ) -> None:
     monkeypatch.setattr(rxstargate.cli._produce, "_SEND_TIMEOUT", 0.5)
     monkeypatch.setattr(rxstargate.cli._produce, "_MAX_IN_FLIGHT", 20)
     monkeypatch.setattr(rxstargate.cli._produce, "_AFTER_FAILURE", 0.2)
-    port = urlsplit(pulsar.ws_url).port
+    port = urlsplit(endpoint.ws_url).port
     assert port
     with FaultProxy(port) as proxy:
 
@@ -178,43 +194,44 @@ def test_a_server_gone_for_good_is_one_line_with_what_was_stored(
     stored = int(count.split()[1])
     line = sent.error_line()
     assert f"{stored} of " in line and "no answer" in line, line
-    got = run(capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-e")
+    got = run(capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "earliest", "-e")
     assert stored <= len(got.lines) <= 30 + 20
 
 
 def test_a_key_that_is_not_utf8_fails_its_line_only(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    pulsar: PulsarEndpoint,
+    endpoint: PulsarEndpoint,
     topic_name: str,
 ) -> None:
     _stdin(monkeypatch, b"a:1\n\xe9t\xe9:2\nc:3\n")
-    sent = run(capsys, "produce", topic_name, "--url", pulsar.ws_url, "-K", ":")
+    sent = run(capsys, "produce", topic_name, "--url", endpoint.ws_url, "-K", ":")
     assert sent.status == 1
     assert [line.split(" ")[0] for line in sent.lines] == ["1", "3"]
     failed, summary = sent.err.splitlines()
     assert failed.startswith("rxstargate: message 2 failed: its key is not UTF-8")
     assert summary == "rxstargate: 1 of 3 messages failed"
     got = run(
-        capsys, "tail", topic_name, "--url", pulsar.ws_url, "-o", "earliest", "-e", "-f", "%k|%s"
+        capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "earliest", "-e", "-f", "%k|%s"
     )
     assert got.lines == ["a|1", "c|3"]
 
 
 def test_a_key_argument_that_is_not_utf8_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], pulsar: PulsarEndpoint, topic_name: str
+    capsys: pytest.CaptureFixture[str], endpoint: PulsarEndpoint, topic_name: str
 ) -> None:
     key = os.fsdecode(b"\xff")
-    result = run(capsys, "produce", topic_name, "hello", "--url", pulsar.ws_url, "-k", key)
+    result = run(capsys, "produce", topic_name, "hello", "--url", endpoint.ws_url, "-k", key)
     assert result.status == 2
     assert "--key" in result.error_line()
 
 
+@pytest.mark.integration  # runs the command in a child process
 def test_ctrl_c_with_input_left_exits_130_after_the_acks(
-    pulsar: PulsarEndpoint, topic_name: str
+    endpoint: PulsarEndpoint, topic_name: str
 ) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "rxstargate.cli", "produce", topic_name, "--url", pulsar.ws_url],
+        [sys.executable, "-m", "rxstargate.cli", "produce", topic_name, "--url", endpoint.ws_url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,15 +1,23 @@
 """The notebooks run top to bottom against local Pulsar (or RXSTARGATE_WS_URL), are committed
-without outputs, and leave nothing of rxstargate's running."""
+without outputs, and leave nothing of rxstargate's running.
+
+Running a notebook is mostly waiting (its cells sleep, pace producers and wait for silence), so
+the notebooks of this module run at once, each in a child process with its own kernel, started
+when the first of their tests needs them.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -58,27 +66,91 @@ def _each_code_cell_twice(notebook: Any) -> Any:
     return notebook
 
 
-def _execute(notebook: Any, cwd: Path) -> list[Any]:
-    """Run the notebook in a fresh kernel; the error outputs (a failing cell raises)."""
-    NotebookClient(notebook, timeout=60, kernel_name="python3").execute(cwd=str(cwd))
-    return [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
+#: Runs a notebook in a fresh kernel (argv: notebook in, notebook out, working directory); a
+#: failing cell raises, after the notebook with its outputs so far is written.
+RUNNER = """
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+source, target, cwd = sys.argv[1:4]
+notebook = nbformat.read(source, as_version=4)
+try:
+    NotebookClient(notebook, timeout=60, kernel_name="python3").execute(cwd=cwd)
+finally:
+    nbformat.write(notebook, target)
+"""
 
 
+class NotebookRun:
+    """A notebook running in a child process."""
+
+    def __init__(self, notebook: Any, cwd: Path, folder: Path, name: str, ws_url: str) -> None:
+        self.source, self.target = folder / f"{name}.ipynb", folder / f"{name}.out.ipynb"
+        nbformat.write(notebook, self.source)
+        self._log = (folder / f"{name}.log").open("w+", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(self.source), str(self.target), str(cwd)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RXSTARGATE_WS_URL": ws_url},
+        )
+
+    def result(self) -> tuple[Any, list[Any]]:
+        """The executed notebook and its error outputs; fails if a cell raised."""
+        self.process.wait(90)
+        self._log.seek(0)
+        assert self.process.returncode == 0, self._log.read()
+        notebook = nbformat.read(self.target, as_version=4)
+        errors = [
+            output
+            for cell in notebook.cells
+            if cell.cell_type == "code"
+            for output in cell.get("outputs", [])
+            if output.get("output_type") == "error"
+        ]
+        return notebook, errors
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def notebook_runs(
+    pulsar: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, NotebookRun]]:
+    """Every notebook of this module, run at once, by name."""
+    folder = tmp_path_factory.mktemp("notebooks")
+    runs: dict[str, NotebookRun] = {}
+    try:
+        for path in NOTEBOOKS:
+            notebook = _each_code_cell_twice(nbformat.read(path, as_version=4))
+            notebook.cells.append(nbformat.v4.new_code_cell(NOTHING_LEFT_RUNNING))
+            runs[path.stem] = NotebookRun(notebook, path.parent, folder, path.stem, pulsar.ws_url)
+        live = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell(source.strip()) for source in LIVE_CELLS]
+        )
+        live.cells.append(nbformat.v4.new_code_cell(NOTHING_LEFT_RUNNING))
+        runs["live-view"] = NotebookRun(live, folder, folder, "live-view", pulsar.ws_url)
+        yield runs
+    finally:
+        for run in runs.values():
+            run.stop()
+
+
+# Slow: the first of these tests waits for every notebook running at once (each runs every
+# code cell twice, and its cells wait for real: 5 to 12 s together on an idle machine).
 @pytest.mark.integration
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_and_each_cell_can_run_again(
-    path: Path, pulsar: Any, monkeypatch: Any
+    path: Path, notebook_runs: dict[str, NotebookRun]
 ) -> None:
-    monkeypatch.setenv("RXSTARGATE_WS_URL", pulsar.ws_url)
-    notebook = _each_code_cell_twice(nbformat.read(path, as_version=4))
-    notebook.cells.append(nbformat.v4.new_code_cell(NOTHING_LEFT_RUNNING))
-    errors = _execute(notebook, path.parent)
+    _, errors = notebook_runs[path.stem].result()
     assert not errors
 
 
@@ -109,15 +181,12 @@ client.close()
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(120)  # waits for its notebook, which runs with the others (see above)
 def test_a_live_view_shows_once_as_the_last_expression_of_its_cell(
-    pulsar: Any, monkeypatch: Any, tmp_path: Path
+    notebook_runs: dict[str, NotebookRun],
 ) -> None:
-    monkeypatch.setenv("RXSTARGATE_WS_URL", pulsar.ws_url)
-    notebook = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(source.strip()) for source in LIVE_CELLS]
-    )
-    notebook.cells.append(nbformat.v4.new_code_cell(NOTHING_LEFT_RUNNING))
-    assert not _execute(notebook, tmp_path)
+    notebook, errors = notebook_runs["live-view"].result()
+    assert not errors
     shown = [
         [
             output["data"]["text/html"]

@@ -24,6 +24,7 @@ def _thirty_second_example() -> str:
     return _first_example("In 30 seconds")
 
 
+@pytest.mark.integration
 def test_thirty_second_example_prints_what_it_promises(pulsar: Any) -> None:
     code = _thirty_second_example()
     assert "ws://127.0.0.1:8080" in code

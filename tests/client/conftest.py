@@ -1,4 +1,8 @@
-"""Scripted WebSocket peers for component tests: a tiny fake Pulsar in the test process."""
+"""Scripted WebSocket peers for component tests: a tiny fake Pulsar in the test process.
+
+``client`` here is a client on a MemoryPulsar: the client's own behaviour is tested without a
+broker (real-broker tests make their clients from the session's ``pulsar``).
+"""
 
 from __future__ import annotations
 
@@ -182,6 +186,12 @@ def send_empty_close(ws: ServerConnection) -> None:
 def drop(ws: ServerConnection) -> None:
     """Cut the TCP connection without a close frame."""
     ws.socket.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def client(memory: Any) -> Any:
+    """An ``rs.Client`` on the test's MemoryPulsar (closed with it)."""
+    return memory.client()
 
 
 @pytest.fixture

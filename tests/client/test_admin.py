@@ -36,7 +36,10 @@ class Admin:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="admin")
+        # shutdown() waits for the server's next poll: 0.5 s by default
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, name="admin"
+        )
 
     @property
     def url(self) -> str:

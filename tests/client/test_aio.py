@@ -1,4 +1,7 @@
-"""asyncio: async for over a topic, leaving the loop closes the socket, Rx onto an event loop."""
+"""asyncio: async for over a topic, leaving the loop closes the socket, Rx onto an event loop.
+
+On MemoryPulsar; a consumer acked from a coroutine also against the session's Pulsar.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 import rxstargate as rs
 from rxstargate.aio import iterate
+from tests.conftest import Backend
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 30.0
+WAIT = 10.0
 
 
 def test_async_for_reads_a_topic_and_leaving_the_loop_closes_the_socket(
@@ -42,8 +46,8 @@ def test_async_for_reads_a_topic_and_leaving_the_loop_closes_the_socket(
     assert client.streams == []
 
 
-def test_a_consumer_acked_from_a_coroutine(client: rs.Client, topic_name: str) -> None:
-    topic = client.topic(topic_name)
+def test_a_consumer_acked_from_a_coroutine(backend: Backend, topic_name: str) -> None:
+    topic = backend.client().topic(topic_name)
     producer = topic.producer()
 
     async def main() -> list[bytes]:

@@ -1,4 +1,11 @@
-"""The client against local Pulsar through a proxy that resets and stalls connections."""
+"""The client through connections that are reset, refused and stalled.
+
+Cuts and refusals run on MemoryPulsar (its ``cut()``, and a connector that refuses while told
+to); the real-broker twins go through a proxy that resets connections with TCP RSTs, to local
+Pulsar, where a consumer's reconnect may also meet its own old socket still held (409). What
+needs a real socket (a stalled server, missed pongs, the admin API behind a stall, batches)
+runs against local Pulsar only.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +20,15 @@ import reactivex as rx
 from reactivex import operators as ops
 
 import rxstargate as rs
-from tests.faults import FaultProxy, unacked_messages
+from rxstargate.testing import MemoryPulsar
+from tests.conftest import Backend
+from tests.faults import FaultProxy, Faults
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
-WAIT = 60.0
+WAIT = 15.0
+KINDS = ["Exclusive", "Failover", "Shared", "Key_Shared", "reader"]
 
 
 class Payloads:
@@ -66,29 +76,53 @@ def _fill(broker_url: str, topic: str, count: int, subscription: str | None, kin
         client.close()
 
 
-@pytest.mark.parametrize("kind", ["Exclusive", "Failover", "Shared", "Key_Shared", "reader"])
-def test_a_backlog_is_consumed_completely_through_repeated_resets(
-    pulsar: Any, proxy: FaultProxy, topic_name: str, kind: str
+def _fill_backlog(
+    backend: Backend, topic: str, count: int, subscription: str | None, kind: str
 ) -> None:
-    if pulsar.broker_url is None:
-        pytest.skip(
-            "RXSTARGATE_WS_URL is set without RXSTARGATE_BROKER_URL: the official client"
-            " that fills the topic needs the broker URL"
-        )
+    """Store ``count`` keyed messages (after creating the subscription, if any)."""
+    if backend.memory is None:
+        assert backend.endpoint is not None
+        if backend.endpoint.broker_url is None:
+            pytest.skip(
+                "RXSTARGATE_WS_URL is set without RXSTARGATE_BROKER_URL: the official client"
+                " that fills the topic needs the broker URL"
+            )
+        _fill(backend.endpoint.broker_url, topic, count, subscription, kind)
+        return
+    if subscription is not None:
+        backend.memory.create_subscription(topic, subscription, start="earliest")
+    for i in range(count):
+        backend.memory.publish(topic, str(i).encode(), key=f"k{i % 7}")
+
+
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    [("memory", kind) for kind in KINDS]
+    + [
+        pytest.param("local", kind, marks=pytest.mark.integration)
+        for kind in ("Exclusive", "Key_Shared")  # a reconnect may meet its old socket (409)
+    ],
+    indirect=["backend"],
+)
+def test_a_backlog_is_consumed_completely_through_repeated_resets(
+    backend: Backend, faults: Faults, topic_name: str, kind: str
+) -> None:
     count, cuts = 1500, 3
     subscription = None if kind == "reader" else "sub"
-    _fill(pulsar.broker_url, topic_name, count, subscription, kind)
+    _fill_backlog(backend, topic_name, count, subscription, kind)
     seen: set[bytes] = set()
+    cut: list[int] = []
     progress = threading.Condition()
 
     def handle(message: rs.Message[Any]) -> rs.Message[Any]:
-        time.sleep(0.0005)
         with progress:
             seen.add(message.payload)
+            if len(seen) == (len(cut) + 1) * 300 and len(cut) < cuts:
+                cut.append(faults.reset())  # mid-stream: up to 200 more are in flight
             progress.notify_all()
         return message
 
-    with rs.Client(proxy.ws_url, reconnect=FAST) as client:
+    with faults.client(reconnect=FAST) as client:
         topic = client.topic(topic_name)
         if subscription is None:
             source = topic.observe(start="earliest", max_in_flight=200)
@@ -96,31 +130,27 @@ def test_a_backlog_is_consumed_completely_through_repeated_resets(
             source = topic.observe(subscription, subscription_type=kind, max_in_flight=200)
         sink = rs.acknowledger()
         subscription_handle = source.pipe(ops.map(handle)).subscribe(sink)
-        for cut in range(1, cuts + 1):
-            with progress:
-                assert progress.wait_for(lambda c=cut: len(seen) >= c * 300, WAIT)
-            assert proxy.reset() >= 1
         with progress:
             progress.wait_for(lambda: len(seen) == count, WAIT)
         subscription_handle.dispose()
     assert len(seen) == count  # every message at least once, none missing
-    assert proxy.resets >= cuts
+    assert len(cut) == cuts and all(n >= 1 for n in cut)
     if subscription is not None:  # every message was acked on a live socket at least once
-        assert unacked_messages(pulsar.ws_url, topic_name, subscription, kind) == []
+        assert backend.backlog(topic_name, subscription, kind) == 0
 
 
 def test_a_producer_through_resets_acks_or_fails_every_message_and_stores_the_acked(
-    pulsar: Any, proxy: FaultProxy, topic_name: str
+    backend: Backend, faults: Faults, topic_name: str
 ) -> None:
     count = 2000
     acks: list[rs.ProducerAck] = []
-    with rs.Client(proxy.ws_url, reconnect=FAST) as client:
+    with faults.client(reconnect=FAST) as client:
         producer = client.topic(topic_name).producer(max_in_flight=100)
         producer.acks.subscribe(acks.append)
 
         def cut_now_and_then(index: int) -> None:
             if index in (400, 900, 1500):
-                proxy.reset()
+                faults.reset()
 
         rx.from_iterable(range(count)).pipe(
             ops.do_action(cut_now_and_then), ops.map(lambda i: str(i).encode())
@@ -128,11 +158,18 @@ def test_a_producer_through_resets_acks_or_fails_every_message_and_stores_the_ac
     assert len({a.context for a in acks}) == count
     stored = {a.message_id for a in acks if a.ok}
     assert len(stored) >= count - 100  # at most what was in flight at a cut may fail
-    with rs.Client(pulsar.ws_url) as reader_client:
-        topic = reader_client.topic(topic_name)
-        topic.producer().send(b"sentinel")  # a re-send after a cut may store a message twice
-        read = (
-            topic.observe(start="earliest")
+    assert stored <= _stored_ids(backend, topic_name)
+
+
+def _stored_ids(backend: Backend, topic: str) -> set[rs.MessageId]:
+    """The ids of every message the topic holds."""
+    if backend.memory is not None:
+        return {m.message_id for m in backend.memory.stored(topic)}
+    with backend.client() as reader_client:
+        target = reader_client.topic(topic)
+        target.producer().send(b"sentinel")  # a re-send after a cut may store a message twice
+        read: set[rs.MessageId] = (
+            target.observe(start="earliest")
             .pipe(
                 ops.take_while(lambda m: m.payload != b"sentinel"),
                 ops.map(lambda m: m.message_id),
@@ -140,9 +177,10 @@ def test_a_producer_through_resets_acks_or_fails_every_message_and_stores_the_ac
             )
             .run()
         )
-    assert stored <= read
+    return read
 
 
+@pytest.mark.integration
 def test_close_returns_when_the_server_stops_reading(proxy: FaultProxy, topic_name: str) -> None:
     client = rs.Client(proxy.ws_url, write_timeout=1.0, close_timeout=1.0)
     producer = client.topic(topic_name).producer(max_in_flight=50_000)
@@ -158,6 +196,7 @@ def test_close_returns_when_the_server_stops_reading(proxy: FaultProxy, topic_na
     assert not closer.is_alive(), "client.close() hung on a stalled server"
 
 
+@pytest.mark.integration
 def test_a_stalled_server_is_dropped_and_the_stream_recovers(
     proxy: FaultProxy, topic_name: str
 ) -> None:
@@ -184,6 +223,8 @@ def test_a_stalled_server_is_dropped_and_the_stream_recovers(
     assert proxy.accepted >= 3  # producer, first consumer socket, the reconnected one
 
 
+# About 2 s: four messages whose handler takes 0.5 s each, longer than the ping timeout on purpose.
+@pytest.mark.integration
 def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
     proxy: FaultProxy, topic_name: str
 ) -> None:
@@ -216,29 +257,29 @@ def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
 
 @pytest.mark.parametrize("start", [None, "latest"])
 def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_message(
-    pulsar: Any, proxy: FaultProxy, topic_name: str, start: str | None
+    backend: Backend,
+    faults: Faults,
+    topic_name: str,
+    start: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """It must not reopen at "latest" again, skipping what was published while it was away."""
     received = Payloads(until=b"after")
-    with (
-        rs.Client(pulsar.ws_url) as direct,
-        rs.Client(proxy.ws_url, reconnect=FAST) as client,
-    ):
+    pinned = _when_asked_for_the_last_message_id(backend.memory, monkeypatch)
+    with backend.client() as direct, faults.client(reconnect=FAST) as client:
         producer = direct.topic(topic_name).producer()
         producer.send(b"old")
-        connections = proxy.accepted
+        connections = faults.accepted
 
         handle = client.topic(topic_name).observe(start=start).subscribe(received)
-        deadline = time.monotonic() + WAIT
-        while proxy.open_connections < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)  # the reader is open at the end of the topic
-        proxy.refuse()
-        proxy.reset()
+        assert pinned.wait(WAIT)  # the reader is open at the end of the topic, and knows where
+        faults.refuse()
+        assert faults.reset() >= 1
         for i in range(3):
             producer.send(f"during-{i}".encode())
-        proxy.refuse(False)
-        while proxy.accepted < connections + 2 and time.monotonic() < deadline:
+        faults.refuse(False)
+        deadline = time.monotonic() + WAIT
+        while faults.accepted < connections + 2 and time.monotonic() < deadline:
             time.sleep(0.02)  # reconnected
         producer.send(b"after")
         assert received.done.wait(WAIT)
@@ -246,6 +287,31 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
     assert received.payloads == [b"during-0", b"during-1", b"during-2", b"after"]
 
 
+def _when_asked_for_the_last_message_id(
+    memory: MemoryPulsar | None, monkeypatch: pytest.MonkeyPatch, before: Any = None
+) -> threading.Event:
+    """An event set once the admin API (MemoryPulsar's, else the real one) answered
+    lastMessageId: a reader from "latest" then knows where it began (``before()`` runs first)."""
+    from rxstargate import _admin
+
+    answered = threading.Event()
+    owner: Any = memory.connect if memory is not None else _admin
+    asked = owner.last_message_id
+
+    def last_message_id(*args: Any, **kwargs: Any) -> Any:
+        if before is not None:
+            before()
+        try:
+            return asked(*args, **kwargs)
+        finally:
+            answered.set()
+
+    monkeypatch.setattr(owner, "last_message_id", last_message_id)
+    return answered
+
+
+# About 2 s: a handshake held back 0.8 s (longer than idle), then a peek that must time out.
+@pytest.mark.integration
 def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
     pulsar: Any, proxy: FaultProxy, topic_name: str
 ) -> None:
@@ -266,9 +332,10 @@ def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
         proxy.resume()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("drop", [False, True])
 def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
-    pulsar: Any, proxy: FaultProxy, topic_name: str, drop: bool
+    pulsar: Any, proxy: FaultProxy, topic_name: str, drop: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     received = Payloads(until=b"after")
     with (
@@ -285,11 +352,10 @@ def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
         assert any(m.message_id.batch_index >= 0 for m in old.run())  # the last entry is a batch
 
         connections = proxy.accepted
+        pinned = _when_asked_for_the_last_message_id(None, monkeypatch)
         handle = client.topic(topic_name).observe().subscribe(received)
+        assert pinned.wait(WAIT)  # the reader is open and knows where it began
         deadline = time.monotonic() + WAIT
-        while proxy.accepted < connections + 2 and time.monotonic() < deadline:
-            time.sleep(0.02)  # the reader's socket and its admin request
-        time.sleep(0.3)
         if drop:
             proxy.reset()
             while proxy.accepted < connections + 3 and time.monotonic() < deadline:
@@ -302,23 +368,18 @@ def test_a_reader_from_latest_never_shows_a_batch_stored_before_it_began(
 
 
 def test_a_message_published_while_a_reader_learns_its_start_is_delivered(
-    pulsar: Any, topic_name: str, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, topic_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pin may name a message the first socket is about to deliver: it must not be skipped."""
-    from rxstargate import _admin
-
     received = Payloads()
-    with rs.Client(pulsar.ws_url) as client:
+    with backend.client() as client:
         producer = client.topic(topic_name).producer()
         producer.send(b"old")
-        asked = _admin.last_message_id
 
-        def racing(*args: Any, **kwargs: Any) -> Any:
+        def racing() -> None:
             producer.send(b"racing")  # after the reader opened, before the answer
-            return asked(*args, **kwargs)
 
-        monkeypatch.setattr(_admin, "last_message_id", racing)
-
+        _when_asked_for_the_last_message_id(backend.memory, monkeypatch, before=racing)
         handle = client.topic(topic_name).observe().subscribe(received)
         assert received.done.wait(WAIT)
         handle.dispose()

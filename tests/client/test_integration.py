@@ -1,4 +1,9 @@
-"""The client against a real broker: local Pulsar by default, or RXSTARGATE_WS_URL."""
+"""The client end to end: each test on MemoryPulsar and, as its real-broker twin, against the
+session's Pulsar (local Pulsar by default, or RXSTARGATE_WS_URL).
+
+What only a real broker can show (batching, the official client, a gateway with a token, acks
+held back on the wire, Key_Shared's assignment) runs against the session's Pulsar alone.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,22 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import reactivex as rx
 from reactivex import operators as ops
+from reactivex.testing import TestScheduler
 
 import rxstargate as rs
+from rxstargate.testing import MemoryPulsar
+from tests.conftest import Backend
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 20.0
+WAIT = 10.0
 FAST = rs.Backoff(initial=0.05, cap=0.5, give_up_after=10.0)
 
 
@@ -71,7 +79,14 @@ class Inbox:
 
 
 @pytest.fixture
-def client(pulsar: Any) -> Iterator[rs.Client]:
+def client(backend: Backend) -> Iterator[rs.Client]:
+    with backend.client(reconnect=FAST) as c:
+        yield c
+
+
+@pytest.fixture
+def broker_client(pulsar: Any) -> Iterator[rs.Client]:
+    """A client of the session's Pulsar, for what only a real broker does."""
     with rs.Client(pulsar.ws_url, reconnect=FAST) as c:
         yield c
 
@@ -120,9 +135,12 @@ def test_one_producer_one_exclusive_consumer_keeps_order(
     assert [int(m.payload) for m in messages] == list(range(500))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["Shared", "Key_Shared"])
-def test_two_consumers_share_a_subscription(client: rs.Client, topic_name: str, kind: str) -> None:
-    topic = client.topic(topic_name)
+def test_two_consumers_share_a_subscription(
+    broker_client: rs.Client, topic_name: str, kind: str
+) -> None:
+    topic = broker_client.topic(topic_name)
     inboxes = [Inbox(ack=True), Inbox(ack=True)]
     subscriptions = [
         _subscribe_ready(topic, inbox, "shared", subscription_type=kind, max_in_flight=10)
@@ -134,12 +152,18 @@ def test_two_consumers_share_a_subscription(client: rs.Client, topic_name: str, 
     producer.on_completed()
     got: list[list[rs.Message[Any]]] = [[], []]
     seen: set[bytes] = set()
+    deadline = time.monotonic() + WAIT
     while len(seen) < 200:
+        assert time.monotonic() < deadline, f"{len(seen)} of 200 messages came"
+        idle = True
         for index, inbox in enumerate(inboxes):
             with contextlib.suppress(queue.Empty):
-                message = inbox.items.get(timeout=0.05)
+                message = inbox.items.get_nowait()
                 got[index].append(message)
                 seen.add(message.payload)
+                idle = False
+        if idle:
+            time.sleep(0.005)  # poll again: one consumer may get every message of a while
     for subscription in subscriptions:
         subscription.dispose()
     assert all(got), "both consumers received messages"
@@ -165,18 +189,20 @@ def test_a_nacked_message_is_redelivered_with_its_count(client: rs.Client, topic
     assert second.redelivery_count == first.redelivery_count + 1
 
 
-def test_an_unacked_message_is_redelivered_after_the_ack_timeout(
-    client: rs.Client, topic_name: str
-) -> None:
-    topic = client.topic(topic_name)
-    inbox = Inbox()
-    subscription = _subscribe_ready(
-        topic, inbox, "sub", subscription_type="Shared", ack_timeout_millis=1000
-    )
-    topic.producer().send(b"late")
-    first, second = inbox.take(2)
-    second.ack()
-    subscription.dispose()
+def test_an_unacked_message_is_redelivered_after_the_ack_timeout(topic_name: str) -> None:
+    """On virtual time (the gateway's ack timeout is tested in tests/local)."""
+    memory = MemoryPulsar(scheduler=TestScheduler())
+    with memory, memory.client(reconnect=FAST) as client:
+        topic = client.topic(topic_name)
+        inbox = Inbox()
+        subscription = _subscribe_ready(
+            topic, inbox, "sub", subscription_type="Shared", ack_timeout_millis=1000
+        )
+        topic.producer().send(b"late")
+        memory.wait_until(lambda: inbox.items.qsize() >= 2)
+        first, second = inbox.take(2)
+        second.ack()
+        subscription.dispose()
     assert first.message_id == second.message_id
     assert second.redelivery_count >= 1
 
@@ -259,9 +285,11 @@ def test_a_consumer_holds_exactly_max_in_flight_unsettled(
     subscription.dispose()
 
 
+@pytest.mark.integration
 def test_interop_with_the_official_client_both_ways(
-    client: rs.Client, topic_name: str, pulsar: Any
+    broker_client: rs.Client, topic_name: str, pulsar: Any
 ) -> None:
+    client = broker_client
     pulsar_client = pytest.importorskip("pulsar")
     if pulsar.broker_url is None:
         pytest.skip(
@@ -358,39 +386,53 @@ class CuttingProxy:
         self._listener.close()
 
 
-def test_cut_connections_lose_no_message(pulsar: Any, topic_name: str) -> None:
-    host, port = pulsar.ws_url.removeprefix("ws://").rsplit(":", 1)
+@contextlib.contextmanager
+def cutting_client(backend: Backend) -> Iterator[tuple[rs.Client, Callable[[], int]]]:
+    """A client whose connections can be cut: through a CuttingProxy to the session's Pulsar,
+    or by MemoryPulsar's cut(); yields the client and the cut (how many were cut)."""
+    if backend.memory is not None:
+        with backend.client(reconnect=FAST) as client:
+            yield client, backend.memory.cut
+        return
+    assert backend.endpoint is not None
+    host, port = backend.endpoint.ws_url.removeprefix("ws://").rsplit(":", 1)
     proxy = CuttingProxy((host, int(port)))
-    total = 1000
     try:
         with rs.Client(proxy.url, reconnect=FAST) as client:
-            topic = client.topic(topic_name)
-            inbox = Inbox(ack=True)
-            subscription = _subscribe_ready(
-                topic, inbox, "sub", subscription_type="Shared", max_in_flight=50
-            )
-            producer = topic.producer(max_in_flight=50)
-            acks: list[rs.ProducerAck] = []
-            done = threading.Event()
-            producer.acks.subscribe(acks.append, on_completed=done.set)
-            seen: set[bytes] = set()
-            for i in range(total):
-                producer.on_next(str(i).encode())
-                if i in (200, 600):
-                    assert proxy.cut() >= 1
-                while not inbox.items.empty():
-                    seen.add(inbox.items.get().payload)
-            producer.on_completed()
-            assert done.wait(WAIT)
-            while len(seen) < total:
-                seen.add(inbox.items.get(timeout=WAIT).payload)
-            subscription.dispose()
+            yield client, proxy.cut
     finally:
         proxy.close()
+
+
+def test_cut_connections_lose_no_message(backend: Backend, topic_name: str) -> None:
+    total = 1000
+    with cutting_client(backend) as (client, cut):
+        topic = client.topic(topic_name)
+        inbox = Inbox(ack=True)
+        subscription = _subscribe_ready(
+            topic, inbox, "sub", subscription_type="Shared", max_in_flight=50
+        )
+        producer = topic.producer(max_in_flight=50)
+        acks: list[rs.ProducerAck] = []
+        done = threading.Event()
+        producer.acks.subscribe(acks.append, on_completed=done.set)
+        seen: set[bytes] = set()
+        for i in range(total):
+            producer.on_next(str(i).encode())
+            if i in (200, 600):
+                assert cut() >= 1
+            while not inbox.items.empty():
+                seen.add(inbox.items.get().payload)
+        producer.on_completed()
+        assert done.wait(WAIT)
+        while len(seen) < total:
+            seen.add(inbox.items.get(timeout=WAIT).payload)
+        subscription.dispose()
     assert {int(a.context) for a in acks if a.ok} == set(range(1, total + 1))
     assert seen == {str(i).encode() for i in range(total)}
 
 
+@pytest.mark.integration
 def test_typed_errors_from_a_real_server(pulsar: Any, topic_name: str) -> None:
     from rxstargate.local import LocalPulsar
 
@@ -421,8 +463,8 @@ def test_typed_errors_from_a_real_server(pulsar: Any, topic_name: str) -> None:
         producer.send(b"y")
 
 
-def test_close_leaves_no_thread_behind(pulsar: Any, topic_name: str) -> None:
-    client = rs.Client(pulsar.ws_url)
+def test_close_leaves_no_thread_behind(backend: Backend, topic_name: str) -> None:
+    client = backend.client()
     topic = client.topic(topic_name)
     topic.observe("a").subscribe(Inbox())
     topic.observe(start="earliest").subscribe(Inbox())
@@ -431,6 +473,7 @@ def test_close_leaves_no_thread_behind(pulsar: Any, topic_name: str) -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("rxstargate")]
 
 
+@pytest.mark.integration
 def test_a_producer_blocks_at_max_in_flight_until_acks_come(pulsar: Any, topic_name: str) -> None:
     host, port = pulsar.ws_url.removeprefix("ws://").rsplit(":", 1)
     proxy = CuttingProxy((host, int(port)))
@@ -456,8 +499,9 @@ def test_a_producer_blocks_at_max_in_flight_until_acks_come(pulsar: Any, topic_n
         proxy.close()
 
 
-def test_producer_options_reach_the_broker(client: rs.Client, topic_name: str) -> None:
-    topic = client.topic(topic_name)
+@pytest.mark.integration
+def test_producer_options_reach_the_broker(broker_client: rs.Client, topic_name: str) -> None:
+    topic = broker_client.topic(topic_name)
     inbox = Inbox(ack=True)
     subscription = _subscribe_ready(topic, inbox, "sub", subscription_type="Shared")
     producer = topic.producer(
@@ -491,26 +535,19 @@ def test_a_reader_reads_past_its_window_without_acks(client: rs.Client, topic_na
     assert payloads == [str(i).encode() for i in range(2500)]
 
 
-def test_a_reader_resumes_after_a_cut_without_gaps(pulsar: Any, topic_name: str) -> None:
-    host, port = pulsar.ws_url.removeprefix("ws://").rsplit(":", 1)
-    proxy = CuttingProxy((host, int(port)))
-    try:
-        with rs.Client(pulsar.ws_url) as direct:
-            producer = direct.topic(topic_name).producer()
-            rx.from_iterable(str(i).encode() for i in range(300)).subscribe(producer)
-        with rs.Client(proxy.url, reconnect=FAST) as client:
-            inbox = Inbox(ack=True)
-            subscription = (
-                client.topic(topic_name)
-                .observe(start="earliest", max_in_flight=20)
-                .subscribe(inbox)
-            )
-            first = inbox.take_distinct(100)
-            assert proxy.cut() >= 1
-            rest = inbox.take_distinct(200)
-            subscription.dispose()
-    finally:
-        proxy.close()
+def test_a_reader_resumes_after_a_cut_without_gaps(backend: Backend, topic_name: str) -> None:
+    with backend.client() as direct:
+        producer = direct.topic(topic_name).producer()
+        rx.from_iterable(str(i).encode() for i in range(300)).subscribe(producer)
+    with cutting_client(backend) as (client, cut):
+        inbox = Inbox(ack=True)
+        subscription = (
+            client.topic(topic_name).observe(start="earliest", max_in_flight=20).subscribe(inbox)
+        )
+        first = inbox.take_distinct(100)
+        assert cut() >= 1
+        rest = inbox.take_distinct(200)
+        subscription.dispose()
     assert [int(m.payload) for m in first + rest] == list(range(300))
 
 

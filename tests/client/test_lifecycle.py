@@ -1,4 +1,8 @@
-"""Rx grammar and lifecycle: close completes streams, serialized callbacks, interrupts, asyncio."""
+"""Rx grammar and lifecycle: close completes streams, serialized callbacks, interrupts, asyncio.
+
+On MemoryPulsar; closing while a callback runs, and close() ending every stream, also against
+the session's Pulsar (``backend``).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ import reactivex as rx
 from reactivex import operators as ops
 
 import rxstargate as rs
+from rxstargate.testing import MemoryPulsar
+from tests.conftest import Backend
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 20.0
+WAIT = 10.0
 
 
 class GrammarObserver:
@@ -58,8 +64,10 @@ class GrammarObserver:
         self._busy.release()
 
 
-def test_client_close_completes_open_streams_and_run_returns(pulsar: Any, topic_name: str) -> None:
-    client = rs.Client(pulsar.ws_url)
+def test_client_close_completes_open_streams_and_run_returns(
+    backend: Backend, topic_name: str
+) -> None:
+    client = backend.client()
     topic = client.topic(topic_name)
     outcome: list[Any] = []
     started = threading.Event()
@@ -167,6 +175,26 @@ def test_a_stream_whose_run_is_interrupted_is_disposed(client: rs.Client, topic_
     assert [s.kind for s in client.streams] == ["producer"]  # the consumer is gone
 
 
+def test_an_interrupt_while_a_subscription_starts_leaves_no_stream_behind(
+    client: rs.Client, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C may land while subscribe() still waits for its threads to start (the first
+    message may already be delivered): run() never got the subscription to dispose."""
+    from rxstargate import _receiver
+
+    start = _receiver._Session.start
+
+    def start_then_interrupt(session: Any) -> None:
+        start(session)
+        raise KeyboardInterrupt  # as a SIGINT arriving in the main thread right then
+
+    monkeypatch.setattr(_receiver._Session, "start", start_then_interrupt)
+    topic = client.topic(topic_name)
+    with pytest.raises(KeyboardInterrupt):
+        topic.observe("sub", subscription_initial_position="Earliest").run()
+    assert client.streams == []  # no consumer left acking messages nobody sees
+
+
 def test_streams_lists_live_streams_and_each_can_be_stopped(
     client: rs.Client, topic_name: str
 ) -> None:
@@ -229,10 +257,10 @@ def test_an_ack_after_the_stream_ended_raises(client: rs.Client, topic_name: str
 
 @pytest.mark.parametrize("how", ["dispose", "client.close"])
 def test_closing_lets_the_callback_in_progress_finish_and_settle(
-    pulsar: Any, topic_name: str, how: str
+    backend: Backend, topic_name: str, how: str
 ) -> None:
     """Ctrl-C right after a message was seen: the ack its callback is about to make still counts."""
-    with rs.Client(pulsar.ws_url) as client:
+    with backend.client() as client:
         topic = client.topic(topic_name)
         topic.producer().send(b"first")
         entered, acked = threading.Event(), threading.Event()
@@ -252,7 +280,7 @@ def test_closing_lets_the_callback_in_progress_finish_and_settle(
         else:
             client.close()
         assert acked.is_set()  # the ack did not raise: the socket outlived the callback
-    with rs.Client(pulsar.ws_url) as client:
+    with backend.client() as client:
         topic = client.topic(topic_name)
         topic.producer().send(b"sentinel")
         again = (
@@ -263,15 +291,17 @@ def test_closing_lets_the_callback_in_progress_finish_and_settle(
         assert again == [b"sentinel"]
 
 
-def test_close_waits_for_streams_that_ended_by_themselves(pulsar: Any, topic_name: str) -> None:
+def test_close_waits_for_streams_that_ended_by_themselves(
+    memory: MemoryPulsar, topic_name: str
+) -> None:
     """take() ends a subscription from its own delivery thread; close() still waits for it."""
-    with rs.Client(pulsar.ws_url) as client:
+    with memory.client() as client:
         producer = client.topic(topic_name).producer()
         for i in range(5):
             producer.send(str(i).encode())
     before = {t for t in threading.enumerate() if t.name.startswith("rxstargate")}
     for attempt in range(3):
-        with rs.Client(pulsar.ws_url) as client:
+        with memory.client() as client:
             got = (
                 client.topic(topic_name)
                 .observe(f"sub-{attempt}", subscription_initial_position="Earliest")

@@ -174,13 +174,18 @@ _frames_strategy = st.dictionaries(
 )
 
 
+# Made once: building a marshmallow schema costs more than loading a frame with it.
+_MESSAGE_SCHEMA = _frames.ConsumerMessageSchema()
+_ACK_SCHEMA = _frames.ProducerAckSchema()
+
+
 @settings(max_examples=300, deadline=None)
 @given(_frames_strategy)
 def test_the_fast_message_decoder_accepts_exactly_what_the_schema_accepts(
     data: dict[str, Any],
 ) -> None:
     try:
-        expected: dict[str, Any] | None = _frames.ConsumerMessageSchema().load(data)
+        expected: dict[str, Any] | None = _MESSAGE_SCHEMA.load(data)
     except ValidationError:
         expected = None
     try:
@@ -203,7 +208,7 @@ def test_the_fast_message_decoder_accepts_exactly_what_the_schema_accepts(
 )
 def test_the_fast_ack_decoder_accepts_exactly_what_the_schema_accepts(data: dict[str, Any]) -> None:
     try:
-        _frames.ProducerAckSchema().load(data)
+        _ACK_SCHEMA.load(data)
         valid = True
     except ValidationError:
         valid = False
@@ -242,6 +247,11 @@ def test_outgoing_frames_match_the_wire_protocol() -> None:
 
 
 # -- credit ---------------------------------------------------------------------------------
+
+
+# Made once: building a marshmallow schema costs more than loading a frame with it.
+_MESSAGE_SCHEMA = _frames.ConsumerMessageSchema()
+_ACK_SCHEMA = _frames.ProducerAckSchema()
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -52,25 +53,32 @@ def test_an_acknowledged_message_is_never_delivered_again(raw: Any, topic_name: 
 def test_many_concurrent_sockets_each_get_their_own_messages(raw: Any, topic_name: str) -> None:
     topics = [f"{topic_name}-{i}" for i in range(20)]
     errors: list[BaseException] = []
+    stage: dict[str, str] = {}  # where each pair is, for the failure message
 
     def pair(topic: str) -> None:
         try:
+            stage[topic] = "consumer"
             consumer = raw.consumer(topic, "sub")
+            stage[topic] = "produce"
             acks = raw.produce(raw.producer(topic), [f"{topic}:{i}".encode() for i in range(50)])
             assert all(a["result"] == "ok" for a in acks)
             got = []
-            for _ in range(50):
+            for n in range(50):
+                stage[topic] = f"recv {n}"
                 message = raw.recv(consumer)
                 raw.send(consumer, {"messageId": message["messageId"]})
                 got.append(base64.b64decode(message["payload"]))
             assert got == [f"{topic}:{i}".encode() for i in range(50)]
+            stage[topic] = "done"
         except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=pair, args=(t,), name="test-pair") for t in topics]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 15  # all of them together: a stuck pair fails the test fast
     for thread in threads:
-        thread.join(120)
-    assert not any(t.is_alive() for t in threads)
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = {t.rsplit("-", 1)[1]: s for t, s in stage.items() if s != "done"}
+    assert not any(t.is_alive() for t in threads), f"pairs still waiting (pair: at): {stuck}"
     assert not errors, errors[:3]

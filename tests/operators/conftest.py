@@ -1,4 +1,5 @@
-"""Messages with a recording settler, for operator tests that need no socket."""
+"""Messages with a recording settler, for operator tests that need no socket; ``client`` is a
+client on the test's MemoryPulsar (real-broker twins take ``backend``)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,10 @@ def make_message(settler: RecordingSettler) -> MessageFactory:
         )
 
     return make
+
+
+@pytest.fixture
+def client(memory: Any) -> rs.Client:
+    """An ``rs.Client`` on the test's MemoryPulsar (closed with it)."""
+    client: rs.Client = memory.client()
+    return client

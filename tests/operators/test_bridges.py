@@ -1,4 +1,7 @@
-"""process + publish + dead letters against local Pulsar: at least once, end to end."""
+"""process + publish + dead letters: at least once, end to end.
+
+On MemoryPulsar; a bridge, and a bridge through resets, also against local Pulsar.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ from reactivex import operators as ops
 
 import rxstargate as rs
 from rxstargate import operators as rso
-from tests.faults import FaultProxy, unacked_messages
+from tests.conftest import Backend
+from tests.faults import Faults, unacked_messages
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 60.0
+WAIT = 15.0
 FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
 
 
@@ -33,8 +37,9 @@ def read_until_sentinel(client: rs.Client, topic: str) -> list[rs.Message[Any]]:
 
 
 def test_a_bridge_stores_every_input_and_acks_it_after_its_output(
-    client: rs.Client, topic_name: str
+    backend: Backend, topic_name: str
 ) -> None:
+    client = backend.client()
     source, target = client.topic(topic_name), client.topic(topic_name + "-out")
     rx.from_iterable(
         [rs.OutgoingMessage(str(i).encode(), key=f"k{i % 3}") for i in range(2000)]
@@ -54,11 +59,10 @@ def test_a_bridge_stores_every_input_and_acks_it_after_its_output(
 
 
 def test_a_bridge_through_resets_stores_every_input_at_least_once(
-    pulsar: Any, topic_name: str
+    backend: Backend, faults: Faults, topic_name: str
 ) -> None:
-    port = int(pulsar.ws_url.rsplit(":", 1)[1])
     count = 3000
-    with rs.Client(pulsar.ws_url) as setup:
+    with backend.client() as setup:
         rx.from_iterable([str(i).encode() for i in range(count)]).subscribe(
             setup.topic(topic_name).producer()
         )
@@ -70,10 +74,10 @@ def test_a_bridge_through_resets_stores_every_input_at_least_once(
         with lock:
             seen += 1
             if seen in (700, 1600, 2400):
-                proxy.reset()
+                faults.reset()
         return message.payload
 
-    with FaultProxy(port) as proxy, rs.Client(proxy.ws_url, reconnect=FAST) as client:
+    with faults.client(reconnect=FAST) as client:
         source, target = client.topic(topic_name), client.topic(topic_name + "-out")
         stored: set[bytes] = set()
         enough = threading.Event()
@@ -94,10 +98,10 @@ def test_a_bridge_through_resets_stores_every_input_at_least_once(
         )
         assert enough.wait(WAIT)
         handle.dispose()
-    with rs.Client(pulsar.ws_url) as check:
+    with backend.client() as check:
         outputs = {m.payload for m in read_until_sentinel(check, topic_name + "-out")}
         assert outputs == {str(i).encode() for i in range(count)}
-    assert unacked_messages(pulsar.ws_url, topic_name, "bridge") == []
+        assert unacked_messages(check, topic_name, "bridge") == []
 
 
 def test_a_poison_message_is_dead_lettered_while_the_others_flow(

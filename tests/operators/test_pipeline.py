@@ -1,4 +1,8 @@
-"""topic.consume(): a supervised pipeline that drains on stop and restarts after failures."""
+"""topic.consume(): a supervised pipeline that drains on stop and restarts after failures.
+
+On MemoryPulsar; processing everything, and restarting after an outage, also against local
+Pulsar.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ import pytest
 import reactivex as rx
 
 import rxstargate as rs
+from rxstargate.testing import MemoryPulsar
 from tests.client.conftest import ScriptedPeer
-from tests.faults import FaultProxy, unacked_messages
+from tests.conftest import Backend
+from tests.faults import Faults, unacked_messages
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 30.0
+WAIT = 10.0
 
 
 def wait_until(predicate: Any, timeout: float = WAIT) -> None:
@@ -25,7 +31,8 @@ def wait_until(predicate: Any, timeout: float = WAIT) -> None:
         time.sleep(0.02)
 
 
-def test_a_pipeline_processes_everything_and_counts_it(client: rs.Client, topic_name: str) -> None:
+def test_a_pipeline_processes_everything_and_counts_it(backend: Backend, topic_name: str) -> None:
+    client = backend.client()
     topic = client.topic(topic_name)
     rx.from_iterable([str(i).encode() for i in range(500)]).subscribe(topic.producer())
     handled: list[bytes] = []
@@ -41,7 +48,7 @@ def test_a_pipeline_processes_everything_and_counts_it(client: rs.Client, topic_
     assert pipeline.state is rs.PipelineState.STOPPED
     assert sorted(handled) == sorted(str(i).encode() for i in range(500))
     assert pipeline.stats.in_flight == 0
-    assert unacked_messages(client.url, topic_name, "work", "Shared") == []
+    assert unacked_messages(client, topic_name, "work", "Shared") == []
 
 
 def test_stop_drains_in_flight_work_and_loses_nothing(client: rs.Client, topic_name: str) -> None:
@@ -62,20 +69,15 @@ def test_stop_drains_in_flight_work_and_loses_nothing(client: rs.Client, topic_n
     assert pipeline.stats.in_flight == 0  # what was taken was finished and settled
     assert pipeline.stats.processed == len(handled)
     # What was not handled before the stop is redelivered to the next consumer.
-    rest = unacked_messages(client.url, topic_name, "work", "Shared")
+    rest = unacked_messages(client, topic_name, "work", "Shared")
     assert handled | {m.payload for m in rest} == {str(i).encode() for i in range(200)}
 
 
 def test_a_pipeline_restarts_after_its_stream_fails_for_a_retriable_reason(
-    pulsar: Any, topic_name: str
+    backend: Backend, faults: Faults, topic_name: str
 ) -> None:
-    port = int(pulsar.ws_url.rsplit(":", 1)[1])
     quick = rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3)
-    with (
-        FaultProxy(port) as proxy,
-        rs.Client(proxy.ws_url, reconnect=quick) as client,
-        rs.Client(pulsar.ws_url) as direct,
-    ):
+    with faults.client(reconnect=quick) as client, backend.client() as direct:
         topic = client.topic(topic_name)
         handled: list[bytes] = []
         pipeline = topic.consume(
@@ -84,10 +86,10 @@ def test_a_pipeline_restarts_after_its_stream_fails_for_a_retriable_reason(
         producer = direct.topic(topic_name).producer()
         producer.send(b"before")
         wait_until(lambda: handled == [b"before"])
-        proxy.refuse()
-        proxy.reset()  # the consumer gives up reconnecting: the pipeline restarts it later
+        faults.refuse()
+        faults.reset()  # the consumer gives up reconnecting: the pipeline restarts it later
         wait_until(lambda: pipeline.state is rs.PipelineState.RESTARTING)
-        proxy.refuse(False)
+        faults.refuse(False)
         wait_until(lambda: pipeline.restarts >= 1 and pipeline.state is rs.PipelineState.RUNNING)
         producer.send(b"after")
         wait_until(lambda: b"after" in handled)
@@ -127,18 +129,18 @@ def test_stop_keeps_the_socket_until_in_flight_work_is_settled(
     processed = pipeline.stats.processed
     assert processed >= 1 and pipeline.stats.in_flight == 0
     assert [e for e in lost if isinstance(e, rs.AckError)] == []  # every ack reached its socket
-    rest = unacked_messages(client.url, topic_name, "work", "Shared")
+    rest = unacked_messages(client, topic_name, "work", "Shared")
     assert len(rest) == 100 - processed  # nothing processed comes back
 
 
 def test_closing_the_client_starts_no_call_that_had_not_started(
-    pulsar: Any, topic_name: str
+    memory: MemoryPulsar, topic_name: str
 ) -> None:
-    with rs.Client(pulsar.ws_url) as producing:
+    with memory.client() as producing:
         rx.from_iterable([str(i).encode() for i in range(20)]).subscribe(
             producing.topic(topic_name).producer()
         )
-    client = rs.Client(pulsar.ws_url)
+    client = memory.client()
     release = threading.Event()
     lock = threading.Lock()
     started: list[bytes] = []
@@ -159,5 +161,5 @@ def test_closing_the_client_starts_no_call_that_had_not_started(
     assert pipeline.state is rs.PipelineState.STOPPED
     assert len(started) == 2  # the queued ones could not be acked any more: never started
     assert pipeline.stats.in_flight == 0
-    rest = {m.payload for m in unacked_messages(pulsar.ws_url, topic_name, "work", "Shared")}
+    rest = {m.payload for m in unacked_messages(memory.client(), topic_name, "work", "Shared")}
     assert {str(i).encode() for i in range(20)} - set(started) <= rest  # all redelivered

@@ -16,12 +16,13 @@ from reactivex.subject import Subject
 import rxstargate as rs
 import rxstargate._pipeline_run as pipeline_run
 import rxstargate.operators as rso
+from rxstargate.testing import MemoryPulsar
 from tests.faults import unacked_messages
 from tests.operators.conftest import MessageFactory, RecordingSettler
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 30.0
+WAIT = 10.0
 
 
 def wait_until(predicate: Any, timeout: float = WAIT) -> None:
@@ -56,7 +57,6 @@ class Sources:
 # -- 1. a pipeline that ends releases its consumer ---------------------------------------
 
 
-@pytest.mark.integration
 def test_a_pipeline_that_fails_for_good_closes_its_socket(
     client: rs.Client, topic_name: str
 ) -> None:
@@ -77,7 +77,7 @@ def test_a_pipeline_that_fails_for_good_closes_its_socket(
     pipeline.stop()  # safe on a failed pipeline
     assert pipeline.state is rs.PipelineState.FAILED
     # The Exclusive subscription takes a new consumer, which gets what was not acked.
-    rest = unacked_messages(client.url, topic_name, "work", "Exclusive")
+    rest = unacked_messages(client, topic_name, "work", "Exclusive")
     assert {m.payload for m in rest} == {str(i).encode() for i in range(3, 10)}
 
 
@@ -111,7 +111,6 @@ def test_a_pipeline_failed_by_its_handler_releases_its_source(make_message: Mess
 # -- 2. stop() from two threads ------------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_concurrent_stops_all_wait_for_the_drain(client: rs.Client, topic_name: str) -> None:
     produce(client, topic_name, 20)
     release = threading.Event()
@@ -147,7 +146,7 @@ def test_concurrent_stops_all_wait_for_the_drain(client: rs.Client, topic_name: 
     assert not first.is_alive() and not second.is_alive()
     assert pipeline.state is rs.PipelineState.STOPPED
     assert pipeline.stats.in_flight == 0
-    rest = {m.payload for m in unacked_messages(client.url, topic_name, "work", "Shared")}
+    rest = {m.payload for m in unacked_messages(client, topic_name, "work", "Shared")}
     assert finished and not finished & rest  # finished work was acked, not redelivered
     assert finished | rest == {str(i).encode() for i in range(20)}
 
@@ -167,7 +166,6 @@ class StopAt(rso.MessageHandler[int]):
         return None, state + 1
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize(
     ("kind", "concurrency"), [("plain", 1), ("plain", 4), ("async", 2), ("stateful", 1)]
 )
@@ -201,7 +199,7 @@ def test_stop_from_the_handler_returns_at_once_and_settles_that_message(
     assert seen_state == [rs.PipelineState.STOPPING]
     assert pipeline.state is rs.PipelineState.STOPPED
     assert b"10" in handled and pipeline.stats.in_flight == 0
-    rest = {m.payload for m in unacked_messages(client.url, topic_name, "work", "Shared")}
+    rest = {m.payload for m in unacked_messages(client, topic_name, "work", "Shared")}
     assert not handled & rest  # the caller's own message (and all finished work) was acked
     assert handled | rest == {str(i).encode() for i in range(30)}
 
@@ -348,7 +346,6 @@ def test_wait_and_stop_take_seconds_or_a_timedelta() -> None:
 # -- 6. the restart policy is checked ------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_consume_refuses_a_restart_that_is_not_a_backoff(
     client: rs.Client, topic_name: str
 ) -> None:
@@ -370,9 +367,8 @@ def restart_threads() -> list[threading.Thread]:
     ]
 
 
-@pytest.mark.integration
 def test_closing_the_client_while_it_waits_to_restart_stops_the_pipeline_at_once(
-    pulsar: Any, client: rs.Client, topic_name: str
+    memory: MemoryPulsar, client: rs.Client, topic_name: str
 ) -> None:
     # An Exclusive consumer holds the subscription: the pipeline's consumer is refused (409,
     # retriable) until its reconnect gives up, then it waits 30 s to restart.
@@ -383,7 +379,7 @@ def test_closing_the_client_while_it_waits_to_restart_stops_the_pipeline_at_once
         produce(client, topic_name, 1)
         assert received.wait(WAIT)  # the holder is connected
         quick = rs.Backoff(initial=0.01, cap=0.01, jitter=0.0, give_up_after=0.02)
-        with rs.Client(pulsar.ws_url, reconnect=quick) as other:
+        with memory.client(reconnect=quick) as other:
             pipeline = other.topic(topic_name).consume(
                 "work",
                 lambda m: None,
@@ -415,7 +411,6 @@ def test_a_restart_that_finds_its_client_closed_ends_stopped() -> None:
 # -- 8. wait() from the handler --------------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_wait_from_the_handler_raises_at_once(client: rs.Client, topic_name: str) -> None:
     produce(client, topic_name, 1)
     raised: list[BaseException] = []
@@ -429,7 +424,8 @@ def test_wait_from_the_handler_raises_at_once(client: rs.Client, topic_name: str
         except BaseException as exc:
             raised.append(exc)
 
-    pipeline = client.topic(topic_name).consume("work", handle, start="earliest").start()
+    pipeline = client.topic(topic_name).consume("work", handle, start="earliest")
+    pipeline.start()  # made first: the handler may run before start() returns
     pipeline.wait(WAIT)
     assert len(raised) == 1 and isinstance(raised[0], rs.StargateError)
     assert not isinstance(raised[0], rs.StargateTimeoutError)
@@ -471,7 +467,6 @@ def test_messages_dropped_by_a_failed_run_are_counted_out_of_in_flight(
 # -- 10. Leave in consume() ------------------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_a_consume_handler_returning_leave_fails_that_message(
     client: rs.Client, topic_name: str
 ) -> None:

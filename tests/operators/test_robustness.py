@@ -372,7 +372,6 @@ def test_disposing_process_cancels_a_pending_retry_and_leaves_its_message(
     assert stats.in_flight == 0
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("key_ordered", [False, True])
 def test_stop_does_not_wait_for_a_retry_delay(
     client: rs.Client, topic_name: str, caplog: pytest.LogCaptureFixture, key_ordered: bool
@@ -403,7 +402,7 @@ def test_stop_does_not_wait_for_a_retry_delay(
     assert pipeline.state is rs.PipelineState.STOPPED
     assert pipeline.stats.in_flight == 0
     _wait_until(lambda: not _timer_threads() - before)
-    rest = {m.payload for m in unacked_messages(client.url, topic_name, "work", "Shared")}
+    rest = {m.payload for m in unacked_messages(client, topic_name, "work", "Shared")}
     assert rest == ({b"0", b"1"} if key_ordered else {b"0"})
 
 

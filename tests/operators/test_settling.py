@@ -1,4 +1,7 @@
-"""filter, batch and the stall watchdog against local Pulsar: no credit leaks, no deadlock."""
+"""filter, batch and the stall watchdog on a consumer: no credit leaks, no deadlock.
+
+On MemoryPulsar; process, batch and the acknowledger together also against local Pulsar.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from reactivex import operators as ops
 
 import rxstargate as rs
 from rxstargate import operators as rso
+from tests.conftest import Backend
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leaked_threads")]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-WAIT = 30.0
+WAIT = 10.0
 
 
 def fill(topic: rs.Topic, count: int) -> None:
@@ -83,9 +87,9 @@ def test_the_watchdog_reports_a_stage_that_neither_settles_nor_passes_on(
 
 
 def test_process_then_batch_then_the_acknowledger_settles_everything(
-    client: rs.Client, topic_name: str
+    backend: Backend, topic_name: str
 ) -> None:
-    topic = client.topic(topic_name)
+    topic = backend.client().topic(topic_name)
     fill(topic, 100)
     sizes: list[int] = []
     errors: list[Exception] = []
