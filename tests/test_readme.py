@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
