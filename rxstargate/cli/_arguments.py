@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rxstargate._argtypes import at_least_one, port, positive_seconds
 from rxstargate._version import __version__
 from rxstargate.cli._common import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE, Parser, properties
 from rxstargate.cli._output import DIRECTIVES
@@ -73,36 +74,6 @@ examples:
   rxstargate demo --url ws://127.0.0.1:8080        against a running Pulsar WebSocket API"""
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
 def _connection(default: str) -> Parser:
     """The options every client command takes: where Pulsar is and the token."""
     parent = Parser(add_help=False)
@@ -138,11 +109,11 @@ def _add_local(commands: argparse._SubParsersAction[Parser]) -> None:
         ),
     )
     local.add_argument(
-        "--port", type=_port, default=8080, help="WebSocket API port (0 picks a free one; 8080)"
+        "--port", type=port, default=8080, help="WebSocket API port (0 picks a free one; 8080)"
     )
     local.add_argument(
         "--broker-port",
-        type=_port,
+        type=port,
         default=6650,
         help="Pulsar binary protocol port (0 picks a free one; default 6650)",
     )
@@ -186,7 +157,7 @@ def _add_demo(commands: argparse._SubParsersAction[Parser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--messages", type=_positive, default=20_000, help="how many orders (default 20000)"
+        "--messages", type=at_least_one, default=20_000, help="how many orders (default 20000)"
     )
 
 
@@ -201,17 +172,22 @@ def _add_tail_positions(where: argparse._ArgumentGroup) -> None:
         help="latest (default: new messages only), earliest, -N (the last N) or a message id",
     )
     where.add_argument(
-        "-n", "--last", type=_positive, default=None, metavar="N", help="the last N, as --start -N"
+        "-n",
+        "--last",
+        type=at_least_one,
+        default=None,
+        metavar="N",
+        help="the last N, as --start -N",
     )
     where.add_argument(
-        "-c", "--count", type=_positive, default=None, metavar="N", help="exit after N messages"
+        "-c", "--count", type=at_least_one, default=None, metavar="N", help="exit after N messages"
     )
     where.add_argument(
         "-e", "--exit", action="store_true", help="exit once the end of the topic is printed"
     )
     where.add_argument(
         "--idle",
-        type=_seconds,
+        type=positive_seconds,
         default=1.0,
         metavar="SECONDS",
         help="silence that counts as the end where the end cannot be asked for (default 1)",

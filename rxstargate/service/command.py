@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from rxstargate._argtypes import at_least_one, port, positive_seconds
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.options import SubscriptionType
 from rxstargate.service._logs import LOG_FORMATS, configure_logging
@@ -38,32 +39,9 @@ consumers then share their subscriptions: Exclusive ones and readers are refused
 that dies is restarted after a growing delay, and one metrics port serves them all."""
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {value}")
-    return value
-
-
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 86_400:
+    value = positive_seconds(text)
+    if value > 86_400:
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most a day, not {text}")
     return value
 
@@ -83,14 +61,14 @@ def add_run_parser(commands: Any) -> argparse.ArgumentParser:
     run.add_argument("app", metavar="APP", help="a TOML file, or module:attribute naming an rs.App")
     run.add_argument(
         "--processes",
-        type=_count,
+        type=at_least_one,
         default=None,
         metavar="N",
         help="run N supervised worker processes (default: the app in this process)",
     )
     run.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port,
         default=None,
         metavar="PORT",
         help="serve /metrics, /healthz and /readyz on this port (0 picks a free one)",
