@@ -19,8 +19,9 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+
+from rxstargate._server_time import format_time, parse_time
 
 __all__ = [
     "Command",
@@ -38,69 +39,14 @@ __all__ = [
 ]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
-_ISO_OFFSET_DATE_TIME = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
-    r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,9}))?)?"
-    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2})(?::(?P<os>[0-9]{2}))?)"
-)
 
 ACK = "ack"
 NACK = "negativeAcknowledge"
 PERMIT = "permit"
 UNSUBSCRIBE = "unsubscribe"
 END_OF_TOPIC = "isEndOfTopic"
-
-
-# --- times --------------------------------------------------------------------------------------
-
-
-def format_time(epoch_millis: int) -> str:
-    """Epoch milliseconds as a UTC JVM writes them: only the fraction digits needed.
-
-    Example:
-        >>> format_time(1635548498960)
-        '2021-10-29T23:01:38.96Z'
-    """
-    seconds, millis = divmod(epoch_millis, 1000)
-    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    if millis:
-        text += "." + f"{millis:03d}".rstrip("0")
-    return text + "Z"
-
-
-def parse_time(text: str) -> int:
-    """Epoch milliseconds of an ``ISO_OFFSET_DATE_TIME`` text (strict, as Java parses it).
-
-    Raises:
-        ValueError: for what Java refuses: no offset, no ``T``, an offset over 18 hours.
-
-    Example:
-        >>> parse_time("2021-10-29T16:01:38.967-07:00")
-        1635548498967
-    """
-    match = _ISO_OFFSET_DATE_TIME.fullmatch(text)
-    if match is None:
-        raise ValueError(f"Text '{text}' could not be parsed as ISO_OFFSET_DATE_TIME")
-    year, month, day = (int(part) for part in match["date"].split("-"))
-    try:
-        local = datetime(
-            year, month, day, int(match["hour"]), int(match["minute"]), int(match["second"] or 0)
-        )
-    except ValueError as exc:
-        raise ValueError(f"Text '{text}' could not be parsed: {exc}") from None
-    offset = timedelta(0)
-    if match["sign"]:
-        minutes, extra = int(match["om"]), int(match["os"] or 0)
-        offset = timedelta(hours=int(match["oh"]), minutes=minutes, seconds=extra)
-        if minutes > 59 or extra > 59 or offset > timedelta(hours=18):
-            raise ValueError(f"Text '{text}' could not be parsed: offset out of range")
-        if match["sign"] == "-":
-            offset = -offset
-    seconds = (local.replace(tzinfo=UTC) - offset - _EPOCH) // timedelta(seconds=1)
-    return seconds * 1000 + int((match["fraction"] or "0").ljust(9, "0")[:3])
 
 
 # --- producer frames ------------------------------------------------------------------------------

@@ -113,8 +113,8 @@ def test_the_gateway_answers_end_of_topic_with_a_boolean(reached: bool) -> None:
 
 
 def test_the_gateway_writes_messages_with_the_fields_of_the_docs_frame() -> None:
+    from rxstargate._server_time import parse_time
     from rxstargate.local._gateway._receiving import message_frame
-    from rxstargate.local._gateway._time import parse_time
 
     documented = _json(golden.CONSUMER_MESSAGE_DOCS)
     payload = base64.b64decode(documented["payload"])
@@ -140,14 +140,14 @@ def test_the_gateway_writes_event_time_and_key_only_when_set() -> None:
 
 @pytest.mark.parametrize(("text", "millis"), golden.TIMES)
 def test_the_gateway_parses_pulsar_times(text: str, millis: int) -> None:
-    from rxstargate.local._gateway._time import parse_time
+    from rxstargate._server_time import parse_time
 
     assert parse_time(text) == millis
 
 
 @pytest.mark.parametrize(("text", "millis"), golden.UTC_TEXTS)
 def test_the_gateway_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
-    from rxstargate.local._gateway._time import format_time
+    from rxstargate._server_time import format_time
 
     assert format_time(millis) == text
 

@@ -120,7 +120,7 @@ def test_the_plain_ack_shortcut_reads_commands_as_json_does(text: str) -> None:
 def test_times_formatted_from_the_cache_match_the_calendar() -> None:
     from datetime import UTC, datetime
 
-    from rxstargate.local._gateway._time import format_time
+    from rxstargate._server_time import format_time
 
     for millis in [0, 1, 10, 120, 999, 1_000, 1_635_548_498_967, 1_764_439_200_500]:
         for step in (0, 1, 999, 86_400_000):

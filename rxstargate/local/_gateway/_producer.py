@@ -16,8 +16,8 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from rxstargate._server_time import parse_time
 from rxstargate.local._gateway._offloop import off_loop
-from rxstargate.local._gateway._time import parse_time
 from rxstargate.local._gateway._wire import Outbox
 
 _OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'

@@ -17,8 +17,8 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from rxstargate._server_time import format_time
 from rxstargate.local._gateway._offloop import off_loop
-from rxstargate.local._gateway._time import format_time
 from rxstargate.local._gateway._wire import Outbox, finish_close, send_close_without_status
 
 _POLL_MILLIS = 200

@@ -1,9 +1,9 @@
-"""Pulsar's WebSocket timestamps, as the gateway writes and reads them.
+"""Pulsar's WebSocket timestamps, as the server side writes and reads them.
 
 Pulsar formats ``publishTime`` and ``eventTime`` with Java's ``ISO_OFFSET_DATE_TIME`` (its
 ``DateFormatter``) and parses a producer's ``eventTime`` with the same formatter. This module is
-the gateway's own reading of that formatter, kept apart from the client's so that one mistake
-cannot pass the tests of both sides.
+the server side's own reading of that formatter (local Pulsar's gateway and MemoryPulsar share
+it), kept apart from the client's so that one mistake cannot pass the tests of both sides.
 
 Formatting: ``yyyy-MM-ddTHH:mm:ss``, then only the fraction digits needed (``.967``, ``.96``,
 ``.5`` or none), then ``Z`` (the gateway runs in UTC, as a JVM whose default zone is UTC).
@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime, timedelta
+
+__all__ = ["format_time", "parse_time"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO_OFFSET_DATE_TIME = re.compile(
