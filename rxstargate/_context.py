@@ -118,6 +118,16 @@ class ClientContext:
             self._streams.pop(key, None)
             self._ending.pop(key, None)
 
+    def holds(self, topic: TopicName, subscription: str, other_than: int) -> bool:
+        """Whether another consumer of this client, live or ending, is on the subscription."""
+        with self._lock:
+            handles = [
+                handle
+                for key, handle in [*self._streams.items(), *self._ending.items()]
+                if key != other_than
+            ]
+        return any(h.topic == topic and h.subscription == subscription for h in handles)
+
     def on_close(self, hook: Callable[[float], None]) -> int:
         """Have ``close()`` call ``hook(deadline)`` (for work that is not a stream); a key.
 

@@ -46,6 +46,7 @@ from rxstargate._seam import Transport
 from rxstargate._settler import Settler
 from rxstargate.exceptions import (
     AckError,
+    ConflictError,
     ConnectionClosedError,
     ProtocolError,
     SchemaError,
@@ -60,6 +61,7 @@ __all__ = ["ReceiverSpec", "observe"]
 log = logging.getLogger("rxstargate.receiver")
 
 _PIN_TIMEOUT = 1.0  # seconds a reader from "latest" waits to learn where that was
+_OWN_CLOSE_SETTLE = 1.0  # seconds the server may take to free a subscription we closed
 
 
 class _End:
@@ -178,7 +180,7 @@ class _Session:
     def _open(self) -> tuple[Transport, Settler]:
         with self._lock:
             reopen = self._state.reopen()
-        conn = self._context.open(self._spec.url(self._context, reopen), self._spec.topic.topic)
+        conn = self._connect(self._spec.url(self._context, reopen))
         with self._lock:
             opened = None if self._stopped.is_set() else self._state.opened(time.monotonic())
             if opened is not None:
@@ -191,6 +193,30 @@ class _Session:
         if self._spec.on_open is not None:
             self._spec.on_open()
         return conn, Settler(self._state, opened[0], conn, self._lock, self._context)
+
+    def _connect(self, url: str) -> Transport:
+        """Open the socket; a subscription that a consumer of this client is leaving is awaited.
+
+        ``take(n)`` hands on its completion before the consumer it ends is disposed, so the
+        next ``observe()`` of an Exclusive subscription can reach the server before the old
+        socket's close does and be refused (409) for a conflict that nobody made.
+        """
+        subscription = self._spec.subscription
+        give_up = time.monotonic() + self._context.transport.close_timeout + _OWN_CLOSE_SETTLE
+        last_own = -_OWN_CLOSE_SETTLE
+        while True:
+            try:
+                return self._context.open(url, self._spec.topic.topic)
+            except ConflictError:
+                now = time.monotonic()
+                if subscription is not None and self._context.holds(
+                    self._spec.topic, subscription, self._key
+                ):
+                    last_own = now
+                if now - last_own >= _OWN_CLOSE_SETTLE or now > give_up:
+                    raise
+            if self._stopped.wait(0.05):
+                raise _Stopped()
 
     def _receive_loop(self) -> None:
         try:

@@ -311,3 +311,51 @@ def test_close_waits_for_streams_that_ended_by_themselves(
             assert len(got) == 2
         left = {t for t in threading.enumerate() if t.name.startswith("rxstargate")} - before
         assert sorted(t.name for t in left) == []  # right after close(), not eventually
+
+
+def test_a_new_consumer_waits_for_this_clients_consumer_leaving_its_subscription(
+    memory: MemoryPulsar, topic_name: str
+) -> None:
+    """An Exclusive subscription this client is still closing is awaited, not a 409."""
+    refused = threading.Event()
+
+    def connect(url: str, config: Any, name: str) -> Any:
+        try:
+            return memory.connect(url, config, name)
+        except rs.ConflictError:
+            refused.set()
+            raise
+
+    memory.publish(topic_name, b"a")
+    memory.publish(topic_name, b"b")
+    with rs.Client(memory.url, connect=connect) as client:
+        topic = client.topic(topic_name)
+        first = topic.observe("only", subscription_initial_position="Earliest").subscribe()
+        got: list[bytes] = []
+        errors: list[Exception] = []
+        done = threading.Event()
+        topic.observe("only").pipe(ops.do(rs.acknowledger()), ops.take(2)).subscribe(
+            lambda m: got.append(m.payload), lambda e: (errors.append(e), done.set()), done.set
+        )
+        assert refused.wait(WAIT)  # the newcomer met the subscription still held
+        first.dispose()
+        assert done.wait(WAIT)
+        assert errors == []
+        assert got == [b"a", b"b"]
+
+
+def test_an_exclusive_subscription_can_be_consumed_again_right_after_take_ends(
+    backend: Backend, topic_name: str
+) -> None:
+    """A notebook cell run twice: take(n).run(), then observe the same subscription at once."""
+    with backend.client() as client:
+        topic = client.topic(topic_name)
+        producer = topic.producer()
+        for round_ in range(5):
+            producer.send(f"{round_}".encode())
+            got = (
+                topic.observe("again", subscription_initial_position="Earliest")
+                .pipe(ops.take(1), ops.do(rs.acknowledger()), ops.map(lambda m: m.payload))
+                .run()
+            )
+            assert got == f"{round_}".encode()
