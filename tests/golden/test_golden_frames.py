@@ -170,8 +170,8 @@ def test_the_gateway_reads_message_ids(encoded: str, position: tuple[int, int]) 
 
 
 def test_the_gateway_follows_pulsars_name_rule() -> None:
-    from rxstargate.local._gateway._paths import PathError, parse_path
-    from rxstargate.local._gateway._vocabulary import is_named_entity
+    from rxstargate._service_rules.paths import PathError, parse_path
+    from rxstargate._service_rules.vocabulary import is_named_entity
 
     assert all(is_named_entity(name) for name in golden.NAMED_ENTITIES)
     assert not any(is_named_entity(name) for name in golden.NOT_NAMED_ENTITIES)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from rxstargate._service_rules.params import ConsumerParams, ParamError, ProducerParams
 from rxstargate.local._gateway._commands import (
     INT_MAX,
     INT_MIN,
@@ -19,7 +20,6 @@ from rxstargate.local._gateway._consumer import (
     KICK_MAX_SECONDS,
     ConsumerSession,
 )
-from rxstargate.local._gateway._params import ConsumerParams, ParamError, ProducerParams
 from rxstargate.local._gateway._receiving import Credit
 from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS
 

@@ -21,8 +21,8 @@ from urllib.parse import unquote_plus
 
 import pulsar
 
+from rxstargate._service_rules.vocabulary import is_named_entity
 from rxstargate.local._gateway._refusals import creation_status
-from rxstargate.local._gateway._vocabulary import is_named_entity
 
 log = logging.getLogger("rxstargate.gateway")
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rxstargate._service_rules.params import ConsumerParams
 from rxstargate.local._gateway._commands import (
     ACK,
     END_OF_TOPIC,
@@ -20,7 +21,6 @@ from rxstargate.local._gateway._commands import (
     parse_command,
 )
 from rxstargate.local._gateway._dedup import ConsumerLedger
-from rxstargate.local._gateway._params import ConsumerParams
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 from rxstargate.local._gateway._redelivery import (
     BROKER_NACK_DELAY_MS,

@@ -12,16 +12,16 @@ from typing import Any, Protocol
 import pulsar
 from websockets.asyncio.server import ServerConnection
 
-from rxstargate.local._gateway._brokers import BrokerClients
-from rxstargate.local._gateway._catalog import PatternError, TopicCatalog
-from rxstargate.local._gateway._consumer import ConsumerSession
-from rxstargate.local._gateway._params import (
+from rxstargate._service_rules.params import (
     ConsumerParams,
     ParamError,
     ProducerParams,
     ReaderParams,
 )
-from rxstargate.local._gateway._paths import Endpoint, Route
+from rxstargate._service_rules.paths import Endpoint, Route
+from rxstargate.local._gateway._brokers import BrokerClients
+from rxstargate.local._gateway._catalog import PatternError, TopicCatalog
+from rxstargate.local._gateway._consumer import ConsumerSession
 from rxstargate.local._gateway._producer import ProducerSession
 from rxstargate.local._gateway._reader import ReaderSession
 from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS

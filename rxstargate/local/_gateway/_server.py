@@ -14,12 +14,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from rxstargate._service_rules.paths import Endpoint, PathError, parse_path, select_topics
 from rxstargate.local._gateway._admin import AdminError, admin_topic, last_message_id
 from rxstargate.local._gateway._brokers import OPERATION_TIMEOUT_SECONDS, BrokerClients
 from rxstargate.local._gateway._catalog import TopicCatalog
 from rxstargate.local._gateway._liveness import Watchdog
 from rxstargate.local._gateway._opening import Opener, Session
-from rxstargate.local._gateway._paths import Endpoint, PathError, parse_path, select_topics
 from rxstargate.local._gateway._refusals import Refusal
 from rxstargate.local._keepalive import Keepalive
 

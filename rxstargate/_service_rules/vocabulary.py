@@ -1,7 +1,8 @@
-"""Pulsar's words on the wire that the gateway checks: enum constants and the name rule.
+"""Pulsar's words on the wire that the server side checks: enum constants and the name rule.
 
-The gateway keeps its own copy, taken from Pulsar's Java sources, instead of importing the
-client's enums and patterns, so that a mistake on one side cannot pass the tests of both.
+The server side (local Pulsar's gateway and MemoryPulsar) keeps its own copy, taken from Pulsar's
+Java sources, instead of importing the client's enums and patterns, so that a mistake on one side
+cannot pass the tests of both.
 """
 
 from __future__ import annotations

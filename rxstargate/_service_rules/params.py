@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rxstargate.local._gateway._vocabulary import ENUM_CONSTANTS
+from rxstargate._service_rules.vocabulary import ENUM_CONSTANTS
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _INT_MAX = 2**31 - 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import unquote_plus
 
-from rxstargate.local._gateway._vocabulary import is_named_entity
+from rxstargate._service_rules.vocabulary import is_named_entity
 
 _DOMAINS = ("persistent", "non-persistent")
 
