@@ -19,16 +19,17 @@ from reactivex import abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from rxstargate._config import redact_url
+from rxstargate._service_rules.params import ConsumerParams, ReaderParams
+from rxstargate._service_rules.paths import Endpoint, Route
 from rxstargate.exceptions import StargateConnectionError, handshake_error_for_status
 from rxstargate.models import MessageId
 from rxstargate.testing._consumer import ConsumerSocket
 from rxstargate.testing._endpoints import (
-    ConsumerParams,
-    ProducerParams,
-    ReaderParams,
     Refusal,
-    Route,
+    consumer_params,
     parse_path,
+    producer_params,
+    reader_params,
     topic_name,
 )
 from rxstargate.testing._faults import Faults
@@ -208,8 +209,8 @@ class Broker:
             raise Refusal(401, "Failed to authenticate")
 
     def _open(self, route: Route, query: dict[str, str], transport: MemoryTransport) -> Socket:
-        if route.kind == "producer":
-            params = ProducerParams.from_query(query)
+        if route.endpoint is Endpoint.PRODUCER:
+            params = producer_params(query)
             topic = self.topic(route.topic)
             if params.producer_name in topic.producer_names:
                 raise Refusal(
@@ -218,10 +219,10 @@ class Broker:
                     f" '{params.producer_name}' is already connected to topic",
                 )
             return ProducerSocket(self, transport, route, topic, params.producer_name)
-        if route.kind in ("consumer", "v3"):
-            return self._open_consumer(route, ConsumerParams.from_query(query), transport)
-        if route.kind == "reader":
-            return self._open_reader(route, ReaderParams.from_query(query), transport)
+        if route.endpoint in (Endpoint.CONSUMER, Endpoint.MULTI_TOPIC_CONSUMER):
+            return self._open_consumer(route, consumer_params(route, query), transport)
+        if route.endpoint is Endpoint.READER:
+            return self._open_reader(route, reader_params(query), transport)
         return PingPongSocket(self, transport, route)
 
     def _open_consumer(

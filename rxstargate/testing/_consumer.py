@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from reactivex import abc
 
+from rxstargate._service_rules.params import ConsumerParams
+from rxstargate._service_rules.paths import Endpoint, Route
 from rxstargate.models import MessageId
-from rxstargate.testing._endpoints import ConsumerParams, Route
 from rxstargate.testing._sockets import Socket
 from rxstargate.testing._topics import Entry, Subscription
 from rxstargate.testing._transport import MemoryTransport
@@ -74,7 +75,7 @@ class ConsumerSocket(Socket):
         self.priority_level = params.priority_level
         self.consumer_name = params.consumer_name
         self.subscriptions: list[Subscription] = []
-        self._multi = route.kind == "v3"
+        self._multi = route.endpoint is Endpoint.MULTI_TOPIC_CONSUMER
         self._dead_letter_base = dead_letter_base
         self._permits = 0
         self._in_window = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from rxstargate.testing._endpoints import Route
+from rxstargate._service_rules.paths import Route
 from rxstargate.testing._topics import Topic
 from rxstargate.testing._transport import MemoryTransport
 from rxstargate.testing._wire import (

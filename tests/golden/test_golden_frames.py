@@ -307,7 +307,8 @@ def test_memory_pulsar_finds_the_message_a_docs_id_names(
 
 
 def test_memory_pulsar_follows_pulsars_name_rule() -> None:
-    from rxstargate.testing._endpoints import Refusal, is_named_entity, parse_path
+    from rxstargate._service_rules.vocabulary import is_named_entity
+    from rxstargate.testing._endpoints import Refusal, parse_path
 
     assert all(is_named_entity(name) for name in golden.NAMED_ENTITIES)
     assert not any(is_named_entity(name) for name in golden.NOT_NAMED_ENTITIES)

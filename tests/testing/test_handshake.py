@@ -128,6 +128,8 @@ def test_a_malformed_topic_path_is_400(pulsar: MemoryPulsar, path: str) -> None:
         ("producer", "producerName=%20", "cannot be blank"),
         ("consumer", "subscriptionType=shared", "No enum constant"),
         ("consumer", "ackTimeoutMillis=500", "Ack timeout should be greater than 1000 ms"),
+        ("consumer", "ackTimeoutMillis=3000000000", 'For input string: "3000000000"'),
+        ("consumer", "negativeAckRedeliveryDelay=3000000000", "For input string"),
         ("consumer", "receiverQueueSize=-1", ""),
         ("consumer", "priorityLevel=-1", ""),
         ("consumer", "deadLetterTopic=dlq", "MaxRedeliverCount must be > 0."),
@@ -144,6 +146,22 @@ def test_a_bad_query_parameter_is_400_invalid_query_params(
     assert refusal.status_code == 400
     assert refusal.reason.startswith("Invalid query params: ")
     assert detail in refusal.reason
+
+
+def test_batching_options_are_read_only_when_batching_is_on(pulsar: MemoryPulsar) -> None:
+    path = "/ws/v2/producer/persistent/public/default/t?batchingMaxPublishDelay=0"
+    pulsar.connect(MemoryPulsar.url + path, rs.TransportConfig(), "raw")
+    assert len(pulsar.sockets("producer")) == 1  # ignored (not even parsed) without batching
+    refusal = _refusal(pulsar, f"{path}&batchingEnabled=true")
+    assert (refusal.status_code, refusal.reason) == (
+        400,
+        "Invalid query params: configured value for batching delay must be at least 1ms",
+    )
+
+
+def test_an_empty_subscription_is_400(pulsar: MemoryPulsar) -> None:
+    refusal = _refusal(pulsar, "/ws/v2/consumer/persistent/public/default/t/")
+    assert (refusal.status_code, refusal.reason) == (400, "Empty subscription name")
 
 
 def test_an_unknown_start_message_id_for_a_reader_is_500(pulsar: MemoryPulsar) -> None:
@@ -165,6 +183,11 @@ def test_a_multi_topic_consumer_needs_topics_or_a_pattern(
 ) -> None:
     refusal = _refusal(pulsar, f"/ws/v3/consumer/sub?{query}")
     assert (refusal.status_code, refusal.reason) == (400, detail)
+
+
+def test_a_listed_topic_of_an_unknown_domain_is_400(pulsar: MemoryPulsar) -> None:
+    refusal = _refusal(pulsar, "/ws/v3/consumer/sub?topics=a,durable://public/default/b")
+    assert (refusal.status_code, refusal.reason) == (400, "Invalid topic domain: 'durable'")
 
 
 def test_a_pattern_consumer_reads_the_matching_topics_of_its_namespace(
