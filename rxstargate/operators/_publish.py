@@ -29,8 +29,11 @@ def _nothing() -> None:
 
 
 def _default_message(item: Any) -> Any:
-    message = message_of(item)
-    payload = item.result if isinstance(item, Processed) else message.payload
+    if type(item) is Processed:  # the common case, straight from process()
+        message, payload = item.message, item.result
+    else:
+        message = message_of(item)
+        payload = item.result if isinstance(item, Processed) else message.payload
     if message.key is None and not message.properties:
         return payload  # the producer's fast path: nothing but a payload to send
     return OutgoingMessage(payload, key=message.key, properties=dict(message.properties) or None)
