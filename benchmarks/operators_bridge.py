@@ -22,6 +22,7 @@ printed too (Linux).
 
 from __future__ import annotations
 
+import statistics
 import sys
 import threading
 from typing import Any
@@ -107,7 +108,7 @@ def main() -> None:
                 print(f"      {line(runs[kind])}")
     print(
         f"   client CPU ratio bridge/(consume + produce): {min(ratios):.2f}-{max(ratios):.2f}x"
-        f" over {pairs} pairs (goal <= {GOAL}x)"
+        f" over {pairs} pairs, median {statistics.median(ratios):.2f}x (goal <= {GOAL}x)"
     )
 
 
