@@ -51,6 +51,18 @@ _OUTCOMES = (Nack, Leave)  # made once: ``Nack | Leave`` builds a new union at e
 _Job = Job[Message[Any]]
 
 
+class _Uncounted:
+    """Stands in for the ProcessingStats of a stage that was given none."""
+
+    __slots__ = ()
+
+    def add(self, name: str, count: int = 1) -> None:
+        """Counts nothing."""
+
+
+_UNCOUNTED = _Uncounted()
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
     """The checked arguments of one ``process`` stage (see ``process()``)."""
@@ -85,7 +97,8 @@ class Run:
         self._timeout = settings.timeout
         self._policy = settings.policy
         self._scheduler = settings.scheduler or TimeoutScheduler.singleton()
-        self._stats = settings.stats or ProcessingStats()
+        # Nobody reads counters that were not asked for: counting them would cost a lock each.
+        self._stats: ProcessingStats | _Uncounted = settings.stats or _UNCOUNTED
         self._lock = threading.Lock()
         self._delays: dict[_Job, SingleAssignmentDisposable] = {}  # waiting for a retry
         # Where calls run: a plain handler at concurrency 1 runs on the thread that starts it
