@@ -29,6 +29,7 @@ from typing import Any
 
 import reactivex as rx
 from _client_util import Run, fresh_topic, local_pulsar, measure, measure_stage
+from reactivex import operators as ops
 
 import rxstargate as rs
 import rxstargate.operators as rso
@@ -65,6 +66,31 @@ def bridge(client: rs.Client, source: rs.Topic, messages: int, subscription: str
     return run
 
 
+def at_once(client: rs.Client, source: rs.Topic, payloads: list[bytes], subscription: str) -> Run:
+    """Consuming the backlog and producing the same payloads at the same time, uncoupled."""
+    producer = client.topic(fresh_topic("bench-plain")).producer(max_in_flight=WINDOW)
+    producer.send(b"warm-up")  # connect outside the timing
+    done = threading.Event()
+    errors: list[Exception] = []
+    sink = rs.acknowledger(on_error=errors.append, on_completed=done.set)
+    stream = source.observe(
+        subscription, subscription_type="Shared", start="earliest", max_in_flight=WINDOW
+    )
+    holder: list[Any] = []
+
+    def work() -> None:
+        holder.append(stream.pipe(ops.take(len(payloads))).subscribe(sink))
+        send_all(producer, payloads)
+        if not done.wait(TIMEOUT) or errors:
+            raise RuntimeError(f"the backlog was not settled: {errors or 'timed out'}")
+
+    run = measure("at once", len(payloads), work)
+    holder[0].dispose()
+    producer.close()
+    assert sink.acked == len(payloads), sink.acked
+    return run
+
+
 def consume(source: rs.Topic, messages: int, subscription: str) -> Run:
     return measure_stage("consume", source, messages, lambda s: s, subscription, WINDOW, TIMEOUT)
 
@@ -82,7 +108,8 @@ def main() -> None:
     messages = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     payloads = [b"b" * 100] * messages
-    ratios = []
+    ratios: list[float] = []
+    at_once_ratios: list[float] = []
     print(f"== bridge CPU vs consume + produce ({messages} messages of 100 B, client CPU only)")
     with local_pulsar() as url, rs.Client(url) as client:
         source = client.topic(fresh_topic("bench-bridge-in"))
@@ -90,25 +117,37 @@ def main() -> None:
         send_all(source.producer(max_in_flight=WINDOW), payloads)
         produce(client, payloads[:2000])  # warm the gateway and broker up
         for index in range(pairs):
-            kinds = ["consume", "produce", "bridge"]
-            kinds = kinds[index % 3 :] + kinds[: index % 3]
+            kinds = ["consume", "produce", "bridge", "at once"]
+            kinds = kinds[index % 4 :] + kinds[: index % 4]
             runs: dict[str, Run] = {}
             for kind in kinds:
                 if kind == "consume":
                     runs[kind] = consume(source, messages, f"consume-{index}")
                 elif kind == "produce":
                     runs[kind] = produce(client, payloads)
-                else:
+                elif kind == "bridge":
                     runs[kind] = bridge(client, source, messages, f"bridge-{index}")
+                else:
+                    runs[kind] = at_once(client, source, payloads, f"at-once-{index}")
             halves = runs["consume"].cpu_us + runs["produce"].cpu_us
             ratio = runs["bridge"].cpu_us / halves
             ratios.append(ratio)
-            print(f"   pair {index + 1}: bridge/(consume + produce) = {ratio:.2f}x")
+            uncoupled = runs["bridge"].cpu_us / runs["at once"].cpu_us
+            at_once_ratios.append(uncoupled)
+            print(
+                f"   pair {index + 1}: bridge/(consume + produce) = {ratio:.2f}x;"
+                f" bridge/(both at once) = {uncoupled:.2f}x"
+            )
             for kind in kinds:
                 print(f"      {line(runs[kind])}")
     print(
         f"   client CPU ratio bridge/(consume + produce): {min(ratios):.2f}-{max(ratios):.2f}x"
         f" over {pairs} pairs, median {statistics.median(ratios):.2f}x (goal <= {GOAL}x)"
+    )
+    print(
+        f"   against consuming and producing at once, uncoupled (the gateway's pace, as the"
+        f" bridge's): {min(at_once_ratios):.2f}-{max(at_once_ratios):.2f}x,"
+        f" median {statistics.median(at_once_ratios):.2f}x"
     )
 
 
