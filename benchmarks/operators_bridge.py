@@ -1,33 +1,46 @@
-"""An at-least-once bridge, process() + publish(), vs a plain producer sending the same payloads.
+"""Client CPU of an at-least-once bridge vs consuming plus producing the same messages.
 
-Run: python benchmarks/operators_bridge.py [messages]
-The bridge consumes a backlog through a fresh Shared subscription (window 1,000), passes each
-payload through process(), publishes it to another topic (a producer with 1,000 in flight) and
-acks each input once its output is stored; it is timed until the last input is acked. The
-plain producer is the Producer as an Rx Observer sending the same payloads, timed to its last
-ack. The bridge also consumes and acks, so it does more work: goal >= 0.8x the producer.
+Run: python benchmarks/operators_bridge.py [messages] [pairs]
 
-A plain consumer (observe + acknowledger over the same backlog) is timed too: consuming then
-producing the same messages, each at its own best rate, takes 1/consume + 1/produce seconds per
-message, the rate a bridge reaches if its halves never overlap. The second ratio compares the
-bridge with that rate: above 1.0, pipelining overlaps the halves. Each run also prints the CPU
-per message of this process (client), and of local Pulsar's gateway and broker (Linux).
+Each pair, in one run against the same local Pulsar, measures this process's CPU time (the
+client's only: local Pulsar runs in processes of its own) for ``messages`` (default 10,000)
+payloads of 100 bytes, four ways, one after the other:
+
+- consume: a fresh Shared subscription reads the backlog (``max_in_flight=1000``) into the
+  acknowledger;
+- produce: a producer (``max_in_flight=1000``) as an Rx Observer sends the same payloads, to
+  its last ack;
+- bridge: a fresh subscription reads the backlog through ``process()`` and ``publish()`` to
+  another topic (a producer with 1,000 in flight) into the acknowledger: each input is acked
+  once its output is stored.
+
+- at once: the consume and the produce above at the same time, uncoupled.
+
+The bridge does the work of the first two, so the ratio reported per pair is
+``bridge CPU / (consume CPU + produce CPU)``, per message (goal <= 1.1x); the order of the
+runs rotates from pair to pair. The bridge runs at the pace of local Pulsar's gateway, which
+serves both its halves, and so do the halves run at once: ``bridge / at once`` is what
+coupling them through process() and publish() costs beyond that. Wall-clock rates and local
+Pulsar's CPU per message are printed too (Linux).
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import threading
 from typing import Any
 
 import reactivex as rx
 from _client_util import Run, fresh_topic, local_pulsar, measure, measure_stage
+from reactivex import operators as ops
 
 import rxstargate as rs
 import rxstargate.operators as rso
 
 WINDOW = 1000
 TIMEOUT = 300  # seconds a run may take before the benchmark gives up
+GOAL = 1.1
 
 
 def send_all(producer: rs.Producer[Any], payloads: list[bytes]) -> None:
@@ -39,10 +52,10 @@ def send_all(producer: rs.Producer[Any], payloads: list[bytes]) -> None:
         raise RuntimeError(f"not every payload was stored: {failed[:3] or 'timed out'}")
 
 
-def plain(client: rs.Client, payloads: list[bytes]) -> Run:
+def produce(client: rs.Client, payloads: list[bytes]) -> Run:
     producer = client.topic(fresh_topic("bench-plain")).producer(max_in_flight=WINDOW)
     producer.send(b"warm-up")  # connect outside the timing
-    return measure("plain producer", len(payloads), lambda: send_all(producer, payloads))
+    return measure("produce", len(payloads), lambda: send_all(producer, payloads))
 
 
 def bridge(client: rs.Client, source: rs.Topic, messages: int, subscription: str) -> Run:
@@ -52,49 +65,93 @@ def bridge(client: rs.Client, source: rs.Topic, messages: int, subscription: str
     def stage(stream: Any) -> Any:
         return stream.pipe(rso.process(lambda m: m.payload), rso.publish(target))
 
-    run = measure_stage(
-        "bridge process+publish", source, messages, stage, subscription, WINDOW, TIMEOUT
-    )
+    run = measure_stage("bridge", source, messages, stage, subscription, WINDOW, TIMEOUT)
     target.close()
     return run
 
 
-def consume(source: rs.Topic, messages: int, subscription: str) -> Run:
-    return measure_stage(
-        "plain consumer", source, messages, lambda s: s, subscription, WINDOW, TIMEOUT
+def at_once(client: rs.Client, source: rs.Topic, payloads: list[bytes], subscription: str) -> Run:
+    """Consuming the backlog and producing the same payloads at the same time, uncoupled."""
+    producer = client.topic(fresh_topic("bench-plain")).producer(max_in_flight=WINDOW)
+    producer.send(b"warm-up")  # connect outside the timing
+    done = threading.Event()
+    errors: list[Exception] = []
+    sink = rs.acknowledger(on_error=errors.append, on_completed=done.set)
+    stream = source.observe(
+        subscription, subscription_type="Shared", start="earliest", max_in_flight=WINDOW
     )
+    holder: list[Any] = []
+
+    def work() -> None:
+        holder.append(stream.pipe(ops.take(len(payloads))).subscribe(sink))
+        send_all(producer, payloads)
+        if not done.wait(TIMEOUT) or errors:
+            raise RuntimeError(f"the backlog was not settled: {errors or 'timed out'}")
+
+    run = measure("at once", len(payloads), work)
+    holder[0].dispose()
+    producer.close()
+    assert sink.acked == len(payloads), sink.acked
+    return run
+
+
+def consume(source: rs.Topic, messages: int, subscription: str) -> Run:
+    return measure_stage("consume", source, messages, lambda s: s, subscription, WINDOW, TIMEOUT)
+
+
+def line(run: Run) -> str:
+    where = "  ".join(
+        f"{p} {run.cpu_us_of(p):5.1f}"
+        for p in ("client", "gateway", "broker")
+        if p in run.processes
+    )
+    return f"{run.name:<8} {run.rate:>7.0f} msg/s, us CPU/msg: {where}"
 
 
 def main() -> None:
     messages = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     payloads = [b"b" * 100] * messages
+    ratios: list[float] = []
+    at_once_ratios: list[float] = []
+    print(f"== bridge CPU vs consume + produce ({messages} messages of 100 B, client CPU only)")
     with local_pulsar() as url, rs.Client(url) as client:
         source = client.topic(fresh_topic("bench-bridge-in"))
-        # each bridge's new subscription starts at the earliest message: the whole backlog
+        # each run's new subscription starts at the earliest message: the whole backlog
         send_all(source.producer(max_in_flight=WINDOW), payloads)
-        plain(client, payloads[:2000])  # warm the gateway and broker up
-        runs_plain, runs_consume, runs_bridge = [], [], []
-        for index in range(3):
-            runs_plain.append(plain(client, payloads))
-            runs_consume.append(consume(source, messages, f"consume-{index}"))
-            runs_bridge.append(bridge(client, source, messages, f"bridge-{index}"))
-    best_plain = max(runs_plain, key=lambda r: r.rate)
-    best_consume = max(runs_consume, key=lambda r: r.rate)
-    best_bridge = max(runs_bridge, key=lambda r: r.rate)
-    print(f"\n== bridge one topic to another ({messages} messages, best of 3 runs each)")
-    for run in [*runs_plain, *runs_consume, *runs_bridge]:
-        where = "  ".join(
-            f"{p} {run.cpu_us_of(p):5.1f}"
-            for p in ("client", "gateway", "broker")
-            if p in run.processes
-        )
-        print(f"   {run.name:<24} {run.rate:>8.0f} msg/s   us CPU/msg: {where}")
-    ratio = best_bridge.rate / best_plain.rate
-    print(f"   throughput ratio bridge/plain producer: {ratio:.2f}x (goal >= 0.8)")
-    halves = 1 / (1 / best_plain.rate + 1 / best_consume.rate)
+        produce(client, payloads[:2000])  # warm the gateway and broker up
+        for index in range(pairs):
+            kinds = ["consume", "produce", "bridge", "at once"]
+            kinds = kinds[index % 4 :] + kinds[: index % 4]
+            runs: dict[str, Run] = {}
+            for kind in kinds:
+                if kind == "consume":
+                    runs[kind] = consume(source, messages, f"consume-{index}")
+                elif kind == "produce":
+                    runs[kind] = produce(client, payloads)
+                elif kind == "bridge":
+                    runs[kind] = bridge(client, source, messages, f"bridge-{index}")
+                else:
+                    runs[kind] = at_once(client, source, payloads, f"at-once-{index}")
+            halves = runs["consume"].cpu_us + runs["produce"].cpu_us
+            ratio = runs["bridge"].cpu_us / halves
+            ratios.append(ratio)
+            uncoupled = runs["bridge"].cpu_us / runs["at once"].cpu_us
+            at_once_ratios.append(uncoupled)
+            print(
+                f"   pair {index + 1}: bridge/(consume + produce) = {ratio:.2f}x;"
+                f" bridge/(both at once) = {uncoupled:.2f}x"
+            )
+            for kind in kinds:
+                print(f"      {line(runs[kind])}")
     print(
-        f"   bridge/(consume, then produce): {best_bridge.rate / halves:.2f}x"
-        f" ({halves:.0f} msg/s if the halves did not overlap)"
+        f"   client CPU ratio bridge/(consume + produce): {min(ratios):.2f}-{max(ratios):.2f}x"
+        f" over {pairs} pairs, median {statistics.median(ratios):.2f}x (goal <= {GOAL}x)"
+    )
+    print(
+        f"   against consuming and producing at once, uncoupled (the gateway's pace, as the"
+        f" bridge's): {min(at_once_ratios):.2f}-{max(at_once_ratios):.2f}x,"
+        f" median {statistics.median(at_once_ratios):.2f}x"
     )
 
 

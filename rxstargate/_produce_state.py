@@ -60,7 +60,8 @@ class Submission(Generic[H]):
 
     Attributes:
         context: its context id, unique within the producer, kept across reopens.
-        frame: its encoded send frame (empty when it cannot be sent).
+        frame: its encoded send frame; empty when it cannot be sent, and once settled (nothing
+            sends it again, and its slot may be held a while longer by a slow ``acks``).
         correlation: the ``correlation`` of its OutgoingMessage, else None.
         handle: the driver's: whoever waits for its ack (opaque to the core).
         ack: its fate once settled (ok, failed by the broker, refused or closed), else None.
@@ -233,6 +234,7 @@ class ProduceState(Generic[H]):
             frame.error_msg,
             submission.correlation,
         )
+        submission.frame = b""
         submission.stage = SETTLED
         self._undelivered += 1
         return submission
@@ -277,6 +279,7 @@ class ProduceState(Generic[H]):
             submission.ack = failed_ack(
                 submission.context, ClientResult.CLOSED, reason, submission.correlation
             )
+            submission.frame = b""
             submission.stage = SETTLED
         self._undelivered += len(leftover)
         return leftover

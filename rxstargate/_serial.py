@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import abc
 
@@ -25,6 +25,7 @@ __all__ = ["HandOff", "SerialObserver"]
 log = logging.getLogger("rxstargate.operators")
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 _COMPLETED = object()
 
@@ -120,20 +121,25 @@ def _terminal(call: Callable[..., None], *args: Any) -> None:
 
 
 class HandOff(Generic[T]):
-    """Emits to a :class:`SerialObserver` on a thread of its own, in the order handed over.
+    """Emits to ``observer`` on a thread of its own, in the order handed over.
 
+    ``observer`` is a :class:`SerialObserver`, or anything with its contract for a single
+    emitting thread (``operators._emit.InlineObserver``): this thread is its only emitter.
     The thread starts with the first item and ends after a terminal event was delivered, or
     on :meth:`stop` (what is still queued is then dropped). Handing over never blocks: the
-    queue is bounded by what the caller has in flight (a stream's credit).
+    queue is bounded by what the caller has in flight (a stream's credit). The thread takes
+    what was queued all at once and is woken only when it waits, so a burst of items costs
+    one wake-up, not one each.
     """
 
-    def __init__(self, observer: SerialObserver[T], name: str) -> None:
+    def __init__(self, observer: _Emitter[T], name: str) -> None:
         self._observer = observer
         self._name = name
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._queue: collections.deque[Any] = collections.deque()
         self._thread: threading.Thread | None = None
+        self._waiting = False  # the thread waits for items: wake it
         self._stopped = False
         self._ended = False
 
@@ -162,13 +168,14 @@ class HandOff(Generic[T]):
         with self._lock:
             if self._stopped or self._ended:
                 return
-            if item is _COMPLETED or isinstance(item, _Error):
+            if item is _COMPLETED or type(item) is _Error:
                 self._ended = True
             self._queue.append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            else:
+            elif self._waiting:
+                self._waiting = False
                 self._ready.notify()
 
     def _run(self) -> None:
@@ -176,18 +183,35 @@ class HandOff(Generic[T]):
         while True:
             with self._lock:
                 while not self._queue and not self._stopped:
+                    self._waiting = True
                     self._ready.wait()
                 if self._stopped:
                     return
-                item = self._queue.popleft()
-            if item is _COMPLETED:
-                observer.on_completed()
-            elif isinstance(item, _Error):
-                observer.on_error(item.error)
-            else:
-                observer.on_next(item)
-            if observer.ended:
-                with self._lock:
-                    self._stopped = True
-                    self._queue.clear()
-                return
+                items, self._queue = self._queue, collections.deque()
+            for item in items:
+                if self._stopped:
+                    return  # stop() drops what is queued, taken already or not
+                if item is _COMPLETED:
+                    observer.on_completed()
+                elif type(item) is _Error:
+                    observer.on_error(item.error)
+                else:
+                    observer.on_next(item)
+                if observer.ended:
+                    with self._lock:
+                        self._stopped = True
+                        self._queue.clear()
+                    return
+
+
+class _Emitter(Protocol[T_contra]):
+    """What :class:`HandOff` emits to: an observer that knows when it has ended."""
+
+    @property
+    def ended(self) -> bool: ...
+
+    def on_next(self, value: T_contra) -> None: ...
+
+    def on_error(self, error: Exception) -> None: ...
+
+    def on_completed(self) -> None: ...

@@ -10,9 +10,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxstargate._producer import Producer, send_error_for
-from rxstargate._serial import HandOff, SerialObserver
+from rxstargate._serial import HandOff
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
+from rxstargate.operators._emit import InlineObserver
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._filter import message_of
 from rxstargate.operators._outcomes import Processed
@@ -28,8 +29,11 @@ def _nothing() -> None:
 
 
 def _default_message(item: Any) -> Any:
-    message = message_of(item)
-    payload = item.result if isinstance(item, Processed) else message.payload
+    if type(item) is Processed:  # the common case, straight from process()
+        message, payload = item.message, item.result
+    else:
+        message = message_of(item)
+        payload = item.result if isinstance(item, Processed) else message.payload
     if message.key is None and not message.properties:
         return payload  # the producer's fast path: nothing but a payload to send
     return OutgoingMessage(payload, key=message.key, properties=dict(message.properties) or None)
@@ -108,9 +112,11 @@ class _Publishing(Generic[T]):
         self._producer = producer
         self._build = build
         self._policy = policy
-        # Emitted on a thread of its own: acks arrive on the producer's receive thread,
-        # which must never wait for downstream stages.
-        self._out = HandOff(SerialObserver(observer), f"rxstargate-publish-{producer.topic.topic}")
+        # Emitted on a thread of its own: acks arrive on the producer's acks thread, which
+        # must never wait for downstream stages. That thread is the only emitter, so the
+        # observer needs no lock.
+        name = f"rxstargate-publish-{producer.topic.topic}"
+        self._out = HandOff(InlineObserver(observer), name)
         self._lock = threading.Lock()
         self._pending = 0
         self._upstream_done = False

@@ -47,7 +47,20 @@ __all__ = ["ProcessSettings", "Run"]
 log = logging.getLogger("rxstargate.operators")
 
 _Start = Start[Message[Any]]
+_OUTCOMES = (Nack, Leave)  # made once: ``Nack | Leave`` builds a new union at each call
 _Job = Job[Message[Any]]
+
+
+class _Uncounted:
+    """Stands in for the ProcessingStats of a stage that was given none."""
+
+    __slots__ = ()
+
+    def add(self, name: str, count: int = 1) -> None:
+        """Counts nothing."""
+
+
+_UNCOUNTED = _Uncounted()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +97,8 @@ class Run:
         self._timeout = settings.timeout
         self._policy = settings.policy
         self._scheduler = settings.scheduler or TimeoutScheduler.singleton()
-        self._stats = settings.stats or ProcessingStats()
+        # Nobody reads counters that were not asked for: counting them would cost a lock each.
+        self._stats: ProcessingStats | _Uncounted = settings.stats or _UNCOUNTED
         self._lock = threading.Lock()
         self._delays: dict[_Job, SingleAssignmentDisposable] = {}  # waiting for a retry
         # Where calls run: a plain handler at concurrency 1 runs on the thread that starts it
@@ -100,7 +114,9 @@ class Run:
         # Inline calls without timers emit only inside upstream events, which the upstream
         # serializes already; otherwise calls end on other threads and emission needs a lock.
         self._observer: InlineObserver[Processed[Any]] | SerialObserver[Processed[Any]]
-        if self._inline and settings.timeout is None and settings.retry is None:
+        # Such a stage also has nothing for the lanes to decide: see _handle_here.
+        self._direct = self._inline and settings.timeout is None and settings.retry is None
+        if self._direct:
             self._observer = InlineObserver(observer, on_raised=self.dispose)
         else:
             self._observer = SerialObserver(observer, on_raised=self.dispose)
@@ -118,6 +134,9 @@ class Run:
             return
         if message.schema_error is not None:
             self._refuse(message)
+            return
+        if self._direct:
+            self._handle_here(message)
             return
         with self._lock:
             if self._lanes.ended:
@@ -175,6 +194,31 @@ class Run:
             self._loop.close()
 
     # -- calls ----------------------------------------------------------------------------
+
+    def _handle_here(self, message: Message[Any]) -> None:
+        """One call on the delivering thread, with no timeout or retry, settled at once.
+
+        What the lanes would decide here never varies (the call starts at once, on worker 0,
+        and its outcome is final; nothing waits behind it, since the upstream delivers one
+        message at a time), so this skips their bookkeeping, which would cost more than the
+        rest of the stage. As with the lanes, a stop during the call leaves its message
+        unsettled, counted out of ``received`` again.
+        """
+        if self._lanes.ended:
+            return  # after the end: left alone
+        self._stats.add("received")
+        try:
+            result = self._handle(message, 0)
+        except Exception as exc:
+            if self._lanes.ended:
+                self._stats.add("received", -1)
+            else:
+                self._failed(message, exc, 1)
+            return
+        if self._lanes.ended:
+            self._stats.add("received", -1)
+        else:
+            self._settle(message, result, 1)
 
     def _start(self, start: _Start) -> None:
         if self._pool is not None:
@@ -274,12 +318,15 @@ class Run:
                 self._observer.on_completed()
 
     def _succeeded(self, action: Succeeded[Message[Any]]) -> None:
+        self._settle(action.job.item, action.result, action.attempt)
+
+    def _settle(self, message: Message[Any], result: Any, attempt: int) -> None:
+        """A call succeeded on ``attempt``: emit its item, or settle as its outcome says."""
         self._stats.add("processed")
-        result, message = action.result, action.job.item
-        if not isinstance(result, Nack | Leave):
-            self._observer.on_next(processed(message, result, True, action.attempt))
+        if not isinstance(result, _OUTCOMES):
+            self._observer.on_next(processed(message, result, True, attempt))
         elif isinstance(result, Leave):
-            self._observer.on_next(processed(message, result.result, False, action.attempt))
+            self._observer.on_next(processed(message, result.result, False, attempt))
         else:
             with contextlib.suppress(AckError):
                 message.nack()

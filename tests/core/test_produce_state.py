@@ -92,6 +92,18 @@ def test_a_broker_failure_settles_the_message_as_failed() -> None:
     )
 
 
+def test_a_settled_message_lets_go_of_its_frame_while_its_ack_waits_for_delivery() -> None:
+    state = open_state()
+    stored, failed = admitted(state, b"a" * 1000), admitted(state, b"b" * 1000)
+    left = admitted(state, b"c" * 1000)
+    assert state.receive(ok("1")) is stored
+    assert state.receive(failure("2")) is failed
+    assert state.close() == [left]
+    # each still holds its slot until delivered, but no longer the frame nothing will send
+    assert (stored.frame, failed.frame, left.frame) == (b"", b"", b"")
+    assert state.slots_free == 0
+
+
 def test_a_slot_is_held_until_the_ack_was_delivered() -> None:
     state = open_state(max_in_flight=2)
     first, _ = admitted(state, b"1"), admitted(state, b"2")

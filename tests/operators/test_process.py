@@ -10,10 +10,19 @@ from typing import Any
 import pytest
 import reactivex as rx
 from reactivex import operators as ops
+from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
 
 import rxstargate as rs
-from rxstargate.operators import Leave, MessageHandler, Nack, Processed, Retry, process
+from rxstargate.operators import (
+    Leave,
+    MessageHandler,
+    Nack,
+    Processed,
+    ProcessingStats,
+    Retry,
+    process,
+)
 
 from .conftest import MessageFactory, RecordingSettler
 
@@ -277,3 +286,45 @@ def test_a_coroutine_past_its_timeout_is_cancelled_and_its_slot_freed(
     assert errors == []
     assert [p.result for p in out] == [b"fast"]
     assert cancelled == [b"slow"] and settler.nacked == [b"slow"]
+
+
+def test_at_concurrency_one_each_outcome_settles_its_message_and_the_counters_add_up(
+    make_message: MessageFactory, settler: RecordingSettler
+) -> None:
+    def work(message: rs.Message[Any]) -> Any:
+        number = int(message.payload)
+        if number % 3 == 0:
+            raise ValueError("bad")
+        if number % 3 == 1:
+            return Nack()
+        return number * 10
+
+    stats = ProcessingStats()
+    messages = [make_message(str(i).encode()) for i in range(9)]
+    out = run_all(rx.from_iterable(messages), process(work, stats=stats))
+    assert [p.result for p in out] == [20, 50, 80]
+    assert [p.attempts for p in out] == [1, 1, 1]
+    assert sorted(settler.nacked) == sorted(str(i).encode() for i in range(9) if i % 3 != 2)
+    assert settler.acked == [] and settler.twice == []
+    assert (stats.received, stats.processed, stats.failed, stats.in_flight) == (9, 6, 3, 0)
+
+
+def test_disposing_during_a_call_at_concurrency_one_leaves_its_message_unsettled(
+    make_message: MessageFactory, settler: RecordingSettler
+) -> None:
+    stats = ProcessingStats()
+    holder: list[Any] = []
+    emitted: list[Any] = []
+
+    def work(message: rs.Message[Any]) -> Any:
+        if message.payload == b"2":
+            holder[0].dispose()  # the stream ends while this call runs
+        return message.payload
+
+    subject: Subject[rs.Message[Any]] = Subject()
+    holder.append(subject.pipe(process(work, stats=stats)).subscribe(emitted.append))
+    for payload in (b"1", b"2", b"3"):
+        subject.on_next(make_message(payload))
+    assert [p.result for p in emitted] == [b"1"]
+    assert settler.acked == [] and settler.nacked == []
+    assert (stats.received, stats.processed, stats.in_flight) == (1, 1, 0)

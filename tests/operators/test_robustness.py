@@ -190,6 +190,44 @@ def test_serial_observer_ends_on_a_raising_observer_and_logs_a_raising_on_error(
     assert serial.ended
 
 
+def test_a_hand_off_delivers_bursts_in_order_on_its_thread_and_ends_on_a_raising_observer() -> None:
+    from rxstargate._serial import HandOff
+    from rxstargate.operators._emit import InlineObserver
+
+    seen: list[Any] = []
+    threads: set[str] = set()
+    ended = threading.Event()
+
+    class Picky(abc.ObserverBase[int]):
+        def on_next(self, value: int) -> None:
+            threads.add(threading.current_thread().name)
+            seen.append(value)
+            if value == 2500:
+                raise ValueError(value)
+
+        def on_error(self, error: Exception) -> None:
+            seen.append(error)
+            ended.set()
+
+        def on_completed(self) -> None:
+            seen.append("done")
+
+    hand_off: HandOff[int] = HandOff(InlineObserver(Picky()), "test-hand-off")
+    for burst in range(4):  # bursts from two threads, one after the other
+        values = range(burst * 1000, (burst + 1) * 1000)
+        if burst % 2:
+            thread = threading.Thread(target=lambda v=values: [hand_off.on_next(x) for x in v])
+            thread.start()
+            thread.join(WAIT)
+        else:
+            for value in values:
+                hand_off.on_next(value)
+    hand_off.on_completed()
+    assert ended.wait(WAIT)
+    assert seen[:-1] == list(range(2501)) and isinstance(seen[-1], ValueError)
+    assert threads == {"test-hand-off"} and hand_off.ended
+
+
 # -- acknowledger and batch with processed items ------------------------------------------
 
 
