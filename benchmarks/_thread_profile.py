@@ -10,6 +10,7 @@ Read the result with ``python -m pstats produce.prof`` (``sort tottime``, ``stat
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import pstats
 import threading
@@ -45,8 +46,6 @@ def profile_threads(path: str) -> Iterator[None]:
         stats = pstats.Stats(main)
         with lock:
             for profile in profiles:
-                try:
+                with contextlib.suppress(TypeError):  # a thread still running has no stats yet
                     stats.add(profile)
-                except TypeError:  # a thread still running has no stats yet
-                    pass
         stats.dump_stats(path)

@@ -18,12 +18,12 @@ into PREFIX-produce.prof and PREFIX-consume.prof (read with ``python -m pstats``
 from __future__ import annotations
 
 import argparse
+import functools
 import threading
 import time
 from collections.abc import Callable
 
 import pulsar
-import reactivex as rx
 from _client_util import Run, fresh_topic, local_pulsar_urls, measure
 from reactivex import operators as ops
 
@@ -199,8 +199,8 @@ def main() -> None:
             produced.append(
                 _pair(
                     "produce",
-                    lambda: produce_rx(ws_url, rx_topic, messages),
-                    lambda: produce_native(broker_url, native_topic, messages),
+                    functools.partial(produce_rx, ws_url, rx_topic, messages),
+                    functools.partial(produce_native, broker_url, native_topic, messages),
                     messages,
                 )
             )
@@ -209,8 +209,10 @@ def main() -> None:
             consumed.append(
                 _pair(
                     "consume",
-                    lambda: consume_rx(ws_url, rx_topic, messages, f"rx-{index}"),
-                    lambda: consume_native(broker_url, native_topic, messages, f"nt-{index}"),
+                    functools.partial(consume_rx, ws_url, rx_topic, messages, f"rx-{index}"),
+                    functools.partial(
+                        consume_native, broker_url, native_topic, messages, f"nt-{index}"
+                    ),
                     messages,
                 )
             )
