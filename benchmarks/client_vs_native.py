@@ -11,6 +11,9 @@ with a window of 1,000 (``observe()`` + ``acknowledger()``; ``subscribe`` + ``re
 ``acknowledge``). The figure is this process's CPU time (every thread, the official client's
 C++ threads included) per message, and the ratio rxstargate/official client per pair.
 
+``--threads`` shows, for the last pair, how rxstargate's CPU per message splits over its
+threads (CPU clocks of the threads alive at the end of each run).
+
 ``--profile PREFIX`` runs one more rxstargate produce and consume under cProfile (every thread)
 into PREFIX-produce.prof and PREFIX-consume.prof (read with ``python -m pstats``).
 """
@@ -22,6 +25,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import pulsar
 from _client_util import Run, fresh_topic, local_pulsar_urls, measure
@@ -32,6 +36,45 @@ import rxstargate as rs
 WINDOW = 1000
 PAYLOAD = b"x" * 100
 TIMEOUT = 300.0
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each live thread, by name without its topic."""
+    spent: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)
+            seconds = time.clock_gettime(clock)
+        except (OSError, ProcessLookupError):
+            continue  # it ended meanwhile
+        name = thread.name.split("-persistent:")[0].rsplit("-bench", 1)[0]
+        name = "-".join(name.split("-")[:2]) if name.startswith("rxstargate-") else name
+        spent[name] = spent.get(name, 0.0) + seconds
+    return spent
+
+
+class ThreadSplit:
+    """Per-thread CPU of the runs made while it is active (``--threads``)."""
+
+    active = False
+    last: ClassVar[dict[str, dict[str, float]]] = {}
+
+    @classmethod
+    def around(cls, label: str, messages: int, work: Callable[[], None]) -> Callable[[], None]:
+        if not cls.active:
+            return work
+
+        def measured() -> None:
+            before = thread_cpu()
+            work()
+            after = thread_cpu()
+            cls.last[label] = {
+                name: (after[name] - before.get(name, 0.0)) / messages * 1e6 for name in after
+            }
+
+        return measured
 
 
 def _native_client(broker_url: str) -> pulsar.Client:
@@ -51,7 +94,7 @@ def produce_rx(ws_url: str, topic: str, messages: int) -> tuple[Run, int]:
                 on_next(PAYLOAD)
             producer.flush(TIMEOUT)
 
-        run = measure("rxstargate produce", messages, work)
+        run = measure("rxstargate produce", messages, ThreadSplit.around("produce", messages, work))
         producer.close()
     return run, stored[0]
 
@@ -103,7 +146,9 @@ def consume_rx(ws_url: str, topic: str, messages: int, subscription: str) -> tup
             if not done.wait(TIMEOUT):
                 raise RuntimeError("rxstargate consume timed out")
 
-        run = measure("rxstargate consume+ack", messages, work)
+        run = measure(
+            "rxstargate consume+ack", messages, ThreadSplit.around("consume", messages, work)
+        )
     return run, sink.acked
 
 
@@ -186,7 +231,9 @@ def main() -> None:
     parser.add_argument("messages", nargs="?", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--profile", metavar="PREFIX")
+    parser.add_argument("--threads", action="store_true")
     args = parser.parse_args()
+    ThreadSplit.active = args.threads
     messages = args.messages
     with local_pulsar_urls() as (ws_url, broker_url):
         # warm the gateway and the broker up
@@ -220,6 +267,13 @@ def main() -> None:
             _profile(ws_url, messages, args.profile)
     _table("produce, client CPU per message", produced)
     _table("consume and ack, client CPU per message", consumed)
+    for label, split in ThreadSplit.last.items():
+        shown = ", ".join(
+            f"{name} {us:.1f}"
+            for name, us in sorted(split.items(), key=lambda i: -i[1])
+            if us > 0.05
+        )
+        print(f"\n   rxstargate {label}, us/msg by thread (last pair): {shown}")
 
 
 if __name__ == "__main__":
