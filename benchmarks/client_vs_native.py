@@ -13,7 +13,8 @@ C++ threads included) per message, and the ratio rxstargate/official client per 
 
 ``--threads`` shows, for the last pair, how rxstargate's CPU per message splits over its
 threads (CPU clocks of the threads still alive at the end of each run: a consumer's writer
-has ended by then, its share is in the process total only).
+has ended by then, its share is in the process total only), and how much of it was the cyclic
+garbage collector's.
 
 ``--profile PREFIX`` runs one more rxstargate produce and consume under cProfile (every thread)
 into PREFIX-produce.prof and PREFIX-consume.prof (read with ``python -m pstats``).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -56,24 +58,49 @@ def thread_cpu() -> dict[str, float]:
     return spent
 
 
+class _CollectorClock:
+    """CPU time spent in the cyclic garbage collector, on whichever thread it ran."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._started: dict[int, float] = {}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now, thread = time.thread_time(), threading.get_ident()
+        if phase == "start":
+            self._started[thread] = now
+        else:
+            self.spent += now - self._started.pop(thread, now)
+
+
 class ThreadSplit:
-    """Per-thread CPU of the runs made while it is active (``--threads``)."""
+    """Per-thread CPU of the runs made while it is active (``--threads``), and the garbage
+    collector's share of it."""
 
     active = False
     last: ClassVar[dict[str, dict[str, float]]] = {}
+    collector: _CollectorClock | None = None
 
     @classmethod
     def around(cls, label: str, messages: int, work: Callable[[], None]) -> Callable[[], None]:
         if not cls.active:
             return work
 
+        if cls.collector is None:
+            cls.collector = _CollectorClock()
+        collector = cls.collector
+
         def measured() -> None:
-            before = thread_cpu()
+            before, collected = thread_cpu(), collector.spent
             work()
             after = thread_cpu()
             cls.last[label] = {
                 name: (after[name] - before.get(name, 0.0)) / messages * 1e6 for name in after
             }
+            cls.last[label]["(of which the garbage collector)"] = (
+                (collector.spent - collected) / messages * 1e6
+            )
 
         return measured
 
