@@ -18,9 +18,9 @@ from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SingleAssignmentDisposable
-from reactivex.scheduler import TimeoutScheduler
 
 from rxstargate._serial import SerialObserver
+from rxstargate._timers import TimerScheduler
 from rxstargate.exceptions import AckError, ConfigurationError, SchemaError, StargateTimeoutError
 from rxstargate.models import Message
 from rxstargate.operators._emit import InlineObserver
@@ -83,7 +83,7 @@ class Run:
         )
         self._timeout = settings.timeout
         self._policy = settings.policy
-        self._scheduler = settings.scheduler or TimeoutScheduler.singleton()
+        self._scheduler = settings.scheduler or TimerScheduler.shared()
         self._stats = settings.stats or ProcessingStats()
         self._lock = threading.Lock()
         self._delays: dict[_Job, SingleAssignmentDisposable] = {}  # waiting for a retry
