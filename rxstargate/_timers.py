@@ -1,11 +1,13 @@
 """One timer thread for the operators' timeouts, retry delays and batch windows (an Rx scheduler).
 
 reactivex's ``TimeoutScheduler`` starts a thread per scheduled action (``threading.Timer``),
-about 125 us of CPU each, which a handler timeout pays on every message. :class:`TimerScheduler`
-keeps every pending action in one heap served by one thread ("rxstargate-timers"), started by
-the first action and ended once nothing was pending for ``idle_exit`` seconds. Actions run on
-that thread one at a time, so each should be short (ours only queue work or settle); what one
-raises is logged, never lost in a thread's traceback.
+about 125 us of CPU each, which a handler timeout pays on every message although nearly every
+one is cancelled (the handler returned in time). :class:`TimerScheduler` keeps every pending
+action in one heap served by one thread ("rxstargate-timers"), started by the first action and
+ended once nothing was pending for ``idle_exit`` seconds. An action that comes due runs on a
+thread of its own, as before ("rxstargate-timer-action"): it may call user code (a retried
+handler, a downstream observer, a dead-letter send), which must never hold up another stream's
+timeout. What an action raises is logged.
 """
 
 from __future__ import annotations
@@ -155,7 +157,12 @@ class TimerScheduler(PeriodicScheduler):
                 timer = self._next_due()
             if timer is None:
                 return
-            try:
-                timer.done.disposable = self.invoke_action(timer.action, timer.state)
-            except Exception:
-                log.exception("a scheduled action raised")
+            threading.Thread(
+                target=self._invoke, args=(timer,), name="rxstargate-timer-action", daemon=True
+            ).start()
+
+    def _invoke(self, timer: _Timer) -> None:
+        try:
+            timer.done.disposable = self.invoke_action(timer.action, timer.state)
+        except Exception:
+            log.exception("a scheduled action raised")

@@ -1,4 +1,4 @@
-"""The operators' timer scheduler: one thread, actions in due order, cancels, idle exit."""
+"""The operators' timer scheduler: one waiting thread, actions in due order, cancels, idle exit."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _timer_thread() -> threading.Thread | None:
     return next((t for t in threading.enumerate() if t.name == "rxstargate-timers"), None)
 
 
-def test_actions_run_in_due_order_on_one_thread() -> None:
+def test_actions_run_in_due_order_each_on_a_thread_of_its_own() -> None:
     timers = TimerScheduler(idle_exit=0.05)
     ran: list[tuple[str, str]] = []
     done = threading.Event()
@@ -32,13 +32,13 @@ def test_actions_run_in_due_order_on_one_thread() -> None:
         return action
 
     start = timers.now + timedelta(seconds=0.5)  # all are scheduled well before the first is due
-    timers.schedule_absolute(start + timedelta(seconds=0.06), record("third"))
-    timers.schedule_absolute(start + timedelta(seconds=0.03), record("second"))
+    timers.schedule_absolute(start + timedelta(seconds=0.4), record("third"))
+    timers.schedule_absolute(start + timedelta(seconds=0.2), record("second"))
     timers.schedule_absolute(start, record("first"))
-    timers.schedule_absolute(start + timedelta(seconds=0.09), record("fourth"))
+    timers.schedule_absolute(start + timedelta(seconds=0.6), record("fourth"))
     assert done.wait(WAIT)
     assert [name for name, _ in ran] == ["first", "second", "third", "fourth"]
-    assert {thread for _, thread in ran} == {"rxstargate-timers"}
+    assert {thread for _, thread in ran} == {"rxstargate-timer-action"}
 
 
 def test_a_cancelled_action_never_runs_and_the_thread_ends_once_idle() -> None:
@@ -95,3 +95,14 @@ def test_the_thread_comes_back_for_actions_scheduled_after_it_ended() -> None:
 
 def test_the_operators_share_one_scheduler() -> None:
     assert TimerScheduler.shared() is TimerScheduler.shared()
+
+
+def test_an_action_that_blocks_holds_up_no_other_timer() -> None:
+    timers = TimerScheduler(idle_exit=0.05)
+    release, other = threading.Event(), threading.Event()
+    timers.schedule(lambda *_: release.wait(WAIT))  # a handler that hangs, say
+    timers.schedule_relative(0.01, lambda *_: other.set())
+    try:
+        assert other.wait(WAIT)
+    finally:
+        release.set()
