@@ -22,6 +22,24 @@ SERVER_PIDS: dict[str, int] = {}
 
 
 @contextmanager
+def local_pulsar_urls() -> Iterator[tuple[str, str]]:
+    """The WebSocket and broker URLs of one Pulsar: RXSTARGATE_WS_URL and RXSTARGATE_BROKER_URL,
+    or local Pulsar with the gateway and the broker in their own processes."""
+    url, broker = os.environ.get("RXSTARGATE_WS_URL"), os.environ.get("RXSTARGATE_BROKER_URL")
+    if url and broker:
+        yield url, broker
+        return
+    with LocalPulsar() as local:
+        for name, pid in (("gateway", local.gateway_pid), ("broker", local.broker_pid)):
+            if pid is not None:
+                SERVER_PIDS[name] = pid
+        try:
+            yield local.ws_url, local.broker_url
+        finally:
+            SERVER_PIDS.clear()
+
+
+@contextmanager
 def local_pulsar() -> Iterator[str]:
     """A Pulsar WebSocket URL: RXSTARGATE_WS_URL, or local Pulsar with the gateway in a child."""
     url = os.environ.get("RXSTARGATE_WS_URL")
@@ -77,6 +95,7 @@ class Run:
     wall: float
     cpu: float
     processes: dict[str, float] = field(default_factory=dict)  # CPU seconds by process
+    system: float = 0.0  # of ``cpu``, seconds spent in the kernel (system calls, wake-ups)
 
     def cpu_us_of(self, process: str) -> float:
         """CPU per message of one process ("client", "gateway", "broker"), in µs."""
@@ -92,11 +111,11 @@ class Run:
 
 
 def measure(name: str, messages: int, work: Callable[[], None]) -> Run:
-    before, wall0 = process_cpu(), time.perf_counter()
+    before, kernel0, wall0 = process_cpu(), os.times().system, time.perf_counter()
     work()
-    wall, after = time.perf_counter() - wall0, process_cpu()
+    wall, after, kernel = time.perf_counter() - wall0, process_cpu(), os.times().system - kernel0
     spent = {key: after[key] - before.get(key, after[key]) for key in after}
-    return Run(name, messages, wall, spent["client"], spent)
+    return Run(name, messages, wall, spent["client"], spent, kernel)
 
 
 def report(title: str, plain: list[Run], rx: list[Run]) -> None:

@@ -3,7 +3,8 @@
 Run: python benchmarks/operators_cpu.py [messages]
 Both read the same backlog through a fresh Shared subscription (window 1,000), apply a trivial
 fn and ack every message. CPU is this process's CPU time (every thread; local Pulsar runs in
-child processes, so it is not counted). Goal: process/map CPU per message <= 1.25x.
+child processes, so it is not counted). Goal: process/map CPU per message <= 1.25x. A third
+variant gives each call a timeout (one timer scheduled and cancelled per message).
 """
 
 from __future__ import annotations
@@ -56,18 +57,29 @@ def main() -> None:
         # each run's new subscription starts at the earliest message: the whole backlog
         fill(topic, messages)
         run("warm-up", topic, messages, ops.map(fn), "warm-up")
-        runs_map, runs_process = [], []
+        runs_map, runs_process, runs_timeout = [], [], []
         for index in range(3):
             runs_map.append(run("ops.map(fn)", topic, messages, ops.map(fn), f"map-{index}"))
             runs_process.append(
                 run("rso.process(fn)", topic, messages, rso.process(fn), f"process-{index}")
             )
+            runs_timeout.append(
+                run(
+                    "process(timeout=30)",
+                    topic,
+                    messages,
+                    rso.process(fn, timeout=30),
+                    f"process-timeout-{index}",
+                )
+            )
     print(f"\n== CPU per message, trivial fn ({messages} messages, best of 3 runs each)")
-    for result in [*runs_map, *runs_process]:
+    for result in [*runs_map, *runs_process, *runs_timeout]:
         print(f"   {result.name:<18} {result.rate:>8.0f} msg/s   {result.cpu_us:>7.1f} us CPU/msg")
     cpu_map = min(r.cpu_us for r in runs_map)
     cpu_process = min(r.cpu_us for r in runs_process)
     print(f"   CPU/msg ratio process/map: {cpu_process / cpu_map:.2f}x (goal <= 1.25)")
+    cpu_timeout = min(r.cpu_us for r in runs_timeout)
+    print(f"   CPU/msg ratio process(timeout=30)/map: {cpu_timeout / cpu_map:.2f}x (a timer each)")
 
 
 if __name__ == "__main__":

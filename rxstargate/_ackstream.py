@@ -101,25 +101,36 @@ class AckStream:
         """True when called from an observer, a future's done-callback or a callback."""
         return self._thread is threading.current_thread()
 
-    def hand_over(self, submission: Submission[Handle]) -> bool:
-        """Queue a settled message for the acks thread, when something there waits for it.
+    def hand_over(self, settled: list[Submission[Handle]]) -> list[Submission[Handle]]:
+        """Queue for the acks thread the settled messages something there waits for.
 
-        Returns False when nothing does (no observer, and no future or callback), or the
-        stream ended: the caller then finishes it and counts it delivered. The producer calls
-        this and :meth:`end` under its lock, so nothing is handed over after the end.
+        Returns the others, in order: those nothing waits for (no observer, and no future
+        or callback), or all of them once the stream ended. The caller finishes those and
+        counts them delivered. The producer calls this and :meth:`end` under its lock, so
+        nothing is handed over after the end. One batch is one hand-off to the thread.
         """
-        if self._ended:
-            return False
-        handle = submission.handle
-        if (handle is None or isinstance(handle, threading.Event)) and not self._fanout.observed:
-            return False
+        if self._ended or not settled:
+            return settled
+        rest: list[Submission[Handle]] = []
+        if self._fanout.observed:
+            taken = settled
+        else:
+            taken = []
+            for submission in settled:
+                handle = submission.handle
+                if handle is None or isinstance(handle, threading.Event):
+                    rest.append(submission)
+                else:
+                    taken.append(submission)
+            if not taken:
+                return rest
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name=f"rxstargate-acks-{self._name}", daemon=True
             )
             self._thread.start()
-        self._queue.put(submission)
-        return True
+        self._queue.put(taken)
+        return rest
 
     def end(self, error: Exception | None) -> None:
         """Complete (or fail) the stream after what was handed over so far."""
@@ -153,11 +164,12 @@ class AckStream:
                     self._delivered(done)
                 fanout.end(item.error)
                 return
-            if fanout.observed:
-                fanout.on_next(item.ack)
-            if item.handle is not None:
-                finish(item)
-            done.append(item)
-            if len(done) >= _GIVE_BACK_EVERY:
-                self._delivered(done)
-                done = []
+            for submission in item:
+                if fanout.observed:
+                    fanout.on_next(submission.ack)
+                if submission.handle is not None:
+                    finish(submission)
+                done.append(submission)
+                if len(done) >= _GIVE_BACK_EVERY:
+                    self._delivered(done)
+                    done = []

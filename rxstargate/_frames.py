@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -32,6 +33,14 @@ __all__ = [
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _loads = json.loads
+#: The JSON scanner behind ``json.loads``, called directly: ``loads`` spends as long again
+#: on type checks and two whitespace searches around it. Anything unusual goes to ``loads``.
+_decoder: Any = json.JSONDecoder()
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once
+#: A str as a JSON string literal: as ``_dumps`` writes it (non-ASCII kept) and as
+#: ``json.dumps`` does (non-ASCII escaped). Both are C functions.
+_quoted: Callable[[str], str] = json.encoder.encode_basestring
+_quoted_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 class _Base64(fields.Field[bytes]):
@@ -105,6 +114,12 @@ class ProducerAckFrame(NamedTuple):
 
 
 def _parse(text: str) -> Any:
+    try:
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, ValueError, RecursionError):
+        pass  # loads raises the error it is known for, or takes the whitespace around it
     try:
         return _loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
@@ -209,10 +224,17 @@ def encode_send(
         >>> encode_send(b"hi", "1", key="k")
         '{"payload":"aGk=","context":"1","key":"k"}'
     """
-    frame: dict[str, Any] = {
-        "payload": binascii.b2a_base64(payload, newline=False).decode("ascii"),
-        "context": context,
-    }
+    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
+    if (
+        key is None
+        and not properties
+        and event_time is None
+        and deliver_at is None
+        and deliver_after_ms is None
+        and not replication_clusters
+    ):  # the common shape, written without the general encoder (same text)
+        return '{"payload":"' + encoded + '","context":' + _quoted(context) + "}"
+    frame: dict[str, Any] = {"payload": encoded, "context": context}
     if key is not None:
         frame["key"] = key
     if properties:
@@ -235,12 +257,12 @@ def encode_ack(message_id: str) -> str:
         >>> encode_ack("CAAQAw==")
         '{"messageId":"CAAQAw=="}'
     """
-    return '{"messageId":' + json.dumps(message_id) + "}"
+    return '{"messageId":' + _quoted_ascii(message_id) + "}"
 
 
 def encode_nack(message_id: str) -> str:
     """Encode a negative acknowledgement."""
-    return '{"type":"negativeAcknowledge","messageId":' + json.dumps(message_id) + "}"
+    return '{"type":"negativeAcknowledge","messageId":' + _quoted_ascii(message_id) + "}"
 
 
 def encode_permit(count: int) -> str:

@@ -212,8 +212,7 @@ class ProducerDriver:
 
         The others are delivered now, and returned for :meth:`_finish_here`.
         """
-        hand_over = self.acks.hand_over
-        here = [submission for submission in settled if not hand_over(submission)]
+        here = self.acks.hand_over(settled)
         if here:
             self.state.delivered(here)
             self._changed.notify_all()

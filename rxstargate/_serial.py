@@ -79,17 +79,14 @@ class SerialObserver(Generic[T]):
                 return
             if terminal:
                 self._ended = True
-            self._queue.append(item)
             if self._emitting:
+                self._queue.append(item)
                 return
             self._emitting = True
+        # This thread emits: its own item first (it was the queue's only one), then whatever
+        # others queued meanwhile. Two lock rounds per item when nothing else is emitting.
         observer = self._observer
         while True:
-            with self._lock:
-                if not self._queue:
-                    self._emitting = False
-                    return
-                item = self._queue.popleft()
             if item is _COMPLETED:
                 _terminal(observer.on_completed)
             elif isinstance(item, _Error):
@@ -100,6 +97,11 @@ class SerialObserver(Generic[T]):
                 except Exception as exc:  # the user's callback: end the stream with it
                     self._raised(exc)
                     return
+            with self._lock:
+                if not self._queue:
+                    self._emitting = False
+                    return
+                item = self._queue.popleft()
 
     def _raised(self, error: Exception) -> None:
         log.debug("observer raised %r; ending the stream", error)

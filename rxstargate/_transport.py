@@ -42,8 +42,8 @@ from rxstargate._wsframes import (
     OP_TEXT,
     FrameError,
     FrameReader,
-    encode_frame,
 )
+from rxstargate._wsmask import encode_frames
 from rxstargate.exceptions import (
     ConnectionClosedError,
     StargateConnectionError,
@@ -409,8 +409,9 @@ def _write_all(sock: Any, timeout: float, aborted: Callable[[], bool], data: byt
 
 
 def _encode(batch: list[tuple[int, bytes | str, LostCallback | None]]) -> bytes:
-    return b"".join(
-        encode_frame(op, data.encode() if isinstance(data, str) else data) for op, data, _ in batch
+    """The batch's frames, masked (one random draw for all of them), in one buffer."""
+    return encode_frames(
+        [(op, data.encode() if isinstance(data, str) else data) for op, data, _ in batch]
     )
 
 

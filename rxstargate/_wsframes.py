@@ -103,6 +103,30 @@ class FrameReader:
             return size >= 10 and size >= 10 + struct.unpack_from("!Q", buffer, 2)[0]
         return size >= 2 + length
 
+    def _buffered_final_frame(self) -> Frame | None:
+        """The common case, cheaply: a whole final text or binary frame already read, with no
+        message in fragments; None for anything else (``next_frame`` then checks it all)."""
+        buffer = self._buffer
+        size = len(buffer)
+        if size < 2 or self._fragments:
+            return None
+        first, length = buffer[0], buffer[1]
+        if first != 0x81 and first != 0x82:  # FIN, no reserved bits, text or binary
+            return None
+        if length < 126:  # the mask bit is clear too
+            offset = 2
+        elif length == 126 and size >= 4:
+            offset = 4
+            length = (buffer[2] << 8) | buffer[3]
+        else:
+            return None
+        end = offset + length
+        if size < end or length > self._max_size:
+            return None
+        data = bytes(buffer[offset:end])
+        del buffer[:end]
+        return Frame(first & 0x0F, data)
+
     def _fill(self, count: int) -> None:
         while len(self._buffer) < count:
             chunk = self._read(max(65536, count - len(self._buffer)))
@@ -117,6 +141,9 @@ class FrameReader:
             FrameError: on a protocol violation or an oversized message.
             EOFError: when the stream ended.
         """
+        frame = self._buffered_final_frame()
+        if frame is not None:
+            return frame
         while True:
             self._fill(2)
             first, second = self._buffer[0], self._buffer[1]

@@ -70,6 +70,9 @@ class Acknowledger(abc.ObserverBase[Any]):
         self._lock = threading.Lock()
 
     def on_next(self, value: Any) -> None:
+        if type(value) is Message:  # the common case, without building a list of one
+            self._ack(value)
+            return
         for message in _messages_of(value):
             self._ack(message)
 

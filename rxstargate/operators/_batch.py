@@ -11,10 +11,10 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
-from reactivex.scheduler import TimeoutScheduler
 
 from rxstargate._config import checked_seconds
 from rxstargate._serial import SerialObserver
+from rxstargate._timers import TimerScheduler
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import Message, message_in
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
@@ -88,7 +88,7 @@ def batch(
             observer: abc.ObserverBase[Batch[Any]],
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            timers = scheduler or TimeoutScheduler.singleton()
+            timers = scheduler or TimerScheduler.shared()
             grouping = _Grouping(observer, max_count, wait, handler, policy, timers)
             upstream = source.subscribe(
                 grouping.on_next,

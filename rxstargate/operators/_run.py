@@ -18,9 +18,9 @@ from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SingleAssignmentDisposable
-from reactivex.scheduler import TimeoutScheduler
 
 from rxstargate._serial import SerialObserver
+from rxstargate._timers import TimerScheduler
 from rxstargate.exceptions import AckError, ConfigurationError, SchemaError, StargateTimeoutError
 from rxstargate.models import Message
 from rxstargate.operators._emit import InlineObserver
@@ -96,7 +96,7 @@ class Run:
         )
         self._timeout = settings.timeout
         self._policy = settings.policy
-        self._scheduler = settings.scheduler or TimeoutScheduler.singleton()
+        self._scheduler = settings.scheduler or TimerScheduler.shared()
         # Nobody reads counters that were not asked for: counting them would cost a lock each.
         self._stats: ProcessingStats | _Uncounted = settings.stats or _UNCOUNTED
         self._lock = threading.Lock()

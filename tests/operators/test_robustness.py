@@ -21,6 +21,7 @@ from reactivex.testing import TestScheduler
 
 import rxstargate as rs
 from rxstargate import operators as rso
+from rxstargate._timers import TimerScheduler
 from rxstargate.operators import Batch, Processed, Retry, batch, process
 from tests.faults import unacked_messages
 
@@ -374,8 +375,9 @@ def test_a_huge_retry_count_never_overflows_the_delay() -> None:
 # -- 6. a pending retry delay never outlives the stream ------------------------------------
 
 
-def _timer_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()}
+def _pending_timers() -> int:
+    """Timeouts, retry delays and batch windows scheduled by the operators and not yet done."""
+    return TimerScheduler.shared().pending
 
 
 def _wait_until(predicate: Callable[[], bool]) -> None:
@@ -391,7 +393,7 @@ def _wait_until(predicate: Callable[[], bool]) -> None:
 def test_disposing_process_cancels_a_pending_retry_and_leaves_its_message(
     make_message: MessageFactory, settler: RecordingSettler, concurrency: int
 ) -> None:
-    before = _timer_threads()
+    before = _pending_timers()
     stats = rso.ProcessingStats()
     source: rx.subject.Subject[rs.Message[Any]] = rx.subject.Subject()
 
@@ -403,9 +405,9 @@ def test_disposing_process_cancels_a_pending_retry_and_leaves_its_message(
         process(handle, concurrency=concurrency, retry=retry, stats=stats)
     ).subscribe(lambda item: None)
     source.on_next(make_message(b"a"))
-    _wait_until(lambda: bool(_timer_threads() - before))  # the retry waits on a timer thread
+    _wait_until(lambda: _pending_timers() > before)  # the retry waits on a timer
     subscription.dispose()
-    _wait_until(lambda: not _timer_threads() - before)  # cancelled, not left for 30 s
+    _wait_until(lambda: _pending_timers() == before)  # cancelled, not left for 30 s
     assert settler.acked == [] and settler.nacked == []  # left for redelivery
     assert stats.in_flight == 0
 
@@ -414,7 +416,7 @@ def test_disposing_process_cancels_a_pending_retry_and_leaves_its_message(
 def test_stop_does_not_wait_for_a_retry_delay(
     client: rs.Client, topic_name: str, caplog: pytest.LogCaptureFixture, key_ordered: bool
 ) -> None:
-    before = _timer_threads()
+    before = _pending_timers()
     producer = client.topic(topic_name).producer()
     for i in range(4):
         producer.send(str(i).encode(), key="k" if i < 2 else str(i))
@@ -439,7 +441,7 @@ def test_stop_does_not_wait_for_a_retry_delay(
     assert "did not finish" not in caplog.text  # nothing was waited for
     assert pipeline.state is rs.PipelineState.STOPPED
     assert pipeline.stats.in_flight == 0
-    _wait_until(lambda: not _timer_threads() - before)
+    _wait_until(lambda: _pending_timers() == before)
     rest = {m.payload for m in unacked_messages(client, topic_name, "work", "Shared")}
     assert rest == ({b"0", b"1"} if key_ordered else {b"0"})
 

@@ -1,0 +1,76 @@
+"""The frame reader's shortcut for whole final frames reads what the full parser reads."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rxstargate._wsframes import Frame, FrameError, FrameReader
+
+
+def server_frame(opcode: int, data: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    first = (0x80 if fin else 0) | rsv | opcode
+    if len(data) < 126:
+        return struct.pack("!BB", first, len(data)) + data
+    if len(data) < 65536:
+        return struct.pack("!BBH", first, 126, len(data)) + data
+    return struct.pack("!BBQ", first, 127, len(data)) + data
+
+
+_frame = st.one_of(
+    st.tuples(st.sampled_from([0x1, 0x2]), st.binary(max_size=300), st.just(True)),
+    st.tuples(st.just(0x9), st.binary(max_size=20), st.just(True)),  # ping
+    st.tuples(st.just(0x1), st.binary(max_size=200), st.just(False)),  # a first fragment
+    st.tuples(st.just(0x0), st.binary(max_size=200), st.booleans()),  # a continuation
+)
+
+
+def _read_all(stream: bytes, cuts: list[int], max_size: int, shortcut: bool) -> list[Frame | str]:
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    left = iter(chunks)
+    reader = FrameReader(lambda _size: next(left, b""), max_size)
+    if not shortcut:
+        reader._buffered_final_frame = lambda: None  # type: ignore[method-assign]
+    out: list[Frame | str] = []
+    while True:
+        try:
+            out.append(reader.next_frame())
+        except EOFError:
+            return out
+        except FrameError as exc:
+            return [*out, f"FrameError: {exc}"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_frame, max_size=12), st.data(), st.sampled_from([64, 250, 10_000]))
+def test_the_shortcut_reads_every_stream_as_the_full_parser_does(
+    frames: list[tuple[int, bytes, bool]], data: Any, max_size: int
+) -> None:
+    stream = b"".join(server_frame(opcode, body, fin) for opcode, body, fin in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6, unique=True)))
+    assert _read_all(stream, cuts, max_size, True) == _read_all(stream, cuts, max_size, False)
+
+
+@pytest.mark.parametrize(
+    ("stream", "error"),
+    [
+        (server_frame(0x1, b"x" * 101), "over 100 bytes"),
+        (server_frame(0x1, b"hi", rsv=0x40), "reserved bits"),
+        (bytes([0x81, 0x82, 0, 0, 0, 0]) + b"hi", "masked"),
+        (server_frame(0x1, b"a", fin=False) + server_frame(0x1, b"b"), "inside another"),
+    ],
+)
+def test_frames_the_shortcut_leaves_alone_still_fail_as_they_should(
+    stream: bytes, error: str
+) -> None:
+    assert _read_all(stream, [], 100, True)[-1] == _read_all(stream, [], 100, False)[-1]
+    assert error in str(_read_all(stream, [], 100, True)[-1])
+
+
+def test_a_frame_of_exactly_the_size_cap_is_read() -> None:
+    body = b"y" * 300
+    assert _read_all(server_frame(0x1, body), [1, 3], 300, True) == [Frame(0x1, body)]

@@ -1,0 +1,40 @@
+"""Received Messages are built without the dataclass __init__: the same Message, still frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+import pytest
+
+from rxstargate import _message_factory
+from rxstargate.models import Message, MessageId, TopicName
+
+
+def test_the_fast_builder_knows_every_field_of_message() -> None:
+    assert _message_factory._received is not Message  # a new field would silently slow it
+
+
+def test_a_built_message_equals_one_made_by_the_constructor_field_by_field() -> None:
+    values = {
+        "topic": TopicName.parse("orders"),
+        "payload": b"hi",
+        "message_id": MessageId.from_parts(3, 4),
+        "key": "k",
+        "properties": MappingProxyType({"a": "1"}),
+        "publish_time": datetime(2024, 1, 2, tzinfo=UTC),
+        "event_time": datetime(2024, 1, 1, tzinfo=UTC),
+        "redelivery_count": 2,
+        "value": {"x": 1},
+        "schema_error": "bad",
+        "_settler": None,
+    }
+    built = _message_factory._received(*(values[name] for name in _message_factory._FIELDS))
+    made = Message(**values)
+    assert type(built) is Message
+    for field in dataclasses.fields(Message):
+        assert getattr(built, field.name) == getattr(made, field.name), field.name
+    assert repr(built) == repr(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.payload = b"changed"  # type: ignore[misc]

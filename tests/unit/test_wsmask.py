@@ -1,0 +1,87 @@
+"""Masking many client frames at once: the same bytes as one frame at a time, every size."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+import pytest
+
+from rxstargate._wsframes import OP_PING, OP_TEXT, FrameReader, _mask
+from rxstargate._wsmask import _GROUP_BYTES, encode_frames
+
+
+def one_by_one(frames: list[tuple[int, bytes]], keys: bytes) -> bytes:
+    """The reference: each frame's header, key and payload masked on its own (RFC 6455 5.2)."""
+    out = b""
+    for index, (opcode, data) in enumerate(frames):
+        key = keys[4 * index : 4 * index + 4]
+        if len(data) < 126:
+            header = struct.pack("!BB", 0x80 | opcode, 0x80 | len(data))
+        elif len(data) < 65536:
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, len(data))
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, len(data))
+        out += header + key + _mask(data, key)
+    return out
+
+
+def unmasked(data: bytes) -> list[tuple[int, bytes]]:
+    """Read client frames back as a server does (the reader refuses masked frames: clear it)."""
+    frames = []
+    view = bytearray(data)
+    while view:
+        length = view[1] & 0x7F
+        offset = {126: 4, 127: 10}.get(length, 2)
+        if offset > 2:
+            length = int.from_bytes(view[2:offset], "big")
+        key = view[offset : offset + 4]
+        body = bytes(b ^ key[i % 4] for i, b in enumerate(view[offset + 4 : offset + 4 + length]))
+        view[1] &= 0x7F
+        plain = bytes(view[:offset]) + body
+        frames.append(FrameReader(_reads([plain]), 1 << 30).next_frame())
+        del view[: offset + 4 + length]
+    return [(frame.opcode, frame.data) for frame in frames]
+
+
+def _reads(chunks: list[bytes]) -> Callable[[int], bytes]:
+    left = iter(chunks)
+    return lambda _size: next(left, b"")
+
+
+SIZES = [0, 1, 3, 4, 5, 125, 126, 127, 65535, 65536, 70_001]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_frame_of_each_size_is_masked_as_rfc_6455_says(size: int) -> None:
+    frames = [(OP_TEXT, os.urandom(size))]
+    keys = os.urandom(4)
+    assert encode_frames(frames, keys) == one_by_one(frames, keys)
+
+
+def test_a_batch_across_group_boundaries_equals_the_frames_one_by_one() -> None:
+    sizes = [30] * 3000 + SIZES + [_GROUP_BYTES - 14, _GROUP_BYTES] + [200] * 700
+    frames = [
+        (OP_PING if i % 7 == 0 and s < 126 else OP_TEXT, os.urandom(s)) for i, s in enumerate(sizes)
+    ]
+    keys = os.urandom(4 * len(frames))
+    assert encode_frames(frames, keys) == one_by_one(frames, keys)
+
+
+def test_random_keys_differ_per_frame_and_unmask_to_the_data() -> None:
+    frames = [(OP_TEXT, b"same payload")] * 50
+    encoded = encode_frames(frames)
+    assert unmasked(encoded) == frames
+    size = 2 + 4 + len(b"same payload")
+    keys = {encoded[i * size + 2 : i * size + 6] for i in range(50)}
+    assert len(keys) > 40  # 50 draws of 32 random bits: a repeat is a 1-in-3-million event
+
+
+def test_no_frames_encode_to_nothing() -> None:
+    assert encode_frames([]) == b""
+
+
+def test_keys_of_the_wrong_length_are_refused() -> None:
+    with pytest.raises(ValueError, match="need 8 bytes"):
+        encode_frames([(OP_TEXT, b"a"), (OP_TEXT, b"b")], keys=b"1234")
