@@ -28,6 +28,7 @@ from rxstargate.local._gateway._redelivery import (
     DelayedNacks,
     Nacked,
 )
+from rxstargate.local._gateway._threadstate import keep_thread_state
 
 # pulsar-lite's Shared dispatcher drops a dispatch request that arrives while it is dispatching
 # (a lost wake-up): now and then a consumer that subscribes to a backlog, often right after
@@ -225,6 +226,7 @@ class ConsumerSession(ReceivingSession):
 
 def _ignore(result: Any) -> None:
     """Pulsar's WebSocket service only logs a failed ack; the broker redelivers the message."""
+    keep_thread_state()  # may run on the broker client's thread
 
 
 def _acknowledge_async(consumer: Any, target: Any) -> None:

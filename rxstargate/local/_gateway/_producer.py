@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection
 
 from rxstargate._server_time import parse_time
 from rxstargate.local._gateway._offloop import off_loop
+from rxstargate.local._gateway._threadstate import keep_thread_state
 from rxstargate.local._gateway._wire import Outbox
 
 _OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
@@ -202,6 +203,7 @@ class ProducerSession:
 
 def _ack_callback(outbox: Outbox, context: str | None) -> Any:
     def _on_sent(result: Any, message_id: Any) -> None:
+        keep_thread_state()  # runs on the broker client's thread
         if result.name == "Ok":
             outbox.put(ok_ack(base64.b64encode(message_id.serialize()).decode("ascii"), context))
         else:
