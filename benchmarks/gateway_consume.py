@@ -4,7 +4,8 @@ The minimal server sends ConsumerMessage frames (the gateway's shape, 100 B payl
 most ``--window`` unacknowledged and reads the acks; the gateway delivers a backlog produced
 beforehand, with ``receiverQueueSize`` = ``--window``. Both run in their own processes and are
 read by the same websocket-client loop (receive a frame, parse it, send its ack). Prints msgs/s
-of each (median of ``--runs``, interleaved) and the ratio gateway / minimal server.
+of each (median of ``--runs``, interleaved) and the ratio gateway / minimal server, and each
+server process's CPU per message (the steadier comparison on a busy machine).
 
     python benchmarks/gateway_consume.py --messages 50000 --payload-size 100
 """
@@ -23,6 +24,7 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import websocket
+from gateway_paced import process_cpu
 from gateway_produce import drive
 
 MESSAGE_ID = base64.b64encode(bytes(range(12))).decode("ascii")
@@ -120,11 +122,18 @@ def main() -> None:
             consume(f"{minimal_url}?messages=2000", 2000)  # warm up both
             consume(gateway_backlog(2000), 2000)
             minimal_rates, gateway_rates = [], []
+            minimal_cpu, gateway_cpu = [], []
+            gateway_pid = local.gateway_pid
+            assert gateway_pid is not None
             for _ in range(args.runs):
-                minimal_rates.append(
-                    consume(f"{minimal_url}?messages={args.messages}", args.messages)
-                )
-                gateway_rates.append(consume(gateway_backlog(args.messages), args.messages))
+                minimal = f"{minimal_url}?messages={args.messages}"
+                before = process_cpu(server.pid)
+                minimal_rates.append(consume(minimal, args.messages))
+                minimal_cpu.append((process_cpu(server.pid) - before) / args.messages * 1e6)
+                backlog = gateway_backlog(args.messages)
+                before = process_cpu(gateway_pid)
+                gateway_rates.append(consume(backlog, args.messages))
+                gateway_cpu.append((process_cpu(gateway_pid) - before) / args.messages * 1e6)
     finally:
         server.terminate()
         server.wait()
@@ -135,6 +144,11 @@ def main() -> None:
     runs = ", ".join(f"{r:,.0f}" for r in gateway_rates)
     print(f"local gateway:  {gateway:>9,.0f} msgs/s  (runs: {runs})")
     print(f"ratio gateway / minimal: {gateway / minimal:.2f}")
+    minimal_us, gateway_us = statistics.median(minimal_cpu), statistics.median(gateway_cpu)
+    print(
+        f"server CPU per message: minimal {minimal_us:.1f} µs, gateway {gateway_us:.1f} µs "
+        f"(ratio minimal / gateway: {minimal_us / gateway_us:.2f})"
+    )
 
 
 if __name__ == "__main__":
