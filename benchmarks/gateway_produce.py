@@ -2,7 +2,9 @@
 
 Both servers run in their own processes and are driven by the same websocket-client loop (a sender
 thread and an ack-reading thread, at most ``--in-flight`` unacknowledged frames). Prints msgs/s of
-each (median of ``--runs``) and the ratio gateway / minimal server.
+each (median of ``--runs``) and the ratio gateway / minimal server, and each server process's CPU
+per message (on a busy machine, where rates swing with the load, the steadier comparison; the
+gateway's includes its broker client's threads, not the broker).
 
     python benchmarks/gateway_produce.py --messages 50000 --payload-size 100
 """
@@ -21,6 +23,7 @@ import time
 import uuid
 
 import websocket
+from gateway_paced import process_cpu
 
 
 def serve_ok() -> None:
@@ -96,13 +99,20 @@ def main() -> None:
             warm = f"{local.ws_url}/ws/v2/producer/persistent/public/default/warm"
             drive(warm, 2000, args.payload_size, args.in_flight)
             ok_rates, gateway_rates = [], []
+            ok_cpu, gateway_cpu = [], []
+            gateway_pid = local.gateway_pid
+            assert gateway_pid is not None
             for _ in range(args.runs):
+                before = process_cpu(ok_server.pid)
                 ok_rates.append(drive(ok_url, args.messages, args.payload_size, args.in_flight))
+                ok_cpu.append((process_cpu(ok_server.pid) - before) / args.messages * 1e6)
                 topic = f"persistent/public/default/bench-{uuid.uuid4().hex[:8]}"
                 gateway_url = f"{local.ws_url}/ws/v2/producer/{topic}"
+                before = process_cpu(gateway_pid)
                 gateway_rates.append(
                     drive(gateway_url, args.messages, args.payload_size, args.in_flight)
                 )
+                gateway_cpu.append((process_cpu(gateway_pid) - before) / args.messages * 1e6)
     finally:
         ok_server.terminate()
         ok_server.wait()
@@ -116,6 +126,11 @@ def main() -> None:
         f"(runs: {', '.join(f'{r:,.0f}' for r in gateway_rates)})"
     )
     print(f"ratio gateway / minimal: {gateway / ok:.2f}")
+    ok_us, gateway_us = statistics.median(ok_cpu), statistics.median(gateway_cpu)
+    print(
+        f"server CPU per message: minimal {ok_us:.1f} µs, gateway {gateway_us:.1f} µs "
+        f"(ratio minimal / gateway: {ok_us / gateway_us:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from rxstargate.local._gateway._commands import (
     END_OF_TOPIC,
     PERMIT,
     UNSUBSCRIBE,
+    Command,
     CommandError,
     end_of_topic_answer,
     parse_command,
@@ -28,6 +29,7 @@ from rxstargate.local._gateway._redelivery import (
     DelayedNacks,
     Nacked,
 )
+from rxstargate.local._gateway._threadstate import keep_thread_state
 
 # pulsar-lite's Shared dispatcher drops a dispatch request that arrives while it is dispatching
 # (a lost wake-up): now and then a consumer that subscribes to a backlog, often right after
@@ -167,20 +169,39 @@ class ConsumerSession(ReceivingSession):
         except CommandError:
             await self.fail()
 
+    def _on_text_now(self, text: str) -> bool:
+        # Acks, nacks, permits and isEndOfTopic need no waiting; unsubscribing and errors
+        # (which close the socket) are left to _on_text. A CommandError from _apply comes from
+        # an ack or nack whose id cannot be decoded, after settling an id that was not held:
+        # doing that again changes nothing.
+        try:
+            command = parse_command(text)
+            if command.kind == UNSUBSCRIBE:
+                return False
+            self._apply(command)
+        except CommandError:
+            return False
+        return True
+
     async def _command(self, text: str) -> None:
         command = parse_command(text)
+        if command.kind == UNSUBSCRIBE:
+            self.stop_receiving()  # the consumer is gone afterwards; the socket stays open
+            try:
+                await asyncio.to_thread(self._consumer.unsubscribe)
+            except Exception as exc:
+                raise CommandError(f"unsubscribe failed: {exc}") from None
+        else:
+            self._apply(command)
+
+    def _apply(self, command: Command) -> None:
+        """Carry out a command other than unsubscribe."""
         if command.kind == PERMIT:
             if self._pull_mode:  # permits are ignored in push mode
                 self.give_credit(command.permits)
         elif command.kind == END_OF_TOPIC:
             # pulsar-lite cannot terminate topics, so no topic ever ends.
             self.put(end_of_topic_answer(False))
-        elif command.kind == UNSUBSCRIBE:
-            self.stop_receiving()  # the consumer is gone afterwards; the socket stays open
-            try:
-                await asyncio.to_thread(self._consumer.unsubscribe)
-            except Exception as exc:
-                raise CommandError(f"unsubscribe failed: {exc}") from None
         else:
             self._settle(command.message_id, command.kind == ACK)
 
@@ -225,6 +246,7 @@ class ConsumerSession(ReceivingSession):
 
 def _ignore(result: Any) -> None:
     """Pulsar's WebSocket service only logs a failed ack; the broker redelivers the message."""
+    keep_thread_state()  # may run on the broker client's thread
 
 
 def _acknowledge_async(consumer: Any, target: Any) -> None:

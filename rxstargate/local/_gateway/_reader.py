@@ -34,15 +34,19 @@ class ReaderSession(ReceivingSession):
         return message_frame(message, base64.b64encode(message_id.serialize()).decode("ascii"))
 
     async def _on_text(self, text: str) -> None:
+        self._on_text_now(text)
+
+    def _on_text_now(self, text: str) -> bool:
         if "isEndOfTopic" in text and _is_end_of_topic_query(text):
             # pulsar-lite cannot terminate topics, so no topic ever ends.
             self.put(end_of_topic_answer(False))
-            return
+            return True
         with self._lock:
             if self._outstanding <= 0:
-                return
+                return True
             self._outstanding -= 1
         self.give_credit()
+        return True
 
     def _close_broker_side(self) -> None:
         self._reader.close()

@@ -18,6 +18,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 
 from rxstargate._server_time import format_time
+from rxstargate.local._gateway._connection import accept_texts
 from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._wire import Outbox, finish_close, send_close_without_status
 
@@ -128,6 +129,14 @@ class ReceivingSession(ABC):
     async def _on_text(self, text: str) -> None:
         """Handle one command frame from the client."""
 
+    def _on_text_now(self, text: str) -> bool:
+        """Handle a command frame as soon as it is parsed, if that needs no waiting.
+
+        Returns False to leave it to :meth:`_on_text` (which must then do all of it: a frame
+        declined after some of its effects must be one whose effects may happen twice).
+        """
+        return False
+
     @abstractmethod
     def _close_broker_side(self) -> None:
         """Close the broker-side consumer or reader."""
@@ -153,11 +162,15 @@ class ReceivingSession(ABC):
         self._outbox = Outbox(self._loop, connection)
         self._thread = threading.Thread(target=self._pump, name=self.thread_name, daemon=True)
         self._thread.start()
-        async for text in connection:
-            if isinstance(text, str):
-                await self._on_text(text)
-            if self._failed:
-                break
+        accept_texts(connection, self._on_text_now)
+        try:
+            async for text in connection:
+                if isinstance(text, str):
+                    await self._on_text(text)
+                if self._failed:
+                    break
+        finally:
+            accept_texts(connection, None)
 
     def stop_receiving(self) -> None:
         """Let the receive thread end (the socket stays open)."""

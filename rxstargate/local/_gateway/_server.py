@@ -18,6 +18,7 @@ from rxstargate._service_rules.paths import Endpoint, PathError, parse_path, sel
 from rxstargate.local._gateway._admin import AdminError, admin_topic, last_message_id
 from rxstargate.local._gateway._brokers import OPERATION_TIMEOUT_SECONDS, BrokerClients
 from rxstargate.local._gateway._catalog import TopicCatalog
+from rxstargate.local._gateway._connection import GatewayConnection
 from rxstargate.local._gateway._liveness import Watchdog
 from rxstargate.local._gateway._opening import Opener, Session
 from rxstargate.local._gateway._refusals import Refusal
@@ -75,6 +76,7 @@ class Gateway:
             self._handle,
             self.host,
             self.port,
+            create_connection=GatewayConnection,
             process_request=self._process_request,
             compression=None,
             ping_interval=keepalive.ping_interval,
