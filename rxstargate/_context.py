@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from rxstargate._config import TransportConfig
 from rxstargate._fanout import Fanout
+from rxstargate._ioloop import IOLoop
 from rxstargate._keepalive import Keepalive
 from rxstargate._reconnect import Backoff
 from rxstargate._seam import AdminConnector, Connector, Transport
@@ -188,5 +189,7 @@ class ClientContext:
                 stream._wait_closed(deadline)
             except Exception:
                 log.exception("closing %r failed", stream)
+        if isinstance(self.connect, IOLoop):
+            self.connect.wait_idle(max(deadline, time.monotonic() + 1.0))
         self.keepalive.stop()
         self.errors.end()

@@ -110,6 +110,20 @@ class IOLoop:
 
     # -- any thread ------------------------------------------------------------------------
 
+    def wait_idle(self, deadline: float) -> bool:
+        """Wait (until ``deadline``) for the thread to end, once no socket is left; True if it did.
+
+        A closing client calls it after releasing its sockets, so that it leaves no thread.
+        """
+        with self._lock:
+            run = self._run
+            if run is None:
+                return True
+            if self._sockets or run.thread is threading.current_thread():
+                return False
+        run.thread.join(max(0.0, deadline - time.monotonic()))
+        return not run.thread.is_alive()
+
     def flush_soon(self, io: LoopSocket, urgent: bool) -> None:
         """Have the loop write the socket's queue: now, or within the linger time."""
         when = 0.0 if urgent else time.monotonic() + _LINGER

@@ -15,7 +15,8 @@ from rxstargate._config import TransportConfig
 from rxstargate._ioloop import IOLoop
 from rxstargate._loop_connection import LoopConnection
 
-from .conftest import ScriptedPeer, SilentPeer, ack_every_message
+from .conftest import ScriptedPeer, SilentPeer, ack_every_message, drop, message_frame
+from .test_receiver_component import Collector, FakeConsumer, ack_if_possible
 from .test_tls_component import certificate, wss_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
@@ -205,3 +206,48 @@ def test_wss_through_the_loop(wss_url: str, certificate: tuple[Path, Path]) -> N
         producer = client.topic("t").producer()
         payload = b"s" * 300_000  # many TLS records each way
         assert all(producer.send(payload).ok for _ in range(5))
+
+
+def test_on_the_loop_a_consumer_has_one_thread_a_producer_none_and_both_survive_a_drop() -> None:
+    consumer = FakeConsumer([message_frame(entry) for entry in range(4)])
+
+    def first_socket_drops_after_two(ws: ServerConnection, sent: int) -> bool:
+        if consumer.connections == 1 and sent == 2:
+            drop(ws)
+            return False
+        return True
+
+    consumer.on_connect = first_socket_drops_after_two
+    producers = 0
+
+    def serve(ws: ServerConnection) -> None:
+        nonlocal producers
+        path = ws.request.path if ws.request else ""
+        if "/consumer/" in path:
+            consumer(ws)
+            return
+        producers += 1
+        if producers == 1:  # the first producer socket drops before its first ack
+            ws.recv()
+            drop(ws)
+            return
+        ack_every_message(ws)
+
+    collector = Collector(ack_if_possible)
+    fast = rs.Backoff(initial=0.01, cap=0.05, give_up_after=5.0)
+    with (
+        ScriptedPeer(serve) as peer,
+        rs.Client(peer.url, connect=IOLoop(), reconnect=fast) as client,
+    ):
+        producer = client.topic("p").producer()
+        assert producer.send(b"resent after the drop").ok
+        subscription = client.topic("c").observe("s").subscribe(collector)
+        entries: list[int] = []
+        while 3 not in entries:  # messages of the dropped socket may be skipped, not redelivered
+            entries.append(collector.items.get(timeout=WAIT).message_id.entry_id)
+        threads = sorted(t.name for t in threading.enumerate() if t.name.startswith("rxstargate"))
+        subscription.dispose()
+    assert entries[-2:] == [2, 3]
+    assert consumer.connections == 2 and producers == 2
+    assert threads == ["rxstargate-delivery-c", "rxstargate-io", "rxstargate-keepalive"]
+    assert io_threads() == []
