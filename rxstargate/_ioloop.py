@@ -48,6 +48,7 @@ class _Run:
         self.wake_writer.setblocking(False)
         self.selector.register(self.wake_reader, selectors.EVENT_READ, None)
         self.interest: dict[LoopSocket, int] = {}
+        self.writers: set[LoopSocket] = set()  # waiting for the socket to take a batch
         self.again: list[LoopSocket] = []  # more to read without a new event (TLS)
         self.thread = threading.Thread(target=body, args=(self,), name=name, daemon=True)
 
@@ -80,7 +81,7 @@ class IOLoop:
         self._name = name
         self._lock = threading.Lock()
         self._run: _Run | None = None
-        self._woken = False
+        self._sleep_until = 0.0  # when the sleeping loop wakes by itself (0.0: it is awake)
         self._sockets: set[LoopSocket] = set()
         self._calls: list[Callable[[], None]] = []
         self._flush: dict[LoopSocket, float] = {}  # when to write (0.0: at once)
@@ -131,7 +132,7 @@ class IOLoop:
             previous = self._flush.get(io)
             if previous is None or when < previous:
                 self._flush[io] = when
-                self._wake_locked()
+                self._wake_locked(when)
 
     def call_soon(self, call: Callable[[], None]) -> None:
         """Run ``call`` on the loop thread."""
@@ -161,13 +162,18 @@ class IOLoop:
                     return  # the loop goes on for the others
             run.thread.join(0.05)
 
-    def _wake_locked(self) -> None:
+    def _wake_locked(self, when: float = 0.0) -> None:
+        """Make sure the loop looks at its work by ``when``: wake it only if it sleeps longer.
+
+        An awake loop reads the work under the lock before it sleeps again, so most sends
+        of a busy client cost no system call.
+        """
         run = self._run
         if run is None:
             run = self._run = _Run(self._name, self._loop)
             run.thread.start()
-        if not self._woken:
-            self._woken = True
+        if self._sleep_until > when:
+            self._sleep_until = 0.0
             run.wake()
 
     # -- the loop thread -------------------------------------------------------------------
@@ -193,7 +199,9 @@ class IOLoop:
     def _turn(self, run: _Run, timeout: float) -> bool:
         """One round: wait for sockets, read, write; False when the loop should end."""
         again, run.again = run.again, []
-        for key, mask in run.selector.select(timeout):
+        events = run.selector.select(timeout)
+        self._sleep_until = 0.0  # awake: work queued from now on is seen without a wake-up
+        for key, mask in events:
             io = key.data
             if io is None:
                 run.drain()
@@ -208,7 +216,6 @@ class IOLoop:
                 run.again.append(io)
             self._update(io)
         with self._lock:
-            self._woken = False
             calls, self._calls = self._calls, []
             now = time.monotonic()
             due = [io for io, when in self._flush.items() if when <= now]
@@ -219,8 +226,7 @@ class IOLoop:
         for io in due:
             io.flush()
             self._update(io)
-        writing = selectors.EVENT_WRITE
-        for io in [io for io, events in run.interest.items() if events & writing]:
+        for io in list(run.writers):
             io.check_write(now)
             self._update(io)
         with self._lock:
@@ -230,17 +236,15 @@ class IOLoop:
             return False
 
     def _timeout(self, run: _Run) -> float:
-        if run.again:
-            return 0.0
+        """How long the next select() may sleep; from now on, new work wakes the loop."""
+        timeout = _TICK if run.writers else _IDLE_WAKE
         with self._lock:
-            if self._calls:
-                return 0.0
-            soonest = min(self._flush.values(), default=None)
-        timeout = _IDLE_WAKE
-        if any(events & selectors.EVENT_WRITE for events in run.interest.values()):
-            timeout = _TICK
-        if soonest is not None:
-            timeout = min(timeout, max(0.0, soonest - time.monotonic()))
+            now = time.monotonic()
+            if run.again or self._calls:
+                timeout = 0.0
+            elif self._flush:
+                timeout = min(timeout, max(0.0, min(self._flush.values()) - now))
+            self._sleep_until = now + timeout if timeout > 0.0 else 0.0
         return timeout
 
     def _update(self, io: LoopSocket) -> None:
@@ -264,18 +268,25 @@ class IOLoop:
         except (KeyError, ValueError, OSError) as exc:  # closed under us
             log.debug("the socket of %s left the loop: %s", io.connection.url, exc)
             run.interest.pop(io, None)
+            run.writers.discard(io)
             io.reading = False
             return
         if events:
             run.interest[io] = events
         else:
             del run.interest[io]
+        if events & selectors.EVENT_WRITE:
+            run.writers.add(io)
+        else:
+            run.writers.discard(io)
 
     def _forget(self, io: LoopSocket) -> None:
         run = self._run
-        if run is not None and run.interest.pop(io, 0):
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                run.selector.unregister(io.sock)
+        if run is not None:
+            run.writers.discard(io)
+            if run.interest.pop(io, 0):
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    run.selector.unregister(io.sock)
         with self._lock:
             self._flush.pop(io, None)
         io.close()
