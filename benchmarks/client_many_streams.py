@@ -129,38 +129,47 @@ def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float
     return spent / (count * per_stream) * 1e6
 
 
+def print_threads(url: str, counts: list[int]) -> None:
+    print("== threads of the client process with N consumers open")
+    for count in counts:
+        for connector in CONNECTORS:
+            threads, seconds = open_streams(url, connector, count)
+            print(
+                f"   {connector:<18} N={count:<5} {threads:>5} threads"
+                f" ({threads / count:.2f} per stream), opened in {seconds:.1f} s"
+            )
+
+
+def print_cpu(url: str, busy: list[int], messages: int, rounds: int) -> None:
+    print(f"\n== client CPU per message, N busy consumers, {messages} deliveries per run")
+    results: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for count in busy:
+            for connector in CONNECTORS:
+                cost = busy_streams(url, connector, count, messages // count)
+                results.setdefault((connector, count), []).append(cost)
+    for connector in CONNECTORS:
+        line = [f"   {connector:<18}"]
+        for count in busy:
+            costs = results[(connector, count)]
+            line.append(f"N={count}: {min(costs):.1f}-{max(costs):.1f} µs")
+        first, last = (min(results[(connector, n)]) for n in (busy[0], busy[-1]))
+        line.append(f"best N={busy[-1]} / N={busy[0]}: {last / first:.2f}x")
+        print("   ".join(line))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", default="1,100,1000", help="stream counts for threads")
     parser.add_argument("--busy", default="1,100", help="stream counts for CPU per message")
     parser.add_argument("--messages", type=int, default=20_000, help="deliveries per run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="0: threads only")
     args = parser.parse_args()
     with local_pulsar() as url:
-        print("== threads of the client process with N consumers open")
-        for count in [int(n) for n in args.streams.split(",")]:
-            for connector in CONNECTORS:
-                threads, seconds = open_streams(url, connector, count)
-                print(
-                    f"   {connector:<18} N={count:<5} {threads:>5} threads"
-                    f" ({threads / count:.2f} per stream), opened in {seconds:.1f} s"
-                )
-        print(f"\n== client CPU per message, N busy consumers, {args.messages} deliveries per run")
-        busy = [int(n) for n in args.busy.split(",")]
-        results: dict[tuple[str, int], list[float]] = {}
-        for _ in range(args.rounds):
-            for count in busy:
-                for connector in CONNECTORS:
-                    cost = busy_streams(url, connector, count, args.messages // count)
-                    results.setdefault((connector, count), []).append(cost)
-        for connector in CONNECTORS:
-            line = [f"   {connector:<18}"]
-            for count in busy:
-                costs = results[(connector, count)]
-                line.append(f"N={count}: {min(costs):.1f}-{max(costs):.1f} µs")
-            first, last = (min(results[(connector, n)]) for n in (busy[0], busy[-1]))
-            line.append(f"best N={busy[-1]} / N={busy[0]}: {last / first:.2f}x")
-            print("   ".join(line))
+        if args.streams:
+            print_threads(url, [int(n) for n in args.streams.split(",")])
+        if args.rounds:
+            print_cpu(url, [int(n) for n in args.busy.split(",")], args.messages, args.rounds)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class IOLoop:
         self._name = name
         self._lock = threading.Lock()
         self._run: _Run | None = None
+        self._last_run: _Run | None = None  # the run that ended last (its thread may be ending)
         self._sleep_until = 0.0  # when the sleeping loop wakes by itself (0.0: it is awake)
         self._sockets: set[LoopSocket] = set()
         self._calls: list[Callable[[], None]] = []
@@ -117,11 +118,11 @@ class IOLoop:
         A closing client calls it after releasing its sockets, so that it leaves no thread.
         """
         with self._lock:
-            run = self._run
-            if run is None:
-                return True
-            if self._sockets or run.thread is threading.current_thread():
+            run = self._run or self._last_run
+            if self._sockets:
                 return False
+        if run is None or run.thread is threading.current_thread():
+            return run is None
         run.thread.join(max(0.0, deadline - time.monotonic()))
         return not run.thread.is_alive()
 
@@ -186,7 +187,7 @@ class IOLoop:
         except Exception:  # a bug must not leave sockets unserved without a word
             log.exception("the I/O loop failed")
             with self._lock:
-                self._run = None
+                self._run, self._last_run = None, run
                 sockets = list(self._sockets)
             for io in sockets:
                 io.connection.drop("the I/O loop failed")
@@ -232,7 +233,7 @@ class IOLoop:
         with self._lock:
             if self._sockets or self._calls or run.interest or self._run is not run:
                 return True
-            self._run = None
+            self._run, self._last_run = None, run
             return False
 
     def _timeout(self, run: _Run) -> float:
