@@ -19,7 +19,6 @@ from rxstargate._ioloop import IOLoop
 from rxstargate._keepalive import Keepalive
 from rxstargate._reconnect import Backoff
 from rxstargate._seam import AdminConnector, Connector, Transport
-from rxstargate._transport import Connection
 from rxstargate.exceptions import ClosedError, StargateError
 from rxstargate.models import MessageId, TopicName
 from rxstargate.streams import StreamHandle
@@ -33,14 +32,15 @@ log = logging.getLogger("rxstargate")
 class ClientContext:
     """Shared state of a client; sources and sinks register a close callback here.
 
-    ``connect`` opens every socket (websocket-client's :class:`Connection` by default).
+    ``connect`` opens every socket: by default the client's own :class:`IOLoop`, whose one
+    thread reads and writes all of them.
     """
 
     base_url: str
     transport: TransportConfig
     backoff: Backoff
     keepalive: Keepalive
-    connect: Connector = Connection.open
+    connect: Connector = field(default_factory=IOLoop)
     errors: Fanout[StargateError] = field(default_factory=Fanout)
     error_count: int = 0
     closed: bool = False

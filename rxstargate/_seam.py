@@ -2,8 +2,10 @@
 
 The producer, the receiving sessions, the settler and the keepalive type against
 :class:`Transport`; a :class:`~rxstargate.client.ClientContext` opens each socket with its
-:data:`Connector`. websocket-client's :class:`~rxstargate._transport.Connection` is the default
-implementation; :class:`rxstargate.testing.MemoryPulsar` is another, with no socket at all.
+:data:`Connector`. The client's I/O loop (:class:`~rxstargate._ioloop.IOLoop`, whose
+connections are also :class:`PushTransport`) is the default; websocket-client's
+:class:`~rxstargate._transport.Connection` (a receive and a writer thread per socket) and
+:class:`rxstargate.testing.MemoryPulsar` (no socket at all) are others.
 """
 
 from __future__ import annotations
