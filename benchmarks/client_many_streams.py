@@ -1,10 +1,11 @@
 """Many streams on one client: threads per stream, and client CPU per message as streams grow.
 
 Run: python benchmarks/client_many_streams.py [--streams 1,100,1000] [--busy 1,100]
-                                               [--messages 20000] [--rounds 3]
+                                   [--messages 20000] [--rounds 3] [--connectors threads,loop]
 
-For each connector, the default (websocket-client's Connection: a receive and a writer thread
-per socket) and the I/O loop (``IOLoop``: one thread for every socket of the client):
+For each connector, "threads" (websocket-client's Connection: a receive and a writer thread
+per socket, the default before the I/O loop) and "loop" (``IOLoop``, the default: one thread
+for every socket of the client):
 
 - threads: N consumers open on one topic, each past its first message; the client process's
   threads are counted (the client's keepalive and the loop are the constant part);
@@ -29,8 +30,8 @@ from rxstargate._ioloop import IOLoop
 from rxstargate._transport import Connection
 
 CONNECTORS: dict[str, Callable[[], Any]] = {
-    "threads (default)": lambda: Connection.open,
-    "I/O loop": IOLoop,
+    "threads": lambda: Connection.open,
+    "loop": IOLoop,
 }
 OPEN_TIMEOUT = 180.0
 WAVE = 50
@@ -164,7 +165,11 @@ def main() -> None:
     parser.add_argument("--busy", default="1,100", help="stream counts for CPU per message")
     parser.add_argument("--messages", type=int, default=20_000, help="deliveries per run")
     parser.add_argument("--rounds", type=int, default=3, help="0: threads only")
+    parser.add_argument("--connectors", default="threads,loop", help="threads, loop or both")
     args = parser.parse_args()
+    for name in list(CONNECTORS):
+        if name not in args.connectors.split(","):
+            del CONNECTORS[name]
     with local_pulsar() as url:
         if args.streams:
             print_threads(url, [int(n) for n in args.streams.split(",")])
