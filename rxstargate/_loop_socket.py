@@ -100,11 +100,11 @@ class LoopSocket:
     def _parse(self, texts: list[str]) -> bool:
         """Frames of the chunk read into ``texts``; False after the server's close frame."""
         frames = self._frames
+        try:
+            frame = frames.next_frame()  # takes the chunk in
+        except _NeedMore:
+            return True
         while True:
-            try:
-                frame = frames.next_frame()
-            except _NeedMore:
-                return True
             opcode = frame.opcode
             if opcode in (OP_TEXT, OP_BINARY):
                 texts.append(frame.data.decode("utf-8", "replace"))
@@ -114,6 +114,12 @@ class LoopSocket:
                 self.connection.frames_read(texts)
                 self.connection.server_closed(frame.data)
                 return False
+            if not frames.has_frame():  # a frame cut short waits for the next read
+                return True
+            try:
+                frame = frames.next_frame()
+            except _NeedMore:  # a fragmented message continues in the next read
+                return True
 
     # -- writing ---------------------------------------------------------------------------
 

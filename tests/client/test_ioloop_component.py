@@ -251,3 +251,20 @@ def test_on_the_loop_a_consumer_has_one_thread_a_producer_none_and_both_survive_
     assert consumer.connections == 2 and producers == 2
     assert threads == ["rxstargate-delivery-c", "rxstargate-io", "rxstargate-keepalive"]
     assert io_threads() == []
+
+
+def test_fragmented_and_large_messages_are_joined_whole() -> None:
+    big = "b" * 300_000  # many reads
+
+    def fragments(ws: ServerConnection) -> None:
+        ws.send(iter(["frag", "mented", " message"]))
+        ws.send(big)
+        ws.send("after")
+        for _ in ws:
+            pass
+
+    loop = IOLoop()
+    with ScriptedPeer(fragments) as peer:
+        connection = loop(peer.url, CONFIG)
+        assert texts_of(connection, 3) == ["fragmented message", big, "after"]
+        connection.release()
