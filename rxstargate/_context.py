@@ -15,10 +15,10 @@ from urllib.parse import quote, urlencode
 
 from rxstargate._config import TransportConfig
 from rxstargate._fanout import Fanout
+from rxstargate._ioloop import IOLoop
 from rxstargate._keepalive import Keepalive
 from rxstargate._reconnect import Backoff
 from rxstargate._seam import AdminConnector, Connector, Transport
-from rxstargate._transport import Connection
 from rxstargate.exceptions import ClosedError, StargateError
 from rxstargate.models import MessageId, TopicName
 from rxstargate.streams import StreamHandle
@@ -32,14 +32,15 @@ log = logging.getLogger("rxstargate")
 class ClientContext:
     """Shared state of a client; sources and sinks register a close callback here.
 
-    ``connect`` opens every socket (websocket-client's :class:`Connection` by default).
+    ``connect`` opens every socket: by default the client's own :class:`IOLoop`, whose one
+    thread reads and writes all of them.
     """
 
     base_url: str
     transport: TransportConfig
     backoff: Backoff
     keepalive: Keepalive
-    connect: Connector = Connection.open
+    connect: Connector = field(default_factory=IOLoop)
     errors: Fanout[StargateError] = field(default_factory=Fanout)
     error_count: int = 0
     closed: bool = False
@@ -188,5 +189,7 @@ class ClientContext:
                 stream._wait_closed(deadline)
             except Exception:
                 log.exception("closing %r failed", stream)
+        if isinstance(self.connect, IOLoop):
+            self.connect.wait_idle(max(deadline, time.monotonic() + 1.0))
         self.keepalive.stop()
         self.errors.end()

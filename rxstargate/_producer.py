@@ -6,12 +6,13 @@ resends and each message's fate, with no I/O; ``_producer_driver`` runs the core
 with the socket (``_producer_link``) and the deliveries (``_ackstream``).
 
 Threads: the socket is opened on the first send, by the sending thread. Sends from any thread
-only queue a frame for the socket's writer. The producer's receive thread
-("rxstargate-producer-<topic>", see ``_producer_link``) reads acks and, after a dropped
-connection, reconnects with backoff and re-sends every pending message with its original
-context id; of your callbacks it runs only ``client.errors`` observers. ``acks`` observers,
-the futures of ``send_async``/``asend`` and ``send_then`` callbacks run on one thread of
-their own ("rxstargate-acks-<topic>", ``_ackstream``), one call at a time, so they may call
+only queue a frame for the socket. The client's I/O thread reads acks (a receive thread,
+"rxstargate-producer-<topic>", on a transport that does not read by itself) and, after a
+dropped connection, a thread of the producer's (the same name, only meanwhile, see
+``_producer_link``) reconnects with backoff and re-sends every pending message with its
+original context id; of your callbacks they run only ``client.errors`` observers. ``acks``
+observers, the futures of ``send_async``/``asend`` and ``send_then`` callbacks run on one thread
+of their own ("rxstargate-acks-<topic>", ``_ackstream``), one call at a time, so they may call
 ``send()`` without stopping acks from being read.
 """
 

@@ -5,6 +5,9 @@ the producer (of user code, it runs only ``client.errors`` observers, for what i
 After a dropped connection it reopens with the client's backoff and writes every pending
 message again, with its original context id, before anything newer (the producing core says
 which, under the producer's lock).
+
+A transport that reads by itself (the I/O loop's ``deliver_to``) hands the frames over on its
+own thread: the producer then has a receive thread only while it reopens after a drop.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from rxstargate._context import ClientContext
 from rxstargate._produce_state import ProduceState
 from rxstargate._reconnect import reconnect
-from rxstargate._seam import Transport
+from rxstargate._seam import PushTransport, Transport
 from rxstargate.exceptions import (
     ConnectionClosedError,
     ProtocolError,
@@ -90,14 +93,16 @@ class ProducerLink:
         self._open_lock = threading.Lock()
         self._open_attempts = 0
         self._open_failure: StargateError | None = None
+        self._opened = False
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._ended = threading.Event()  # no socket is open and none will be
         self._conn: Transport | None = None  # guarded by lock
 
     @property
     def started(self) -> bool:
-        """True once the socket opened (and the receive thread runs, or ran)."""
-        return self._thread is not None
+        """True once the socket opened (and is read, or was)."""
+        return self._opened
 
     @property
     def connected(self) -> bool:
@@ -112,11 +117,11 @@ class ProducerLink:
                 that waited for that attempt get the same error, renewed, without retrying).
             StargateError: ``closed_error()`` when the producer closed meanwhile.
         """
-        if self._thread is not None:
+        if self._opened:
             return
         attempt = self._open_attempts
         with self._open_lock:
-            if self._thread is not None:
+            if self._opened:
                 return
             if self._open_attempts != attempt and self._open_failure is not None:
                 raise renewed(self._open_failure)  # failed while this caller waited
@@ -130,13 +135,11 @@ class ProducerLink:
             if not self._attach(conn):
                 conn.release()
                 raise self._closed_error()
-            self._thread = threading.Thread(
-                target=self._run,
-                args=(conn,),
-                name=f"rxstargate-producer-{self._topic.topic}",
-                daemon=True,
-            )
-            self._thread.start()
+            self._opened = True
+            if isinstance(conn, PushTransport):
+                self._hand_reading_over(conn)
+            else:
+                self._start_thread(lambda: conn)
 
     def send(self, frame: bytes) -> None:
         """Queue ``frame`` on the connection; call under the lock.
@@ -159,17 +162,18 @@ class ProducerLink:
             conn.close()
 
     def wait_stopped(self, deadline: float) -> None:
-        """Wait for the receive thread, cutting the socket once ``deadline`` passed."""
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
+        """Wait for the socket's end and the receive thread, cutting the socket at ``deadline``."""
+        if not self._opened or self._thread is threading.current_thread():
+            return  # a receive thread ends the socket on its way out
+        if not self._ended.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 conn = self._conn
             if conn is not None:
                 conn.abort()
-            thread.join(1.0)
+            self._ended.wait(1.0)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.1, deadline - time.monotonic()))
 
     def _attach(self, conn: Transport) -> bool:
         """Make ``conn`` the connection and write what is pending on it; False when closed."""
@@ -185,9 +189,37 @@ class ProducerLink:
             log.info("producer on %s connected; sent %d pending again", self._topic, len(frames))
         return True
 
-    def _run(self, conn: Transport) -> None:
+    def _start_thread(self, opening: Callable[[], Transport | None]) -> None:
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(opening,),
+            name=f"rxstargate-producer-{self._topic.topic}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _hand_reading_over(self, conn: Transport) -> None:
+        cast(PushTransport, conn).deliver_to(
+            self._received, lambda error: self._pushed_end(error, conn)
+        )
+
+    def _pushed_end(self, error: ConnectionClosedError | None, conn: Transport) -> None:
+        """On the transport's thread: the socket ended; reopen on a receive thread."""
+        if error is None or self._stopped.is_set():
+            conn.release()
+            self._ended.set()
+            return
+
+        def reopen() -> Transport | None:
+            conn.release()
+            return self._reopen(error)
+
+        self._start_thread(reopen)
+
+    def _run(self, opening: Callable[[], Transport | None]) -> None:
+        handed_over = False
         try:
-            self._read(conn)
+            handed_over = self._read(opening())
         except Exception as exc:  # a bug must end the producer, never leave it silent
             log.exception("the receive thread of the producer on %s failed", self._topic)
             with self._lock:
@@ -195,9 +227,16 @@ class ProducerLink:
             if current is not None:
                 current.release()
             self._failed(ProtocolError(f"the receive thread failed: {exc!r}"))
+        finally:
+            if not handed_over:
+                self._ended.set()
 
-    def _read(self, conn: Transport | None) -> None:
+    def _read(self, conn: Transport | None) -> bool:
+        """Read until the end (False) or until the transport took the reading over (True)."""
         while conn is not None:
+            if isinstance(conn, PushTransport):
+                self._hand_reading_over(conn)
+                return True
             try:
                 texts = conn.recv_batch()
             except ConnectionClosedError as exc:
@@ -206,8 +245,9 @@ class ProducerLink:
                 continue
             if texts is None:
                 conn.release()
-                return
+                return False
             self._received(texts)
+        return False
 
     def _reopen(self, drop: ConnectionClosedError) -> Transport | None:
         """A new connection after ``drop`` (None when stopped or given up)."""

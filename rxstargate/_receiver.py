@@ -2,11 +2,12 @@
 
 The Pulsar rules (credit, unsettled messages, a reader's position) live in the receiving
 core, ``_receive_state``; this module drives it with threads, a socket and the observer.
-Each subscription has two threads of its own (and its socket's writer):
+Each subscription has a delivery thread, and a feed (``_receiver_feed``) that brings frames:
 
-- the receive thread ("rxstargate-consumer-<topic>" / "rxstargate-reader-<topic>") connects,
+- the feed's thread ("rxstargate-consumer-<topic>" / "rxstargate-reader-<topic>") connects,
   reads and decodes frames and reconnects after a drop; it never runs user code, so pongs and
-  closes are read on time however slow the pipeline is;
+  closes are read on time however slow the pipeline is. On a transport that reads by itself
+  (the I/O loop) it lives only while a socket opens;
 - the delivery thread ("rxstargate-delivery-<topic>") turns frames into Messages and calls the
   observer, one call at a time, terminal events included. A callback that raises ends the
   subscription with ``on_error`` (that exception), never up into rxstargate.
@@ -30,38 +31,29 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 from reactivex import abc
 
 from rxstargate._context import ClientContext
-from rxstargate._frames import MessageFrame, decode_message
+from rxstargate._frames import MessageFrame
 from rxstargate._message_factory import MessageFactory
-from rxstargate._reader_position import ReaderPosition
-from rxstargate._receive_state import ReaderState
+from rxstargate._receiver_feed import Batch, Feed, NormalClose
 from rxstargate._receiver_spec import ReceiverSpec
-from rxstargate._reconnect import reconnect
-from rxstargate._seam import Transport
 from rxstargate._settler import Settler
 from rxstargate.exceptions import (
     AckError,
-    ConflictError,
-    ConnectionClosedError,
     ProtocolError,
     SchemaError,
     StalledStreamError,
     StargateError,
 )
-from rxstargate.models import Message, TopicName
+from rxstargate.models import Message
 from rxstargate.streams import Stream, StreamHandle
 
 __all__ = ["ReceiverSpec", "observe"]
 
 log = logging.getLogger("rxstargate.receiver")
-
-_PIN_TIMEOUT = 1.0  # seconds a reader from "latest" waits to learn where that was
-_OWN_CLOSE_SETTLE = 1.0  # seconds the server may take to free a subscription we closed
 
 
 class _End:
@@ -74,7 +66,7 @@ class _End:
 
 
 class _Session:
-    """One subscription: drives its receive state with two threads, a socket and an observer."""
+    """One subscription: a feed brings its frames; its delivery thread calls the observer."""
 
     def __init__(
         self, context: ClientContext, spec: ReceiverSpec, observer: abc.ObserverBase[Message[Any]]
@@ -86,17 +78,11 @@ class _Session:
         self._messages = MessageFactory(context, spec.topic, spec.schema)
         self._stopped = threading.Event()  # no more connecting or delivering
         self._lock = threading.Lock()  # guards the receive state and the live socket
-        self._conn: Transport | None = None
-        self._queue: queue.SimpleQueue[tuple[Settler, list[MessageFrame]] | _End] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Batch | _End] = queue.SimpleQueue()
         self._terminated = False
         self._ending = False  # the delivery thread skips messages and waits for _End
-        self._threads_left = 2  # receive and delivery: the stream is finished when both end
+        self._parts_left = 2  # feed and delivery: the stream is finished when both end
         kind, name = self._state.kind, spec.topic.topic
-        self._receiver = threading.Thread(
-            target=self._receive_loop, name=f"rxstargate-{kind}-{name}", daemon=True
-        )
         self._delivery = threading.Thread(
             target=self._delivery_loop, name=f"rxstargate-delivery-{name}", daemon=True
         )
@@ -104,10 +90,22 @@ class _Session:
             kind, spec.topic, spec.subscription, self.begin_close, self.wait_closed
         )
         self._key = context.register(self.handle)
+        self._feed = Feed(
+            context,
+            spec,
+            self._state,
+            self._lock,
+            self._stopped,
+            self._queue.put,
+            self._fail,
+            self._part_ended,
+            self.handle,
+            self._key,
+        )
 
     def start(self) -> None:
         self._delivery.start()
-        self._receiver.start()
+        self._feed.start()
 
     # -- ending ------------------------------------------------------------------------------
 
@@ -137,7 +135,7 @@ class _Session:
         """Refuse further settles and close the socket gracefully (idempotent)."""
         with self._lock:
             self._state.close()
-            conn = self._conn
+            conn = self._feed.conn
         if conn is not None:
             conn.close()  # settles already queued still go out, then a close frame
 
@@ -147,20 +145,13 @@ class _Session:
             now = time.monotonic()
             self._delivery.join(max(0.0, (deadline - now) / 2))
         self._close_socket()
-        if self._receiver is not current and self._receiver.ident is not None:
-            self._receiver.join(max(0.0, deadline - time.monotonic()))
-            if self._receiver.is_alive():
-                with self._lock:
-                    conn = self._conn
-                if conn is not None:
-                    conn.abort()
-                self._receiver.join(1.0)
+        self._feed.wait_ended(deadline)
         if self._delivery is not current and self._delivery.ident is not None:
             # The observer may be stuck in user code: never wait past the deadline for it.
             self._delivery.join(max(0.0, deadline - time.monotonic()))
 
     def _fail(self, error: Exception) -> None:
-        """End with ``error`` from the receive thread."""
+        """End with ``error`` (from the feed)."""
         with self._lock:
             if self._stopped.is_set():
                 return
@@ -168,130 +159,12 @@ class _Session:
         self._context.unregister(self._key)
         self._queue.put(_End(error))
 
-    def _thread_ended(self) -> None:
+    def _part_ended(self) -> None:
         with self._lock:
-            self._threads_left -= 1
-            finished = self._threads_left == 0
+            self._parts_left -= 1
+            finished = self._parts_left == 0
         if finished:
             self._context.finished(self._key)
-
-    # -- receive thread ----------------------------------------------------------------------
-
-    def _open(self) -> tuple[Transport, Settler]:
-        with self._lock:
-            reopen = self._state.reopen()
-        conn = self._connect(self._spec.url(self._context, reopen))
-        with self._lock:
-            opened = None if self._stopped.is_set() else self._state.opened(time.monotonic())
-            if opened is not None:
-                self._conn = conn
-                for frame in opened[1]:
-                    conn.send(frame)
-        if opened is None:
-            conn.release()  # outside the lock: it waits for the writer thread
-            raise _Stopped()
-        if self._spec.on_open is not None:
-            self._spec.on_open()
-        return conn, Settler(self._state, opened[0], conn, self._lock, self._context)
-
-    def _connect(self, url: str) -> Transport:
-        """Open the socket; a subscription that a consumer of this client is leaving is awaited.
-
-        ``take(n)`` hands on its completion before the consumer it ends is disposed, so the
-        next ``observe()`` of an Exclusive subscription can reach the server before the old
-        socket's close does and be refused (409) for a conflict that nobody made.
-        """
-        subscription = self._spec.subscription
-        give_up = time.monotonic() + self._context.transport.close_timeout + _OWN_CLOSE_SETTLE
-        last_own = -_OWN_CLOSE_SETTLE
-        while True:
-            try:
-                return self._context.open(url, self._spec.topic.topic)
-            except ConflictError:
-                now = time.monotonic()
-                if subscription is not None and self._context.holds(
-                    self._spec.topic, subscription, self._key
-                ):
-                    last_own = now
-                if now - last_own >= _OWN_CLOSE_SETTLE or now > give_up:
-                    raise
-            if self._stopped.wait(0.05):
-                raise _Stopped()
-
-    def _receive_loop(self) -> None:
-        try:
-            self._receive()
-        except Exception as exc:  # a bug must end the stream, never leave it silent
-            log.exception("the receive thread of %s failed", self.handle)
-            with self._lock:
-                conn = self._conn
-            if conn is not None:
-                conn.release()
-            self._fail(ProtocolError(f"the receive thread failed: {exc!r}"))
-        finally:
-            self._thread_ended()
-
-    def _receive(self) -> None:
-        try:
-            conn, settler = self._open()
-        except _Stopped:
-            return
-        except StargateError as exc:
-            self._fail(exc)
-            return
-        state = self._state
-        if isinstance(state, ReaderState) and state.position.needs_pin:
-            _pin_latest(self._context, self._spec.topic, state.position, self._lock)
-        while True:
-            try:
-                texts = conn.recv_batch()
-            except ConnectionClosedError as exc:
-                opened = self._reopen_after(exc, conn, settler)
-                if opened is None:
-                    return
-                conn, settler = opened
-                continue
-            if texts is None:  # closed by us
-                settler.lost()
-                conn.release()
-                return
-            frames = self._decode(texts, settler)
-            if frames:
-                self._queue.put((settler, frames))
-
-    def _reopen_after(
-        self, exc: ConnectionClosedError, conn: Transport, settler: Settler
-    ) -> tuple[Transport, Settler] | None:
-        """The socket dropped: open the next one, or end the stream (None)."""
-        unsettled = settler.lost()
-        conn.release()
-        if self._stopped.is_set():
-            return None
-        if exc.code == 1000 or not exc.retriable:
-            self._fail(exc if exc.code != 1000 else _NormalClose(exc))
-            return None
-        redelivered = f" ({unsettled} unsettled: redelivered)" if self._state.redelivers else ""
-        log.warning("%s lost its connection: %s%s", self.handle, exc, redelivered)
-        try:
-            return reconnect(
-                self._open, self._context.backoff, self._stopped, str(self._spec.topic)
-            )
-        except _Stopped:
-            return None
-        except StargateError as error:
-            self._fail(error)
-            return None
-
-    def _decode(self, texts: list[str], settler: Settler) -> list[MessageFrame]:
-        frames = []
-        for text in texts:
-            try:
-                frames.append(decode_message(text))
-            except ProtocolError as exc:
-                if '"endOfTopic"' not in text:
-                    self._context.report(exc)
-                    settler.skip()
-        return settler.received(frames) if frames else frames
 
     # -- delivery thread ---------------------------------------------------------------------
 
@@ -303,7 +176,7 @@ class _Session:
             self.begin_close(False)
             self._terminate(ProtocolError(f"the delivery thread failed: {exc!r}"))
         finally:
-            self._thread_ended()
+            self._part_ended()
 
     def _deliver_until_end(self) -> None:
         check = None if self._spec.stall_timeout is None else min(1.0, self._spec.stall_timeout)
@@ -362,7 +235,7 @@ class _Session:
         self._terminated = True
         if error is _DISPOSED:
             return
-        if isinstance(error, _NormalClose):
+        if isinstance(error, NormalClose):
             error = None
         try:
             if error is None:
@@ -373,40 +246,7 @@ class _Session:
             log.exception("an observer's terminal callback raised")
 
 
-class _Stopped(Exception):
-    """Opening was abandoned because the stream stopped meanwhile."""
-
-
-class _NormalClose(Exception):
-    """The server closed the socket normally: the stream completes."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-
-
-_DISPOSED = _NormalClose(Exception("disposed"))
-
-
-def _pin_latest(
-    context: ClientContext, topic: TopicName, position: ReaderPosition, lock: threading.Lock
-) -> None:
-    """Learn where "latest" was once a reader from there first opened.
-
-    A reader that drops before its first message must reopen at that place, not at "latest"
-    again, which would skip what was published while it was away. Asked right after the first
-    socket opened (so the open is not delayed): the topic's last message id from the admin
-    API. When the server will not say in time, the reader keeps reopening at "latest"
-    (README, Limits).
-    """
-    config = context.transport
-    wait = min(config.connect_timeout, _PIN_TIMEOUT)
-    try:
-        last = context.last_message_id(topic, replace(config, connect_timeout=wait))
-    except StargateError as exc:
-        log.info("reader on %s: cannot learn where it starts (%s)", topic, exc)
-        return
-    with lock:
-        position.pinned(last)
+_DISPOSED = NormalClose(Exception("disposed"))
 
 
 def _schema_failed(spec: ReceiverSpec, message: Message[Any]) -> SchemaError:

@@ -2,8 +2,10 @@
 
 The producer, the receiving sessions, the settler and the keepalive type against
 :class:`Transport`; a :class:`~rxstargate.client.ClientContext` opens each socket with its
-:data:`Connector`. websocket-client's :class:`~rxstargate._transport.Connection` is the default
-implementation; :class:`rxstargate.testing.MemoryPulsar` is another, with no socket at all.
+:data:`Connector`. The client's I/O loop (:class:`~rxstargate._ioloop.IOLoop`, whose
+connections are also :class:`PushTransport`) is the default; websocket-client's
+:class:`~rxstargate._transport.Connection` (a receive and a writer thread per socket) and
+:class:`rxstargate.testing.MemoryPulsar` (no socket at all) are others.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from rxstargate._config import TransportConfig
 from rxstargate.exceptions import ConnectionClosedError
 from rxstargate.models import MessageId, TopicName
 
-__all__ = ["AdminConnector", "Connector", "LostCallback", "Transport", "close_error"]
+__all__ = [
+    "AdminConnector",
+    "Connector",
+    "LostCallback",
+    "PushTransport",
+    "Transport",
+    "close_error",
+]
 
 #: Called with the reason when a queued frame could not be written.
 LostCallback = Callable[[str], None]
@@ -91,6 +100,21 @@ class Transport(Protocol):
 
     def release(self) -> None:
         """Free everything the transport holds; the receive thread calls it at the end."""
+
+
+@runtime_checkable
+class PushTransport(Protocol):
+    """A :class:`Transport` that also reads by itself and hands frames over by calling back.
+
+    Its owner then needs no thread to wait on the socket (the I/O loop's connections).
+    """
+
+    def deliver_to(
+        self,
+        on_frames: Callable[[list[str]], None],
+        on_end: Callable[[ConnectionClosedError | None], None],
+    ) -> None:
+        """Call ``on_frames`` with each batch of text frames, then ``on_end`` once."""
 
 
 #: Opens a transport: ``connect(url, config, name)`` completes the handshake within

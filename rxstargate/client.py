@@ -4,9 +4,10 @@ A :class:`Client` holds the WebSocket URL, credentials and TLS settings and supe
 socket opened through it: producers, consumers and readers reconnect after a drop with
 capped exponential backoff, and :meth:`Client.close` ends every socket and thread.
 
-Threads: each socket has a receive thread that only reads (``rxstargate-producer-<topic>``,
-``rxstargate-consumer-<topic>``, ``rxstargate-reader-<topic>``) and a writer thread
-(``rxstargate-writer-<topic>``) that alone writes to it; a subscription's observer runs on its
+Threads: one I/O thread per client (``rxstargate-io``) reads and writes every socket of the
+client; a socket is opened (and reopened after a drop) by a thread of its stream that lives only
+meanwhile (``rxstargate-producer-<topic>``, ``rxstargate-consumer-<topic>``,
+``rxstargate-reader-<topic>``). A subscription's observer runs on its
 ``rxstargate-delivery-<topic>`` thread, a producer's ``acks`` observers on its
 ``rxstargate-acks-<topic>`` thread; each client has one ``rxstargate-keepalive`` thread that
 queues pings. Sends, acks, nacks and permits may come from any thread: they only queue a frame.
@@ -86,7 +87,8 @@ class Client:
         reconnect: the backoff policy for dropped connections.
         connect: opens each socket: ``connect(url, config, name)`` returns an open
             :class:`~rxstargate.Transport` (see :data:`~rxstargate.Connector`). The seam for
-            tests and alternative transports: websocket-client by default;
+            tests and alternative transports: by default the client's I/O loop (websocket-client
+            for the handshake, then one thread for every socket);
             ``rxstargate.testing.MemoryPulsar().connect`` serves an in-memory Pulsar. A
             connector with a ``last_message_id(base_url, topic, config)`` method also answers
             the admin API's ``lastMessageId`` (readers from ``latest``, ``last_message_id()``).
@@ -211,7 +213,8 @@ class Client:
     def errors(self) -> Observable[StargateError]:
         """Non-fatal problems: malformed frames, payloads that fail their schema (hot stream).
 
-        Observers run on the receive thread that met the problem; it completes on close.
+        Observers run on the thread that met the problem (often the client's I/O thread: keep
+        them short); it completes on close.
         """
         return self._context.errors.observable()
 

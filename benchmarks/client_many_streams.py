@@ -1,0 +1,181 @@
+"""Many streams on one client: threads per stream, and client CPU per message as streams grow.
+
+Run: python benchmarks/client_many_streams.py [--streams 1,100,1000] [--busy 1,100]
+                                   [--messages 20000] [--rounds 3] [--connectors threads,loop]
+
+For each connector, "threads" (websocket-client's Connection: a receive and a writer thread
+per socket, the default before the I/O loop) and "loop" (``IOLoop``, the default: one thread
+for every socket of the client):
+
+- threads: N consumers open on one topic, each past its first message; the client process's
+  threads are counted (the client's keepalive and the loop are the constant part);
+- CPU per message: N busy consumers each read M messages published (by a child process, so that
+  producing is not counted) after all of them were open; N x M is the same for every N.
+  Client CPU time over the N x M deliveries. The two connectors run interleaved, round by round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _client_util import fresh_topic, local_pulsar
+
+import rxstargate as rs
+from rxstargate._ioloop import IOLoop
+from rxstargate._transport import Connection
+
+CONNECTORS: dict[str, Callable[[], Any]] = {
+    "threads": lambda: Connection.open,
+    "loop": IOLoop,
+}
+OPEN_TIMEOUT = 180.0
+WAVE = 50
+
+
+def produce(url: str, topic: str, count: int) -> None:
+    """In a child process: publish ``count`` messages of 100 bytes."""
+    with rs.Client(url) as client:
+        producer = client.topic(topic).producer()
+        for _ in range(count):
+            producer.send_then(b"m" * 100, lambda ack: None)
+        producer.flush(timeout=OPEN_TIMEOUT)
+
+
+class Consumers:
+    """``count`` consumers of ``topic`` on one client, acking and counting what each receives.
+
+    They open in waves of ``WAVE``, each wave past its first message before the next starts:
+    a thousand handshakes at once take local Pulsar's gateway longer than ``connect_timeout``
+    on a busy two-core machine.
+    """
+
+    def __init__(self, client: rs.Client, topic: str, count: int) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.received = 0
+        self._firsts = 0
+        self._seen: set[int] = set()
+        self.subscriptions: list[Any] = []
+        for start in range(0, count, WAVE):
+            wave = range(start, min(count, start + WAVE))
+            # Consumers on a Shared subscription each: pulsar-lite's Exclusive dispatcher
+            # (which a reader uses) now and then stalls a backlog under load, see the README.
+            self.subscriptions += [
+                client.topic(topic)
+                .observe(f"s{index}", subscription_type="Shared", start="earliest")
+                .subscribe(self._observer(index))
+                for index in wave
+            ]
+            self.wait(wave.stop, wave.stop, OPEN_TIMEOUT)
+
+    def _observer(self, index: int) -> Callable[[Any], None]:
+        def on_next(message: Any) -> None:
+            message.ack()
+            with self._lock:
+                self.received += 1
+                if index not in self._seen:
+                    self._seen.add(index)
+                    self._firsts += 1
+                self._changed.notify_all()
+
+        return on_next
+
+    def wait(self, firsts: int, received: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._firsts < firsts or self.received < received:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{self._firsts} consumers of {firsts} open, {self.received} of"
+                        f" {received} messages after {timeout:.0f} s"
+                    )
+                self._changed.wait(left)
+
+
+def open_streams(url: str, connector: str, count: int) -> tuple[int, float]:
+    """Threads of the process with ``count`` consumers open, and seconds to open them."""
+    topic = fresh_topic("bench-many")
+    produce(url, topic, 1)
+    baseline = threading.active_count()
+    started = time.perf_counter()
+    with rs.Client(url, connect=CONNECTORS[connector]()) as client:
+        consumers = Consumers(client, topic, count)
+        consumers.wait(count, count, OPEN_TIMEOUT)
+        seconds = time.perf_counter() - started
+        threads = threading.active_count() - baseline
+    return threads, seconds
+
+
+def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float:
+    """Client CPU µs per delivered message with ``count`` consumers each reading ``per_stream``."""
+    topic = fresh_topic("bench-busy")
+    produce(url, topic, 1)  # each consumer's first message says it is open
+    with rs.Client(url, connect=CONNECTORS[connector]()) as client:
+        consumers = Consumers(client, topic, count)
+        consumers.wait(count, count, OPEN_TIMEOUT)
+        cpu = time.process_time()
+        child = multiprocessing.get_context("spawn").Process(
+            target=produce, args=(url, topic, per_stream)
+        )
+        child.start()
+        consumers.wait(count, count * (per_stream + 1), OPEN_TIMEOUT)
+        spent = time.process_time() - cpu
+        child.join(OPEN_TIMEOUT)
+    return spent / (count * per_stream) * 1e6
+
+
+def print_threads(url: str, counts: list[int]) -> None:
+    print("== threads of the client process with N consumers open")
+    for count in counts:
+        for connector in CONNECTORS:
+            threads, seconds = open_streams(url, connector, count)
+            print(
+                f"   {connector:<18} N={count:<5} {threads:>5} threads"
+                f" ({threads / count:.2f} per stream), opened in {seconds:.1f} s"
+            )
+
+
+def print_cpu(url: str, busy: list[int], messages: int, rounds: int) -> None:
+    print(f"\n== client CPU per message, N busy consumers, {messages} deliveries per run")
+    results: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for count in busy:
+            for connector in CONNECTORS:
+                cost = busy_streams(url, connector, count, messages // count)
+                results.setdefault((connector, count), []).append(cost)
+    for connector in CONNECTORS:
+        line = [f"   {connector:<18}"]
+        for count in busy:
+            costs = results[(connector, count)]
+            line.append(f"N={count}: {min(costs):.1f}-{max(costs):.1f} µs")
+        first, last = (min(results[(connector, n)]) for n in (busy[0], busy[-1]))
+        line.append(f"best N={busy[-1]} / N={busy[0]}: {last / first:.2f}x")
+        print("   ".join(line))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--streams", default="1,100,1000", help="stream counts for threads")
+    parser.add_argument("--busy", default="1,100", help="stream counts for CPU per message")
+    parser.add_argument("--messages", type=int, default=20_000, help="deliveries per run")
+    parser.add_argument("--rounds", type=int, default=3, help="0: threads only")
+    parser.add_argument("--connectors", default="threads,loop", help="threads, loop or both")
+    args = parser.parse_args()
+    for name in list(CONNECTORS):
+        if name not in args.connectors.split(","):
+            del CONNECTORS[name]
+    with local_pulsar() as url:
+        if args.streams:
+            print_threads(url, [int(n) for n in args.streams.split(",")])
+        if args.rounds:
+            print_cpu(url, [int(n) for n in args.busy.split(",")], args.messages, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

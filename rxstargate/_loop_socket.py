@@ -1,0 +1,185 @@
+"""The loop's side of one socket: non-blocking reads parsed into frames, batched writes.
+
+Only the client's I/O loop thread (``_ioloop``) calls a :class:`LoopSocket`; what the socket's
+owner sees of it is its :class:`~rxstargate._loop_connection.LoopConnection`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from rxstargate._transport import _encode, _report_lost, _write_failure, _WriteTimeout
+from rxstargate._wsframes import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, FrameError, FrameReader
+
+if TYPE_CHECKING:
+    from rxstargate._loop_connection import LoopConnection, Queued
+
+__all__ = ["LoopSocket"]
+
+_READ_SIZE = 262144
+_READS_PER_TURN = 8  # reads of one socket before the loop serves the others
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class _NeedMore(Exception):
+    """The frame reader wants bytes that have not arrived yet."""
+
+
+class LoopSocket:
+    """A non-blocking socket past its handshake, served by the loop thread.
+
+    Args:
+        sock: the socket (plain or TLS), non-blocking.
+        connection: its owner's side, told about frames, closes and failures.
+        max_receive_bytes: the largest message accepted from the server.
+        write_timeout: seconds the socket may take no byte before the connection drops.
+    """
+
+    def __init__(
+        self, sock: Any, connection: LoopConnection, max_receive_bytes: int, write_timeout: float
+    ) -> None:
+        self.sock: Any = sock
+        self.connection = connection
+        self.reading = True
+        self.released = threading.Event()  # the loop forgot the socket and closed it
+        self._write_timeout = write_timeout
+        self._frames = FrameReader(self._take_chunk, max_receive_bytes)
+        self._chunk = b""
+        self._output: memoryview | None = None  # bytes of a batch not written yet
+        self._output_batch: list[Queued] = []
+        self._output_closes = False
+        self._progress_at = 0.0  # the last write that made progress
+
+    @property
+    def writing(self) -> bool:
+        """True while a batch waits for the socket to take it."""
+        return self._output is not None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _take_chunk(self, size: int) -> bytes:
+        chunk = self._chunk
+        if not chunk:
+            raise _NeedMore()
+        self._chunk = b""
+        return chunk
+
+    def readable(self) -> bool:
+        """Read what arrived and hand its frames over; True when more may be waiting."""
+        connection = self.connection
+        texts: list[str] = []
+        try:
+            for _ in range(_READS_PER_TURN):
+                try:
+                    chunk = self.sock.recv(_READ_SIZE)
+                except _WOULD_BLOCK:
+                    return False
+                if not chunk:
+                    raise EOFError("the server closed the connection")
+                connection.seen()
+                self._chunk = chunk
+                still_open = self._parse(texts)
+                connection.frames_read(texts)
+                if not still_open:
+                    self.reading = False
+                    return False
+                if len(chunk) < _READ_SIZE and not _decrypted_pending(self.sock):
+                    return False
+            return True
+        except (FrameError, OSError, EOFError, ValueError) as exc:
+            connection.frames_read(texts)
+            self.reading = False
+            connection.read_failed(exc)
+            return False
+
+    def _parse(self, texts: list[str]) -> bool:
+        """Frames of the chunk read into ``texts``; False after the server's close frame."""
+        frames = self._frames
+        try:
+            frame = frames.next_frame()  # takes the chunk in
+        except _NeedMore:
+            return True
+        while True:
+            opcode = frame.opcode
+            if opcode in (OP_TEXT, OP_BINARY):
+                texts.append(frame.data.decode("utf-8", "replace"))
+            elif opcode == OP_PING:
+                self.connection.pinged(frame.data)
+            elif opcode == OP_CLOSE:
+                self.connection.frames_read(texts)
+                self.connection.server_closed(frame.data)
+                return False
+            if not frames.has_frame():  # a frame cut short waits for the next read
+                return True
+            try:
+                frame = frames.next_frame()
+            except _NeedMore:  # a fragmented message continues in the next read
+                return True
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what is queued, as far as the socket takes it without waiting."""
+        while (self._output is not None or self._next_batch()) and self._write():
+            pass
+
+    def _next_batch(self) -> bool:
+        batch, closes = self.connection.take_batch()
+        if not batch:
+            return False
+        self._output = memoryview(_encode(batch))
+        self._output_batch = batch
+        self._output_closes = closes
+        self._progress_at = time.monotonic()
+        return True
+
+    def _write(self) -> bool:
+        """Write the current batch; True when it left whole."""
+        output = self._output
+        assert output is not None
+        try:
+            sent = self.sock.send(output)
+        except _WOULD_BLOCK:
+            return False
+        except (OSError, ValueError) as exc:
+            self._write_failed(exc)
+            return False
+        self._progress_at = time.monotonic()
+        if sent < len(output):
+            self._output = output[sent:]
+            return False
+        self._output = None
+        self._output_batch = []
+        if self._output_closes:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+            self.connection.written.set()
+        return True
+
+    def _write_failed(self, exc: BaseException) -> None:
+        reason = _write_failure(exc, self.connection.url, self._write_timeout)
+        batch, self._output_batch, self._output = self._output_batch, [], None
+        _report_lost(batch, reason)
+        self.connection.write_failed(reason)
+
+    def check_write(self, now: float) -> None:
+        """Drop the connection when its socket took no byte for ``write_timeout`` seconds."""
+        if self._output is not None and now - self._progress_at > self._write_timeout:
+            self._write_failed(_WriteTimeout())
+
+    def close(self) -> None:
+        """Close the socket (the loop forgot it already)."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.released.set()
+
+
+def _decrypted_pending(sock: Any) -> bool:
+    """Whether a TLS socket holds decrypted bytes that select() does not report."""
+    pending = getattr(sock, "pending", None)
+    return pending is not None and pending() > 0
