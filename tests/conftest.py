@@ -23,6 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests: a quick pass by default, many more examples with HYPOTHESIS_PROFILE=thorough
+# (CI runs the property tests that way too). No deadline in either: the suite shares its cores.
+settings.register_profile("fast", max_examples=40, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 #: What local Pulsar names its temporary data directories (``tempfile.mkdtemp(prefix=...)``).
 LOCAL_TEMP_DIRS = "rxstargate-local-*"
