@@ -137,7 +137,11 @@ def test_accepted_sockets_get_tcp_keepalive(connected: tuple[socket.socket, sock
 
 def test_keepalive_settings_survive_the_gateway_process_command_line() -> None:
     settings = Keepalive(
-        idle_timeout=12.5, ping_interval=0.3, tcp_keepalive=(1, 2, 3), max_unanswered=4
+        idle_timeout=12.5,
+        ping_interval=0.3,
+        tcp_keepalive=(1, 2, 3),
+        max_unanswered=4,
+        close_wait=0.25,
     )
     parsed = dict(zip(settings.arguments()[::2], settings.arguments()[1::2], strict=True))
     again = Keepalive.from_arguments(
@@ -146,6 +150,7 @@ def test_keepalive_settings_survive_the_gateway_process_command_line() -> None:
         float(parsed["--ping-timeout"]),
         parsed["--tcp-keepalive"],
         int(parsed["--max-unanswered"]),
+        float(parsed["--close-wait"]),
     )
     assert again == settings
     assert json.dumps(dataclasses.asdict(Keepalive())) == json.dumps(
