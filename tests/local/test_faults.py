@@ -26,7 +26,9 @@ from rxstargate.local import LocalPulsar
 from tests.faults import FaultProxy, hard_close
 from tests.local.conftest import Raw, recv_text
 
-pytestmark = pytest.mark.integration
+# One worker runs them all when the suite runs on several (pytest-xdist): they share the
+# module's local Pulsar, which another worker would start again.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("local-faults")]
 
 IDLE_SECONDS = 1.0
 PING_SECONDS = 0.2  # how often a live test socket pings while it waits, well inside IDLE_SECONDS
