@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -23,6 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests: a quick pass by default, many more examples with HYPOTHESIS_PROFILE=thorough
+# (CI runs the property tests that way too). No deadline in either: the suite shares its cores.
+settings.register_profile("fast", max_examples=40, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C raises KeyboardInterrupt in the tests' process, as in a terminal.
+
+    A shell starts a command it runs in the background with SIGINT ignored, and Python then
+    leaves it ignored: the tests that interrupt the main thread would wait in vain.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 #: What local Pulsar names its temporary data directories (``tempfile.mkdtemp(prefix=...)``).
 LOCAL_TEMP_DIRS = "rxstargate-local-*"

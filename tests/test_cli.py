@@ -368,6 +368,8 @@ def test_local_exits_non_zero_and_says_why_when_a_child_dies(child: str) -> None
             shutil.rmtree(local.directory, ignore_errors=True)
 
 
+# Slow (about 5 s): `rxstargate local` starts, then stops within its bounds with the broker
+# stopped, which is the wait this test is about.
 @pytest.mark.integration  # starts local Pulsar
 def test_local_stops_promptly_after_faults_even_with_a_stalled_broker() -> None:
     with _local() as local, FaultProxy(local.ws_port) as proxy:

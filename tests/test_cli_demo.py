@@ -87,6 +87,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+# Slow (about 4 s): the demo starts its own local Pulsar and orders must flow before Ctrl-C.
 @pytest.mark.integration  # starts local Pulsar
 def test_ctrl_c_at_a_terminal_ends_the_demo_with_one_line_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -193,6 +193,8 @@ def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: P
         _run(example, None, tmp_path)
 
 
+# Slow (2 to 5 s a page): each page starts a local Pulsar of its own, since its examples name
+# fixed topics and subscriptions, and runs each example in a fresh interpreter.
 @pytest.mark.integration
 @pytest.mark.parametrize("page", _pages_with(needs_pulsar=True), ids=_page_id)
 def test_the_examples_that_need_pulsar_run_as_written(

@@ -143,8 +143,10 @@ def notebook_runs(
 
 
 # Slow: the first of these tests waits for every notebook running at once (each runs every
-# code cell twice, and its cells wait for real: 5 to 12 s together on an idle machine).
+# code cell twice, and its cells wait for real: 5 to 12 s together on an idle machine). The
+# tests that share the notebooks' runs run on one worker when the suite runs on several.
 @pytest.mark.integration
+@pytest.mark.xdist_group("notebooks")
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_and_each_cell_can_run_again(
@@ -181,6 +183,7 @@ client.close()
 
 
 @pytest.mark.integration
+@pytest.mark.xdist_group("notebooks")
 @pytest.mark.timeout(120)  # waits for its notebook, which runs with the others (see above)
 def test_a_live_view_shows_once_as_the_last_expression_of_its_cell(
     notebook_runs: dict[str, NotebookRun],

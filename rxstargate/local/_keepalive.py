@@ -45,6 +45,8 @@ class Keepalive:
         tcp_keepalive: TCP keepalive's idle seconds, probe interval and probe count.
         max_unanswered: consecutive unanswered retransmissions or window probes that end a
             socket.
+        close_wait: the most seconds a close waits for the peer's answer to its close frame
+            (a peer that is gone never answers; tests of such peers make it short).
     """
 
     idle_timeout: float | None = IDLE_TIMEOUT
@@ -52,11 +54,12 @@ class Keepalive:
     ping_timeout: float | None = None
     tcp_keepalive: tuple[int, int, int] = TCP_KEEPALIVE
     max_unanswered: int = MAX_UNANSWERED
+    close_wait: float = CLOSE_TIMEOUT
 
     @property
     def close_timeout(self) -> float:
         """How long to wait for a peer's answer to a close frame."""
-        return min(CLOSE_TIMEOUT, self.ping_timeout or CLOSE_TIMEOUT)
+        return min(self.close_wait, self.ping_timeout or self.close_wait)
 
     def arguments(self) -> list[str]:
         """The gateway process's command-line options for these settings."""
@@ -71,6 +74,8 @@ class Keepalive:
             ",".join(str(value) for value in self.tcp_keepalive),
             "--max-unanswered",
             str(self.max_unanswered),
+            "--close-wait",
+            str(self.close_wait),
         ]
 
     @classmethod
@@ -81,6 +86,7 @@ class Keepalive:
         ping_timeout: float,
         tcp_keepalive: str,
         max_unanswered: int,
+        close_wait: float = CLOSE_TIMEOUT,
     ) -> Keepalive:
         """The settings :meth:`arguments` wrote (0 meaning None)."""
         idle, interval, count = (int(part) for part in tcp_keepalive.split(","))
@@ -90,4 +96,5 @@ class Keepalive:
             ping_timeout=ping_timeout or None,
             tcp_keepalive=(idle, interval, count),
             max_unanswered=max_unanswered,
+            close_wait=close_wait,
         )

@@ -18,7 +18,13 @@ import sys
 from urllib.parse import urlsplit
 
 from rxstargate.local._gateway import Gateway
-from rxstargate.local._keepalive import IDLE_TIMEOUT, MAX_UNANSWERED, TCP_KEEPALIVE, Keepalive
+from rxstargate.local._keepalive import (
+    CLOSE_TIMEOUT,
+    IDLE_TIMEOUT,
+    MAX_UNANSWERED,
+    TCP_KEEPALIVE,
+    Keepalive,
+)
 
 # What the gateway may take to stop on SIGTERM; the parent kills it a little later anyway.
 STOP_SECONDS = 1.0
@@ -38,6 +44,7 @@ async def _main(args: argparse.Namespace, token: str | None) -> None:
             args.ping_timeout,
             args.tcp_keepalive,
             args.max_unanswered,
+            args.close_wait,
         ),
         broker_metadata=args.broker_metadata,
     )
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         help="idle seconds, probe interval, probe count",
     )
     parser.add_argument("--max-unanswered", type=int, default=MAX_UNANSWERED)
+    parser.add_argument("--close-wait", type=float, default=CLOSE_TIMEOUT)
     parser.add_argument(
         "--broker-metadata", default=None, help="pulsar-lite's metadata file (topic discovery)"
     )

@@ -368,7 +368,10 @@ def test_a_missed_pong_counts_as_a_dropped_connection() -> None:
     collector = Collector()
     with (
         SilentPeer() as peer,
-        rs.Client(peer.url, ping_interval=0.05, ping_timeout=0.2, reconnect=FAST) as client,
+        # The silent peer never answers a close either: close_timeout bounds that wait.
+        rs.Client(
+            peer.url, ping_interval=0.05, ping_timeout=0.2, reconnect=FAST, close_timeout=0.5
+        ) as client,
     ):
         subscription = client.topic("t").observe(start="earliest").subscribe(collector)
         for _ in range(2):  # the first socket, then the one opened after the missed pong

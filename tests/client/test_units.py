@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
@@ -179,7 +179,6 @@ _MESSAGE_SCHEMA = _frames.ConsumerMessageSchema()
 _ACK_SCHEMA = _frames.ProducerAckSchema()
 
 
-@settings(max_examples=300, deadline=None)
 @given(_frames_strategy)
 def test_the_fast_message_decoder_accepts_exactly_what_the_schema_accepts(
     data: dict[str, Any],
@@ -202,7 +201,6 @@ def test_the_fast_message_decoder_accepts_exactly_what_the_schema_accepts(
         assert frame.redelivery_count == expected["redeliveryCount"]
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(st.sampled_from(["result", "messageId", "context", "errorMsg", "x"]), _values)
 )
@@ -254,7 +252,6 @@ _MESSAGE_SCHEMA = _frames.ConsumerMessageSchema()
 _ACK_SCHEMA = _frames.ProducerAckSchema()
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.integers(1, 50), st.lists(st.booleans(), max_size=400), st.integers(0, 2**32))
 def test_credit_never_exceeds_the_window_and_never_stalls(
     window: int, steps: list[bool], seed: int

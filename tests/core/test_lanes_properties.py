@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rxstargate.operators import Retry
@@ -173,7 +173,6 @@ def run_out(driver: Driver) -> None:
             driver.apply(lanes.retry_due(driver.delayed.pop(0)))
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     concurrency=st.integers(1, 4),
     key_ordered=st.booleans(),

@@ -368,4 +368,4 @@ class ProducerRun(RuleBasedStateMachine):
 
 
 TestProducerRun = ProducerRun.TestCase
-TestProducerRun.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
+TestProducerRun.settings = settings(stateful_step_count=30)

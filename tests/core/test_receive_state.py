@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import rxstargate as rs
@@ -321,7 +321,6 @@ class Consumer:
         assert live_held > 0 or in_transit + self.server_credit > 0
 
 
-@settings(max_examples=400, deadline=None)
 @given(
     st.integers(1, 40),
     st.lists(
@@ -368,7 +367,6 @@ class Topic:
 READER_EVENTS = ["send", "send", "send", "publish", "drop"]
 
 
-@settings(max_examples=400, deadline=None)
 @given(
     st.integers(0, 4),
     st.sampled_from(["earliest", "latest", "id"]),

@@ -5,13 +5,14 @@ gateway's side stays open and silent, as when a client behind a proxy crashes an
 the connection (the proxy's host answers TCP, so only the idle timeout can tell, as in Pulsar).
 A full ``reset()`` resets both sides.
 
-These tests run their own local Pulsar, with an idle timeout of a few seconds instead of 300, so
-a silent peer is dropped within seconds, and with a data directory whose logs they read.
+These tests run their own local Pulsar, with an idle timeout of a second instead of 300, so
+a silent peer is dropped within about a second, and with a data directory whose logs they read.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,16 +26,23 @@ from rxstargate.local import LocalPulsar
 from tests.faults import FaultProxy, hard_close
 from tests.local.conftest import Raw, recv_text
 
-pytestmark = pytest.mark.integration
+# One worker runs them all when the suite runs on several (pytest-xdist): they share the
+# module's local Pulsar, which another worker would start again.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("local-faults")]
 
-IDLE_SECONDS = 3.0
-GONE_WITHIN = 20.0  # generous: the gateway drops a silent peer after about 3 s here
+IDLE_SECONDS = 1.0
+PING_SECONDS = 0.2  # how often a live test socket pings while it waits, well inside IDLE_SECONDS
+GONE_WITHIN = 15.0  # generous: the gateway drops a silent peer after about a second here
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPulsar]:
     directory = tmp_path_factory.mktemp("faults")
-    with LocalPulsar(data_dir=directory, idle_timeout=IDLE_SECONDS) as pulsar:
+    pulsar = LocalPulsar(data_dir=directory, idle_timeout=IDLE_SECONDS)
+    # A vanished peer never answers the close of its idle session: waiting the default 2 s
+    # for that answer would only make each test here wait longer before its peer is let go.
+    pulsar.keepalive = dataclasses.replace(pulsar.keepalive, close_wait=0.2)
+    with pulsar:
         yield pulsar
 
 
@@ -81,9 +89,9 @@ def _eventually(attempt: Callable[[], Any], within: float = GONE_WITHIN) -> Any:
 
 
 def _recv(sock: websocket.WebSocket, within: float = 20.0) -> dict[str, Any]:
-    """The next text frame, pinging every second while it waits (an idle socket is closed
-    after IDLE_SECONDS here; the vanished ones cannot ping)."""
-    return recv_text(sock, within, ping_every=1.0)
+    """The next text frame, pinging while it waits (an idle socket is closed after
+    IDLE_SECONDS here; the vanished ones cannot ping)."""
+    return recv_text(sock, within, ping_every=PING_SECONDS)
 
 
 def _settled(raw: Raw, sock: websocket.WebSocket) -> None:
@@ -115,7 +123,7 @@ def test_a_session_idle_both_ways_is_closed_as_pulsar_closes_it(
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert frame.data[:2] == (1001).to_bytes(2, "big")  # as Jetty closes an idle session
     assert frame.data[2:].startswith(b"Idle timeout expired: ")
-    assert frame.data[2:].endswith(b"/3000 ms")
+    assert frame.data[2:].endswith(f"/{IDLE_SECONDS * 1000:.0f} ms".encode())
     _eventually(lambda: direct.consumer(topic_name, "sub"))  # its subscription was let go
 
 

@@ -59,6 +59,7 @@ def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
     consumer = fast.consumer(topic_name, "sub", subscriptionType="Shared")
     producer = fast.producer(topic_name)
     # Not reading is what is tested here: a plain websocket-client program busy elsewhere.
+    # Slow (8 s): these seconds, then 8 MB through a gateway that acks one message at a time.
     time.sleep(NOT_READING_SECONDS)
     got = []
     for _ in payloads:
@@ -74,6 +75,7 @@ def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
 def test_a_quiet_socket_gets_no_pings_so_a_receive_timeout_holds(raw: Raw, topic_name: str) -> None:
     # Pulsar's WebSocket service sends no pings unless configured to; the gateway's pings every
     # 4 s restarted websocket-client's receive timeout, so a blocked recv() never timed out.
+    # Slow (5 s): the receive timeout must outlast the 4 s between those pings to catch them.
     sock = raw.consumer(topic_name, "sub")
     sock.settimeout(5.0)
     with pytest.raises(websocket.WebSocketTimeoutException):
@@ -137,7 +139,11 @@ def test_accepted_sockets_get_tcp_keepalive(connected: tuple[socket.socket, sock
 
 def test_keepalive_settings_survive_the_gateway_process_command_line() -> None:
     settings = Keepalive(
-        idle_timeout=12.5, ping_interval=0.3, tcp_keepalive=(1, 2, 3), max_unanswered=4
+        idle_timeout=12.5,
+        ping_interval=0.3,
+        tcp_keepalive=(1, 2, 3),
+        max_unanswered=4,
+        close_wait=0.25,
     )
     parsed = dict(zip(settings.arguments()[::2], settings.arguments()[1::2], strict=True))
     again = Keepalive.from_arguments(
@@ -146,6 +152,7 @@ def test_keepalive_settings_survive_the_gateway_process_command_line() -> None:
         float(parsed["--ping-timeout"]),
         parsed["--tcp-keepalive"],
         int(parsed["--max-unanswered"]),
+        float(parsed["--close-wait"]),
     )
     assert again == settings
     assert json.dumps(dataclasses.asdict(Keepalive())) == json.dumps(

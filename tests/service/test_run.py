@@ -1,5 +1,9 @@
 """``rxstargate run`` against local Pulsar: worker processes sharing a Key_Shared subscription,
-bridging a topic to another, drained on SIGTERM, restarted after SIGKILL, counted on one port."""
+bridging a topic to another, drained on SIGTERM, restarted after SIGKILL, counted on one port.
+
+Slow by nature (2 to 10 s each): every test starts a supervisor and its worker processes, each
+of which imports rxstargate and joins the subscription before a message flows.
+"""
 
 from __future__ import annotations
 
