@@ -440,15 +440,16 @@ def test_asend_never_blocks_the_event_loop(scripted_peer: Peer) -> None:
             ticks = 0
 
             async def ticker() -> None:
+                # Acks come only once the loop has turned ten times while every slot is taken:
+                # an asend() that blocked the loop would never let this run.
                 nonlocal ticks
-                while not release.is_set():
+                while ticks < 10:
                     ticks += 1
                     await asyncio.sleep(0.01)
+                release.set()
 
-            ticking = asyncio.create_task(ticker())
             sends = [asyncio.create_task(producer.asend(str(i).encode())) for i in range(6)]
-            await asyncio.sleep(0.3)  # every slot is taken: the loop must keep turning
-            release.set()
+            ticking = asyncio.create_task(ticker())
             acks = await asyncio.wait_for(asyncio.gather(*sends), WAIT_SECONDS)
             await ticking
             return ticks, acks
