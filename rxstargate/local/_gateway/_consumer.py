@@ -20,6 +20,7 @@ from rxstargate.local._gateway._commands import (
     parse_command,
 )
 from rxstargate.local._gateway._dedup import ConsumerLedger
+from rxstargate.local._gateway._key_order import KeyOrder, take_queued
 from rxstargate.local._gateway._params import ConsumerParams
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 from rxstargate.local._gateway._redelivery import (
@@ -65,6 +66,7 @@ class ConsumerSession(ReceivingSession):
         clock: Callable[[], float] = time.monotonic,
         *,
         multi_topic: bool = False,
+        key_order: KeyOrder | None = None,
     ) -> None:
         super().__init__(0 if params.pull_mode else params.receiver_queue_size)
         self._consumer = consumer
@@ -87,8 +89,13 @@ class ConsumerSession(ReceivingSession):
         self._quiet_since: float | None = None
         self._kick_after = KICK_FIRST_SECONDS
         self.kicks = 0
+        self._key_order = key_order
+        if key_order is not None:
+            key_order.join(self)
 
     def _idle(self) -> None:
+        if self._key_order is not None:
+            self._key_order.idle(self)
         if self._kick is None:
             return
         now = self._clock()
@@ -113,8 +120,13 @@ class ConsumerSession(ReceivingSession):
         return self._consumer.receive(timeout_millis)
 
     def _admit(self, message: Any) -> str | None:
+        if self._key_order is not None and not self._key_order.arrive(self, message):
+            self._credit.add(-1)  # held back for its key's order, in its window slot
+            return None
         key = message.message_id().serialize()
         deliver, replaces = self._ledger.admit(key, message, message.redelivery_count())
+        if self._key_order is not None and (replaces or not deliver):
+            self._key_order.settled(self, message)  # held already, or not delivered at all
         if not deliver:
             return None
         if replaces and not self._pull_mode:
@@ -133,6 +145,8 @@ class ConsumerSession(ReceivingSession):
                 # dead-letter the message once it is over): it goes back through a negative
                 # ack, at once. (Pulsar applies dead-letter policies to these types only.)
                 self._ledger.settle(key, acked=False)
+                if self._key_order is not None:
+                    self._key_order.settled(self, held.message)
                 if not self._pull_mode:
                     self.give_credit()
                 with contextlib.suppress(Exception):
@@ -188,6 +202,8 @@ class ConsumerSession(ReceivingSession):
         with self._lock:
             count = self._ledger.redelivery_count(key)
             message = self._ledger.settle(key, acked)
+        if message is not None and self._key_order is not None:
+            self._key_order.settled(self, message)
         target = message
         if target is None:
             try:
@@ -220,7 +236,31 @@ class ConsumerSession(ReceivingSession):
             self._on_closed()
 
     def _close_broker_side(self) -> None:
+        if self._key_order is not None:
+            queued = take_queued(self._consumer)  # they come back from the broker too
+            with self._lock:
+                self._key_order.leave(self, self._ledger.held_messages() + queued)
         self._consumer.close()
+
+    def deliver_held_back(self, messages: list[Any]) -> int:
+        """Deliver messages the key order held back, in order (on the event loop).
+
+        Returns:
+            How many of them the socket holds now that it did not hold before.
+        """
+        held = 0
+        for message in messages:
+            key = message.message_id().serialize()
+            with self._lock:
+                deliver, replaces = self._ledger.admit(key, message, message.redelivery_count())
+            if not deliver:
+                self.give_credit()  # as the receive thread does for a message it drops
+                continue
+            if replaces and not self._pull_mode:
+                self.give_credit()
+            held += not replaces
+            self.put(self._frame(message, key))
+        return held
 
 
 def _ignore(result: Any) -> None:

@@ -15,6 +15,7 @@ from websockets.asyncio.server import ServerConnection
 from rxstargate.local._gateway._brokers import BrokerClients
 from rxstargate.local._gateway._catalog import PatternError, TopicCatalog
 from rxstargate.local._gateway._consumer import ConsumerSession
+from rxstargate.local._gateway._key_order import KeyOrders
 from rxstargate.local._gateway._params import (
     ConsumerParams,
     ParamError,
@@ -137,6 +138,7 @@ class Opener:
         self._catalog = catalog
         self._subscriptions = Subscriptions()
         self._producer_names = ProducerNames()
+        self._key_orders = KeyOrders()
 
     async def open(self, route: Route, query: dict[str, str], peer: str) -> Session:
         """The session for an accepted route.
@@ -243,11 +245,15 @@ class Opener:
         target: str | list[str] = list(topics) if multi else topics[0]
         key_shared = params.subscription_type == "Key_Shared"
         client = self._clients.lease(subscription) if key_shared else self._clients.main
+        order = (
+            self._key_orders.acquire((topics, subscription), subscription) if key_shared else None
+        )
 
         def closed() -> None:
             self._subscriptions.release(topics, subscription)
             if key_shared:
                 self._clients.release(subscription)
+                self._key_orders.release((topics, subscription))
 
         try:
             dead_letter = _dead_letter_policy(params, subscription, dead_letter_base)
@@ -257,6 +263,7 @@ class Opener:
             self._subscriptions.release(topics, subscription, was_closing=False)
             if key_shared:
                 self._clients.release(subscription)
+                self._key_orders.release((topics, subscription))
             raise Refusal(creation_status(exc), creation_reason("consumer", exc)) from None
         self._catalog.note(topics)
         shared = params.subscription_type == "Shared"
@@ -268,6 +275,7 @@ class Opener:
             closed,
             _kick(client, target, subscription) if shared else None,
             multi_topic=multi,
+            key_order=order,
         )
 
     async def _reader(self, topic: str, params: ReaderParams) -> Session:
