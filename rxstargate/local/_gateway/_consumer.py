@@ -121,8 +121,10 @@ class ConsumerSession(ReceivingSession):
 
     def _admit(self, message: Any) -> str | None:
         if self._key_order is not None and not self._key_order.arrive(self, message):
-            self._credit.add(-1)  # held back for its key's order, in its window slot
-            return None
+            return None  # held back for its key's order (see _key_order), its credit returned
+        return self._admit_in_order(message)
+
+    def _admit_in_order(self, message: Any) -> str | None:
         key = message.message_id().serialize()
         deliver, replaces = self._ledger.admit(key, message, message.redelivery_count())
         if self._key_order is not None and (replaces or not deliver):
@@ -153,7 +155,21 @@ class ConsumerSession(ReceivingSession):
                     self._consumer.negative_acknowledge(held.message)
             else:
                 frames.append(self._frame(held.message, key, held.redelivery_count))
-        return frames + self._redeliver_nacked()
+        return self._held_back_ready() + frames + self._redeliver_nacked()
+
+    def _held_back_ready(self) -> list[str]:
+        """Messages held back for their key's order whose turn came, as the window allows."""
+        if self._key_order is None:
+            return []
+        frames: list[str] = []
+        for message in self._key_order.ready(self, self._credit.count):
+            self._credit.add(-1)  # as a receive takes credit (ready() kept within it)
+            frame = self._admit_in_order(message)
+            if frame is None:
+                self._credit.add(1)
+            else:
+                frames.append(frame)
+        return frames
 
     def _redeliver_nacked(self) -> list[str]:
         """Nacked messages whose delay is over: to the broker, or again on this socket."""
@@ -241,26 +257,6 @@ class ConsumerSession(ReceivingSession):
             with self._lock:
                 self._key_order.leave(self, self._ledger.held_messages() + queued)
         self._consumer.close()
-
-    def deliver_held_back(self, messages: list[Any]) -> int:
-        """Deliver messages the key order held back, in order (on the event loop).
-
-        Returns:
-            How many of them the socket holds now that it did not hold before.
-        """
-        held = 0
-        for message in messages:
-            key = message.message_id().serialize()
-            with self._lock:
-                deliver, replaces = self._ledger.admit(key, message, message.redelivery_count())
-            if not deliver:
-                self.give_credit()  # as the receive thread does for a message it drops
-                continue
-            if replaces and not self._pull_mode:
-                self.give_credit()
-            held += not replaces
-            self.put(self._frame(message, key))
-        return held
 
 
 def _ignore(result: Any) -> None:

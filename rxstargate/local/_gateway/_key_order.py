@@ -8,7 +8,7 @@ holds a joining consumer's keys back until what was delivered before it joined i
 and replays a departed consumer's messages before newer ones of the same keys.
 
 Every socket of a subscription is the gateway's, so it keeps that order here, holding a message
-back in its socket's window (where it takes a slot as if delivered) until:
+back until:
 
 * no other socket holds an unsettled message of its key, nor one held back;
 * no older message of its key that a departed socket held is still due back from the broker
@@ -23,20 +23,21 @@ Messages of one topic (or partition) compare by position; a key is a topic's ord
 its partition key). Nacked messages come back when the broker sends them, after newer ones of
 their key, as in Pulsar.
 
-Releasing held back messages runs on the event loop (the thread of acks and closes); arrivals
-come from each socket's receive thread, which holds its session's lock while it calls here, so
-this never takes a session's lock while it holds its own.
+A held back message takes no room in its socket's window: the socket goes on taking messages
+in from the broker (among them those it waits for, which the broker could not send it if its
+window were full of messages that wait for them). It goes out on the socket's own receive
+thread, before any newer message, once its turn came and the window has room. Each socket's
+receive thread calls here holding its session's lock; this never takes a session's lock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger("rxstargate.gateway")
 
@@ -45,14 +46,6 @@ JOIN_WAIT_SECONDS = 10.0
 
 Key = tuple[str, str]
 Position = tuple[int, int, int]
-
-
-class HeldBackReceiver(Protocol):
-    """A socket of the subscription, as seen from here."""
-
-    def deliver_held_back(self, messages: list[Any]) -> int:
-        """Deliver messages that were held back, in order; returns how many it now holds."""
-        ...
 
 
 def key_of(message: Any) -> Key:
@@ -66,11 +59,14 @@ def position_of(message: Any) -> Position:
     return mid.ledger_id(), mid.entry_id(), mid.batch_index()
 
 
+def _first(entry: tuple[Position, Any]) -> Position:
+    return entry[0]
+
+
 class _Member:
     """One socket's part: what it holds per key, what waits, whom it waits for."""
 
-    def __init__(self, receiver: HeldBackReceiver, waits_for: set[_Member], now: float) -> None:
-        self.receiver = receiver
+    def __init__(self, waits_for: set[_Member], now: float) -> None:
         self.held: dict[Key, int] = {}
         self.waiting: dict[Key, list[tuple[Position, Any]]] = {}
         self.waits_for = waits_for  # sockets whose queues may still hold pre-join messages
@@ -87,7 +83,9 @@ class _Member:
 
 
 class KeyOrder:
-    """The order keeper of one Key_Shared subscription, shared by its sockets.
+    """The order keeper of one Key_Shared subscription, shared by its sockets (thread-safe).
+
+    Sockets are named by any object that stays the same (the session).
 
     Args:
         name: the subscription, for logs.
@@ -102,47 +100,64 @@ class KeyOrder:
         self._holder: dict[Key, _Member] = {}
         self._due_back: dict[Key, dict[Position, float]] = {}
         self._joining = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._release_scheduled = False
+        self._next_expiry = 0.0
 
     # --- what sockets tell it -----------------------------------------------------------------
-    def join(self, receiver: HeldBackReceiver) -> None:
-        """A socket joins (on the event loop, before it receives)."""
-        self._loop = asyncio.get_running_loop()
+    def join(self, socket: object) -> None:
+        """A socket joins (before it receives anything)."""
         with self._lock:
             others = set(self._members.values())
-            member = _Member(receiver, others, self._clock())
-            self._members[id(receiver)] = member
+            self._members[id(socket)] = _Member(others, self._clock())
             if others:
                 self._joining += 1
-        if others:
-            self._loop.call_later(JOIN_WAIT_SECONDS, self._expire)
 
-    def arrive(self, receiver: HeldBackReceiver, message: Any) -> bool:
+    def arrive(self, socket: object, message: Any) -> bool:
         """A message came for a socket: True to deliver it now, False if it is held back."""
         key, position = key_of(message), position_of(message)
         fresh = message.redelivery_count() == 0
         with self._lock:
-            member = self._members.get(id(receiver))
+            member = self._members.get(id(socket))
             if member is None:  # the socket left: the broker sends the message again
                 self._due_back.setdefault(key, {})[position] = self._clock() + DUE_BACK_SECONDS
                 return False
-            if fresh and self._note_fresh(member, key[0], position):
-                self._schedule_release()
-            if self._came_back(key, position):
-                self._schedule_release()
-            if self._may_deliver(member, key, position) and key not in member.waiting:
+            if fresh:
+                self._note_fresh(member, key[0], position)
+            self._came_back(key, position)
+            if key not in member.waiting and self._may_deliver(member, key, position):
                 member.held[key] = member.held.get(key, 0) + 1
                 self._holder[key] = member
                 return True
-            bisect.insort(member.waiting.setdefault(key, []), (position, message))
+            bisect.insort(member.waiting.setdefault(key, []), (position, message), key=_first)
             return False
 
-    def settled(self, receiver: HeldBackReceiver, message: Any) -> None:
-        """A socket acked or nacked a message it held (or will not deliver one after all)."""
+    def ready(self, socket: object, room: int) -> list[Any]:
+        """Held back messages whose turn came, at most ``room``, in order, now held by the
+        socket, which delivers them before anything newer."""
+        with self._lock:
+            self._expire_overdue()
+            member = self._members.get(id(socket))
+            if member is None or not member.waiting or member.waits_for or room <= 0:
+                return []
+            ready: list[Any] = []
+            for key in list(member.waiting):
+                messages = self._releasable(member, key)[: room - len(ready)]
+                if not messages:
+                    continue
+                member.waiting[key] = member.waiting[key][len(messages) :]
+                if not member.waiting[key]:
+                    del member.waiting[key]
+                member.held[key] = member.held.get(key, 0) + len(messages)
+                self._holder[key] = member
+                ready += messages
+                if len(ready) >= room:
+                    break
+            return ready
+
+    def settled(self, socket: object, message: Any) -> None:
+        """A socket acked or nacked a message it held (or did not deliver one after all)."""
         key = key_of(message)
         with self._lock:
-            member = self._members.get(id(receiver))
+            member = self._members.get(id(socket))
             if member is None or not member.held.get(key):
                 return
             member.held[key] -= 1
@@ -151,23 +166,21 @@ class KeyOrder:
             del member.held[key]
             if self._holder.get(key) is member:
                 del self._holder[key]
-            if any(key in other.waiting for other in self._members.values()):
-                self._schedule_release()
 
-    def idle(self, receiver: HeldBackReceiver) -> None:
+    def idle(self, socket: object) -> None:
         """A socket with room in its window found its broker-side queue empty."""
         if not self._joining:
             return
         with self._lock:
-            member = self._members.get(id(receiver))
-            if member is not None and self._stop_waiting_for(member, lambda _: True):
-                self._schedule_release()
+            member = self._members.get(id(socket))
+            if member is not None:
+                self._stop_waiting_for(member, lambda _: True)
 
-    def leave(self, receiver: HeldBackReceiver, unsettled: list[Any]) -> None:
+    def leave(self, socket: object, unsettled: list[Any]) -> None:
         """A socket goes, before its broker consumer closes: what it held comes back first."""
         due = self._clock() + DUE_BACK_SECONDS
         with self._lock:
-            member = self._members.pop(id(receiver), None)
+            member = self._members.pop(id(socket), None)
             if member is None:
                 return
             if member.waits_for:
@@ -181,44 +194,33 @@ class KeyOrder:
             self._stop_waiting_for(member, lambda _: True)
         if back:
             log.info("%s: %d messages of a socket that left go first", self._name, len(back))
-        self._schedule_release()
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.call_later, DUE_BACK_SECONDS, self._expire)
 
     # --- rules (under the lock) ---------------------------------------------------------------
-    def _note_fresh(self, member: _Member, topic: str, position: Position) -> bool:
-        """Record a first delivery; True if some joining socket stopped waiting."""
+    def _note_fresh(self, member: _Member, topic: str, position: Position) -> None:
+        """Record a first delivery: joining sockets may stop waiting."""
         member.first_fresh.setdefault(topic, position)
         member.last_fresh[topic] = position
         if not self._joining:
-            return False
-        done = False
+            return
         if member.waits_for:  # its own first message may show that others took theirs in
             member.waits_for = {o for o in member.waits_for if not o.drained_for(member)}
             if not member.waits_for:
                 self._joining -= 1
-                done = True
-        return self._stop_waiting_for(member, member.drained_for) or done
+        self._stop_waiting_for(member, member.drained_for)
 
-    def _stop_waiting_for(self, member: _Member, drained: Callable[[_Member], bool]) -> bool:
-        """Joining sockets stop waiting for ``member`` where ``drained``; True if one is done."""
-        done = False
+    def _stop_waiting_for(self, member: _Member, drained: Callable[[_Member], bool]) -> None:
+        """Joining sockets stop waiting for ``member`` where ``drained`` says so."""
         for joiner in self._members.values():
             if member in joiner.waits_for and drained(joiner):
                 joiner.waits_for.discard(member)
                 if not joiner.waits_for:
                     self._joining -= 1
-                    done = True
-        return done
 
-    def _came_back(self, key: Key, position: Position) -> bool:
-        """Whether a message due back from a departed socket just came."""
+    def _came_back(self, key: Key, position: Position) -> None:
+        """A message due back from a departed socket may have come."""
         due = self._due_back.get(key)
-        if due is None or due.pop(position, None) is None:
-            return False
-        if not due:
+        if due is not None and due.pop(position, None) is not None and not due:
             del self._due_back[key]
-        return True
 
     def _may_deliver(self, member: _Member, key: Key, position: Position) -> bool:
         if member.waits_for:
@@ -226,96 +228,50 @@ class KeyOrder:
         holder = self._holder.get(key)
         if holder is not None and holder is not member:
             return False
+        limit = self._limit(member, key)
+        return limit is None or position < limit
+
+    def _limit(self, member: _Member, key: Key) -> Position | None:
+        """The oldest message of ``key`` due back, or waiting on another socket."""
         due = self._due_back.get(key)
-        if due and min(due) < position:
-            return False
-        return not any(
-            key in other.waiting and other.waiting[key][0][0] < position
+        limits = [min(due)] if due else []
+        limits += [
+            other.waiting[key][0][0]
             for other in self._members.values()
-            if other is not member
-        )
-
-    # --- releasing (on the event loop) --------------------------------------------------------
-    def _schedule_release(self) -> None:
-        if self._release_scheduled or self._loop is None:
-            return
-        self._release_scheduled = True
-        self._loop.call_soon_threadsafe(self._release)
-
-    def _release(self) -> None:
-        """Deliver every held back message whose turn came, until none does."""
-        with self._lock:
-            self._release_scheduled = False
-        while self._release_once():
-            pass
-
-    def _release_once(self) -> bool:
-        with self._lock:
-            batches = [
-                (member, key, self._releasable(member, key))
-                for member in self._members.values()
-                for key in list(member.waiting)
-            ]
-            batches = [batch for batch in batches if batch[2]]
-            for member, key, messages in batches:  # taken before they go out: see _released
-                member.held[key] = member.held.get(key, 0) + len(messages)
-                self._holder[key] = member
-        for member, key, messages in batches:
-            held = member.receiver.deliver_held_back(messages)
-            with self._lock:
-                self._released(member, key, messages, held)
-        return bool(batches)
+            if other is not member and key in other.waiting
+        ]
+        return min(limits) if limits else None
 
     def _releasable(self, member: _Member, key: Key) -> list[Any]:
         """The waiting messages of ``key`` that ``member`` may deliver now, in order."""
         waiting = member.waiting[key]
         if not self._may_deliver(member, key, waiting[0][0]):
             return []
-        due = self._due_back.get(key)
-        limit = min(due) if due else None
+        limit = self._limit(member, key)
         return [m for position, m in waiting if limit is None or position < limit]
 
-    def _released(self, member: _Member, key: Key, messages: list[Any], held: int) -> None:
-        """Messages went out; the socket holds ``held`` of them (a copy it had is not new).
-
-        They stayed in ``waiting`` until now so that newer arrivals of their key wait behind
-        them, and counted as held (so that no other socket took their key) since they left it.
-        """
-        gone = {id(m) for m in messages}
-        waiting = [entry for entry in member.waiting.get(key, []) if id(entry[1]) not in gone]
-        if waiting:
-            member.waiting[key] = waiting
-        else:
-            member.waiting.pop(key, None)
-        count = member.held.get(key, 0) - (len(messages) - held)
-        if count > 0:
-            member.held[key] = count
-            return
-        member.held.pop(key, None)
-        if self._holder.get(key) is member:
-            del self._holder[key]
-            self._schedule_release()
-
-    def _expire(self) -> None:
+    def _expire_overdue(self) -> None:
         """Stop waiting for what is overdue (a message that never came back, a stuck queue)."""
         now = self._clock()
-        with self._lock:
-            overdue = 0
-            for key in list(self._due_back):
-                due = self._due_back[key]
-                for position in [p for p, deadline in due.items() if deadline <= now]:
-                    del due[position]
-                    overdue += 1
-                if not due:
-                    del self._due_back[key]
-            stuck = [
-                m
-                for m in self._members.values()
-                if m.waits_for and now - m.joined_at >= JOIN_WAIT_SECONDS - 0.01
-            ]
-            for member in stuck:
-                member.waits_for.clear()
-                self._joining -= 1
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 0.5
+        overdue = 0
+        for key in list(self._due_back):
+            due = self._due_back[key]
+            for position in [p for p, deadline in due.items() if deadline <= now]:
+                del due[position]
+                overdue += 1
+            if not due:
+                del self._due_back[key]
+        stuck = [
+            m
+            for m in self._members.values()
+            if m.waits_for and now - m.joined_at >= JOIN_WAIT_SECONDS
+        ]
+        for member in stuck:
+            member.waits_for.clear()
+            self._joining -= 1
         if overdue or stuck:
             log.warning(
                 "%s: stopped holding keys back: %d messages of sockets that left did not come "
@@ -326,10 +282,9 @@ class KeyOrder:
                 len(stuck),
                 JOIN_WAIT_SECONDS,
             )
-            self._release()
 
 
-def take_queued(consumer: Any, limit: int = 1000, wait_millis: int = 50) -> list[Any]:
+def take_queued(consumer: Any, limit: int = 5000, wait_millis: int = 200) -> list[Any]:
     """What a closing broker consumer has received but not handed out (it goes back to the
     broker on close): until nothing came for ``wait_millis``, at most ``limit``.
 
