@@ -123,7 +123,9 @@ class KeyOrder:
             if fresh:
                 self._note_fresh(member, key[0], position)
             self._came_back(key, position)
-            if key not in member.waiting and self._may_deliver(member, key, position):
+            waiting = member.waiting.get(key)
+            ahead = waiting is None or position < waiting[0][0]  # of its own that wait
+            if ahead and self._may_deliver(member, key, position):
                 member.held[key] = member.held.get(key, 0) + 1
                 self._holder[key] = member
                 return True
@@ -133,10 +135,12 @@ class KeyOrder:
     def ready(self, socket: object, room: int) -> list[Any]:
         """Held back messages whose turn came, at most ``room``, in order, now held by the
         socket, which delivers them before anything newer."""
+        member = self._members.get(id(socket))
+        if member is None or not member.waiting or room <= 0:
+            return []  # the common case, without the lock
         with self._lock:
             self._expire_overdue()
-            member = self._members.get(id(socket))
-            if member is None or not member.waiting or member.waits_for or room <= 0:
+            if member.waits_for or self._members.get(id(socket)) is not member:
                 return []
             ready: list[Any] = []
             for key in list(member.waiting):
