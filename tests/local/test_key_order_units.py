@@ -117,17 +117,20 @@ def test_what_a_departed_socket_held_goes_before_newer_messages_of_its_keys() ->
     assert order.ready(second, 10) == [Message(8, "a")]
 
 
-def test_a_message_that_never_comes_back_is_waited_for_only_so_long() -> None:
+def test_messages_due_back_are_waited_for_while_they_keep_coming_and_no_longer() -> None:
     clock = Clock()
     order, first, second = KeyOrder("sub", clock), object(), object()
     order.join(first)
     order.join(second)
     order.idle(first)
-    order.leave(first, [Message(1, "a")])
+    order.leave(first, [Message(1, "a"), Message(2, "a"), Message(3, "b")])
     assert not order.arrive(second, Message(8, "a"))
     clock.now += DUE_BACK_SECONDS - 1
+    assert order.arrive(second, Message(3, "b", redelivered=1))  # one came: wait on
+    clock.now += DUE_BACK_SECONDS - 1
+    assert order.arrive(second, Message(1, "a", redelivered=1))
     assert order.ready(second, 10) == []
-    clock.now += 2
+    clock.now += DUE_BACK_SECONDS + 1  # 2 never came (dead-lettered on its way, say)
     assert order.ready(second, 10) == [Message(8, "a")]
 
 

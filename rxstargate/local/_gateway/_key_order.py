@@ -12,8 +12,8 @@ back until:
 
 * no other socket holds an unsettled message of its key, nor one held back;
 * no older message of its key that a departed socket held is still due back from the broker
-  (each is waited for at most ``DUE_BACK_SECONDS``: a message dead-lettered on its way back
-  never comes);
+  (while they keep coming: once none came for ``DUE_BACK_SECONDS``, the rest are given up
+  on, with a warning in the log, as a message dead-lettered on its way back never comes);
 * its socket, if it joined while others were receiving, has seen each of them take in what
   the broker had sent them before it joined (their broker-side receiver queues): each has
   found its queue empty, or received a newer message (at most ``JOIN_WAIT_SECONDS``, then it
@@ -98,7 +98,8 @@ class KeyOrder:
         self._lock = threading.Lock()
         self._members: dict[int, _Member] = {}
         self._holder: dict[Key, _Member] = {}
-        self._due_back: dict[Key, dict[Position, float]] = {}
+        self._due_back: dict[Key, set[Position]] = {}
+        self._due_progress = 0.0  # when a message due back last came (or was added)
         self._joining = 0
         self._next_expiry = 0.0
 
@@ -118,7 +119,8 @@ class KeyOrder:
         with self._lock:
             member = self._members.get(id(socket))
             if member is None:  # the socket left: the broker sends the message again
-                self._due_back.setdefault(key, {})[position] = self._clock() + DUE_BACK_SECONDS
+                self._due_back.setdefault(key, set()).add(position)
+                self._due_progress = self._clock()
                 return False
             if fresh:
                 self._note_fresh(member, key[0], position)
@@ -182,7 +184,6 @@ class KeyOrder:
 
     def leave(self, socket: object, unsettled: list[Any]) -> None:
         """A socket goes, before its broker consumer closes: what it held comes back first."""
-        due = self._clock() + DUE_BACK_SECONDS
         with self._lock:
             member = self._members.pop(id(socket), None)
             if member is None:
@@ -191,7 +192,8 @@ class KeyOrder:
                 self._joining -= 1
             back = list(unsettled) + [m for w in member.waiting.values() for _, m in w]
             for message in back:
-                self._due_back.setdefault(key_of(message), {})[position_of(message)] = due
+                self._due_back.setdefault(key_of(message), set()).add(position_of(message))
+            self._due_progress = self._clock()
             for key in member.held:
                 if self._holder.get(key) is member:
                     del self._holder[key]
@@ -223,8 +225,12 @@ class KeyOrder:
     def _came_back(self, key: Key, position: Position) -> None:
         """A message due back from a departed socket may have come."""
         due = self._due_back.get(key)
-        if due is not None and due.pop(position, None) is not None and not due:
+        if due is None or position not in due:
+            return
+        due.discard(position)
+        if not due:
             del self._due_back[key]
+        self._due_progress = self._clock()
 
     def _may_deliver(self, member: _Member, key: Key, position: Position) -> bool:
         if member.waits_for:
@@ -261,13 +267,9 @@ class KeyOrder:
             return
         self._next_expiry = now + 0.5
         overdue = 0
-        for key in list(self._due_back):
-            due = self._due_back[key]
-            for position in [p for p, deadline in due.items() if deadline <= now]:
-                del due[position]
-                overdue += 1
-            if not due:
-                del self._due_back[key]
+        if self._due_back and now - self._due_progress >= DUE_BACK_SECONDS:
+            overdue = sum(len(due) for due in self._due_back.values())
+            self._due_back.clear()
         stuck = [
             m
             for m in self._members.values()
@@ -279,7 +281,7 @@ class KeyOrder:
         if overdue or stuck:
             log.warning(
                 "%s: stopped holding keys back: %d messages of sockets that left did not come "
-                "back within %.0f s, %d joining sockets waited %.0f s for the others",
+                "back (none came for %.0f s), %d joining sockets waited %.0f s for the others",
                 self._name,
                 overdue,
                 DUE_BACK_SECONDS,
