@@ -134,13 +134,18 @@ def test_messages_due_back_are_waited_for_while_they_keep_coming_and_no_longer()
     assert order.ready(second, 10) == [Message(8, "a")]
 
 
-def test_a_joining_socket_waits_only_so_long_for_the_others() -> None:
+def test_a_joining_socket_waits_while_the_others_take_in_their_queues_and_no_longer() -> None:
     clock = Clock()
     order, first, second = KeyOrder("sub", clock), object(), object()
     order.join(first)
+    assert order.arrive(first, Message(1, "a"))
     order.join(second)
     assert not order.arrive(second, Message(10, "b"))
-    clock.now += JOIN_WAIT_SECONDS + 1
+    clock.now += JOIN_WAIT_SECONDS - 1
+    assert order.arrive(first, Message(2, "a"))  # still older than the joiner's: at work
+    clock.now += JOIN_WAIT_SECONDS - 1
+    assert order.ready(second, 10) == []
+    clock.now += 2  # then nothing came for JOIN_WAIT_SECONDS
     assert order.ready(second, 10) == [Message(10, "b")]
 
 

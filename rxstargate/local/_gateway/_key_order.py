@@ -16,8 +16,8 @@ back until:
   on, with a warning in the log, as a message dead-lettered on its way back never comes);
 * its socket, if it joined while others were receiving, has seen each of them take in what
   the broker had sent them before it joined (their broker-side receiver queues): each has
-  found its queue empty, or received a newer message (at most ``JOIN_WAIT_SECONDS``, then it
-  goes ahead and says so in the log).
+  found its queue empty, or received a newer message (while they keep receiving: once none of
+  them received anything for ``JOIN_WAIT_SECONDS``, it goes ahead and says so in the log).
 
 Messages of one topic (or partition) compare by position; a key is a topic's ordering key (else
 its partition key). Nacked messages come back when the broker sends them, after newer ones of
@@ -70,7 +70,7 @@ class _Member:
         self.held: dict[Key, int] = {}
         self.waiting: dict[Key, list[tuple[Position, Any]]] = {}
         self.waits_for = waits_for  # sockets whose queues may still hold pre-join messages
-        self.joined_at = now
+        self.progress = now  # when a socket it waits for last received something
         self.first_fresh: dict[str, Position] = {}
         self.last_fresh: dict[str, Position] = {}
 
@@ -122,6 +122,8 @@ class KeyOrder:
                 self._due_back.setdefault(key, set()).add(position)
                 self._due_progress = self._clock()
                 return False
+            if self._joining:
+                self._note_progress(member)
             if fresh:
                 self._note_fresh(member, key[0], position)
             self._came_back(key, position)
@@ -214,6 +216,13 @@ class KeyOrder:
                 self._joining -= 1
         self._stop_waiting_for(member, member.drained_for)
 
+    def _note_progress(self, member: _Member) -> None:
+        """Sockets that wait for ``member`` to take in its queue see it at work."""
+        now = self._clock()
+        for joiner in self._members.values():
+            if member in joiner.waits_for:
+                joiner.progress = now
+
     def _stop_waiting_for(self, member: _Member, drained: Callable[[_Member], bool]) -> None:
         """Joining sockets stop waiting for ``member`` where ``drained`` says so."""
         for joiner in self._members.values():
@@ -273,7 +282,7 @@ class KeyOrder:
         stuck = [
             m
             for m in self._members.values()
-            if m.waits_for and now - m.joined_at >= JOIN_WAIT_SECONDS
+            if m.waits_for and now - m.progress >= JOIN_WAIT_SECONDS
         ]
         for member in stuck:
             member.waits_for.clear()
@@ -281,7 +290,8 @@ class KeyOrder:
         if overdue or stuck:
             log.warning(
                 "%s: stopped holding keys back: %d messages of sockets that left did not come "
-                "back (none came for %.0f s), %d joining sockets waited %.0f s for the others",
+                "back (none came for %.0f s); %d joining sockets stopped waiting for others that "
+                "took nothing in for %.0f s",
                 self._name,
                 overdue,
                 DUE_BACK_SECONDS,
