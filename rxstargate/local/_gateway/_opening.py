@@ -77,10 +77,11 @@ def _key_shared_policy() -> Any:
     the next one go only after that one is acknowledged, but an acknowledgement does not make it
     dispatch again (only a flow command, a new message or a consumer leaving does). A consumer
     whose window is not yet half used sends no flow command, so the subscription stops for good
-    after one message per key. With out-of-order delivery allowed the keys are not blocked;
-    redeliveries still go first, so a socket still sees each key in order. (pulsar-lite keeps
-    the policy of a subscription's first consumer since it started: one first joined by another
-    client without this setting keeps the blocking.)
+    after one message per key. With out-of-order delivery allowed the keys are not blocked, and
+    pulsar-lite no longer keeps each key in order while consumers join and leave: the gateway
+    does (``_key_order``). (pulsar-lite keeps the policy of a subscription's first consumer
+    since it started: one first joined by another client without this setting keeps the
+    blocking.)
     """
     return pulsar.ConsumerKeySharedPolicy(allow_out_of_order_delivery=True)
 
