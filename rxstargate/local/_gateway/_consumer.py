@@ -22,6 +22,7 @@ from rxstargate.local._gateway._commands import (
     parse_command,
 )
 from rxstargate.local._gateway._dedup import ConsumerLedger
+from rxstargate.local._gateway._key_order import KeyOrder, take_queued
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 from rxstargate.local._gateway._redelivery import (
     BROKER_NACK_DELAY_MS,
@@ -67,6 +68,7 @@ class ConsumerSession(ReceivingSession):
         clock: Callable[[], float] = time.monotonic,
         *,
         multi_topic: bool = False,
+        key_order: KeyOrder | None = None,
     ) -> None:
         super().__init__(0 if params.pull_mode else params.receiver_queue_size)
         self._consumer = consumer
@@ -89,8 +91,13 @@ class ConsumerSession(ReceivingSession):
         self._quiet_since: float | None = None
         self._kick_after = KICK_FIRST_SECONDS
         self.kicks = 0
+        self._key_order = key_order
+        if key_order is not None:
+            key_order.join(self)
 
     def _idle(self) -> None:
+        if self._key_order is not None:
+            self._key_order.idle(self)
         if self._kick is None:
             return
         now = self._clock()
@@ -115,8 +122,15 @@ class ConsumerSession(ReceivingSession):
         return self._consumer.receive(timeout_millis)
 
     def _admit(self, message: Any) -> str | None:
+        if self._key_order is not None and not self._key_order.arrive(self, message):
+            return None  # held back for its key's order (see _key_order), its credit returned
+        return self._admit_in_order(message)
+
+    def _admit_in_order(self, message: Any) -> str | None:
         key = message.message_id().serialize()
         deliver, replaces = self._ledger.admit(key, message, message.redelivery_count())
+        if self._key_order is not None and (replaces or not deliver):
+            self._key_order.settled(self, message)  # held already, or not delivered at all
         if not deliver:
             return None
         if replaces and not self._pull_mode:
@@ -135,13 +149,29 @@ class ConsumerSession(ReceivingSession):
                 # dead-letter the message once it is over): it goes back through a negative
                 # ack, at once. (Pulsar applies dead-letter policies to these types only.)
                 self._ledger.settle(key, acked=False)
+                if self._key_order is not None:
+                    self._key_order.settled(self, held.message)
                 if not self._pull_mode:
                     self.give_credit()
                 with contextlib.suppress(Exception):
                     self._consumer.negative_acknowledge(held.message)
             else:
                 frames.append(self._frame(held.message, key, held.redelivery_count))
-        return frames + self._redeliver_nacked()
+        return self._held_back_ready() + frames + self._redeliver_nacked()
+
+    def _held_back_ready(self) -> list[str]:
+        """Messages held back for their key's order whose turn came, as the window allows."""
+        if self._key_order is None:
+            return []
+        frames: list[str] = []
+        for message in self._key_order.ready(self, self._credit.count):
+            self._credit.add(-1)  # as a receive takes credit (ready() kept within it)
+            frame = self._admit_in_order(message)
+            if frame is None:
+                self._credit.add(1)
+            else:
+                frames.append(frame)
+        return frames
 
     def _redeliver_nacked(self) -> list[str]:
         """Nacked messages whose delay is over: to the broker, or again on this socket."""
@@ -209,6 +239,8 @@ class ConsumerSession(ReceivingSession):
         with self._lock:
             count = self._ledger.redelivery_count(key)
             message = self._ledger.settle(key, acked)
+        if message is not None and self._key_order is not None:
+            self._key_order.settled(self, message)
         target = message
         if target is None:
             try:
@@ -241,6 +273,10 @@ class ConsumerSession(ReceivingSession):
             self._on_closed()
 
     def _close_broker_side(self) -> None:
+        if self._key_order is not None:
+            queued = take_queued(self._consumer)  # they come back from the broker too
+            with self._lock:
+                self._key_order.leave(self, self._ledger.held_messages() + queued)
         self._consumer.close()
 
 

@@ -101,6 +101,10 @@ class ConsumerLedger:
         """Whether the socket holds ``key`` or has acknowledged it (recently)."""
         return key in self._held or key in self._acked
 
+    def held_messages(self) -> list[Any]:
+        """The messages held now, in delivery order."""
+        return [held.message for held in self._held.values()]
+
     @property
     def held_count(self) -> int:
         """How many messages the socket holds unsettled."""

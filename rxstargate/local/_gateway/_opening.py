@@ -22,6 +22,7 @@ from rxstargate._service_rules.paths import Endpoint, Route
 from rxstargate.local._gateway._brokers import BrokerClients
 from rxstargate.local._gateway._catalog import PatternError, TopicCatalog
 from rxstargate.local._gateway._consumer import ConsumerSession
+from rxstargate.local._gateway._key_order import KeyOrders
 from rxstargate.local._gateway._producer import ProducerSession
 from rxstargate.local._gateway._reader import ReaderSession
 from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS
@@ -76,10 +77,11 @@ def _key_shared_policy() -> Any:
     the next one go only after that one is acknowledged, but an acknowledgement does not make it
     dispatch again (only a flow command, a new message or a consumer leaving does). A consumer
     whose window is not yet half used sends no flow command, so the subscription stops for good
-    after one message per key. With out-of-order delivery allowed the keys are not blocked;
-    redeliveries still go first, so a socket still sees each key in order. (pulsar-lite keeps
-    the policy of a subscription's first consumer since it started: one first joined by another
-    client without this setting keeps the blocking.)
+    after one message per key. With out-of-order delivery allowed the keys are not blocked, and
+    pulsar-lite no longer keeps each key in order while consumers join and leave: the gateway
+    does (``_key_order``). (pulsar-lite keeps the policy of a subscription's first consumer
+    since it started: one first joined by another client without this setting keeps the
+    blocking.)
     """
     return pulsar.ConsumerKeySharedPolicy(allow_out_of_order_delivery=True)
 
@@ -137,6 +139,7 @@ class Opener:
         self._catalog = catalog
         self._subscriptions = Subscriptions()
         self._producer_names = ProducerNames()
+        self._key_orders = KeyOrders()
 
     async def open(self, route: Route, query: dict[str, str], peer: str) -> Session:
         """The session for an accepted route.
@@ -243,11 +246,15 @@ class Opener:
         target: str | list[str] = list(topics) if multi else topics[0]
         key_shared = params.subscription_type == "Key_Shared"
         client = self._clients.lease(subscription) if key_shared else self._clients.main
+        order = (
+            self._key_orders.acquire((topics, subscription), subscription) if key_shared else None
+        )
 
         def closed() -> None:
             self._subscriptions.release(topics, subscription)
             if key_shared:
                 self._clients.release(subscription)
+                self._key_orders.release((topics, subscription))
 
         try:
             dead_letter = _dead_letter_policy(params, subscription, dead_letter_base)
@@ -257,6 +264,7 @@ class Opener:
             self._subscriptions.release(topics, subscription, was_closing=False)
             if key_shared:
                 self._clients.release(subscription)
+                self._key_orders.release((topics, subscription))
             raise Refusal(creation_status(exc), creation_reason("consumer", exc)) from None
         self._catalog.note(topics)
         shared = params.subscription_type == "Shared"
@@ -268,6 +276,7 @@ class Opener:
             closed,
             _kick(client, target, subscription) if shared else None,
             multi_topic=multi,
+            key_order=order,
         )
 
     async def _reader(self, topic: str, params: ReaderParams) -> Session:
