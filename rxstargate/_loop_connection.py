@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from rxstargate._config import TransportConfig
 from rxstargate._loop_socket import LoopSocket
+from rxstargate._pinging import CLOSED, CLOSING, OPEN, PingsWhenIdle
 from rxstargate._seam import LostCallback, Transport
 from rxstargate._transport import _close_error, _report_lost
-from rxstargate._wsframes import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameError
+from rxstargate._wsframes import OP_CLOSE, OP_PONG, OP_TEXT, FrameError
 from rxstargate.exceptions import ConnectionClosedError, StargateConnectionError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ FramesCallback = Callable[[list[str]], None]
 #: Called once on the loop thread when the connection ended: the error, or None when closed.
 EndCallback = Callable[[ConnectionClosedError | None], None]
 
-_OPEN, _CLOSING, _CLOSED = 0, 1, 2
+_OPEN, _CLOSING, _CLOSED = OPEN, CLOSING, CLOSED
 _TICK = 0.25  # how often a blocked recv looks at the connection's state (seconds)
 _MAX_BATCH = 512  # lazy frames leave at once when this many are queued
 _NOT_ENDED: Any = object()
@@ -51,7 +52,7 @@ _TAKEN: Any = object()  # the outcome was handed over: the connection reads as c
 Queued = tuple[int, bytes | str, LostCallback | None]
 
 
-class LoopConnection:
+class LoopConnection(PingsWhenIdle):
     """One open WebSocket whose reads and writes the client's :class:`IOLoop` does.
 
     Created by :meth:`IOLoop.__call__` after the handshake; ``io`` is the loop's side of it.
@@ -257,24 +258,6 @@ class LoopConnection:
             self.drop(reason)
 
     # -- any thread: health and ending -----------------------------------------------------
-
-    def keepalive(self, now: float) -> None:
-        """Queue a ping when idle; drop the connection when the last ping went unanswered."""
-        if self._state != _OPEN:
-            return
-        config = self._config
-        sent = self._ping_sent
-        if sent is not None:
-            if now - sent > config.ping_timeout:
-                log.warning(
-                    "no answer from %s within %.1f s: dropping the connection",
-                    self.url,
-                    config.ping_timeout,
-                )
-                self.drop(f"no pong from {self.url} within {config.ping_timeout:.1f} s")
-        elif now - self._last_seen >= config.ping_interval:
-            self._ping_sent = now
-            self._control(OP_PING, b"rxstargate")
 
     def drop(self, reason: str) -> None:
         """Declare the connection broken from any thread: ``recv`` raises ConnectionClosedError."""

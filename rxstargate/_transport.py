@@ -33,6 +33,7 @@ from typing import Any
 import websocket
 
 from rxstargate._config import TlsOptions, TransportConfig, redact_url
+from rxstargate._pinging import CLOSED, CLOSING, OPEN, PingsWhenIdle
 from rxstargate._seam import LostCallback, Transport, close_error
 from rxstargate._wsframes import (
     OP_BINARY,
@@ -60,14 +61,14 @@ _TICK = 0.25
 _LINGER = 0.002
 _MAX_BATCH = 512
 
-_OPEN, _CLOSING, _CLOSED = 0, 1, 2
+_OPEN, _CLOSING, _CLOSED = OPEN, CLOSING, CLOSED
 
 
 class _WriteTimeout(Exception):
     pass
 
 
-class Connection:
+class Connection(PingsWhenIdle):
     """One open WebSocket, past its handshake, with its writer thread: the default
     :class:`~rxstargate._seam.Transport`.
 
@@ -283,24 +284,6 @@ class Connection:
         raise ConnectionClosedError(f"connection to {self.url} dropped: {exc}") from exc
 
     # -- health and ending -----------------------------------------------------------------
-
-    def keepalive(self, now: float) -> None:
-        """Queue a ping when idle; drop the connection when the last ping went unanswered."""
-        if self._state != _OPEN:
-            return
-        config = self._config
-        sent = self._ping_sent
-        if sent is not None:
-            if now - sent > config.ping_timeout:
-                log.warning(
-                    "no answer from %s within %.1f s: dropping the connection",
-                    self.url,
-                    config.ping_timeout,
-                )
-                self.drop(f"no pong from {self.url} within {config.ping_timeout:.1f} s")
-        elif now - self._last_seen >= config.ping_interval:
-            self._ping_sent = now
-            self._control(OP_PING, b"rxstargate")
 
     def drop(self, reason: str) -> None:
         """Declare the connection broken from any thread: ``recv`` raises ConnectionClosedError.

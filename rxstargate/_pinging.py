@@ -1,0 +1,56 @@
+"""The client's half of WebSocket keepalive, shared by both connection types.
+
+A connection pings when it has heard nothing for ``ping_interval`` and is dropped when the ping
+goes unanswered for ``ping_timeout``; the client's keepalive thread calls :meth:`keepalive`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rxstargate._config import TransportConfig
+from rxstargate._wsframes import OP_PING
+
+log = logging.getLogger("rxstargate.transport")
+
+#: A connection's states: open, closing (our close frame queued or sent), closed.
+OPEN, CLOSING, CLOSED = 0, 1, 2
+
+
+class PingsWhenIdle:
+    """Mixin: ping an idle connection and drop it when the pong does not come.
+
+    The class using it sets ``url``, ``_config``, ``_state``, ``_last_seen`` (updated on every
+    frame received) and ``_ping_sent`` (None once a pong came), and provides ``drop`` and
+    ``_control``.
+    """
+
+    url: str
+    _config: TransportConfig
+    _state: int
+    _last_seen: float
+    _ping_sent: float | None
+
+    def drop(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def _control(self, opcode: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def keepalive(self, now: float) -> None:
+        """Queue a ping when idle; drop the connection when the last ping went unanswered."""
+        if self._state != OPEN:
+            return
+        config = self._config
+        sent = self._ping_sent
+        if sent is not None:
+            if now - sent > config.ping_timeout:
+                log.warning(
+                    "no answer from %s within %.1f s: dropping the connection",
+                    self.url,
+                    config.ping_timeout,
+                )
+                self.drop(f"no pong from {self.url} within {config.ping_timeout:.1f} s")
+        elif now - self._last_seen >= config.ping_interval:
+            self._ping_sent = now
+            self._control(OP_PING, b"rxstargate")
