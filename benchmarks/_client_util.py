@@ -46,14 +46,8 @@ def local_pulsar() -> Iterator[str]:
     if url:
         yield url
         return
-    with LocalPulsar() as local:
-        for name, pid in (("gateway", local.gateway_pid), ("broker", local.broker_pid)):
-            if pid is not None:
-                SERVER_PIDS[name] = pid
-        try:
-            yield local.ws_url
-        finally:
-            SERVER_PIDS.clear()
+    with local_pulsar_urls() as (ws_url, _):
+        yield ws_url
 
 
 def process_cpu() -> dict[str, float]:
