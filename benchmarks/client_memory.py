@@ -46,12 +46,11 @@ WINDOW = 1000
 KIB = 1024
 MIB = 1024 * 1024
 #: How many times the window's frames a side may hold at once, as (Python objects, RSS).
-#: Producer: the pending frames (1); the socket's writer encodes the frames queued behind one
-#: write into masked copies (1) and joins those into one buffer (1): three times the window when
-#: a write takes all of it; RSS adds the allocator's slack (freed 100 KiB blocks it keeps, up
-#: to a third more). Consumer: the decoded payloads (1), the base64 text of one socket read
-#: being decoded, and the allocator's slack.
-K_BOUND = {"producer": (3.0, 4.0), "consumer": (1.5, 1.5)}
+#: Producer: the pending frames (1), and the masked copy of what one write takes (at most
+#: 1 MiB of frames: the I/O loop encodes a bounded share of the queue, not all of it).
+#: Consumer: the decoded payloads (1), the base64 text of one socket read being decoded, and
+#: the allocator's slack.
+K_BOUND = {"producer": (1.5, 1.5), "consumer": (1.5, 1.5)}
 CONSTANT_BOUND = 48 * MIB  # threads, sockets, buffers, the allocator: independent of the window
 TIMEOUT = 600.0
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -46,6 +46,9 @@ EndCallback = Callable[[ConnectionClosedError | None], None]
 _OPEN, _CLOSING, _CLOSED = OPEN, CLOSING, CLOSED
 _TICK = 0.25  # how often a blocked recv looks at the connection's state (seconds)
 _MAX_BATCH = 512  # lazy frames leave at once when this many are queued
+# Frames encoded for one write, in bytes (at least one frame): a masked copy of a producer's
+# whole window of 100 KiB payloads would be another 130 MiB.
+_WRITE_CHUNK = 1 << 20
 _NOT_ENDED: Any = object()
 _TAKEN: Any = object()  # the outcome was handed over: the connection reads as closed
 
@@ -243,9 +246,17 @@ class LoopConnection(PingsWhenIdle):
             self._scheduled = self._urgent = False
             if self._state == _CLOSED:
                 return [], False
-            batch = list(self._queue)
-            self._queue.clear()
-            closes = self._state == _CLOSING and not self._closing_sent
+            queue = self._queue
+            if sum(len(item[1]) for item in queue) <= _WRITE_CHUNK:
+                batch = list(queue)
+                queue.clear()
+            else:  # large payloads: encode and mask a bounded share, not the whole window
+                batch, size = [], 0
+                while queue and size < _WRITE_CHUNK:
+                    item = queue.popleft()
+                    batch.append(item)
+                    size += len(item[1])
+            closes = not queue and self._state == _CLOSING and not self._closing_sent
             self._closing_sent = self._closing_sent or closes
         if closes:
             batch.append((OP_CLOSE, self._close_status, None))

@@ -268,3 +268,44 @@ def test_fragmented_and_large_messages_are_joined_whole() -> None:
         connection = loop(peer.url, CONFIG)
         assert texts_of(connection, 3) == ["fragmented message", big, "after"]
         connection.release()
+
+
+class _IdleLoop:
+    """A loop that never runs: the test takes the batches by hand."""
+
+    def flush_soon(self, io: object, urgent: bool) -> None:
+        pass
+
+    def call_soon(self, function: object) -> None:
+        pass
+
+    def release(self, io: object) -> None:
+        pass
+
+
+def test_large_frames_are_encoded_for_writing_a_bounded_share_at_a_time() -> None:
+    import socket
+
+    from rxstargate import _loop_connection
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection = LoopConnection(ours, "ws://test", CONFIG, _IdleLoop())  # type: ignore[arg-type]
+        frames = [f"{i:04d}".ljust(300_000, "x") for i in range(10)]
+        for frame in frames:
+            connection.send(frame)
+        taken: list[str] = []
+        while True:
+            batch, closes = connection.take_batch()
+            if not batch:
+                break
+            assert not closes
+            sizes = [len(text) for _, text, _ in batch]
+            assert sum(sizes[:-1]) < _loop_connection._WRITE_CHUNK
+            taken.extend(str(text) for _, text, _ in batch)
+        assert taken == frames
+        small = [f"ack {i}" for i in range(100)]
+        for frame in small:
+            connection.send(frame)
+        batch, _ = connection.take_batch()
+        assert [text for _, text, _ in batch] == small  # small frames still leave together
