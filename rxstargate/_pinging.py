@@ -7,6 +7,7 @@ goes unanswered for ``ping_timeout``; the client's keepalive thread calls :meth:
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from rxstargate._config import TransportConfig
 from rxstargate._wsframes import OP_PING
@@ -17,27 +18,26 @@ log = logging.getLogger("rxstargate.transport")
 OPEN, CLOSING, CLOSED = 0, 1, 2
 
 
-class PingsWhenIdle:
-    """Mixin: ping an idle connection and drop it when the pong does not come.
-
-    The class using it sets ``url``, ``_config``, ``_state``, ``_last_seen`` (updated on every
-    frame received) and ``_ping_sent`` (None once a pong came), and provides ``drop`` and
-    ``_control``.
-    """
+class _Pinged(Protocol):
+    """What :class:`PingsWhenIdle` needs of the connection that uses it."""
 
     url: str
     _config: TransportConfig
     _state: int
-    _last_seen: float
+    _last_seen: float  # updated on every frame received
+    _ping_sent: float | None  # None once the pong came
+
+    def drop(self, reason: str) -> None: ...
+
+    def _control(self, opcode: int, data: bytes) -> None: ...
+
+
+class PingsWhenIdle:
+    """Mixin: ping an idle connection and drop it when the pong does not come."""
+
     _ping_sent: float | None
 
-    def drop(self, reason: str) -> None:
-        raise NotImplementedError
-
-    def _control(self, opcode: int, data: bytes) -> None:
-        raise NotImplementedError
-
-    def keepalive(self, now: float) -> None:
+    def keepalive(self: _Pinged, now: float) -> None:
         """Queue a ping when idle; drop the connection when the last ping went unanswered."""
         if self._state != OPEN:
             return
