@@ -5,7 +5,9 @@ refuse the same paths, topic names and query parameters, with Pulsar's words:
 
 - ``paths``: endpoint paths (v1, v2, the v3 multi-topic consumer) and topic-name completion;
 - ``params``: the producer, consumer and reader query parameters, parsed as Pulsar's Java does;
-- ``vocabulary``: Pulsar's enum constants and its rule for tenant and namespace names.
+- ``vocabulary``: Pulsar's enum constants and its rule for tenant and namespace names;
+- ``jackson``: frame fields mapped onto Java fields as Pulsar's Jackson does, and the consumer
+  command types.
 
 These modules import only the standard library, so a client-only install can import them; each
 side maps their errors to its own refusals (an HTTP status and a reason). They are the server

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from reactivex import abc
 
+from rxstargate._service_rules.jackson import ACK, END_OF_TOPIC, PERMIT, UNSUBSCRIBE
 from rxstargate._service_rules.params import ConsumerParams
 from rxstargate._service_rules.paths import Endpoint, Route
 from rxstargate.models import MessageId
@@ -25,10 +26,6 @@ from rxstargate.testing._sockets import Socket
 from rxstargate.testing._topics import Entry, Subscription
 from rxstargate.testing._transport import MemoryTransport
 from rxstargate.testing._wire import (
-    ACK,
-    END_OF_TOPIC,
-    PERMIT,
-    UNSUBSCRIBE,
     CommandError,
     end_of_topic_answer,
     parse_command,

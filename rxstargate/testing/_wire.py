@@ -16,12 +16,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rxstargate._server_time import format_time, parse_time
+from rxstargate._service_rules.jackson import (
+    ACK,
+    END_OF_TOPIC,
+    NACK,
+    PERMIT,
+    UNSUBSCRIBE,
+    JacksonError,
+    java_int,
+    java_long,
+    java_string,
+)
 
 __all__ = [
     "Command",
@@ -39,14 +48,6 @@ __all__ = [
 ]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
-
-ACK = "ack"
-NACK = "negativeAcknowledge"
-PERMIT = "permit"
-UNSUBSCRIBE = "unsubscribe"
-END_OF_TOPIC = "isEndOfTopic"
 
 
 # --- producer frames ------------------------------------------------------------------------------
@@ -70,34 +71,18 @@ class Publication(NamedTuple):
     event_time: int | None  # epoch milliseconds
 
 
-def _java_string(value: Any, field: str) -> str | None:
-    """A JSON value as Jackson coerces it into a String field (scalars only)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    raise FrameError(3, f"Cannot deserialize value of type `java.lang.String` for field {field!r}")
-
-
-def _long(value: Any, field: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise FrameError(3, f"Cannot deserialize value of type `long` for field {field!r}")
-
-
 def _fields(frame: dict[str, Any]) -> tuple[str | None, str | None, dict[str, str], int | None]:
-    payload = _java_string(frame.get("payload"), "payload")
+    payload = java_string(frame.get("payload"), "payload")
     properties = frame.get("properties")
     if properties is not None and not isinstance(properties, dict):
         raise FrameError(3, "Cannot deserialize value of type `java.util.Map` for 'properties'")
-    props = {str(k): _java_string(v, "properties") or "" for k, v in (properties or {}).items()}
-    key = _java_string(frame.get("key"), "key")
+    props = {str(k): java_string(v, "properties") or "" for k, v in (properties or {}).items()}
+    key = java_string(frame.get("key"), "key")
     clusters = frame.get("replicationClusters")
     if clusters is not None and not isinstance(clusters, list):
         raise FrameError(3, "Cannot deserialize value of type `java.util.List`")
-    _long(frame.get("deliverAt"), "deliverAt")
-    _long(frame.get("deliverAfterMs"), "deliverAfterMs")
+    java_long(frame.get("deliverAt"), "deliverAt")
+    java_long(frame.get("deliverAfterMs"), "deliverAfterMs")
     event_time = frame.get("eventTime")
     millis = None
     if event_time is not None:
@@ -119,7 +104,10 @@ def decode_send(frame: Any) -> tuple[str | None, Publication]:
     """
     if not isinstance(frame, dict):
         raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
-    context = _java_string(frame.get("context"), "context")
+    try:
+        context = java_string(frame.get("context"), "context")
+    except JacksonError as exc:
+        raise FrameError(3, str(exc)) from None
     try:
         payload_text, key, properties, event_time = _fields(frame)
         if payload_text is None:
@@ -128,6 +116,8 @@ def decode_send(frame: Any) -> tuple[str | None, Publication]:
             payload = base64.b64decode(payload_text, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise FrameError(7, f"Invalid Base64 message-payload error={exc}") from None
+    except JacksonError as exc:
+        raise FrameError(3, str(exc)) from None
     except FrameError as exc:
         exc.context = context if exc.code != 3 else None
         raise
@@ -207,29 +197,6 @@ class Command:
     permits: int = 0
 
 
-def _java_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise CommandError("Cannot deserialize value of type `java.lang.Integer`")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise CommandError(f"Numeric value ({value}) out of range of int")
-        number = int(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        if not _INTEGER_TEXT.fullmatch(text):
-            raise CommandError(f"Cannot deserialize `java.lang.Integer` from String {value!r}")
-        number = int(text)
-    else:
-        number = value
-    if not _INT_MIN <= number <= _INT_MAX:
-        raise CommandError(f"Numeric value ({number}) out of range of int")
-    return number
-
-
 def _message_id(value: Any) -> str:
     if isinstance(value, bool | int | float):
         value = json.dumps(value)
@@ -258,12 +225,11 @@ def parse_command(text: str) -> Command:
         raise CommandError(f"Failed to de-serialize from JSON: {type(exc).__name__}") from None
     if not isinstance(frame, dict):
         raise CommandError("Cannot deserialize `ConsumerCommand` from a non-object")
-    kind = frame.get("type")
-    if kind is not None and not isinstance(kind, str):
-        if not isinstance(kind, bool | int | float):
-            raise CommandError("Cannot deserialize value of type `java.lang.String` for 'type'")
-        kind = json.dumps(kind)
-    permits = _java_int(frame.get("permitMessages"))
+    try:
+        kind = java_string(frame.get("type"), "type")
+        permits = java_int(frame.get("permitMessages"))
+    except JacksonError as exc:
+        raise CommandError(str(exc)) from None
     if kind == PERMIT:
         if permits is None:
             raise CommandError("Missing required permitMessages field for 'permit' command")

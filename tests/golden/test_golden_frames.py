@@ -439,3 +439,33 @@ def test_the_client_refuses_names_pulsar_refuses(name: str) -> None:
         TopicName.parse(f"persistent://{name}/default/topic")
     with pytest.raises(InvalidTopicNameError):
         TopicName.parse(f"persistent://public/{name}/topic")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "permit", "permitMessages": 2.9}',
+        '{"type": "permit", "permitMessages": "12"}',
+        '{"type": "permit", "permitMessages": true}',
+        '{"type": "permit", "permitMessages": 3000000000.5}',
+        '{"type": "permit", "permitMessages": "x"}',
+        '{"type": "permit", "permitMessages": [1]}',
+        '{"type": true, "messageId": "CAAQAw=="}',
+        '{"type": ["ack"], "messageId": "CAAQAw=="}',
+    ],
+)
+def test_memory_pulsar_and_the_gateway_map_command_fields_alike(text: str) -> None:
+    """Both read a command's fields with the same Jackson rules: the same result or error."""
+    from rxstargate.local._gateway import _commands as gateway
+    from rxstargate.testing import _wire as memory
+
+    def outcome(parse: Any, error: type[Exception]) -> tuple[str, int] | str:
+        try:
+            command = parse(text)
+        except error as exc:
+            return str(exc)
+        return command.kind, command.permits
+
+    assert outcome(memory.parse_command, memory.CommandError) == outcome(
+        gateway.parse_command, gateway.CommandError
+    )

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
+from rxstargate._service_rules.jackson import INT_MAX, INT_MIN
 from rxstargate._service_rules.params import ConsumerParams, ParamError, ProducerParams
 from rxstargate.local._gateway._commands import (
-    INT_MAX,
-    INT_MIN,
     Command,
     CommandError,
     parse_command,

@@ -12,19 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+from rxstargate._service_rules.jackson import (
+    ACK,
+    END_OF_TOPIC,
+    NACK,
+    PERMIT,
+    UNSUBSCRIBE,
+    JacksonError,
+    java_int,
+    java_string,
+)
 
-ACK = "ack"
-NACK = "negativeAcknowledge"
-PERMIT = "permit"
-UNSUBSCRIBE = "unsubscribe"
-END_OF_TOPIC = "isEndOfTopic"
 _PLAIN_ACK_HEAD = '{"messageId":"'
 
 
@@ -45,44 +46,6 @@ class Command:
     kind: str
     message_id: bytes = b""
     permits: int = 0
-
-
-def _java_string(value: Any, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)  # Jackson coerces scalars into a String field
-    raise CommandError(f"Cannot deserialize value of type `java.lang.String` for {field!r}")
-
-
-def java_int(value: Any) -> int | None:
-    """A JSON value as Jackson reads it into an ``Integer`` field (None when null).
-
-    Raises:
-        CommandError: for booleans, containers, non-numeric text and values out of int range.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise CommandError("Cannot coerce boolean to `java.lang.Integer`")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float):
-        if not math.isfinite(value) or not INT_MIN <= value <= INT_MAX:
-            raise CommandError(f"Numeric value ({value}) out of range of int")
-        number = int(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        if not _INTEGER_TEXT.fullmatch(text):
-            raise CommandError(f"Cannot deserialize `java.lang.Integer` from String {value!r}")
-        number = int(text)
-    else:
-        raise CommandError("Cannot deserialize value of type `java.lang.Integer`")
-    if not INT_MIN <= number <= INT_MAX:
-        raise CommandError(f"Numeric value ({number}) out of range of int")
-    return number
 
 
 def decode_message_id(value: Any) -> bytes:
@@ -125,9 +88,12 @@ def parse_command(text: str) -> Command:
         raise CommandError(f"Failed to de-serialize from JSON: {type(exc).__name__}") from None
     if not isinstance(frame, dict):
         raise CommandError("Cannot deserialize `ConsumerCommand` from a non-object")
-    kind = _java_string(frame.get("type"), "type")
-    message_id = _java_string(frame.get("messageId"), "messageId")
-    permits = java_int(frame.get("permitMessages"))
+    try:
+        kind = java_string(frame.get("type"), "type")
+        message_id = java_string(frame.get("messageId"), "messageId")
+        permits = java_int(frame.get("permitMessages"))
+    except JacksonError as exc:
+        raise CommandError(str(exc)) from None
     if kind == PERMIT:
         if permits is None:
             raise CommandError("Missing required permitMessages field for 'permit' command")

@@ -10,12 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rxstargate._service_rules.jackson import ACK, END_OF_TOPIC, PERMIT, UNSUBSCRIBE
 from rxstargate._service_rules.params import ConsumerParams
 from rxstargate.local._gateway._commands import (
-    ACK,
-    END_OF_TOPIC,
-    PERMIT,
-    UNSUBSCRIBE,
     Command,
     CommandError,
     end_of_topic_answer,

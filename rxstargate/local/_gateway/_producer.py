@@ -19,6 +19,7 @@ from pulsar.schema import BytesSchema
 from websockets.asyncio.server import ServerConnection
 
 from rxstargate._server_time import parse_time
+from rxstargate._service_rules.jackson import JacksonError, java_long, java_string
 from rxstargate.local._gateway._connection import accept_texts
 from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._threadstate import keep_thread_state
@@ -64,17 +65,6 @@ def error_ack(code: int, message: str | None, context: str | None) -> str:
     return json.dumps(ack, separators=(",", ":"))
 
 
-def _java_string(value: Any, field: str) -> str | None:
-    """A JSON value as Jackson coerces it into a String field (scalars only)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    raise FrameError(3, f"Cannot deserialize value of type `java.lang.String` for field {field!r}")
-
-
 def _event_time(text: Any) -> int:
     if not isinstance(text, str):
         raise FrameError(3, "Cannot deserialize value of type `java.lang.String` for 'eventTime'")
@@ -85,14 +75,6 @@ def _event_time(text: Any) -> int:
     if millis <= 0:  # the message builder's eventTime() refuses it, uncaught by the handler
         raise UnhandledFrameError("IllegalArgumentException")
     return millis
-
-
-def _positive_long(value: Any, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FrameError(3, f"Cannot deserialize value of type `long` for field {field!r}")
-    return value if value > 0 else None
 
 
 def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
@@ -106,9 +88,12 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
     """
     if not isinstance(frame, dict):
         raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
-    context = _java_string(frame.get("context"), "context")
     try:
-        payload_text = _java_string(frame.get("payload"), "payload")
+        context = java_string(frame.get("context"), "context")
+    except JacksonError as exc:
+        raise FrameError(3, str(exc)) from None
+    try:
+        payload_text = java_string(frame.get("payload"), "payload")
         properties = frame.get("properties")
         kwargs: dict[str, Any] = {}
         if properties is not None:
@@ -117,9 +102,9 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
                     3, "Cannot deserialize value of type `java.util.Map` for 'properties'"
                 )
             kwargs["properties"] = {
-                str(k): _java_string(v, "properties") or "" for k, v in properties.items()
+                str(k): java_string(v, "properties") or "" for k, v in properties.items()
             }
-        key = _java_string(frame.get("key"), "key")
+        key = java_string(frame.get("key"), "key")
         if key is not None:
             kwargs["partition_key"] = key
         clusters = frame.get("replicationClusters")
@@ -127,8 +112,8 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
             if not isinstance(clusters, list):
                 raise FrameError(3, "Cannot deserialize value of type `java.util.List`")
             kwargs["replication_clusters"] = [str(c) for c in clusters]
-        deliver_at = _positive_long(frame.get("deliverAt"), "deliverAt")
-        if deliver_at:
+        deliver_at = java_long(frame.get("deliverAt"), "deliverAt")
+        if deliver_at is not None and deliver_at > 0:
             kwargs["deliver_at"] = deliver_at
         event_time = frame.get("eventTime")
         if event_time is not None:
@@ -139,6 +124,10 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
             payload = base64.b64decode(payload_text, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise FrameError(7, f"Invalid Base64 message-payload error={exc}") from None
+    except JacksonError as exc:
+        error = FrameError(3, str(exc))
+        error.context = context
+        raise error from None
     except FrameError as exc:
         exc.context = context
         raise
