@@ -50,17 +50,25 @@ def local_pulsar() -> Iterator[str]:
         yield ws_url
 
 
+def pid_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) a process has used so far, all threads (Linux /proc).
+
+    Raises:
+        OSError: when the process is gone.
+    """
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_cpu() -> dict[str, float]:
     """CPU seconds so far of this process ("client") and of local Pulsar's (Linux /proc)."""
     result = {"client": time.process_time()}
-    ticks = os.sysconf("SC_CLK_TCK")
     for name, pid in SERVER_PIDS.items():
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+            result[name] = pid_cpu(pid)
         except OSError:
             continue
-        result[name] = (int(fields[11]) + int(fields[12])) / ticks
     return result
 
 

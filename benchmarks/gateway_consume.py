@@ -24,7 +24,7 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import websocket
-from gateway_paced import process_cpu
+from _client_util import pid_cpu
 from gateway_produce import drive
 
 MESSAGE_ID = base64.b64encode(bytes(range(12))).decode("ascii")
@@ -127,13 +127,13 @@ def main() -> None:
             assert gateway_pid is not None
             for _ in range(args.runs):
                 minimal = f"{minimal_url}?messages={args.messages}"
-                before = process_cpu(server.pid)
+                before = pid_cpu(server.pid)
                 minimal_rates.append(consume(minimal, args.messages))
-                minimal_cpu.append((process_cpu(server.pid) - before) / args.messages * 1e6)
+                minimal_cpu.append((pid_cpu(server.pid) - before) / args.messages * 1e6)
                 backlog = gateway_backlog(args.messages)
-                before = process_cpu(gateway_pid)
+                before = pid_cpu(gateway_pid)
                 gateway_rates.append(consume(backlog, args.messages))
-                gateway_cpu.append((process_cpu(gateway_pid) - before) / args.messages * 1e6)
+                gateway_cpu.append((pid_cpu(gateway_pid) - before) / args.messages * 1e6)
     finally:
         server.terminate()
         server.wait()

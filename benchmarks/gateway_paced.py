@@ -19,7 +19,6 @@ Linux only (``/proc``).
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
 import json
 import os
@@ -29,15 +28,10 @@ import time
 import uuid
 
 import websocket
+from _client_util import pid_cpu
+from gateway_produce import drive
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) the process has used so far, all threads."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def threads_cpu(pid: int) -> dict[str, float]:
@@ -79,36 +73,6 @@ class Consumer:
         self._sock.close()
 
 
-def produce(url: str, messages: int, payload_size: int, in_flight: int, rate: float) -> None:
-    """Send ``messages`` frames, at most ``in_flight`` unacked; paced at ``rate`` if not 0."""
-    sock = websocket.create_connection(url, timeout=60)
-    payload = base64.b64encode(b"x" * payload_size).decode("ascii")
-    window = threading.Semaphore(in_flight)
-    failures: list[str] = []
-
-    def read_acks() -> None:
-        for _ in range(messages):
-            ack = json.loads(sock.recv())
-            if ack["result"] != "ok":
-                failures.append(ack["result"])
-            window.release()
-
-    reader = threading.Thread(target=read_acks, name="bench-acks")
-    reader.start()
-    start = time.perf_counter()
-    for i in range(messages):
-        if rate:
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        window.acquire()
-        sock.send(f'{{"payload":"{payload}","context":"{i}"}}')
-    reader.join()
-    sock.close()
-    if failures:
-        raise SystemExit(f"{len(failures)} sends failed, first: {failures[0]}")
-
-
 def one_run(
     ws_url: str, pid: int, args: argparse.Namespace, messages: int, rate: float
 ) -> tuple[float, float, dict[str, float]]:
@@ -116,12 +80,12 @@ def one_run(
     topic = f"persistent/public/default/paced-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(f"{ws_url}/ws/v2/consumer/{topic}/bench", messages)
     time.sleep(0.2)  # let the subscription settle before counting
-    threads_before, before, start = threads_cpu(pid), process_cpu(pid), time.perf_counter()
-    produce(f"{ws_url}/ws/v2/producer/{topic}", messages, args.payload_size, args.in_flight, rate)
+    threads_before, before, start = threads_cpu(pid), pid_cpu(pid), time.perf_counter()
+    drive(f"{ws_url}/ws/v2/producer/{topic}", messages, args.payload_size, args.in_flight, rate)
     if not consumer.done.wait(60):
         raise SystemExit("the consumer did not get every message within 60 s")
     elapsed = time.perf_counter() - start
-    cpu, threads_after = process_cpu(pid) - before, threads_cpu(pid)
+    cpu, threads_after = pid_cpu(pid) - before, threads_cpu(pid)
     consumer.close()
     by_thread = {
         name: cpu_after - threads_before.get(name, 0.0) for name, cpu_after in threads_after.items()

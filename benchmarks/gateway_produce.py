@@ -23,7 +23,7 @@ import time
 import uuid
 
 import websocket
-from gateway_paced import process_cpu
+from _client_util import pid_cpu
 
 
 def serve_ok() -> None:
@@ -45,8 +45,9 @@ def serve_ok() -> None:
     asyncio.run(main())
 
 
-def drive(url: str, messages: int, payload_size: int, in_flight: int) -> float:
-    """Send ``messages`` frames pipelined; returns acknowledged messages per second."""
+def drive(url: str, messages: int, payload_size: int, in_flight: int, rate: float = 0.0) -> float:
+    """Send ``messages`` frames, at most ``in_flight`` unacked, paced at ``rate`` a second if
+    not 0; returns acknowledged messages per second."""
     sock = websocket.create_connection(url, timeout=60)
     payload = base64.b64encode(b"x" * payload_size).decode("ascii")
     window = threading.Semaphore(in_flight)
@@ -63,6 +64,10 @@ def drive(url: str, messages: int, payload_size: int, in_flight: int) -> float:
     start = time.perf_counter()
     reader.start()
     for i in range(messages):
+        if rate:
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
         window.acquire()
         sock.send(f'{{"payload":"{payload}","context":"{i}"}}')
     reader.join()
@@ -103,16 +108,16 @@ def main() -> None:
             gateway_pid = local.gateway_pid
             assert gateway_pid is not None
             for _ in range(args.runs):
-                before = process_cpu(ok_server.pid)
+                before = pid_cpu(ok_server.pid)
                 ok_rates.append(drive(ok_url, args.messages, args.payload_size, args.in_flight))
-                ok_cpu.append((process_cpu(ok_server.pid) - before) / args.messages * 1e6)
+                ok_cpu.append((pid_cpu(ok_server.pid) - before) / args.messages * 1e6)
                 topic = f"persistent/public/default/bench-{uuid.uuid4().hex[:8]}"
                 gateway_url = f"{local.ws_url}/ws/v2/producer/{topic}"
-                before = process_cpu(gateway_pid)
+                before = pid_cpu(gateway_pid)
                 gateway_rates.append(
                     drive(gateway_url, args.messages, args.payload_size, args.in_flight)
                 )
-                gateway_cpu.append((process_cpu(gateway_pid) - before) / args.messages * 1e6)
+                gateway_cpu.append((pid_cpu(gateway_pid) - before) / args.messages * 1e6)
     finally:
         ok_server.terminate()
         ok_server.wait()
