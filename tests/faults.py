@@ -16,6 +16,7 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -255,19 +256,34 @@ class Faults:
 
 
 def unacked_messages(
-    where: Any, topic: str, subscription: str, subscription_type: str = "Exclusive"
+    where: Any,
+    topic: str,
+    subscription: str,
+    subscription_type: str = "Exclusive",
+    keys: Iterable[str] = (),
 ) -> list[Any]:
     """What ``subscription`` still holds unacked: every message before a sentinel sent now.
 
     ``where`` is an open ``rs.Client`` (of local Pulsar or a MemoryPulsar), or the WebSocket
-    URL to open one on. Each message read is acked, so the subscription is left empty.
+    URL to open one on. Each message read is acked, so the subscription is left empty. On a
+    Key_Shared subscription order holds only per key, so pass the messages' ``keys``: a
+    sentinel goes with each of them too, and reading ends once every sentinel came.
     """
     import rxstargate as rs
 
     if isinstance(where, str):
         with rs.Client(where) as client:
-            return unacked_messages(client, topic, subscription, subscription_type)
+            return unacked_messages(client, topic, subscription, subscription_type, keys)
     from reactivex import operators as ops
+
+    sentinels = [None, *dict.fromkeys(keys)]
+    waiting = len(sentinels)
+
+    def before_the_last_sentinel(message: Any) -> bool:
+        nonlocal waiting
+        if message.payload == b"sentinel":
+            waiting -= 1
+        return waiting > 0
 
     target = where.topic(topic)
     stream = target.observe(subscription, subscription_type=subscription_type)
@@ -275,11 +291,14 @@ def unacked_messages(
     finished = threading.Event()
     handle = stream.pipe(
         ops.do_action(lambda m: m.ack()),
-        ops.take_while(lambda m: m.payload != b"sentinel"),
+        ops.take_while(before_the_last_sentinel),
+        ops.filter(lambda m: m.payload != b"sentinel"),
         ops.to_list(),
     ).subscribe(result.append, on_completed=finished.set)
     try:
-        target.producer().send(b"sentinel")
+        producer = target.producer()
+        for key in sentinels:
+            producer.send(rs.OutgoingMessage(b"sentinel", key=key))
         if not finished.wait(15):
             raise AssertionError("the sentinel did not arrive")
     finally:
