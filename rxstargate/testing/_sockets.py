@@ -16,6 +16,7 @@ from rxstargate.testing._topics import Topic
 from rxstargate.testing._transport import MemoryTransport
 from rxstargate.testing._wire import (
     FrameError,
+    HandlerThrows,
     decode_send,
     end_of_topic_answer,
     error_ack,
@@ -151,6 +152,9 @@ class ProducerSocket(Socket):
             context, publication = decode_send(frame)
         except FrameError as exc:
             self.write(error_ack(exc.code, str(exc), exc.context))
+            return
+        except HandlerThrows as exc:  # as Jetty does when Pulsar's handler throws
+            self.close(1011, str(exc))
             return
         failure = self.broker.faults.take_send_failure(self.topic.name)
         if failure is not None:

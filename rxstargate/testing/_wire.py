@@ -28,14 +28,15 @@ from rxstargate._service_rules.jackson import (
     UNSUBSCRIBE,
     JacksonError,
     java_int,
-    java_long,
     java_string,
 )
+from rxstargate._service_rules.send_frame import HandlerThrows, SendFrameError, read_send_frame
 
 __all__ = [
     "Command",
     "CommandError",
     "FrameError",
+    "HandlerThrows",
     "Publication",
     "decode_send",
     "end_of_topic_answer",
@@ -53,13 +54,7 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # --- producer frames ------------------------------------------------------------------------------
 
 
-class FrameError(Exception):
-    """A send frame Pulsar refuses, with its WebSocketError code (3 or 7) and the context."""
-
-    def __init__(self, code: int, message: str, context: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.context = context
+FrameError = SendFrameError
 
 
 class Publication(NamedTuple):
@@ -71,57 +66,17 @@ class Publication(NamedTuple):
     event_time: int | None  # epoch milliseconds
 
 
-def _fields(frame: dict[str, Any]) -> tuple[str | None, str | None, dict[str, str], int | None]:
-    payload = java_string(frame.get("payload"), "payload")
-    properties = frame.get("properties")
-    if properties is not None and not isinstance(properties, dict):
-        raise FrameError(3, "Cannot deserialize value of type `java.util.Map` for 'properties'")
-    props = {str(k): java_string(v, "properties") or "" for k, v in (properties or {}).items()}
-    key = java_string(frame.get("key"), "key")
-    clusters = frame.get("replicationClusters")
-    if clusters is not None and not isinstance(clusters, list):
-        raise FrameError(3, "Cannot deserialize value of type `java.util.List`")
-    java_long(frame.get("deliverAt"), "deliverAt")
-    java_long(frame.get("deliverAfterMs"), "deliverAfterMs")
-    event_time = frame.get("eventTime")
-    millis = None
-    if event_time is not None:
-        if not isinstance(event_time, str):
-            raise FrameError(3, "Cannot deserialize `java.lang.String` for 'eventTime'")
-        try:
-            millis = parse_time(event_time)
-        except ValueError as exc:
-            raise FrameError(7, str(exc)) from None
-    return payload, key, props, millis
-
-
 def decode_send(frame: Any) -> tuple[str | None, Publication]:
     """A parsed send frame as (context, what to store).
 
     Raises:
         FrameError: code 3 when it does not map onto ``ProducerMessage`` (no context then),
             code 7 for a missing or bad payload or eventTime (with the context).
+        HandlerThrows: for an eventTime at or before the epoch (the socket closes with 1011).
     """
-    if not isinstance(frame, dict):
-        raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
-    try:
-        context = java_string(frame.get("context"), "context")
-    except JacksonError as exc:
-        raise FrameError(3, str(exc)) from None
-    try:
-        payload_text, key, properties, event_time = _fields(frame)
-        if payload_text is None:
-            raise FrameError(7, "Invalid Base64 message-payload error=payload is missing")
-        try:
-            payload = base64.b64decode(payload_text, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise FrameError(7, f"Invalid Base64 message-payload error={exc}") from None
-    except JacksonError as exc:
-        raise FrameError(3, str(exc)) from None
-    except FrameError as exc:
-        exc.context = context if exc.code != 3 else None
-        raise
-    return context, Publication(payload, key, properties, event_time)
+    send = read_send_frame(frame)
+    publication = Publication(send.payload, send.key, send.properties or {}, send.event_time)
+    return send.context, publication
 
 
 def ok_ack(message_id: str, context: str | None) -> str:

@@ -469,3 +469,45 @@ def test_memory_pulsar_and_the_gateway_map_command_fields_alike(text: str) -> No
     assert outcome(memory.parse_command, memory.CommandError) == outcome(
         gateway.parse_command, gateway.CommandError
     )
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"payload": "eA==", "context": 5, "key": 7, "properties": {"a": 1, "b": None}},
+        {"payload": "eA==", "context": "c", "properties": ["a"]},
+        {"payload": "eA==", "context": "c", "deliverAt": "12", "deliverAfterMs": 2.0},
+        {"payload": "eA==", "context": "c", "deliverAfterMs": "soon"},
+        {"payload": "eA==", "context": "c", "replicationClusters": "x"},
+        {"payload": "eA==", "context": "c", "eventTime": 17},
+        {"payload": "eA==", "context": "c", "eventTime": "1970-01-01T00:00:00Z"},
+        {"payload": "eA==", "context": "c", "eventTime": "yesterday"},
+        {"payload": "not base64!", "context": "c"},
+        {"context": [1]},
+        ["payload"],
+    ],
+)
+def test_memory_pulsar_and_the_gateway_read_send_frames_alike(frame: Any) -> None:
+    """Both read a send frame with the same rules: the same fields, or the same error."""
+    pytest.importorskip("pulsar")
+    from rxstargate.local._gateway import _producer as gateway
+    from rxstargate.testing import _wire as memory
+
+    def outcome(decode: Any) -> tuple[Any, ...]:
+        try:
+            return ("read", *decode(frame))
+        except (memory.FrameError, memory.HandlerThrows) as exc:
+            code, context = getattr(exc, "code", None), getattr(exc, "context", None)
+            return (type(exc).__name__, str(exc), code, context)
+
+    gateway_outcome = outcome(gateway.decode_send)
+    memory_outcome = outcome(memory.decode_send)
+    if gateway_outcome[0] == "read":
+        _, context, payload, kwargs = gateway_outcome
+        _, memory_context, publication = memory_outcome
+        assert (context, payload) == (memory_context, publication.payload)
+        assert kwargs.get("partition_key") == publication.key
+        assert kwargs.get("properties", {}) == publication.properties
+        assert kwargs.get("event_timestamp") == publication.event_time
+    else:
+        assert gateway_outcome == memory_outcome

@@ -139,3 +139,14 @@ def test_an_event_time_just_after_the_epoch_is_stored(raw: Any, topic_name: str)
     sock = raw.producer(topic_name)
     raw.send(sock, {"payload": "eA==", "context": "c", "eventTime": "1970-01-01T00:00:00.001Z"})
     assert raw.recv(sock)["result"] == "ok"
+
+
+def test_a_delivery_delay_is_acked_and_a_bad_one_is_send_error_3(raw: Any, topic_name: str) -> None:
+    """deliverAfterMs maps onto a long (Pulsar delays only on Shared subscriptions)."""
+    sock = raw.producer(topic_name)
+    raw.send(sock, {"payload": raw.b64(b"x"), "context": "later", "deliverAfterMs": 5})
+    assert raw.recv(sock)["result"] == "ok"
+    raw.send(sock, {"payload": raw.b64(b"x"), "context": "c", "deliverAfterMs": "soon"})
+    ack = raw.recv(sock)
+    assert ack["result"] == "send-error:3"
+    assert "context" not in ack

@@ -68,6 +68,8 @@ def test_an_ok_ack_carries_what_pulsar_2_8_writes(pulsar: MemoryPulsar) -> None:
         ('{"payload": "%%%", "context": "c"}', 7, "c"),
         ('{"context": "c"}', 7, "c"),
         ('{"payload": "eA==", "context": "c", "eventTime": "2021-10-29 23:01:38"}', 7, "c"),
+        ('{"payload": "eA==", "context": "c", "deliverAfterMs": "soon"}', 3, None),
+        ('{"payload": "eA==", "context": "c", "key": {"a": 1}}', 3, None),
     ],
 )
 def test_a_send_pulsar_refuses_is_answered_with_its_error_code(
@@ -78,6 +80,18 @@ def test_a_send_pulsar_refuses_is_answered_with_its_error_code(
     (ack,) = _frames(producer)
     assert ack["result"] == f"send-error:{code}"
     assert ack.get("context") == context and ack["errorMsg"]
+    assert pulsar.stored(TOPIC) == []
+
+
+def test_an_event_time_at_or_before_the_epoch_closes_the_socket_with_1011(
+    pulsar: MemoryPulsar,
+) -> None:
+    """Pulsar's message builder throws on it, uncaught: Jetty closes with 1011 and its name."""
+    producer = _open(pulsar, "producer")
+    _send(producer, {"payload": "eA==", "context": "c", "eventTime": "1970-01-01T00:00:00Z"})
+    with pytest.raises(rs.ConnectionClosedError) as caught:
+        producer.recv()
+    assert caught.value.code == 1011
     assert pulsar.stored(TOPIC) == []
 
 

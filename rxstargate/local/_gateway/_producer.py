@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from _pulsar import MessageBuilder
 from pulsar.schema import BytesSchema
 from websockets.asyncio.server import ServerConnection
 
-from rxstargate._server_time import parse_time
-from rxstargate._service_rules.jackson import JacksonError, java_long, java_string
+from rxstargate._service_rules.send_frame import (
+    HandlerThrows,
+    SendFrameError,
+    read_send_frame,
+)
 from rxstargate.local._gateway._connection import accept_texts
 from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._threadstate import keep_thread_state
@@ -30,20 +33,9 @@ _OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":
 ACK_BUFFER_LIMIT = 4 * 1024 * 1024
 
 
-class UnhandledFrameError(Exception):
-    """A frame on which Pulsar's handler throws: Jetty then closes the socket with 1011.
-
-    The close reason is the Java exception's simple class name, as Jetty writes it.
-    """
-
-
-class FrameError(Exception):
-    """A frame the producer endpoint refuses, with Pulsar's WebSocketError code (3 or 7)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.context: str | None = None
+# Pulsar's own names on this side: a refused frame, and one on which the handler throws.
+FrameError = SendFrameError
+UnhandledFrameError = HandlerThrows
 
 
 def ok_ack(message_id: str, context: str | None) -> str:
@@ -65,18 +57,6 @@ def error_ack(code: int, message: str | None, context: str | None) -> str:
     return json.dumps(ack, separators=(",", ":"))
 
 
-def _event_time(text: Any) -> int:
-    if not isinstance(text, str):
-        raise FrameError(3, "Cannot deserialize value of type `java.lang.String` for 'eventTime'")
-    try:
-        millis = parse_time(text)
-    except ValueError as exc:
-        raise FrameError(7, str(exc)) from None
-    if millis <= 0:  # the message builder's eventTime() refuses it, uncaught by the handler
-        raise UnhandledFrameError("IllegalArgumentException")
-    return millis
-
-
 def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
     """Turn a parsed send frame into (context, payload, send_async keyword arguments).
 
@@ -86,52 +66,21 @@ def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:
         UnhandledFrameError: for an eventTime at or before the epoch, on which Pulsar's
             handler throws.
     """
-    if not isinstance(frame, dict):
-        raise FrameError(3, "Cannot deserialize value of type `ProducerMessage` from non-object")
-    try:
-        context = java_string(frame.get("context"), "context")
-    except JacksonError as exc:
-        raise FrameError(3, str(exc)) from None
-    try:
-        payload_text = java_string(frame.get("payload"), "payload")
-        properties = frame.get("properties")
-        kwargs: dict[str, Any] = {}
-        if properties is not None:
-            if not isinstance(properties, dict):
-                raise FrameError(
-                    3, "Cannot deserialize value of type `java.util.Map` for 'properties'"
-                )
-            kwargs["properties"] = {
-                str(k): java_string(v, "properties") or "" for k, v in properties.items()
-            }
-        key = java_string(frame.get("key"), "key")
-        if key is not None:
-            kwargs["partition_key"] = key
-        clusters = frame.get("replicationClusters")
-        if clusters is not None:
-            if not isinstance(clusters, list):
-                raise FrameError(3, "Cannot deserialize value of type `java.util.List`")
-            kwargs["replication_clusters"] = [str(c) for c in clusters]
-        deliver_at = java_long(frame.get("deliverAt"), "deliverAt")
-        if deliver_at is not None and deliver_at > 0:
-            kwargs["deliver_at"] = deliver_at
-        event_time = frame.get("eventTime")
-        if event_time is not None:
-            kwargs["event_timestamp"] = _event_time(event_time)
-        if payload_text is None:
-            raise FrameError(7, "Invalid Base64 message-payload error=payload is missing")
-        try:
-            payload = base64.b64decode(payload_text, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise FrameError(7, f"Invalid Base64 message-payload error={exc}") from None
-    except JacksonError as exc:
-        error = FrameError(3, str(exc))
-        error.context = context
-        raise error from None
-    except FrameError as exc:
-        exc.context = context
-        raise
-    return context, payload, kwargs
+    send = read_send_frame(frame)
+    kwargs: dict[str, Any] = {}
+    if send.properties is not None:
+        kwargs["properties"] = send.properties
+    if send.key is not None:
+        kwargs["partition_key"] = send.key
+    if send.replication_clusters is not None:
+        kwargs["replication_clusters"] = send.replication_clusters
+    if send.deliver_at is not None:
+        kwargs["deliver_at"] = send.deliver_at
+    if send.deliver_after_ms is not None:
+        kwargs["deliver_after"] = timedelta(milliseconds=send.deliver_after_ms)
+    if send.event_time is not None:
+        kwargs["event_timestamp"] = send.event_time
+    return send.context, send.payload, kwargs
 
 
 class ProducerSession:
@@ -194,8 +143,7 @@ class ProducerSession:
             outbox.put(error_ack(3, str(exc) or type(exc).__name__, None))
             return
         except FrameError as exc:
-            ctx = exc.context if exc.code != 3 else None
-            outbox.put(error_ack(exc.code, str(exc), ctx))
+            outbox.put(error_ack(exc.code, str(exc), exc.context))
             return
         callback = _ack_callback(outbox, context)
         try:
