@@ -8,7 +8,9 @@ refuse the same paths, topic names and query parameters, with Pulsar's words:
 - ``vocabulary``: Pulsar's enum constants and its rule for tenant and namespace names;
 - ``jackson``: frame fields mapped onto Java fields as Pulsar's Jackson does, and the consumer
   command types;
-- ``send_frame``: a producer's send frame read as Pulsar's handler reads it, with its error codes.
+- ``send_frame``: a producer's send frame read as Pulsar's handler reads it, and its acks;
+- ``commands``: a consumer's or reader's commands read as Pulsar maps them, and the
+  ``isEndOfTopic`` answer.
 
 These modules import only the standard library, so a client-only install can import them; each
 side maps their errors to its own refusals (an HTTP status and a reason). They are the server

@@ -1,4 +1,4 @@
-"""A producer's send frame read as Pulsar's ``ProducerHandler`` reads it.
+"""A producer's send frame read as Pulsar's ``ProducerHandler`` reads it, and its acks.
 
 Jackson maps the frame onto ``ProducerMessage``; a field that does not map fails the whole frame
 with error 3 and no context echoed (Pulsar never got as far as reading it). A payload that is
@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from rxstargate._server_time import parse_time
 from rxstargate._service_rules.jackson import JacksonError, java_long, java_string
 
-__all__ = ["HandlerThrows", "SendFrame", "SendFrameError", "read_send_frame"]
+__all__ = [
+    "HandlerThrows",
+    "SendFrame",
+    "SendFrameError",
+    "error_ack",
+    "ok_ack",
+    "read_send_frame",
+]
+
+_OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
+_OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":0}'
 
 
 class SendFrameError(Exception):
@@ -118,3 +129,22 @@ def _event_time(text: str | None, context: str | None) -> int | None:
     if millis <= 0:
         raise HandlerThrows("IllegalArgumentException")
     return millis
+
+
+def ok_ack(message_id: str, context: str | None) -> str:
+    """An ``ok`` ack as Pulsar 2.8+ writes it (``errorCode`` and ``schemaVersion`` always 0)."""
+    if context is None:
+        return _OK_NO_CONTEXT % message_id
+    return _OK % (message_id, json.dumps(context))
+
+
+def error_ack(code: int, message: str | None, context: str | None) -> str:
+    """A ``send-error:<code>`` ack, fields as Pulsar's ProducerAck writes them."""
+    ack: dict[str, Any] = {"result": f"send-error:{code}"}
+    if message is not None:
+        ack["errorMsg"] = message
+    if context is not None:
+        ack["context"] = context
+    ack["errorCode"] = 0
+    ack["schemaVersion"] = 0
+    return json.dumps(ack, separators=(",", ":"))

@@ -1,13 +1,16 @@
 """Every side against Pulsar's own frames: the client's codec, the local gateway's, MemoryPulsar's.
 
 Each side is checked against the golden data (Pulsar's docs and source), not against another
-side, so a mistake made the same way on two of them cannot pass.
+side, so a mistake made the same way on two of them cannot pass. The gateway and MemoryPulsar
+read frames and write acks with one set of server-side rules (``rxstargate/_service_rules``),
+checked here once; what each side writes or maps on its own is checked for each.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -32,7 +35,7 @@ def _json(text: str) -> Any:
     return json.loads(text)
 
 
-# --- the gateway --------------------------------------------------------------------------------
+# --- the server side's shared rules, and the gateway -------------------------------------------
 
 
 class _Message:
@@ -69,8 +72,8 @@ def test_the_gateway_reads_the_docs_send_frame() -> None:
     assert kwargs == {"properties": golden.SEND_PROPERTIES}
 
 
-def test_the_gateway_writes_ok_acks_as_pulsar_2_8_does() -> None:
-    from rxstargate.local._gateway._producer import ok_ack
+def test_the_server_side_writes_ok_acks_as_pulsar_2_8_does() -> None:
+    from rxstargate._service_rules.send_frame import ok_ack
 
     assert _json(ok_ack("CPEKEINF", "1")) == _json(golden.ACK_OK_2_8)
     without = _json(ok_ack("CAAQAw==", None))
@@ -81,8 +84,8 @@ def test_the_gateway_writes_ok_acks_as_pulsar_2_8_does() -> None:
     }
 
 
-def test_the_gateway_writes_error_acks_as_pulsar_does() -> None:
-    from rxstargate.local._gateway._producer import error_ack
+def test_the_server_side_writes_error_acks_as_pulsar_does() -> None:
+    from rxstargate._service_rules.send_frame import error_ack
 
     documented = _json(golden.ACK_ERROR_DOCS)
     parse_error = _json(error_ack(3, documented["errorMsg"], None))
@@ -95,19 +98,19 @@ def test_the_gateway_writes_error_acks_as_pulsar_does() -> None:
     assert _json(error_ack(7, "Invalid Base64", "1"))["context"] == documented["context"]
 
 
-def test_the_gateway_reads_the_docs_consumer_commands() -> None:
-    from rxstargate.local._gateway._commands import Command, parse_command
+def test_the_server_side_reads_the_docs_consumer_commands() -> None:
+    from rxstargate._service_rules.commands import Command, parse_command
 
     id_bytes = base64.b64decode("CAAQAw==")
-    assert parse_command(golden.ACK) == Command("ack", id_bytes)
-    assert parse_command(golden.NACK) == Command("negativeAcknowledge", id_bytes)
+    assert parse_command(golden.ACK) == Command("ack", "CAAQAw==", id_bytes)
+    assert parse_command(golden.NACK) == Command("negativeAcknowledge", "CAAQAw==", id_bytes)
     assert parse_command(golden.PERMIT) == Command("permit", permits=100)
     assert parse_command(golden.END_OF_TOPIC_QUERY) == Command("isEndOfTopic")
 
 
 @pytest.mark.parametrize("reached", [True, False])
-def test_the_gateway_answers_end_of_topic_with_a_boolean(reached: bool) -> None:
-    from rxstargate.local._gateway._commands import end_of_topic_answer
+def test_the_server_side_answers_end_of_topic_with_a_boolean(reached: bool) -> None:
+    from rxstargate._service_rules.commands import end_of_topic_answer
 
     assert _json(end_of_topic_answer(reached)) == _json(golden.END_OF_TOPIC_ANSWERS[reached])
 
@@ -139,25 +142,25 @@ def test_the_gateway_writes_event_time_and_key_only_when_set() -> None:
 
 
 @pytest.mark.parametrize(("text", "millis"), golden.TIMES)
-def test_the_gateway_parses_pulsar_times(text: str, millis: int) -> None:
+def test_the_server_side_parses_pulsar_times(text: str, millis: int) -> None:
     from rxstargate._server_time import parse_time
 
     assert parse_time(text) == millis
 
 
 @pytest.mark.parametrize(("text", "millis"), golden.UTC_TEXTS)
-def test_the_gateway_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
+def test_the_server_side_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
     from rxstargate._server_time import format_time
 
     assert format_time(millis) == text
 
 
 @pytest.mark.parametrize("text", golden.REFUSED_TIMES)
-def test_the_gateway_refuses_event_times_that_java_refuses(text: str) -> None:
-    from rxstargate.local._gateway._producer import FrameError, decode_send
+def test_the_server_side_refuses_event_times_that_java_refuses(text: str) -> None:
+    from rxstargate._service_rules.send_frame import SendFrameError, read_send_frame
 
-    with pytest.raises(FrameError) as info:
-        decode_send({"payload": "", "context": "1", "eventTime": text})
+    with pytest.raises(SendFrameError) as info:
+        read_send_frame({"payload": "", "context": "1", "eventTime": text})
     assert (info.value.code, info.value.context) == (7, "1")
 
 
@@ -196,47 +199,6 @@ def test_memory_pulsar_reads_the_docs_send_frame() -> None:
     assert (publication.key, publication.event_time) == (None, None)
 
 
-def test_memory_pulsar_writes_ok_acks_as_pulsar_2_8_does() -> None:
-    from rxstargate.testing._wire import ok_ack
-
-    assert _json(ok_ack("CPEKEINF", "1")) == _json(golden.ACK_OK_2_8)
-    without = _json(ok_ack("CAAQAw==", None))
-    documented = _json(golden.ACK_OK_DOCS)
-    assert "context" not in without
-    assert {k: without[k] for k in ("result", "messageId")} == {
-        k: documented[k] for k in ("result", "messageId")
-    }
-
-
-def test_memory_pulsar_writes_error_acks_as_pulsar_does() -> None:
-    from rxstargate.testing._wire import error_ack
-
-    documented = _json(golden.ACK_ERROR_DOCS)
-    assert _json(error_ack(3, documented["errorMsg"], None)) == {
-        "result": documented["result"],
-        "errorMsg": documented["errorMsg"],
-        "errorCode": 0,
-        "schemaVersion": 0,
-    }
-    assert _json(error_ack(7, "Invalid Base64", "1"))["context"] == documented["context"]
-
-
-def test_memory_pulsar_reads_the_docs_consumer_commands() -> None:
-    from rxstargate.testing._wire import Command, parse_command
-
-    assert parse_command(golden.ACK) == Command("ack", "CAAQAw==")
-    assert parse_command(golden.NACK) == Command("negativeAcknowledge", "CAAQAw==")
-    assert parse_command(golden.PERMIT) == Command("permit", permits=100)
-    assert parse_command(golden.END_OF_TOPIC_QUERY) == Command("isEndOfTopic")
-
-
-@pytest.mark.parametrize("reached", [True, False])
-def test_memory_pulsar_answers_end_of_topic_with_a_boolean(reached: bool) -> None:
-    from rxstargate.testing._wire import end_of_topic_answer
-
-    assert _json(end_of_topic_answer(reached)) == _json(golden.END_OF_TOPIC_ANSWERS[reached])
-
-
 def test_memory_pulsar_writes_messages_with_the_fields_of_the_docs_frame() -> None:
     from rxstargate.testing._wire import message_frame, parse_time
 
@@ -263,29 +225,6 @@ def test_memory_pulsar_writes_event_time_and_key_only_when_set() -> None:
     assert "key" not in plain
     full = _json(message_frame("CAAQAw==", b"", {}, 0, 0, event_time=1635548498967, key="k"))
     assert (full["eventTime"], full["key"]) == ("2021-10-29T23:01:38.967Z", "k")
-
-
-@pytest.mark.parametrize(("text", "millis"), golden.TIMES)
-def test_memory_pulsar_parses_pulsar_times(text: str, millis: int) -> None:
-    from rxstargate.testing._wire import parse_time
-
-    assert parse_time(text) == millis
-
-
-@pytest.mark.parametrize(("text", "millis"), golden.UTC_TEXTS)
-def test_memory_pulsar_formats_times_as_a_utc_jvm(text: str, millis: int) -> None:
-    from rxstargate.testing._wire import format_time
-
-    assert format_time(millis) == text
-
-
-@pytest.mark.parametrize("text", golden.REFUSED_TIMES)
-def test_memory_pulsar_refuses_event_times_that_java_refuses(text: str) -> None:
-    from rxstargate.testing._wire import FrameError, decode_send
-
-    with pytest.raises(FrameError) as info:
-        decode_send({"payload": "", "context": "1", "eventTime": text})
-    assert (info.value.code, info.value.context) == (7, "1")
 
 
 @pytest.mark.parametrize(("encoded", "position"), golden.MESSAGE_IDS.items())
@@ -442,33 +381,30 @@ def test_the_client_refuses_names_pulsar_refuses(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "outcome"),
     [
-        '{"type": "permit", "permitMessages": 2.9}',
-        '{"type": "permit", "permitMessages": "12"}',
-        '{"type": "permit", "permitMessages": true}',
-        '{"type": "permit", "permitMessages": 3000000000.5}',
-        '{"type": "permit", "permitMessages": "x"}',
-        '{"type": "permit", "permitMessages": [1]}',
-        '{"type": true, "messageId": "CAAQAw=="}',
-        '{"type": ["ack"], "messageId": "CAAQAw=="}',
+        ('{"type": "permit", "permitMessages": 2.9}', ("permit", 2)),  # Jackson truncates
+        ('{"type": "permit", "permitMessages": "12"}', ("permit", 12)),  # and converts text
+        ('{"type": "permit", "permitMessages": true}', "Cannot coerce boolean"),
+        ('{"type": "permit", "permitMessages": 3000000000.5}', "out of range of int"),
+        ('{"type": "permit", "permitMessages": "x"}', "from String 'x'"),
+        ('{"type": "permit", "permitMessages": [1]}', "`java.lang.Integer`"),
+        ('{"type": true, "messageId": "CAAQAw=="}', ("ack", 0)),  # "true": unknown, an ack
+        ('{"type": ["ack"], "messageId": "CAAQAw=="}', "for field 'type'"),
     ],
 )
-def test_memory_pulsar_and_the_gateway_map_command_fields_alike(text: str) -> None:
-    """Both read a command's fields with the same Jackson rules: the same result or error."""
-    from rxstargate.local._gateway import _commands as gateway
-    from rxstargate.testing import _wire as memory
+def test_the_server_side_maps_command_fields_as_jackson_does(
+    text: str, outcome: tuple[str, int] | str
+) -> None:
+    """The gateway and MemoryPulsar read commands with these rules: a result or Pulsar's error."""
+    from rxstargate._service_rules.commands import CommandError, parse_command
 
-    def outcome(parse: Any, error: type[Exception]) -> tuple[str, int] | str:
-        try:
-            command = parse(text)
-        except error as exc:
-            return str(exc)
-        return command.kind, command.permits
-
-    assert outcome(memory.parse_command, memory.CommandError) == outcome(
-        gateway.parse_command, gateway.CommandError
-    )
+    if isinstance(outcome, str):
+        with pytest.raises(CommandError, match=re.escape(outcome)):
+            parse_command(text)
+    else:
+        command = parse_command(text)
+        assert (command.kind, command.permits) == outcome
 
 
 @pytest.mark.parametrize(

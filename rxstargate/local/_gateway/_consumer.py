@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rxstargate._service_rules.jackson import ACK, END_OF_TOPIC, PERMIT, UNSUBSCRIBE
-from rxstargate._service_rules.params import ConsumerParams
-from rxstargate.local._gateway._commands import (
+from rxstargate._service_rules.commands import (
     Command,
     CommandError,
     end_of_topic_answer,
     parse_command,
 )
+from rxstargate._service_rules.jackson import ACK, END_OF_TOPIC, PERMIT, UNSUBSCRIBE
+from rxstargate._service_rules.params import ConsumerParams
 from rxstargate.local._gateway._dedup import ConsumerLedger
 from rxstargate.local._gateway._key_order import KeyOrder, take_queued
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
@@ -230,7 +230,7 @@ class ConsumerSession(ReceivingSession):
             # pulsar-lite cannot terminate topics, so no topic ever ends.
             self.put(end_of_topic_answer(False))
         else:
-            self._settle(command.message_id, command.kind == ACK)
+            self._settle(command.id_bytes, command.kind == ACK)
 
     def _settle(self, key: bytes, acked: bool) -> None:
         with self._lock:

@@ -21,6 +21,8 @@ from websockets.asyncio.server import ServerConnection
 from rxstargate._service_rules.send_frame import (
     HandlerThrows,
     SendFrameError,
+    error_ack,
+    ok_ack,
     read_send_frame,
 )
 from rxstargate.local._gateway._connection import accept_texts
@@ -28,33 +30,12 @@ from rxstargate.local._gateway._offloop import off_loop
 from rxstargate.local._gateway._threadstate import keep_thread_state
 from rxstargate.local._gateway._wire import Outbox
 
-_OK = '{"result":"ok","messageId":"%s","context":%s,"errorCode":0,"schemaVersion":0}'
-_OK_NO_CONTEXT = '{"result":"ok","messageId":"%s","errorCode":0,"schemaVersion":0}'
 ACK_BUFFER_LIMIT = 4 * 1024 * 1024
 
 
 # Pulsar's own names on this side: a refused frame, and one on which the handler throws.
 FrameError = SendFrameError
 UnhandledFrameError = HandlerThrows
-
-
-def ok_ack(message_id: str, context: str | None) -> str:
-    """An ``ok`` ack as Pulsar 2.8+ writes it (``errorCode`` and ``schemaVersion`` always 0)."""
-    if context is None:
-        return _OK_NO_CONTEXT % message_id
-    return _OK % (message_id, json.dumps(context))
-
-
-def error_ack(code: int, message: str | None, context: str | None) -> str:
-    """A ``send-error:<code>`` ack, fields as Pulsar's ProducerAck writes them."""
-    ack: dict[str, Any] = {"result": f"send-error:{code}"}
-    if message is not None:
-        ack["errorMsg"] = message
-    if context is not None:
-        ack["context"] = context
-    ack["errorCode"] = 0
-    ack["schemaVersion"] = 0
-    return json.dumps(ack, separators=(",", ":"))
 
 
 def decode_send(frame: Any) -> tuple[str | None, bytes, dict[str, Any]]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
-from rxstargate.local._gateway._commands import end_of_topic_answer
+from rxstargate._service_rules.commands import end_of_topic_answer, is_end_of_topic_query
 from rxstargate.local._gateway._dedup import ReaderLedger
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 
@@ -37,7 +36,7 @@ class ReaderSession(ReceivingSession):
         self._on_text_now(text)
 
     def _on_text_now(self, text: str) -> bool:
-        if "isEndOfTopic" in text and _is_end_of_topic_query(text):
+        if "isEndOfTopic" in text and is_end_of_topic_query(text):
             # pulsar-lite cannot terminate topics, so no topic ever ends.
             self.put(end_of_topic_answer(False))
             return True
@@ -50,11 +49,3 @@ class ReaderSession(ReceivingSession):
 
     def _close_broker_side(self) -> None:
         self._reader.close()
-
-
-def _is_end_of_topic_query(text: str) -> bool:
-    try:
-        command = json.loads(text)
-    except (ValueError, RecursionError):  # not a command: counts as an ack
-        return False
-    return isinstance(command, dict) and command.get("type") == "isEndOfTopic"

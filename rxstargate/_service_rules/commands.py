@@ -5,6 +5,8 @@ Pulsar reads ``type`` and ``messageId`` as Java Strings and ``permitMessages`` a
 anything else or out of the int range is an error), then dispatches on ``type``; a missing or
 unknown type is an ack. Whatever it cannot map, or a JSON text nested deeper than its parser
 allows, is "Failed to de-serialize from JSON" (error 3): the socket is closed.
+
+Local Pulsar's gateway and MemoryPulsar both read commands here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from rxstargate._service_rules.jackson import (
     ACK,
@@ -25,6 +26,14 @@ from rxstargate._service_rules.jackson import (
     java_int,
     java_string,
 )
+
+__all__ = [
+    "Command",
+    "CommandError",
+    "end_of_topic_answer",
+    "is_end_of_topic_query",
+    "parse_command",
+]
 
 _PLAIN_ACK_HEAD = '{"messageId":"'
 
@@ -39,25 +48,27 @@ class Command:
 
     Attributes:
         kind: ``ack``, ``negativeAcknowledge``, ``permit``, ``unsubscribe`` or ``isEndOfTopic``.
-        message_id: the serialized id bytes (acks and nacks).
+        message_id: the id as sent (acks and nacks).
+        id_bytes: its serialized bytes.
         permits: ``permitMessages`` (permits).
     """
 
     kind: str
-    message_id: bytes = b""
+    message_id: str = ""
+    id_bytes: bytes = b""
     permits: int = 0
 
 
-def decode_message_id(value: Any) -> bytes:
-    """The serialized id bytes of a command's ``messageId``.
+def _settling(kind: str, value: str | None) -> Command:
+    """An ack or nack of ``value``, a command's ``messageId``.
 
     Raises:
         CommandError: when it is missing or not standard base64.
     """
-    if not isinstance(value, str) or not value:
+    if not value:
         raise CommandError("messageId is missing")
     try:
-        return base64.b64decode(value, validate=True)
+        return Command(kind, value, base64.b64decode(value, validate=True))
     except (binascii.Error, ValueError) as exc:
         raise CommandError(str(exc)) from None
 
@@ -67,21 +78,30 @@ def end_of_topic_answer(reached: bool) -> str:
     return '{"endOfTopic":true}' if reached else '{"endOfTopic":false}'
 
 
+def is_end_of_topic_query(text: str) -> bool:
+    """Whether a reader's frame asks ``isEndOfTopic`` (any other frame is an ack)."""
+    try:
+        command = json.loads(text)
+    except (ValueError, RecursionError):  # not a command: counts as an ack
+        return False
+    return isinstance(command, dict) and command.get("type") == END_OF_TOPIC
+
+
 def parse_command(text: str) -> Command:
-    """Parse one consumer command frame.
+    """Parse one consumer command frame; no or an unknown type is an ack.
 
     Raises:
         CommandError: for what Pulsar answers with error 3.
 
     Example:
         >>> parse_command('{"type": "permit", "permitMessages": 100}')
-        Command(kind='permit', message_id=b'', permits=100)
+        Command(kind='permit', message_id='', id_bytes=b'', permits=100)
     """
     if text.startswith(_PLAIN_ACK_HEAD) and text.endswith('"}'):
         # The ack every client sends, {"messageId":"<base64>"}, read without a JSON parser.
         value = text[len(_PLAIN_ACK_HEAD) : -2]
         if '"' not in value and "\\" not in value:
-            return Command(ACK, decode_message_id(value))
+            return _settling(ACK, value)
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -100,4 +120,4 @@ def parse_command(text: str) -> Command:
         return Command(PERMIT, permits=permits)
     if kind in (UNSUBSCRIBE, END_OF_TOPIC):
         return Command(kind)
-    return Command(NACK if kind == NACK else ACK, decode_message_id(message_id))
+    return _settling(NACK if kind == NACK else ACK, message_id)
