@@ -2,11 +2,15 @@
 threads of its own.
 
 websocket-client does the handshake (TLS, proxies, headers); the socket is then non-blocking and
-the loop (``_ioloop``) alone reads and writes it. Any thread may :meth:`LoopConnection.send`: it
-appends to the outbox and, when the outbox was idle, tells the loop, which writes many frames per
-system call. Frames read are handed over by :meth:`~LoopConnection.recv_batch` (blocking on the
-connection's inbox) or, once :meth:`~LoopConnection.deliver_to` was called, by calling its
-callbacks on the loop thread, so that nobody needs a thread just to wait for a socket.
+the loop (``_ioloop``) alone reads it. Any thread may :meth:`LoopConnection.send`: it appends to
+the outbox and, when the outbox was idle, tells the loop, which writes many frames per system
+call. An urgent frame sent when nothing is queued or unwritten and the server answered since the
+last one (request and response: a blocking ``producer.send()``) the caller writes itself on a
+plain TCP socket, saving the hop to the loop thread; the loop writes what the socket did not take.
+
+Frames read are handed over by :meth:`~LoopConnection.recv_batch` (blocking on the connection's
+inbox) or, once :meth:`~LoopConnection.deliver_to` was called, by calling its callbacks on the
+loop thread, so that nobody needs a thread just to wait for a socket.
 
 The methods under "the loop thread tells" are called by the loop's side of the socket
 (:class:`~rxstargate._loop_socket.LoopSocket`) only.
@@ -70,6 +74,7 @@ class LoopConnection(PingsWhenIdle):
         self._changed = threading.Condition(self._lock)
         self._queue: collections.deque[Queued] = collections.deque()
         self._scheduled = False  # the loop was told about the frames queued
+        self._answered = True  # bytes arrived since the last frame written through
         self._urgent = False  # ... and told to write them at once
         self._state = _OPEN
         self._broken: str | None = None
@@ -98,17 +103,38 @@ class LoopConnection(PingsWhenIdle):
         with self._lock:
             if self._state != _OPEN:
                 raise StargateConnectionError(f"the connection to {self.url} is closed")
-            self._queue.append((OP_TEXT, text, on_lost))
-            if urgent:
-                if self._urgent:
-                    return
-                self._urgent = self._scheduled = True
-            elif self._scheduled and len(self._queue) < _MAX_BATCH:
-                return
+            through = urgent and self._answered and not self._queue and self.io.claim_write()
+            if through:
+                self._answered = False
             else:
-                self._scheduled = True
-                urgent = len(self._queue) >= _MAX_BATCH
-        self._loop.flush_soon(self.io, urgent)
+                self._queue.append((OP_TEXT, text, on_lost))
+                if urgent:
+                    if self._urgent:
+                        return
+                    self._urgent = self._scheduled = True
+                elif self._scheduled and len(self._queue) < _MAX_BATCH:
+                    return
+                else:
+                    self._scheduled = True
+                    urgent = len(self._queue) >= _MAX_BATCH
+        if through:
+            self._write_through((OP_TEXT, text, on_lost))
+        else:
+            self._loop.flush_soon(self.io, urgent)
+
+    def _write_through(self, item: Queued) -> None:
+        """Write ``item`` on this thread (the write lock is ours), then let the loop see to the
+        rest: the part the socket did not take, frames queued meanwhile, a close."""
+        try:
+            self.io.write_through(item)
+        finally:
+            self.io.write_lock.release()
+        with self._lock:  # after the release: the loop's flush could not take the lock before
+            left = bool(self._queue) or self.io.writing or self._state != _OPEN
+            if left:
+                self._scheduled = self._urgent = True
+        if left:
+            self._loop.flush_soon(self.io, True)
 
     def _control(self, opcode: int, data: bytes) -> None:
         with self._lock:
@@ -197,6 +223,7 @@ class LoopConnection(PingsWhenIdle):
         """Bytes arrived: the peer is alive."""
         self._last_seen = time.monotonic()
         self._ping_sent = None
+        self._answered = True
 
     def pinged(self, data: bytes) -> None:
         """The server pinged: answer."""

@@ -1,7 +1,10 @@
 """The loop's side of one socket: non-blocking reads parsed into frames, batched writes.
 
-Only the client's I/O loop thread (``_ioloop``) calls a :class:`LoopSocket`; what the socket's
-owner sees of it is its :class:`~rxstargate._loop_connection.LoopConnection`.
+Only the client's I/O loop thread (``_ioloop``) reads a :class:`LoopSocket`; what the socket's
+owner sees of it is its :class:`~rxstargate._loop_connection.LoopConnection`. Writes happen
+under the socket's ``write_lock``: the loop's batches, and the frames a caller writes through
+itself (:meth:`LoopSocket.write_through`, a plain TCP socket only: a TLS connection object must
+not be used by two threads at once).
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class LoopSocket:
         self._output_batch: list[Queued] = []
         self._output_closes = False
         self._progress_at = 0.0  # the last write that made progress
+        # Held by whoever writes: the loop (flush, check_write, close) or a caller writing
+        # through. The loop only tries it: a caller holds it for one non-blocking send.
+        self.write_lock = threading.Lock()
+        self.direct = not isinstance(sock, ssl.SSLSocket)  # callers may write through
 
     @property
     def writing(self) -> bool:
@@ -124,9 +131,45 @@ class LoopSocket:
     # -- writing ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what is queued, as far as the socket takes it without waiting."""
-        while (self._output is not None or self._next_batch()) and self._write():
-            pass
+        """Write what is queued, as far as the socket takes it without waiting.
+
+        A caller writing through holds the write lock: it has the loop flush again after it.
+        """
+        if not self.write_lock.acquire(blocking=False):
+            return
+        try:
+            while (self._output is not None or self._next_batch()) and self._write():
+                pass
+        finally:
+            self.write_lock.release()
+
+    def claim_write(self) -> bool:
+        """For a caller about to write through (nothing queued): take the write lock, unless
+        the socket is TLS, busy, or holds bytes not written yet."""
+        if not self.direct or not self.write_lock.acquire(blocking=False):
+            return False
+        if self._output is not None:
+            self.write_lock.release()
+            return False
+        return True
+
+    def write_through(self, item: Queued) -> None:
+        """On a caller's thread, holding ``write_lock``, nothing queued or unwritten: write
+        ``item`` now.
+
+        What the socket does not take (all of it on EAGAIN or an error) is left for the loop,
+        which writes it before any later frame, or meets the error again and reports it.
+        """
+        data = _encode([item])
+        try:
+            sent = self.sock.send(data)
+        except (OSError, ValueError):
+            sent = 0
+        if sent < len(data):
+            self._output = memoryview(data)[sent:]
+            self._output_batch = [item]
+            self._output_closes = False
+            self._progress_at = time.monotonic()
 
     def _next_batch(self) -> bool:
         batch, closes = self.connection.take_batch()
@@ -169,13 +212,22 @@ class LoopSocket:
 
     def check_write(self, now: float) -> None:
         """Drop the connection when its socket took no byte for ``write_timeout`` seconds."""
-        if self._output is not None and now - self._progress_at > self._write_timeout:
-            self._write_failed(_WriteTimeout())
+        if self._output is None or now - self._progress_at <= self._write_timeout:
+            return
+        if self.write_lock.acquire(blocking=False):  # else a caller is writing right now
+            try:
+                if self._output is not None:
+                    self._write_failed(_WriteTimeout())
+            finally:
+                self.write_lock.release()
 
     def close(self) -> None:
-        """Close the socket (the loop forgot it already)."""
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        """Close the socket (the loop forgot it already); what it did not write is lost."""
+        with self.write_lock:  # a caller writing through finishes its one send first
+            batch, self._output_batch, self._output = self._output_batch, [], None
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        _report_lost(batch, f"the connection to {self.connection.url} was closed")
         self.released.set()
 
 
