@@ -63,6 +63,7 @@ def fast(fast_local: LocalPulsar) -> Iterator[Raw]:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(60)  # its own local Pulsar, then megabytes through it: CPU-bound under load
 def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
     fast: Raw, topic_name: str
 ) -> None:

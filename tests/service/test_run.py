@@ -154,7 +154,9 @@ def bridge_run(pulsar: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         run.close()
 
 
+# The first test that asks for the run waits for all of it (5 to 20 s, with a loaded machine).
 @pytest.mark.xdist_group("bridge-run")
+@pytest.mark.timeout(60)
 def test_two_workers_bridge_every_message_once_in_effect_keeping_each_key_in_order(
     bridge_run: BridgeRun,
 ) -> None:
@@ -170,6 +172,7 @@ def test_two_workers_bridge_every_message_once_in_effect_keeping_each_key_in_ord
 
 
 @pytest.mark.xdist_group("bridge-run")
+@pytest.mark.timeout(60)  # as above
 def test_the_metrics_port_counts_every_worker_together(bridge_run: BridgeRun) -> None:
     pytest.importorskip("prometheus_client.parser")
     assert bridge_run.health == (200, "ok\n")
