@@ -223,7 +223,8 @@ def test_a_stalled_server_is_dropped_and_the_stream_recovers(
     assert proxy.accepted >= 3  # producer, first consumer socket, the reconnected one
 
 
-# About 2 s: four messages whose handler takes 0.5 s each, longer than the ping timeout on purpose.
+# About 1.6 s: four messages whose handler takes 0.4 s each, longer than a ping interval and its
+# timeout together (0.3 s) on purpose.
 @pytest.mark.integration
 def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
     proxy: FaultProxy, topic_name: str
@@ -238,7 +239,7 @@ def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
         got: list[rs.Message[Any]] = []
 
         def slow(message: rs.Message[Any]) -> rs.Message[Any]:
-            time.sleep(0.5)  # longer than ping_timeout: pongs must still be read
+            time.sleep(0.4)  # longer than ping_interval + ping_timeout: pongs must still be read
             got.append(message)
             if len(got) == 4:
                 done.set()
@@ -310,7 +311,7 @@ def _when_asked_for_the_last_message_id(
     return answered
 
 
-# About 2 s: a handshake held back 0.8 s (longer than idle), then a peek that must time out.
+# About 1 s: a handshake held back 0.5 s (longer than idle), then one that times out after 0.6 s.
 @pytest.mark.integration
 def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
     pulsar: Any, proxy: FaultProxy, topic_name: str
@@ -318,17 +319,18 @@ def test_peek_counts_silence_from_the_open_and_raises_when_it_cannot_open(
     with rs.Client(pulsar.ws_url) as direct:
         direct.topic(topic_name).producer().send(b"stored")
     with rs.Client(proxy.ws_url, connect_timeout=1.0, close_timeout=1.0, reconnect=FAST) as client:
-        topic = client.topic(topic_name)
         proxy.stall()  # the handshake waits longer than idle
-        resume = threading.Timer(0.8, proxy.resume)
+        resume = threading.Timer(0.5, proxy.resume)
         resume.start()
         try:
-            assert [m.payload for m in topic.peek(5, idle=0.3)] == [b"stored"]
+            assert [m.payload for m in client.topic(topic_name).peek(5, idle=0.3)] == [b"stored"]
         finally:
             resume.join()
+    # A connect timeout longer than idle, shorter than the peek's own timeout.
+    with rs.Client(proxy.ws_url, connect_timeout=0.6, close_timeout=1.0, reconnect=FAST) as client:
         proxy.stall()
         with pytest.raises(rs.StargateError):  # not an empty result
-            topic.peek(5, idle=0.3, timeout=1.5)
+            client.topic(topic_name).peek(5, idle=0.3, timeout=1.5)
         proxy.resume()
 
 

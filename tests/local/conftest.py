@@ -15,6 +15,7 @@ import pytest
 import websocket
 
 TIMEOUT = 20.0
+SENTINEL = b"sentinel"
 
 
 def b64(data: bytes) -> str:
@@ -101,6 +102,37 @@ def drain(sock: websocket.WebSocket, idle: float = 2.0, ack: bool = True) -> lis
     return received
 
 
+#: How long to watch for a message that should not come (a frame beyond the socket's credit or
+#: queue): the gateway sends what it may within milliseconds on loopback.
+QUIET = 0.5
+
+
+def arrivals(sock: websocket.WebSocket, expected: int, ack: bool = False) -> list[dict[str, Any]]:
+    """The next ``expected`` messages, then any more that come within ``QUIET`` seconds.
+
+    The ``expected`` ones may take the socket's whole timeout (under load they can take longer
+    than ``QUIET``); extra ones make the list longer. With ``ack`` each message is acked.
+    """
+    received = []
+    for _ in range(expected):
+        received.append(recv_json(sock))
+        if ack:
+            send_json(sock, {"messageId": received[-1]["messageId"]})
+    return received + drain(sock, idle=QUIET, ack=ack)
+
+
+def _until(sock: websocket.WebSocket, message_id: str, ack: bool) -> list[dict[str, Any]]:
+    """Receive until the message ``message_id`` comes; what came before it."""
+    received = []
+    while True:
+        message = recv_json(sock)
+        if ack:
+            send_json(sock, {"messageId": message["messageId"]})
+        if message["messageId"] == message_id:
+            return received
+        received.append(message)
+
+
 class Raw:
     """Opens sockets to one gateway and speaks its frames."""
 
@@ -135,6 +167,36 @@ class Raw:
         params.setdefault("messageId", "earliest")
         return self.connect(self.url("reader", topic, **params))
 
+    def before_sentinel(
+        self, sock: websocket.WebSocket, topic: str, ack: bool = True
+    ) -> list[dict[str, Any]]:
+        """Publish a sentinel to ``topic`` now, then receive until it comes: what came before it.
+
+        Whatever the gateway owed the socket before the sentinel was published (a redelivery,
+        a copy of a message) comes before it, so no wait for a silence is needed. With ``ack``
+        each message is acked (the sentinel too), which gives a consumer the credit for it.
+        """
+        return _until(sock, self._sentinel(topic), ack)
+
+    def before_sentinel_comes_back(
+        self, sock: websocket.WebSocket, topic: str
+    ) -> list[dict[str, Any]]:
+        """On a consumer with an ack timeout: what comes before a sentinel left unacked is back.
+
+        The sentinel's ack timeout starts after every message delivered before it, so one of
+        those that is still unsettled would be due back first.
+        """
+        sentinel = self._sentinel(topic)
+        return _until(sock, sentinel, ack=False) + _until(sock, sentinel, ack=False)
+
+    def _sentinel(self, topic: str) -> str:
+        """Publish the sentinel; its message id."""
+        producer = self.producer(topic)
+        (sent,) = produce(producer, [SENTINEL])
+        producer.close()
+        message_id: str = sent["messageId"]
+        return message_id
+
     def refusal(self, url: str, **options: Any) -> websocket.WebSocketBadStatusException:
         """The handshake refusal for ``url`` (fails the test if the upgrade succeeds)."""
         with pytest.raises(websocket.WebSocketBadStatusException) as info:
@@ -146,6 +208,7 @@ class Raw:
     recv = staticmethod(recv_json)
     produce = staticmethod(produce)
     drain = staticmethod(drain)
+    arrivals = staticmethod(arrivals)
 
     def close_all(self) -> None:
         for sock in self._sockets:

@@ -50,34 +50,34 @@ def test_optional_fields_are_absent_when_unset(raw: Any, topic_name: str) -> Non
 def test_push_mode_stops_at_the_receiver_queue_until_acked(raw: Any, topic_name: str) -> None:
     _publish(raw, topic_name, [str(i).encode() for i in range(8)])
     sock = raw.consumer(topic_name, "sub", receiverQueueSize=3)
-    first = raw.drain(sock, idle=1.0, ack=False)
+    first = raw.arrivals(sock, 3)
     assert len(first) == 3
     raw.send(sock, {"messageId": first[0]["messageId"]})
-    assert len(raw.drain(sock, idle=1.0, ack=False)) == 1
+    assert len(raw.arrivals(sock, 1)) == 1
 
 
 def test_receiver_queue_size_zero_means_one_at_a_time(raw: Any, topic_name: str) -> None:
     _publish(raw, topic_name, [b"a", b"b"])
     sock = raw.consumer(topic_name, "sub", receiverQueueSize=0)
-    assert len(raw.drain(sock, idle=1.0, ack=False)) == 1
+    assert len(raw.arrivals(sock, 1)) == 1
 
 
 def test_pull_mode_delivers_only_what_permits_allow(raw: Any, topic_name: str) -> None:
     _publish(raw, topic_name, [str(i).encode() for i in range(10)])
     sock = raw.consumer(topic_name, "sub", pullMode="true")
-    assert raw.drain(sock, idle=1.0, ack=False) == []
+    assert raw.arrivals(sock, 0) == []
     raw.send(sock, {"type": "permit", "permitMessages": 4})
-    got = raw.drain(sock, idle=1.0, ack=True)  # acks do not add credit in pull mode
+    got = raw.arrivals(sock, 4, ack=True)  # acks do not add credit in pull mode
     assert [base64.b64decode(m["payload"]) for m in got] == [b"0", b"1", b"2", b"3"]
     raw.send(sock, {"type": "permit", "permitMessages": 2})
-    assert len(raw.drain(sock, idle=1.0)) == 2
+    assert len(raw.arrivals(sock, 2, ack=True)) == 2
 
 
 def test_permits_are_ignored_in_push_mode(raw: Any, topic_name: str) -> None:
     _publish(raw, topic_name, [b"a", b"b", b"c"])
     sock = raw.consumer(topic_name, "sub", receiverQueueSize=1)
     raw.send(sock, {"type": "permit", "permitMessages": 100})
-    assert len(raw.drain(sock, idle=1.0, ack=False)) == 1
+    assert len(raw.arrivals(sock, 1)) == 1
 
 
 def test_a_nacked_message_is_redelivered_with_a_higher_count(raw: Any, topic_name: str) -> None:
@@ -99,7 +99,7 @@ def test_an_acked_message_is_not_delivered_again_after_reconnect(raw: Any, topic
     raw.send(sock, {"messageId": first["messageId"]})
     raw.recv(sock)  # "two", left unacked
     sock.close()
-    again = raw.drain(raw.consumer(topic_name, "sub"), idle=1.5)
+    again = raw.before_sentinel(raw.consumer(topic_name, "sub"), topic_name)
     assert [base64.b64decode(m["payload"]) for m in again] == [b"two"]
 
 
@@ -116,13 +116,13 @@ def test_unsubscribe_keeps_the_socket_open_and_drops_the_subscription(
     sock = raw.consumer(topic_name, "sub")
     raw.recv(sock)
     raw.send(sock, {"type": "unsubscribe"})
-    assert raw.drain(sock, idle=0.5) == []
+    assert raw.arrivals(sock, 0, ack=True) == []
     sock.ping(b"still-open")
     opcode, _ = sock.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_PONG
     sock.close()
     fresh = raw.consumer(topic_name, "sub", subscriptionInitialPosition="Latest")
-    assert raw.drain(fresh, idle=1.0) == []
+    assert raw.before_sentinel(fresh, topic_name) == []  # not "old", which was never acked
 
 
 @pytest.mark.parametrize(
@@ -147,10 +147,10 @@ def test_an_unparsable_command_closes_the_socket_without_status(
 def test_a_reader_starts_where_asked_and_counts_any_frame_as_ack(raw: Any, topic_name: str) -> None:
     acks = _publish(raw, topic_name, [str(i).encode() for i in range(5)])
     sock = raw.reader(topic_name, messageId=acks[1]["messageId"], receiverQueueSize=2)
-    first = raw.drain(sock, idle=1.0, ack=False)
+    first = raw.arrivals(sock, 2)
     assert [base64.b64decode(m["payload"]) for m in first] == [b"2", b"3"]
     sock.send("anything")
-    assert [base64.b64decode(m["payload"]) for m in raw.drain(sock, idle=1.0)] == [b"4"]
+    assert [base64.b64decode(m["payload"]) for m in raw.before_sentinel(sock, topic_name)] == [b"4"]
 
 
 def test_a_reader_from_latest_sees_only_new_messages(raw: Any, topic_name: str) -> None:
@@ -175,7 +175,7 @@ def test_an_unacked_message_comes_back_after_the_ack_timeout(
     assert again["messageId"] == first["messageId"]
     assert again["redeliveryCount"] == first["redeliveryCount"] + 1
     raw.send(sock, {"messageId": again["messageId"]})
-    assert raw.drain(sock, idle=1.5) == []
+    assert raw.before_sentinel_comes_back(sock, topic_name) == []
 
 
 @pytest.mark.parametrize("subscription_type", ["Exclusive", "Failover", "Shared", "Key_Shared"])
@@ -214,7 +214,7 @@ def test_a_nacked_message_comes_again_on_an_exclusive_or_failover_socket(
     assert again["messageId"] == first["messageId"]
     assert again["redeliveryCount"] == first["redeliveryCount"] + 1
     raw.send(sock, {"messageId": again["messageId"]})
-    assert raw.drain(sock, idle=1.0) == []
+    assert raw.arrivals(sock, 0, ack=True) == []  # QUIET: five times the nack delay
 
 
 def test_exclusive_consumers_never_dead_letter_as_in_pulsar(raw: Any, topic_name: str) -> None:

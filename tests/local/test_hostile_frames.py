@@ -46,7 +46,7 @@ def test_a_negative_permit_takes_credit_back(raw: Any, topic_name: str) -> None:
     consumer = raw.consumer(topic_name, "sub", pullMode="true")
     raw.send(consumer, {"type": "permit", "permitMessages": -2})
     raw.send(consumer, {"type": "permit", "permitMessages": 3})  # -2 + 3: one delivery
-    assert [base64.b64decode(m["payload"]) for m in raw.drain(consumer, idle=1.0)] == [b"0"]
+    assert [base64.b64decode(m["payload"]) for m in raw.arrivals(consumer, 1, ack=True)] == [b"0"]
     raw.send(consumer, {"type": "permit", "permitMessages": 1})
     assert base64.b64decode(raw.recv(consumer)["payload"]) == b"1"
 

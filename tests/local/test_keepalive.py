@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +25,26 @@ from rxstargate.local._keepalive import Keepalive
 from tests.local.conftest import Raw, recv_text
 
 # The timings of the gateway under test, far shorter than the defaults so that a few seconds
-# of not reading outlast each of them several times: pings every 0.3 s (a socket was dropped
-# 0.3 s after a ping it did not answer), TCP keepalive probing after 1 s of silence, every 1 s.
-PING_SECONDS = 0.3
+# of not reading outlast each of them several times: pings every 0.1 s (a socket was dropped
+# 0.3 s after a ping it did not answer), TCP keepalive probing after 1 s of silence, every 1 s
+# (the kernel's shortest), the watchdog's look at each socket every WATCH_SECONDS (1 s).
+PING_SECONDS = 0.1
 FAST = Keepalive(ping_interval=PING_SECONDS, tcp_keepalive=(1, 1, 1))
-NOT_READING_SECONDS = 6.0  # 20 ping intervals, 3 keepalive windows
+NOT_READING_SECONDS = 3.0  # 30 ping intervals, 2 keepalive probes of an idle socket, 3 watches
+
+
+def _more_than_socket_buffers_hold() -> int:
+    """Payload bytes that outgrow the gateway's send buffer and a peer's receive buffer.
+
+    The send buffer grows up to ``tcp_wmem``'s maximum; a receive buffer grows only as its
+    program reads, so one that does not read keeps ``tcp_rmem``'s default. Plus 1 MiB.
+    """
+    try:
+        send = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+        receive = int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[1])
+    except (OSError, ValueError, IndexError):  # not Linux: more than any default there
+        return 8 << 20
+    return send + receive + (1 << 20)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +63,7 @@ def fast(fast_local: LocalPulsar) -> Iterator[Raw]:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(60)  # its own local Pulsar, then megabytes through it: CPU-bound under load
 def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
     fast: Raw, topic_name: str
 ) -> None:
@@ -54,12 +71,14 @@ def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
     # while the peer does not read: only its host's kernel answers the gateway then. (Shared:
     # pulsar-lite's Exclusive dispatcher now and then stops sending such a backlog until the
     # next message is published, see the README; the gateway nudges Shared ones.)
-    payloads = [i.to_bytes(2, "big") * 10_000 for i in range(400)]
+    count = _more_than_socket_buffers_hold() // 20_000 + 1  # a third more as base64 on the wire
+    payloads = [i.to_bytes(2, "big") * 10_000 for i in range(count)]
     fast.produce(fast.producer(topic_name), payloads)
     consumer = fast.consumer(topic_name, "sub", subscriptionType="Shared")
     producer = fast.producer(topic_name)
     # Not reading is what is tested here: a plain websocket-client program busy elsewhere.
-    # Slow (8 s): these seconds, then 8 MB through a gateway that acks one message at a time.
+    # Slow (5 s on Linux's default buffers): these seconds, then 5 MB through a gateway that
+    # acks one message at a time.
     time.sleep(NOT_READING_SECONDS)
     got = []
     for _ in payloads:

@@ -7,10 +7,13 @@ of which imports rxstargate and joins the subscription before a message flows.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,68 +90,101 @@ def first_outputs_in_key_order(messages: list[rs.Message[Any]]) -> dict[str, lis
     return order
 
 
-def test_two_workers_bridge_every_message_once_in_effect_keeping_each_key_in_order(
-    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
-) -> None:
-    target = topic_name + "-out"
-    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, target)
-    run = service(str(app), "--processes", "2", "--metrics-port", "0")
-    run.wait_ready()  # both consumers joined: no key moves while the messages flow
-    payloads = keyed(600)
-    produce(pulsar.ws_url, topic_name, payloads)
+@dataclass
+class BridgeRun:
+    """What one run of two bridging workers showed, from its start to its exit."""
 
-    messages = outputs(pulsar.ws_url, target, set(payloads))
-    assert {m.payload.decode() for m in messages} == set(payloads)
+    payloads: list[str]
+    health: tuple[int, str]
+    metrics: str  # /metrics once every message was counted ("" without prometheus_client)
+    outputs: list[rs.Message[Any]]  # the output topic, from the first until all were seen
+    stored: list[rs.Message[Any]]  # the output topic, all of it, after the metrics were read
+    status: int  # the exit status after SIGTERM
+    log: str
+    unacked: list[rs.Message[Any]]  # what the subscription held after the exit
+
+
+PROCESSED = "rxstargate_processed_total[('consumer', 'bridge')]"
+ACKS = "rxstargate_producer_acks_total[('producer', 'out')]"
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """The samples of a /metrics text by name and sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        f"{s.name}{sorted(s.labels.items())}": s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+# The tests of one bridging run (it starts three processes and bridges 600 messages) share it.
+@pytest.fixture(scope="module")
+def bridge_run(pulsar: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeRun]:
+    source = f"persistent://public/default/bridge-run-{uuid.uuid4().hex[:8]}"
+    target = source + "-out"
+    app = bridge_app(tmp_path_factory.mktemp("bridge") / "app.toml", pulsar.ws_url, source, target)
+    run = Service(str(app), "--processes", "2", "--metrics-port", "0")
+    try:
+        health = run.get("/healthz")
+        run.wait_ready()  # both consumers joined: no key moves while the messages flow
+        payloads = keyed(600)
+        produce(pulsar.ws_url, source, payloads)
+        messages = outputs(pulsar.ws_url, target, set(payloads))
+        metrics = ""
+        if importlib.util.find_spec("prometheus_client") is not None:
+
+            def counted() -> bool:
+                nonlocal metrics
+                status, metrics = run.get("/metrics")
+                assert status == 200, metrics
+                samples = metric_samples(metrics)
+                done = samples.get(PROCESSED, 0) >= len(payloads)
+                return done and samples.get(ACKS) == samples.get(PROCESSED)
+
+            until(counted, "every message counted")
+        stored = everything(pulsar.ws_url, target)
+        run.signal(signal.SIGTERM)
+        status = run.wait()
+        keys = {p.split(":")[0] for p in payloads}
+        unacked = unacked_messages(pulsar.ws_url, source, "bridge", "Key_Shared", keys)
+        yield BridgeRun(payloads, health, metrics, messages, stored, status, run.log(), unacked)
+    finally:
+        run.close()
+
+
+# The first test that asks for the run waits for all of it (5 to 20 s, with a loaded machine).
+@pytest.mark.xdist_group("bridge-run")
+@pytest.mark.timeout(60)
+def test_two_workers_bridge_every_message_once_in_effect_keeping_each_key_in_order(
+    bridge_run: BridgeRun,
+) -> None:
+    messages = bridge_run.outputs
+    assert {m.payload.decode() for m in messages} == set(bridge_run.payloads)
     by_key = first_outputs_in_key_order(messages)
     assert all(sequence == sorted(sequence) for sequence in by_key.values()), by_key
     workers = {m.properties["pid"] for m in messages}
     assert len(workers) == 2  # the subscription spread over both processes
 
-    run.signal(signal.SIGTERM)
-    assert run.wait() == 0, run.log()
-    keys = {p.split(":")[0] for p in payloads}
-    assert unacked_messages(pulsar.ws_url, topic_name, "bridge", "Key_Shared", keys) == []
+    assert bridge_run.status == 0, bridge_run.log
+    assert bridge_run.unacked == []
 
 
-def test_the_metrics_port_counts_every_worker_together(
-    pulsar: Any, topic_name: str, tmp_path: Path, service: Callable[..., Service]
-) -> None:
-    parser = pytest.importorskip("prometheus_client.parser")
-    app = bridge_app(tmp_path / "app.toml", pulsar.ws_url, topic_name, topic_name + "-out")
-    run = service(str(app), "--processes", "2", "--metrics-port", "0")
-    assert run.get("/healthz") == (200, "ok\n")
-    run.wait_ready()
-    payloads = keyed(600)
-    produce(pulsar.ws_url, topic_name, payloads)
-
-    def samples() -> dict[str, float]:
-        status, text = run.get("/metrics")
-        assert status == 200, text
-        return {
-            f"{s.name}{sorted(s.labels.items())}": s.value
-            for family in parser.text_string_to_metric_families(text)
-            for s in family.samples
-        }
-
-    processed = "rxstargate_processed_total[('consumer', 'bridge')]"
-    acks = "rxstargate_producer_acks_total[('producer', 'out')]"
-    until(
-        lambda: (
-            samples().get(processed, 0) >= len(payloads)
-            and samples().get(acks) == samples().get(processed)
-        ),
-        "every message counted",
-    )
-    figures = samples()
-    stored = everything(pulsar.ws_url, topic_name + "-out")
-    assert {m.payload.decode() for m in stored} == set(payloads)
-    assert figures[processed] == figures[acks] == len(stored)
+@pytest.mark.xdist_group("bridge-run")
+@pytest.mark.timeout(60)  # as above
+def test_the_metrics_port_counts_every_worker_together(bridge_run: BridgeRun) -> None:
+    pytest.importorskip("prometheus_client.parser")
+    assert bridge_run.health == (200, "ok\n")
+    figures = metric_samples(bridge_run.metrics)
+    stored = bridge_run.stored
+    assert {m.payload.decode() for m in stored} == set(bridge_run.payloads)
+    assert figures[PROCESSED] == figures[ACKS] == len(stored)
     assert figures["rxstargate_handler_seconds_count[('consumer', 'bridge')]"] == len(stored)
     assert figures["rxstargate_connected[('kind', 'consumer'), ('stream', 'bridge')]"] == 2
     assert figures["rxstargate_worker_processes[]"] == 2
     assert figures["rxstargate_ready[]"] == 1
-    run.signal(signal.SIGTERM)
-    assert run.wait() == 0, run.log()
+    assert bridge_run.status == 0, bridge_run.log
 
 
 def test_sigterm_drains_work_in_flight_and_leaves_nothing_unacked(
