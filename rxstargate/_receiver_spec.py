@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from marshmallow import Schema
 
@@ -19,6 +20,7 @@ from rxstargate._config import checked_seconds
 from rxstargate._flow import checked_max_in_flight
 from rxstargate._reader_position import EARLIEST, LATEST, Reopen
 from rxstargate._receive_state import ConsumerState, ReaderState, ReceiveState
+from rxstargate._topic_name import check_endpoint_fits
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import MessageId, TopicName
 from rxstargate.options import InitialPosition, SubscriptionType, consumer_query, reader_query
@@ -85,7 +87,8 @@ def receiver_spec(
     """``observe()``'s arguments as a spec: a consumer's, or without subscription a reader's.
 
     Raises:
-        ConfigurationError: naming a bad argument.
+        ConfigurationError: naming a bad argument, or when the endpoint's URL would be too
+            long for the handshake (a subscription or options of several KiB).
         InvalidOptionError: naming an unknown option or a bad value.
     """
     max_in_flight = checked_max_in_flight(max_in_flight)
@@ -107,12 +110,19 @@ def receiver_spec(
                 " consumer; without one it is a reader"
             )
         query, window, begin = _reader_query(start, max_in_flight, options)
+        check_endpoint_fits("a reader", {"topic": topic.url_path(), "options": urlencode(query)})
         return ReceiverSpec(
             topic, None, query, window, schema, begin, stall, deliver_schema_failures=deliver
         )
     if not isinstance(subscription, str) or not subscription.strip():
         raise ConfigurationError("subscription must be a non-empty str or None (a reader)")
     query = _consumer_query(subscription_type, start, max_in_flight, options)
+    parts = {"subscription": quote(subscription, safe=""), "options": urlencode(query)}
+    if topics is None:
+        parts["topic"] = topic.url_path()
+    else:
+        parts["topic list"] = urlencode([topics])
+    check_endpoint_fits("a consumer", parts)
     return ReceiverSpec(
         topic, subscription, query, max_in_flight, schema, None, stall, topics, deliver
     )

@@ -10,6 +10,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from marshmallow import Schema
 from reactivex import abc
@@ -22,6 +23,7 @@ from rxstargate._producer import Producer
 from rxstargate._receiver import observe
 from rxstargate._receiver_spec import RECEIVER_QUEUE_MAX, receiver_spec
 from rxstargate._reconnect import Backoff
+from rxstargate._topic_name import check_endpoint_fits
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import Message, MessageId, TopicName
 from rxstargate.notebook import Messages
@@ -94,6 +96,9 @@ class Topic:
         window = checked_max_in_flight(max_in_flight)
         wait = checked_seconds(timeout, "timeout")
         query = producer_query(options)
+        check_endpoint_fits(
+            "a producer", {"topic": self.name.url_path(), "options": urlencode(query)}
+        )
         return Producer(
             self._context, self.name, query, schema=schema, max_in_flight=window, timeout=wait
         )

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote
 
-from rxstargate.exceptions import InvalidTopicNameError
+from rxstargate.exceptions import ConfigurationError, InvalidTopicNameError
 
-__all__ = ["MAX_TOPIC_URL_BYTES", "NAMED_ENTITY", "Persistence", "TopicName"]
+__all__ = [
+    "MAX_ENDPOINT_URL_BYTES",
+    "MAX_TOPIC_URL_BYTES",
+    "NAMED_ENTITY",
+    "Persistence",
+    "TopicName",
+    "check_endpoint_fits",
+]
 
 # Pulsar's NamedEntity rule for tenants and namespaces: Java's ASCII \w, the whole string.
 NAMED_ENTITY = re.compile(r"[-=:.A-Za-z0-9_]+")
@@ -18,6 +26,31 @@ NAMED_ENTITY = re.compile(r"[-=:.A-Za-z0-9_]+")
 # WebSocket service (Jetty) and local Pulsar's gateway accept up to 8 KiB long (414 past it).
 # Half of that is the topic's; the rest is the endpoint's, the subscription's and the options'.
 MAX_TOPIC_URL_BYTES = 4096
+
+# What a whole endpoint (topic, subscription, options) may take of the 8 KiB: the remaining
+# 2 KiB are left to the method, the server's path prefix and the headers (a token among them).
+MAX_ENDPOINT_URL_BYTES = 6144
+
+
+def check_endpoint_fits(what: str, parts: Mapping[str, str]) -> None:
+    """Refuse an endpoint whose URL would be too long for the handshake, before any traffic.
+
+    Args:
+        what: what the endpoint opens, for the message (``"a consumer"``).
+        parts: each part's name and its form in the URL (percent-encoded).
+
+    Raises:
+        ConfigurationError: naming the size, the longest part and the limit.
+    """
+    total = sum(len(part) for part in parts.values())
+    if total > MAX_ENDPOINT_URL_BYTES:
+        longest = max(parts, key=lambda name: len(parts[name]))
+        raise ConfigurationError(
+            f"{what}'s URL would take {total} bytes (UTF-8, percent-encoded; the {longest}"
+            f" {len(parts[longest])} of them); the limit is {MAX_ENDPOINT_URL_BYTES}, so that"
+            " the handshake stays within the 8 KiB request line and headers Pulsar's WebSocket"
+            " service accepts (HTTP 414)"
+        )
 
 
 class Persistence(StrEnum):

@@ -80,7 +80,8 @@ def test_without_a_url_and_no_local_pulsar_running_one_line_says_what_to_do(
     [(401, "the server refused the token: HTTP 401"), (404, "no such topic")],
 )
 @pytest.mark.parametrize(
-    "command", [["tail", "t"], ["tail", "t", "-o", "-3"], ["produce", "t", "x"]]
+    "command",
+    [["tail", "t"], ["tail", "t", "-o", "-3"], ["tail", "t", "-e"], ["produce", "t", "x"]],
 )
 def test_a_refused_handshake_is_one_line_and_the_token_comes_from_the_environment(
     capsys: pytest.CaptureFixture[str],
@@ -99,6 +100,16 @@ def test_a_refused_handshake_is_one_line_and_the_token_comes_from_the_environmen
     # One line: no word about the end of the topic, which the refused reader never reaches.
     assert result.error_line().startswith(f"rxstargate: {says}")
     assert set(refusing.authorizations) == {"Bearer from-env"}
+
+
+def test_tail_exit_from_the_latest_is_one_line_when_the_admin_api_fails(
+    capsys: pytest.CaptureFixture[str], refusing: Refusing
+) -> None:
+    refusing.status = 500
+    result = run(capsys, "tail", "t", "-e", "--url", refusing.url)
+    assert result.status == 1
+    assert "Traceback" not in result.err
+    assert "HTTP 500" in result.error_line()
 
 
 @pytest.mark.parametrize("start", ["not-an-id!", "AAAA", "-0"])

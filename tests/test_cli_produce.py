@@ -70,6 +70,25 @@ def test_stdin_lines_with_keys_and_a_count(
     assert got.lines == [line.replace(":", "|", 1) for line in lines] + ["|no key"]
 
 
+def test_a_carriage_return_goes_only_before_a_newline(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: PulsarEndpoint,
+    topic_name: str,
+) -> None:
+    _stdin(monkeypatch, b"crlf\r\ninner\rcr\r\nlast, no newline\r")
+    sent = run(capsys, "produce", topic_name, "--url", endpoint.ws_url, "-q")
+    assert (sent.status, sent.out) == (0, "stored 3 messages\n")
+    got = run(
+        capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "earliest", "-c", "3", "-J"
+    )
+    assert [record["payload"] for record in got.records] == [
+        "crlf",
+        "inner\rcr",
+        "last, no newline\r",  # no line end: the bytes as given
+    ]
+
+
 def test_lines_of_a_file_binary_included(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, endpoint: PulsarEndpoint, topic_name: str
 ) -> None:

@@ -35,7 +35,8 @@ _AFTER_FAILURE = 2.0
 
 def _lines(source: Iterator[bytes]) -> Iterator[bytes]:
     for line in source:
-        line = line.removesuffix(b"\n").removesuffix(b"\r")
+        if line.endswith(b"\n"):  # a CR goes with the LF it precedes, not at the end of input
+            line = line[:-1].removesuffix(b"\r")
         if line:
             yield line
 

@@ -206,13 +206,12 @@ def _plan(topic: rs.Topic, args: argparse.Namespace) -> _Plan:
     if not args.exit and backlog is None:
         return _Plan(start, None, False, None, False)
     consumer = args.subscription is not None
-    if args.exit and not consumer and backlog is None and start in (None, "latest"):
-        # Only new messages, and none wanted: just reach the server, and see if it is empty.
-        try:
-            return _Plan(start, None, False, None, True, empty=topic.last_message_id() is None)
-        except (HandshakeError, ProtocolError):
-            return _Plan(start, None, False, None, True)
     last, known, note = _last_id(topic, args)
+    if args.exit and not consumer and backlog is None and start in (None, "latest"):
+        if known:  # only new messages, and none wanted: done, unless the topic is empty
+            return _Plan(start, None, False, None, True, empty=last is None)
+        # The admin API refused: the reader's own handshake says whether the topic can be read.
+        return _Plan(start, None, True, None, False, note)
     if known and last is None:  # an empty topic
         return _Plan("earliest" if backlog else start, None, False, None, args.exit, empty=True)
     if backlog is not None:

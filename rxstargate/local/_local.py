@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from rxstargate.local._broker import Broker
-from rxstargate.local._errors import LocalPulsarError, in_use
+from rxstargate.local._errors import LocalPulsarError, in_use, require_local_extra
 from rxstargate.local._keepalive import IDLE_TIMEOUT, Keepalive
 from rxstargate.local._process import SpawnThread, accepts_connections
 from rxstargate.local._runner import GatewayProcess, GatewayThread
@@ -140,10 +140,12 @@ class LocalPulsar:
         """Start the broker, then the gateway; returns once both accept connections.
 
         Raises:
-            LocalPulsarError: when either does not start; the message carries the log tail.
+            LocalPulsarError: when either does not start (the message carries the log tail),
+                or without the ``local`` extra (the message says how to install it).
         """
         if self._broker is not None:
             return self
+        require_local_extra()
         if self.data_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="rxstargate-local-")
         directory = self.data_dir or self._temp_dir

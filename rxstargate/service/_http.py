@@ -37,7 +37,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             if not self.server.has_prometheus:
                 self._answer(
-                    501, b"metrics need prometheus-client: pip install 'rxstargate[metrics]'\n"
+                    501,
+                    b"metrics need prometheus-client: pip install 'rxstargate[metrics]', or in a"
+                    b" clone of rxstargate: pip install '.[metrics]'\n",
                 )
                 return
             body, content_type = render(self.server.exposition())

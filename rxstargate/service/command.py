@@ -136,8 +136,8 @@ def _serve_metrics(args: argparse.Namespace, exposition: Any) -> MetricsServer |
         emit(
             logging.WARNING,
             "no-metrics",
-            "/metrics needs prometheus-client: pip install"
-            " 'rxstargate[metrics]'; /healthz and /readyz are served",
+            "/metrics needs prometheus-client: pip install 'rxstargate[metrics]', or in a"
+            " clone of rxstargate: pip install '.[metrics]'; /healthz and /readyz are served",
         )
     return server
 

@@ -165,3 +165,27 @@ def test_children_outlive_the_short_lived_thread_that_started_them(
         assert _send(local.ws_url, "persistent/public/default/thread", "eA==")["result"] == "ok"
     finally:
         local.stop()
+
+
+def test_without_the_local_extra_start_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    import rxstargate.local._errors
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_pulsar_lite(name: str, *args: Any) -> Any:
+        return None if name == "pulsar_lite" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(rxstargate.local._errors, "find_spec", without_pulsar_lite)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    local = LocalPulsar()
+    with pytest.raises(LocalPulsarError) as raised:
+        local.start()
+    assert str(raised.value) == (
+        "local Pulsar needs the local extra (missing: pulsar-lite): pip install"
+        " 'rxstargate[local]', or in a clone of rxstargate: pip install '.[local]'"
+    )
+    assert local.broker_pid is None and not list(tmp_path.iterdir())  # nothing was started

@@ -117,6 +117,7 @@ def test_without_prometheus_client_the_metrics_path_says_what_to_install(
     status, text = get(server, "/metrics")
     assert status == 501
     assert "pip install 'rxstargate[metrics]'" in text
+    assert "in a clone of rxstargate: pip install '.[metrics]'" in text  # as the README says
 
 
 def test_a_port_in_use_is_a_configuration_error(

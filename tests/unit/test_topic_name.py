@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -98,3 +100,40 @@ def test_a_client_refuses_a_name_too_long_before_any_traffic() -> None:
 
     with rs.Client("ws://127.0.0.1:1") as client, pytest.raises(rs.ConfigurationError, match="URL"):
         client.topic("x" * 10_000)  # nothing listens there: refusing must not connect
+
+
+@pytest.mark.parametrize(
+    ("opens", "longest"),
+    [
+        (lambda topic: topic.observe("s" * 10_000), "subscription"),
+        (lambda topic: topic.consume("s" * 10_000, lambda message: None), "subscription"),
+        (lambda topic: topic.producer(producer_name="p" * 10_000), "options"),
+        (
+            lambda topic: topic.observe(
+                "s", subscription_type="Shared", dead_letter_topic="d" * 10_000
+            ),
+            "options",
+        ),
+    ],
+    ids=["subscription", "consume", "producer-name", "dead-letter-topic"],
+)
+def test_an_endpoint_too_long_for_a_url_is_refused_before_any_traffic(
+    opens: Any, longest: str
+) -> None:
+    import rxstargate as rs
+
+    with (
+        rs.Client("ws://127.0.0.1:1") as client,  # nothing listens there
+        pytest.raises(rs.ConfigurationError, match="the limit is 6144") as caught,
+    ):
+        opens(client.topic("orders"))
+    assert f"the {longest} " in str(caught.value)
+
+
+def test_an_endpoint_within_the_limit_is_accepted() -> None:
+    import rxstargate as rs
+
+    with rs.Client("ws://127.0.0.1:1") as client:
+        topic = client.topic("t" * 2000)
+        topic.observe("s" * 2000)  # streams open when subscribed: no traffic here
+        topic.producer(producer_name="p" * 2000)
