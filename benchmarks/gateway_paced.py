@@ -13,6 +13,14 @@ others are the broker client's and the consumer socket's receive thread).
 
     python benchmarks/gateway_paced.py --rate 2000 --messages 10000 --rounds 5
 
+The same run measures the floor: the official client alone (``_native_paced.py``), in a process
+of its own straight to the broker, producing, consuming and acking the same messages paced and
+at full speed. ``--gateway`` adds gateways of other code (or other loops) on the same broker,
+run interleaved with the first, to compare changes side by side:
+
+    python benchmarks/gateway_paced.py --gateway "before=../old-checkout" \\
+        --gateway "plain-loop=.:/path/to/venv/bin/python --loop asyncio"
+
 Linux only (``/proc``).
 """
 
@@ -138,16 +146,18 @@ class NativeBaseline:
 
 
 @contextlib.contextmanager
-def extra_gateway(label_python_path: str, broker_url: str) -> Iterator[tuple[str, str, int]]:
-    """A gateway of other code on the same broker: ``LABEL=SOURCE_DIR[:PYTHON]``.
+def extra_gateway(spec: str, broker_url: str) -> Iterator[tuple[str, str, int]]:
+    """A gateway of other code on the same broker: ``LABEL=SOURCE_DIR[:PYTHON] [ARGUMENTS]``
+    (its arguments are the gateway process's, such as ``--loop asyncio``).
 
     Yields its label, WebSocket URL and pid.
     """
-    label, _, rest = label_python_path.partition("=")
+    where, *arguments = spec.split()
+    label, _, rest = where.partition("=")
     source, _, python = rest.partition(":")
     env = {**os.environ, "PYTHONPATH": os.path.abspath(source)}
     process = subprocess.Popen(
-        [python or sys.executable, "-m", "rxstargate.local._serve", broker_url, "0"],
+        [python or sys.executable, "-m", "rxstargate.local._serve", broker_url, "0", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -201,8 +211,9 @@ def main() -> None:
         "--gateway",
         action="append",
         default=[],
-        metavar="LABEL=SOURCE_DIR[:PYTHON]",
-        help="also run a gateway of the code in SOURCE_DIR (with PYTHON) on the same broker",
+        metavar="'LABEL=SOURCE_DIR[:PYTHON] [ARGUMENTS]'",
+        help="also run a gateway of the code in SOURCE_DIR (run by PYTHON, given ARGUMENTS, "
+        "such as --loop asyncio) on the same broker; repeat for more",
     )
     args = parser.parse_args()
 
