@@ -13,6 +13,14 @@ others are the broker client's and the consumer socket's receive thread).
 
     python benchmarks/gateway_paced.py --rate 2000 --messages 10000 --rounds 5
 
+The same run measures the floor: the official client alone (``_native_paced.py``), in a process
+of its own straight to the broker, producing, consuming and acking the same messages paced and
+at full speed. ``--gateway`` adds gateways of other code (or other loops) on the same broker,
+run interleaved with the first, to compare changes side by side:
+
+    python benchmarks/gateway_paced.py --gateway "before=../old-checkout" \\
+        --gateway "plain-loop=.:/path/to/venv/bin/python --loop asyncio"
+
 Linux only (``/proc``).
 """
 
@@ -20,12 +28,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import websocket
 from _client_util import pid_cpu
@@ -93,6 +105,93 @@ def one_run(
     return cpu / messages * 1e6, messages / elapsed, by_thread
 
 
+class NativeBaseline:
+    """The official client alone in a process of its own (``_native_paced.py``): the floor."""
+
+    def __init__(self, broker_url: str, args: argparse.Namespace) -> None:
+        worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_native_paced.py")
+        self._process = subprocess.Popen(
+            [sys.executable, worker, broker_url, str(args.payload_size), str(args.in_flight)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _ask(self, command: str) -> str:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(command + "\n")
+        self._process.stdin.flush()
+        answer = self._process.stdout.readline()
+        if not answer:
+            raise SystemExit(f"the native baseline ended at {command!r}")
+        return answer
+
+    def run(self, consume: str, messages: int, rate: float) -> tuple[float, float]:
+        """CPU µs per message of the native process and the rate achieved."""
+        self._ask(f"prepare {consume}")
+        time.sleep(0.2)  # as for the gateway: let the subscription settle
+        before = pid_cpu(self._process.pid)
+        elapsed = float(self._ask(f"run {rate} {messages}").split()[1])
+        cpu = pid_cpu(self._process.pid) - before
+        return cpu / messages * 1e6, messages / elapsed
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+@contextlib.contextmanager
+def extra_gateway(spec: str, broker_url: str) -> Iterator[tuple[str, str, int]]:
+    """A gateway of other code on the same broker: ``LABEL=SOURCE_DIR[:PYTHON] [ARGUMENTS]``
+    (its arguments are the gateway process's, such as ``--loop asyncio``).
+
+    Yields its label, WebSocket URL and pid.
+    """
+    where, *arguments = spec.split()
+    label, _, rest = where.partition("=")
+    source, _, python = rest.partition(":")
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(source)}
+    process = subprocess.Popen(
+        [python or sys.executable, "-m", "rxstargate.local._serve", broker_url, "0", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().split()
+        if line[:1] != ["LISTENING"]:
+            raise SystemExit(f"the gateway {label} did not start")
+        yield label, f"ws://127.0.0.1:{line[1]}", process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def print_threads(by_thread: dict[str, float], messages: int) -> None:
+    busy = sorted(by_thread.items(), key=lambda item: -item[1])
+    print(
+        "                "
+        + ", ".join(f"{name} {seconds / messages * 1e6:.0f}" for name, seconds in busy if seconds)
+    )
+
+
+def summary(label: str, rate: float, full: list[float], paced: list[float]) -> None:
+    full_cost, paced_cost = statistics.median(full), statistics.median(paced)
+    rounds = sorted(p / f for p, f in zip(paced, full, strict=True))
+    print(
+        f"{label:<26} full speed {min(full):6.1f}-{max(full):6.1f} µs (median {full_cost:6.1f}), "
+        f"paced {rate:,.0f}/s {min(paced):6.1f}-{max(paced):6.1f} µs (median {paced_cost:6.1f}); "
+        f"paced / full {paced_cost / full_cost:.2f} (by round {rounds[0]:.2f}-{rounds[-1]:.2f})"
+    )
+
+
 def main() -> None:
     """Run the rounds and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -103,44 +202,70 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", action="store_true", help="print CPU by thread name")
+    parser.add_argument(
+        "--native",
+        default="receive,listener",
+        help="official-client baselines to run: receive, listener (comma-separated; none: '')",
+    )
+    parser.add_argument(
+        "--gateway",
+        action="append",
+        default=[],
+        metavar="'LABEL=SOURCE_DIR[:PYTHON] [ARGUMENTS]'",
+        help="also run a gateway of the code in SOURCE_DIR (run by PYTHON, given ARGUMENTS, "
+        "such as --loop asyncio) on the same broker; repeat for more",
+    )
     args = parser.parse_args()
 
     from rxstargate.local import LocalPulsar
 
-    with LocalPulsar() as local:
+    with LocalPulsar() as local, contextlib.ExitStack() as stack:
         pid = local.gateway_pid
         assert pid is not None
-        one_run(local.ws_url, pid, args, 2000, 0)  # warm up
-        full: list[float] = []
-        paced: list[float] = []
+        gateways = [("gateway", local.ws_url, pid)]
+        gateways += [stack.enter_context(extra_gateway(g, local.broker_url)) for g in args.gateway]
+        native = NativeBaseline(local.broker_url, args)
+        stack.callback(native.close)
+        natives = [mode for mode in args.native.split(",") if mode]
+        figures: dict[str, tuple[list[float], list[float]]] = {}
+        for _, url, gateway_pid in gateways:
+            one_run(url, gateway_pid, args, 2000, 0)  # warm up
+        for mode in natives:
+            native.run(mode, 2000, 0)
         for _ in range(args.rounds):
-            for rate, messages, figures in (
-                (0.0, args.full_messages, full),
-                (args.rate, args.messages, paced),
+            for rate, messages, slot in (
+                (0.0, args.full_messages, 0),
+                (args.rate, args.messages, 1),
             ):
-                cost, achieved, by_thread = one_run(local.ws_url, pid, args, messages, rate)
-                figures.append(cost)
-                label = "full speed" if not rate else f"paced {rate:,.0f}/s"
-                print(f"{label:>14}: {cost:6.1f} µs/msg at {achieved:8,.0f} msgs/s")
-                if args.threads:
-                    busy = sorted(by_thread.items(), key=lambda item: -item[1])
-                    print(
-                        "                "
-                        + ", ".join(
-                            f"{name} {seconds / messages * 1e6:.0f}"
-                            for name, seconds in busy
-                            if seconds
-                        )
-                    )
-    full_cost, paced_cost = statistics.median(full), statistics.median(paced)
-    print(f"payload={args.payload_size}B in-flight={args.in_flight} rounds={args.rounds}")
-    print(f"gateway CPU per message, full speed: {full_cost:.1f} µs (median)")
-    print(f"gateway CPU per message, paced {args.rate:,.0f}/s: {paced_cost:.1f} µs (median)")
-    rounds = sorted(p / f for p, f in zip(paced, full, strict=True))
+                kind = "full speed" if not rate else f"paced {rate:,.0f}/s"
+                for label, url, gateway_pid in gateways:
+                    cost, achieved, by_thread = one_run(url, gateway_pid, args, messages, rate)
+                    figures.setdefault(label, ([], []))[slot].append(cost)
+                    print(f"{label:>22} {kind:>14}: {cost:6.1f} µs/msg at {achieved:8,.0f} msgs/s")
+                    if args.threads:
+                        print_threads(by_thread, messages)
+                for mode in natives:
+                    cost, achieved = native.run(mode, messages, rate)
+                    label = f"official client, {mode}"
+                    figures.setdefault(label, ([], []))[slot].append(cost)
+                    print(f"{label:>22} {kind:>14}: {cost:6.1f} µs/msg at {achieved:8,.0f} msgs/s")
     print(
-        f"ratio paced / full: {paced_cost / full_cost:.2f} "
-        f"(by round: {rounds[0]:.2f}-{rounds[-1]:.2f})"
+        f"payload={args.payload_size}B in-flight={args.in_flight} rounds={args.rounds} "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
+    print("CPU per message (produced, consumed and acked) of each process, range over rounds:")
+    for label, (full, paced) in figures.items():
+        summary(label, args.rate, full, paced)
+    gateway_full, gateway_paced = map(statistics.median, figures["gateway"])
+    for mode in natives:
+        native_full, native_paced = map(statistics.median, figures[f"official client, {mode}"])
+        over_full, over_paced = gateway_full - native_full, gateway_paced - native_paced
+        print(
+            f"gateway paced / official client ({mode}) paced: "
+            f"{gateway_paced / native_paced:.2f}; the gateway's cost over it: "
+            f"{over_full:.0f} µs at full speed, {over_paced:.0f} µs paced "
+            f"({over_paced / over_full:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import threading
 import time
 
 from rxstargate.local._errors import LocalPulsarError, in_use, log_tail
+from rxstargate.local._eventloop import loop_factory
 from rxstargate.local._keepalive import Keepalive
 from rxstargate.local._process import die_with_parent, port_in_use, terminate
 
@@ -161,7 +162,8 @@ class GatewayThread:
         return 1
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(self._main())
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()

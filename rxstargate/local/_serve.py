@@ -17,6 +17,8 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
+from rxstargate.exceptions import ConfigurationError
+from rxstargate.local._eventloop import LOOP_KINDS, loop_factory, loop_name
 from rxstargate.local._gateway import Gateway
 from rxstargate.local._keepalive import (
     CLOSE_TIMEOUT,
@@ -55,6 +57,7 @@ async def _main(args: argparse.Namespace, token: str | None) -> None:
     clean = False
     try:
         bound = await gateway.start()
+        logging.getLogger("rxstargate.gateway").info("event loop: %s", loop_name(loop))
         sys.stdout.write(f"LISTENING {bound}\n")
         sys.stdout.flush()
         # Nobody reads stdout after this line: send stray writes to stderr (the log).
@@ -127,12 +130,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--broker-metadata", default=None, help="pulsar-lite's metadata file (topic discovery)"
     )
+    parser.add_argument(
+        "--loop", choices=LOOP_KINDS, default="auto", help="auto: uvloop when it is installed"
+    )
     args = parser.parse_args(argv)
+    try:
+        factory = loop_factory(args.loop)
+    except ConfigurationError as exc:
+        parser.error(str(exc))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
     logging.captureWarnings(True)  # warnings get a timestamp too
     logging.getLogger("rxstargate.gateway.websockets").setLevel(logging.WARNING)
     token = os.environ.get("RXSTARGATE_GATEWAY_TOKEN")
-    asyncio.run(_main(args, token))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_main(args, token))
 
 
 if __name__ == "__main__":

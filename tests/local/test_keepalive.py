@@ -147,6 +147,23 @@ def test_the_kernel_answers_for_a_peer_that_does_not_read(
     assert state.unanswered == 0  # its host acknowledged everything it could take
 
 
+class ClosedPseudoSocket:
+    """What uvloop's transports give as their socket once the connection closed."""
+
+    def getsockopt(self, *args: object) -> bytes:
+        raise ValueError("negative file descriptor")
+
+
+def test_a_socket_closed_under_uvloop_has_no_state_rather_than_an_error() -> None:
+    assert tcp_state(ClosedPseudoSocket()) is None
+
+
+def test_a_closed_socket_has_no_state(connected: tuple[socket.socket, socket.socket]) -> None:
+    _, accepted = connected
+    accepted.close()
+    assert tcp_state(accepted) is None
+
+
 def test_accepted_sockets_get_tcp_keepalive(connected: tuple[socket.socket, socket.socket]) -> None:
     _, accepted = connected
     enable_tcp_keepalive(accepted, Keepalive(tcp_keepalive=(7, 3, 4)))

@@ -51,7 +51,7 @@ def tcp_state(sock: Any) -> TcpState | None:
         return None
     try:
         raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_BYTES)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: uvloop's socket of a closed transport
         return None
     if len(raw) < _TCP_INFO_BYTES:
         return None
