@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from rxstargate import _base64
 from rxstargate.exceptions import ProtocolError
 
 __all__ = [
@@ -174,8 +175,11 @@ def decode_message(text: str) -> MessageFrame:
     if usual is not None:
         mid, payload, props, published, count, event, key, topic = usual.groups()
         try:
-            raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
-        except (binascii.Error, ValueError):
+            if len(payload) < _base64.long_payload:  # short: binascii, called directly
+                raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
+            else:
+                raw = _base64.decode_long(payload)
+        except ValueError:  # binascii.Error is one
             pass  # refused below, with the reason
         else:
             properties = {} if props == "{}" else _scan(props, 0)[0]
@@ -209,8 +213,8 @@ def _decode_any_message(text: str) -> MessageFrame:
             and (not props or all(type(k) is str and type(v) is str for k, v in props.items()))
         ):
             try:
-                raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
-            except (binascii.Error, ValueError):
+                raw = _base64.decode(payload)
+            except ValueError:  # binascii.Error is one
                 pass
             else:
                 return MessageFrame(mid, raw, props, published, count, event, key, topic)
