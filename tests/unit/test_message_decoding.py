@@ -61,10 +61,12 @@ def _outcome(decode: Any, text: str) -> Any:
 
 
 @settings(max_examples=400, deadline=None)
-@given(_usual_frames(), st.booleans())
+@given(_usual_frames(), st.booleans(), st.booleans())
 def test_the_usual_frame_shortcut_decodes_exactly_as_json_does(
-    frame: dict[str, Any], ascii_only: bool
+    frame: dict[str, Any], ascii_only: bool, long: bool
 ) -> None:
+    if long and type(frame["payload"]) is str:
+        frame["payload"] = "AAAA" * (_frames._LONG_FRAME // 4) + frame["payload"]
     text = json.dumps(frame, separators=(",", ":"), ensure_ascii=ascii_only)
     assert _outcome(_frames.decode_message, text) == _outcome(_frames._decode_any_message, text)
 
@@ -83,6 +85,7 @@ def test_frames_as_servers_write_them_take_the_shortcut() -> None:
             topic="persistent://public/default/t",
         ),
     ]
+    frames.append(message_frame("CAAQAw==", b"y" * 4000, {"a": "1"}, 1_700_000_000_000, 0))
     for text in frames:
         assert _frames._USUAL_MESSAGE(text) is not None
         assert _frames.decode_message(text) == _frames._decode_any_message(text)
@@ -119,6 +122,8 @@ def _written_frames(draw: st.DrawFn) -> str:
     parts = {name: usual for name, (usual, _) in _PARTS.items()}
     for name in draw(st.lists(st.sampled_from(list(_PARTS)), min_size=1, max_size=2)):
         parts[name] = draw(_PARTS[name][1])
+    if draw(st.booleans()):  # a long frame, read around its payload
+        parts["payload"] = "AAAA" * (_frames._LONG_FRAME // 4) + parts["payload"]
     text = (
         '{"messageId":"' + parts["messageId"] + '","payload":"' + parts["payload"] + '"'
         ',"properties":' + parts["properties"] + ',"publishTime":"' + parts["publishTime"] + '"'
