@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.subject import Subject
 
 import rxstargate as rs
 from rxstargate._frames import decode_message, decode_producer_ack
@@ -102,8 +102,11 @@ def consume_steps(steps: dict[str, float], count: int) -> None:
     socket = _Socket()
     settler = Settler(state, ledger, socket, threading.Lock(), _Context())  # type: ignore[arg-type]
     factory = MessageFactory(_Context(), TopicName.parse("t"), None)  # type: ignore[arg-type]
-    source: Subject[Any] = Subject()
+    # The observer a stream's delivery thread calls: what subscribe() gave the source.
+    observers: list[abc.ObserverBase[Any]] = []
+    source: Observable[Any] = Observable(lambda observer, _=None: observers.append(observer))
     source.pipe(ops.take(count)).subscribe(rs.acknowledger())
+    deliver_to = observers[0].on_next
 
     def read() -> list[str]:
         texts: list[str] = []
@@ -124,7 +127,7 @@ def consume_steps(steps: dict[str, float], count: int) -> None:
 
     def ack() -> None:
         for message in messages:
-            source.on_next(message)
+            deliver_to(message)
 
     _step(steps, "take() + acknowledger + settle", count, ack)
     _step(steps, "write acks (encode + mask)", count, lambda: _encode(socket.queued))
