@@ -155,14 +155,16 @@ def produce_steps(steps: dict[str, float], count: int) -> None:
         [
             json.dumps({"result": "ok", "messageId": "CAEQAyAAMAE=", "context": s.context})
             for s in submissions
-        ]
+        ],
+        whole=True,
     )
-    texts = _step(
-        steps,
-        "read ack frames (unframe + UTF-8)",
-        count,
-        lambda: [frames_in.next_frame().data.decode("utf-8", "replace") for _ in range(count)],
-    )
+
+    def read() -> list[str]:
+        texts: list[str] = []
+        frames_in.take_texts(texts)  # as the I/O loop reads a busy socket
+        return texts
+
+    texts = _step(steps, "read ack frames (unframe + UTF-8)", count, read)
     acks = _step(steps, "decode ack frames", count, lambda: [decode_producer_ack(t) for t in texts])
     settled = _step(steps, "settle (ProducerAck)", count, lambda: [state.acked(a) for a in acks])
     _step(steps, "free slots (delivered)", count, lambda: state.delivered(settled))
