@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.subject import Subject
 
 import rxstargate as rs
 from rxstargate._frames import decode_message, decode_producer_ack
@@ -51,7 +51,7 @@ class _Context:
         raise error
 
 
-def _server_frames(texts: list[str]) -> FrameReader:
+def _server_frames(texts: list[str], whole: bool = False) -> FrameReader:
     stream = bytearray()
     for text in texts:
         data = text.encode()
@@ -60,6 +60,10 @@ def _server_frames(texts: list[str]) -> FrameReader:
         else:
             stream += bytes((0x81, 126)) + len(data).to_bytes(2, "big")
         stream += data
+    if whole:  # fed at once, as the I/O loop feeds what it read
+        reader = FrameReader(lambda _size: b"", 1 << 30)
+        reader.feed(bytes(stream))
+        return reader
     chunks = iter([bytes(stream[i : i + 65536]) for i in range(0, len(stream), 65536)])
     return FrameReader(lambda _size: next(chunks, b""), 1 << 30)
 
@@ -86,21 +90,28 @@ def consume_steps(steps: dict[str, float], count: int) -> None:
                     "properties": {},
                     "publishTime": f"2026-01-01T00:00:00.{i // 20 % 1000:03d}Z",
                     "redeliveryCount": 0,
-                }
+                },
+                separators=(",", ":"),  # compact, as servers write them
             )
             for i, message_id in enumerate(ids)
-        ]
+        ],
+        whole=True,
     )
     state = ConsumerState(count)
     ledger, _ = state.opened(0.0)
     socket = _Socket()
     settler = Settler(state, ledger, socket, threading.Lock(), _Context())  # type: ignore[arg-type]
     factory = MessageFactory(_Context(), TopicName.parse("t"), None)  # type: ignore[arg-type]
-    source: Subject[Any] = Subject()
+    # The observer a stream's delivery thread calls: what subscribe() gave the source.
+    observers: list[abc.ObserverBase[Any]] = []
+    source: Observable[Any] = Observable(lambda observer, _=None: observers.append(observer))
     source.pipe(ops.take(count)).subscribe(rs.acknowledger())
+    deliver_to = observers[0].on_next
 
     def read() -> list[str]:
-        return [frames_in.next_frame().data.decode("utf-8", "replace") for _ in range(count)]
+        texts: list[str] = []
+        frames_in.take_texts(texts)  # as the I/O loop reads a busy socket
+        return texts
 
     texts = _step(steps, "read frames (unframe + UTF-8)", count, read)
     frames = _step(steps, "decode JSON frames", count, lambda: [decode_message(t) for t in texts])
@@ -116,7 +127,7 @@ def consume_steps(steps: dict[str, float], count: int) -> None:
 
     def ack() -> None:
         for message in messages:
-            source.on_next(message)
+            deliver_to(message)
 
     _step(steps, "take() + acknowledger + settle", count, ack)
     _step(steps, "write acks (encode + mask)", count, lambda: _encode(socket.queued))
@@ -144,14 +155,16 @@ def produce_steps(steps: dict[str, float], count: int) -> None:
         [
             json.dumps({"result": "ok", "messageId": "CAEQAyAAMAE=", "context": s.context})
             for s in submissions
-        ]
+        ],
+        whole=True,
     )
-    texts = _step(
-        steps,
-        "read ack frames (unframe + UTF-8)",
-        count,
-        lambda: [frames_in.next_frame().data.decode("utf-8", "replace") for _ in range(count)],
-    )
+
+    def read() -> list[str]:
+        texts: list[str] = []
+        frames_in.take_texts(texts)  # as the I/O loop reads a busy socket
+        return texts
+
+    texts = _step(steps, "read ack frames (unframe + UTF-8)", count, read)
     acks = _step(steps, "decode ack frames", count, lambda: [decode_producer_ack(t) for t in texts])
     settled = _step(steps, "settle (ProducerAck)", count, lambda: [state.acked(a) for a in acks])
     _step(steps, "free slots (delivered)", count, lambda: state.delivered(settled))

@@ -18,6 +18,10 @@ garbage collector's.
 
 ``--profile PREFIX`` runs one more rxstargate produce and consume under cProfile (every thread)
 into PREFIX-produce.prof and PREFIX-consume.prof (read with ``python -m pstats``).
+
+``--payload BYTES`` sets the message size (100). ``--speedups`` compares rxstargate's consume and
+ack with and without the ``speedups`` extra's accelerator, in turn on one topic (pybase64 must be
+installed: ``pip install 'rxstargate[speedups]'``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from _client_util import Run, fresh_topic, local_pulsar_urls, measure
 from reactivex import operators as ops
 
 import rxstargate as rs
+from rxstargate import _base64
 
 WINDOW = 1000
 PAYLOAD = b"x" * 100
@@ -254,16 +259,49 @@ def _profile(ws_url: str, messages: int, prefix: str) -> None:
     print(f"\nprofiles written: {prefix}-produce.prof, {prefix}-consume.prof")
 
 
+def _speedups(ws_url: str, messages: int, pairs: int) -> None:
+    """Consume and ack with the accelerator off, then on, ``pairs`` times, one topic."""
+    accelerator = _base64.load_accelerator()
+    if accelerator is None:
+        print("\n== speedups: pybase64 is not installed (pip install 'rxstargate[speedups]')")
+        return
+    topic = fresh_topic("cpu-speedups")
+    produce_rx(ws_url, topic, messages)
+    time.sleep(0.5)
+    runs: list[tuple[Run, Run]] = []
+    for index in range(pairs):
+        _base64.use_accelerator(None)
+        plain, _ = consume_rx(ws_url, topic, messages, f"plain-{index}")
+        _base64.use_accelerator(accelerator)
+        fast, _ = consume_rx(ws_url, topic, messages, f"fast-{index}")
+        runs.append((fast, plain))
+    print(
+        f"\n== consume and ack, {len(PAYLOAD)}-byte payloads: with the speedups extra"
+        f" (pybase64) / without ({messages} messages, {pairs} pairs)"
+    )
+    ratios = [fast.cpu_us / plain.cpu_us for fast, plain in runs]
+    for index, (fast, plain) in enumerate(runs, 1):
+        print(f"   {index:>4}   {fast.cpu_us:>9.1f} / {plain.cpu_us:>9.1f} us/msg")
+    print(f"   ratio with/without: {min(ratios):.2f}-{max(ratios):.2f}x")
+
+
 def main() -> None:
+    global PAYLOAD
     parser = argparse.ArgumentParser()
     parser.add_argument("messages", nargs="?", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--profile", metavar="PREFIX")
     parser.add_argument("--threads", action="store_true")
+    parser.add_argument("--payload", type=int, default=len(PAYLOAD), help="bytes per message")
+    parser.add_argument("--speedups", action="store_true", help="only: with/without the extra")
     args = parser.parse_args()
+    PAYLOAD = b"x" * args.payload
     ThreadSplit.active = args.threads
     messages = args.messages
     with local_pulsar_urls() as (ws_url, broker_url):
+        if args.speedups:
+            _speedups(ws_url, messages, args.pairs)
+            return
         # warm the gateway and the broker up
         produce_rx(ws_url, fresh_topic("warm-rx"), 2000)
         produce_native(broker_url, fresh_topic("warm-native"), 2000)

@@ -4,18 +4,23 @@ The schemas (``unknown = EXCLUDE``, so frames from newer servers with new keys s
 the specification. Decoding every received frame through marshmallow costs about 20 us per
 message, so :func:`decode_message` and :func:`decode_producer_ack` take a fast manual path
 that accepts exactly what the schemas accept (a unit test checks both agree) and fall back to
-the schema only to explain a frame that the fast path refused.
+the schema only to explain a frame that the fast path refused. A message frame of the shape
+servers write (compact, fields in Pulsar's order, no escapes) is read by one regular
+expression before that, with the same result as JSON (unit tests check both ways agree).
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from rxstargate import _base64
 from rxstargate.exceptions import ProtocolError
 
 __all__ = [
@@ -113,6 +118,28 @@ class ProducerAckFrame(NamedTuple):
     error_msg: str | None
 
 
+#: A string that JSON takes as it is written: no quote, backslash (escape) or control character.
+_PLAIN = r'[^"\\\x00-\x1f]*'
+_USUAL_HEAD = r'\{"messageId":"([A-Za-z0-9+/=]+)","payload":"'
+_USUAL_TAIL = (
+    rf'","properties":(\{{(?:"{_PLAIN}":"{_PLAIN}"(?:,"{_PLAIN}":"{_PLAIN}")*)?\}})'
+    rf',"publishTime":"({_PLAIN})","redeliveryCount":(0|[1-9][0-9]{{0,8}})'
+    rf'(?:,"eventTime":"({_PLAIN})")?(?:,"key":"({_PLAIN})")?(?:,"topic":"({_PLAIN})")?\}}'
+)
+#: A message frame as Pulsar and local Pulsar write it (compact, fields in Pulsar's order, no
+#: escapes, properties of plain strings): matched whole, its fields are what JSON would give.
+_USUAL_MESSAGE = re.compile(_USUAL_HEAD + r"([A-Za-z0-9+/=]*)" + _USUAL_TAIL).fullmatch
+#: Frames this long take the usual shape in three steps: the regular expression reads a long
+#: payload at a third of the JSON scanner's speed, and str.find jumps over it.
+_LONG_FRAME = 2048
+_usual_head = re.compile(_USUAL_HEAD).match
+_usual_tail = re.compile(_USUAL_TAIL).fullmatch
+#: A MessageFrame from a tuple of its fields, without the Python-level ``__new__``.
+_new_message_frame: Callable[[tuple[Any, ...]], MessageFrame] = functools.partial(
+    tuple.__new__, MessageFrame
+)
+
+
 def _parse(text: str) -> Any:
     try:
         value, end = _scan(text, 0)
@@ -150,6 +177,48 @@ def decode_message(text: str) -> MessageFrame:
         >>> frame.payload, frame.message_id
         (b'hi', 'CAAQAw==')
     """
+    if len(text) >= _LONG_FRAME:
+        return _decode_long_message(text)
+    usual = _USUAL_MESSAGE(text)
+    if usual is not None:
+        mid, payload, props, published, count, event, key, topic = usual.groups()
+        try:
+            raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
+        except ValueError:  # binascii.Error is one
+            pass  # refused below, with the reason
+        else:
+            properties = {} if props == "{}" else _scan(props, 0)[0]
+            fields = (mid, raw, properties, published, int(count), event, key, topic)
+            return _new_message_frame(fields)
+    return _decode_any_message(text)
+
+
+def _decode_long_message(text: str) -> MessageFrame:
+    """:func:`decode_message` for a long frame: the usual shape is matched around its payload.
+
+    The payload is the text up to the next quote: what strict base64 accepts has no escape,
+    quote or control character, so it is the JSON string's value.
+    """
+    head = _usual_head(text)
+    if head is not None:
+        start = head.end()
+        end = text.find('"', start)
+        tail = _usual_tail(text, end) if end > 0 else None
+        if tail is not None:
+            try:
+                raw = _base64.decode(text[start:end])
+            except ValueError:  # binascii.Error is one
+                pass  # refused below, with the reason
+            else:
+                props, published, count, event, key, topic = tail.groups()
+                properties = {} if props == "{}" else _scan(props, 0)[0]
+                fields = (head[1], raw, properties, published, int(count), event, key, topic)
+                return _new_message_frame(fields)
+    return _decode_any_message(text)
+
+
+def _decode_any_message(text: str) -> MessageFrame:
+    """:func:`decode_message` for any frame: parsed as JSON, each field checked."""
     data = _parse(text)
     if type(data) is dict:
         mid = data.get("messageId")
@@ -173,8 +242,8 @@ def decode_message(text: str) -> MessageFrame:
             and (not props or all(type(k) is str and type(v) is str for k, v in props.items()))
         ):
             try:
-                raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
-            except (binascii.Error, ValueError):
+                raw = _base64.decode(payload)
+            except ValueError:  # binascii.Error is one
                 pass
             else:
                 return MessageFrame(mid, raw, props, published, count, event, key, topic)

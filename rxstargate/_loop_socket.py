@@ -51,8 +51,7 @@ class LoopSocket:
         self.reading = True
         self.released = threading.Event()  # the loop forgot the socket and closed it
         self._write_timeout = write_timeout
-        self._frames = FrameReader(self._take_chunk, max_receive_bytes)
-        self._chunk = b""
+        self._frames = FrameReader(_need_more, max_receive_bytes)
         self._output: memoryview | None = None  # bytes of a batch not written yet
         self._output_batch: list[Queued] = []
         self._output_closes = False
@@ -69,13 +68,6 @@ class LoopSocket:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _take_chunk(self, size: int) -> bytes:
-        chunk = self._chunk
-        if not chunk:
-            raise _NeedMore()
-        self._chunk = b""
-        return chunk
-
     def readable(self) -> bool:
         """Read what arrived and hand its frames over; True when more may be waiting."""
         connection = self.connection
@@ -89,8 +81,7 @@ class LoopSocket:
                 if not chunk:
                     raise EOFError("the server closed the connection")
                 connection.seen()
-                self._chunk = chunk
-                still_open = self._parse(texts)
+                still_open = self._parse(chunk, texts)
                 connection.frames_read(texts)
                 if not still_open:
                     self.reading = False
@@ -104,14 +95,17 @@ class LoopSocket:
             connection.read_failed(exc)
             return False
 
-    def _parse(self, texts: list[str]) -> bool:
-        """Frames of the chunk read into ``texts``; False after the server's close frame."""
+    def _parse(self, chunk: bytes, texts: list[str]) -> bool:
+        """Frames of ``chunk`` (and what was left of earlier ones) into ``texts``; False after
+        the server's close frame."""
         frames = self._frames
-        try:
-            frame = frames.next_frame()  # takes the chunk in
-        except _NeedMore:
-            return True
+        frames.feed(chunk)
         while True:
+            frames.take_texts(texts)  # whole data frames, the common case, all at once
+            try:
+                frame = frames.next_frame()  # anything else, checked in full
+            except _NeedMore:  # a frame cut short waits for the next read
+                return True
             opcode = frame.opcode
             if opcode in (OP_TEXT, OP_BINARY):
                 texts.append(frame.data.decode("utf-8", "replace"))
@@ -121,12 +115,6 @@ class LoopSocket:
                 self.connection.frames_read(texts)
                 self.connection.server_closed(frame.data)
                 return False
-            if not frames.has_frame():  # a frame cut short waits for the next read
-                return True
-            try:
-                frame = frames.next_frame()
-            except _NeedMore:  # a fragmented message continues in the next read
-                return True
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -229,6 +217,11 @@ class LoopSocket:
                 self.sock.close()
         _report_lost(batch, f"the connection to {self.connection.url} was closed")
         self.released.set()
+
+
+def _need_more(size: int) -> bytes:
+    """The frame reader's ``read``: the loop feeds it what arrived, so it never has more."""
+    raise _NeedMore()
 
 
 def _decrypted_pending(sock: Any) -> bool:

@@ -23,7 +23,7 @@ from rxstargate._frames import MessageFrame
 from rxstargate._receive_state import Frames, Ledger, ReceiveState
 from rxstargate._seam import Transport
 from rxstargate.exceptions import AckError, StargateConnectionError
-from rxstargate.models import Message
+from rxstargate.models import Message, TopicName
 
 __all__ = ["OnLost", "Settler"]
 
@@ -122,11 +122,18 @@ class Settler:
         self._settle(message, False, on_lost)
 
     def _settle(self, message: Message[Any], ack: bool, on_lost: OnLost | None) -> None:
-        if message not in self.unsettled:
+        wire_id = self.unsettled.get(message)
+        if wire_id is None:
             return  # settled before: idempotent
         ledger, state = self._ledger, self._state
-        # Only a consumer's settle is worth reporting when lost: the broker redelivers.
-        lost = functools.partial(self._lost, message, ack, on_lost) if self._redelivers else None
+        # Only a consumer's settle is worth reporting when lost: the broker redelivers. What
+        # reports it holds the id, not the Message, which is freed as soon as its user is done
+        # with it instead of waiting with the frame to be written.
+        lost = (
+            functools.partial(self._lost, wire_id, message.topic, ack, on_lost)
+            if self._redelivers
+            else None
+        )
         with self._lock:
             settle = state.settle(ledger, message, ack, time.monotonic())
             if settle is None:
@@ -146,10 +153,12 @@ class Settler:
             with contextlib.suppress(StargateConnectionError):
                 self._conn.send(frame, urgent=False)
 
-    def _lost(self, message: Message[Any], ack: bool, on_lost: OnLost | None, reason: str) -> None:
+    def _lost(
+        self, wire_id: str, topic: TopicName, ack: bool, on_lost: OnLost | None, reason: str
+    ) -> None:
         verb = "ack" if ack else "nack"
         error = AckError(
-            f"the {verb} of message {message.message_id} on {message.topic} did not reach the"
+            f"the {verb} of message {wire_id} on {topic} did not reach the"
             f" server ({reason}); the broker will redeliver it"
         )
         self._context.report(error)

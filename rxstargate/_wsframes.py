@@ -103,6 +103,41 @@ class FrameReader:
             return size >= 10 and size >= 10 + struct.unpack_from("!Q", buffer, 2)[0]
         return size >= 2 + length
 
+    def feed(self, data: bytes) -> None:
+        """Add bytes read by the caller (a reader whose ``read`` has nothing more to give)."""
+        self._buffer += data
+
+    def take_texts(self, texts: list[str]) -> None:
+        """Move the whole final text and binary frames at the front of the buffer to ``texts``.
+
+        The common case of a busy socket, in one pass: decoded as UTF-8 (errors replaced) and
+        cut from the buffer once, not frame by frame. It stops at anything else (a control
+        frame, a fragment, a long or oversized frame, a frame not read whole), which
+        :meth:`next_frame` then reads and checks.
+        """
+        buffer = self._buffer
+        if self._fragments:
+            return
+        size, offset, max_size = len(buffer), 0, self._max_size
+        while offset + 2 <= size:
+            first, length = buffer[offset], buffer[offset + 1]
+            if first != 0x81 and first != 0x82:  # FIN, no reserved bits, text or binary
+                break
+            if length < 126:  # the mask bit is clear too
+                start = offset + 2
+            elif length == 126 and offset + 4 <= size:
+                start = offset + 4
+                length = (buffer[offset + 2] << 8) | buffer[offset + 3]
+            else:
+                break
+            end = start + length
+            if end > size or length > max_size:
+                break
+            texts.append(buffer[start:end].decode("utf-8", "replace"))
+            offset = end
+        if offset:
+            del buffer[:offset]
+
     def _buffered_final_frame(self) -> Frame | None:
         """The common case, cheaply: a whole final text or binary frame already read, with no
         message in fragments; None for anything else (``next_frame`` then checks it all)."""

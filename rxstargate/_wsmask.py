@@ -23,6 +23,8 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 #: Zeros under a header and its key, by header length (2, 4 or 10 bytes, plus the key's 4).
 _ZEROS = {2: bytes(6), 4: bytes(8), 10: bytes(14)}
+#: The 2-byte headers of short frames (acks, permits), by opcode and length: built once.
+_SHORT_HEADERS = [[bytes((0x80 | op, 0x80 | n)) for n in range(126)] for op in range(16)]
 
 
 def encode_frames(frames: Sequence[tuple[int, bytes]], keys: bytes | None = None) -> bytes:
@@ -47,19 +49,23 @@ def encode_frames(frames: Sequence[tuple[int, bytes]], keys: bytes | None = None
     plain: list[bytes] = []
     stream: list[bytes] = []
     size = 0
+    short_headers, short_zeros = _SHORT_HEADERS, _ZEROS[2]
     for index in range(count):
         opcode, data = frames[index]
         key = keys[4 * index : 4 * index + 4]
         length = len(data)
-        if length < 126:
-            header = bytes((0x80 | opcode, 0x80 | length))
-        elif length < 65536:
-            header = _pack_medium(0x80 | opcode, 0xFE, length)
+        if length < 126:  # most frames: the header is ready, the zeros under it known
+            plain += (short_headers[opcode][length], key, data)
+            stream += (short_zeros, (key * (length // 4 + 1))[:length])
+            size += 6 + length
         else:
-            header = _pack_long(0x80 | opcode, 0xFF, length)
-        plain += (header, key, data)
-        stream += (_ZEROS[len(header)], (key * (length // 4 + 1))[:length])
-        size += len(header) + 4 + length
+            if length < 65536:
+                header = _pack_medium(0x80 | opcode, 0xFE, length)
+            else:
+                header = _pack_long(0x80 | opcode, 0xFF, length)
+            plain += (header, key, data)
+            stream += (_ZEROS[len(header)], (key * (length // 4 + 1))[:length])
+            size += len(header) + 4 + length
         if size >= _GROUP_BYTES:
             out.append(_xor(plain, stream, size))
             plain, stream, size = [], [], 0

@@ -74,3 +74,61 @@ def test_frames_the_shortcut_leaves_alone_still_fail_as_they_should(
 def test_a_frame_of_exactly_the_size_cap_is_read() -> None:
     body = b"y" * 300
     assert _read_all(server_frame(0x1, body), [1, 3], 300, True) == [Frame(0x1, body)]
+
+
+class _NoMore(Exception):
+    pass
+
+
+def _no_more(size: int) -> bytes:
+    raise _NoMore()
+
+
+def _as_read(item: Frame | str) -> Any:
+    """A frame as a reader of text sees it: the text of a data frame, else the frame."""
+    if isinstance(item, Frame) and item.opcode in (0x1, 0x2):
+        return item.data.decode("utf-8", "replace")
+    return item
+
+
+def _read_fed(stream: bytes, cuts: list[int], max_size: int) -> list[Any]:
+    """Read as the I/O loop does: feed each chunk, take the whole data frames, then the rest."""
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    reader = FrameReader(_no_more, max_size)
+    out: list[Any] = []
+    for chunk in chunks:
+        reader.feed(chunk)
+        while True:
+            texts: list[str] = []
+            reader.take_texts(texts)
+            out += texts
+            try:
+                out.append(_as_read(reader.next_frame()))
+            except _NoMore:
+                break
+            except FrameError as exc:
+                return [*out, f"FrameError: {exc}"]
+    return out
+
+
+_long_frame = st.tuples(
+    st.sampled_from([0x1, 0x2]), st.binary(min_size=60, max_size=300), st.just(True)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(_frame, _long_frame), max_size=12),
+    st.data(),
+    st.sampled_from([64, 250, 10_000]),
+    st.booleans(),
+)
+def test_taking_whole_texts_in_one_pass_reads_every_stream_as_the_full_parser_does(
+    frames: list[tuple[int, bytes, bool]], data: Any, max_size: int, utf8: bool
+) -> None:
+    if utf8:  # valid UTF-8 (as servers send text), else any bytes
+        frames = [(op, body.decode("latin-1").encode(), fin) for op, body, fin in frames]
+    stream = b"".join(server_frame(opcode, body, fin) for opcode, body, fin in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6, unique=True)))
+    expected = [_as_read(item) for item in _read_all(stream, [], max_size, False)]
+    assert _read_fed(stream, cuts, max_size) == expected

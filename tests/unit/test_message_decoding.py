@@ -1,0 +1,141 @@
+"""Message frames decode the same through the shortcut for the usual shape as through JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rxstargate as rs
+from rxstargate import _frames
+from rxstargate.testing._wire import message_frame
+
+_text = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(['a"b', "a\\b", "tab\there", "é", "\x00", "2021-10-29T16:01:38.967Z", ""]),
+)
+_base64 = st.one_of(
+    st.binary(max_size=20).map(lambda data: base64.b64encode(data).decode()),
+    st.sampled_from(["aGk", "aGk==", "aGk=aGk=", "***", "=", "CAAQAw=="]),
+)
+_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**12),
+    _text,
+    _base64,
+    st.dictionaries(_text, st.one_of(_text, st.integers()), max_size=3),
+)
+_optional = st.one_of(st.just(None), _value)
+
+
+@st.composite
+def _usual_frames(draw: st.DrawFn) -> dict[str, Any]:
+    """Frames in the order Pulsar writes fields, mostly well formed, some not."""
+    frame: dict[str, Any] = {
+        "messageId": draw(st.one_of(_base64, _value)),
+        "payload": draw(st.one_of(_base64, _value)),
+        "properties": draw(
+            st.one_of(st.dictionaries(_text, _text, max_size=3), st.just({}), _value)
+        ),
+        "publishTime": draw(st.one_of(_text, _value)),
+        "redeliveryCount": draw(st.one_of(st.integers(0, 5), _value)),
+    }
+    for name in ("eventTime", "key", "topic", "extra"):
+        value = draw(_optional)
+        if value is not None or draw(st.booleans()):
+            frame[name] = value
+    if draw(st.booleans()):
+        frame = dict(reversed(list(frame.items())))
+    return frame
+
+
+def _outcome(decode: Any, text: str) -> Any:
+    try:
+        return decode(text)
+    except rs.ProtocolError:
+        return "refused"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_usual_frames(), st.booleans(), st.booleans())
+def test_the_usual_frame_shortcut_decodes_exactly_as_json_does(
+    frame: dict[str, Any], ascii_only: bool, long: bool
+) -> None:
+    if long and type(frame["payload"]) is str:
+        frame["payload"] = "AAAA" * (_frames._LONG_FRAME // 4) + frame["payload"]
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=ascii_only)
+    assert _outcome(_frames.decode_message, text) == _outcome(_frames._decode_any_message, text)
+
+
+def test_frames_as_servers_write_them_take_the_shortcut() -> None:
+    frames = [
+        message_frame("CAAQAw==", b"hi", {}, 1_700_000_000_000, 0),
+        message_frame(
+            "CAAQAw==",
+            b"",
+            {"a": "1", "b": "x y"},
+            1_700_000_000_000,
+            3,
+            event_time=1_600_000_000_000,
+            key="k",
+            topic="persistent://public/default/t",
+        ),
+    ]
+    frames.append(message_frame("CAAQAw==", b"y" * 4000, {"a": "1"}, 1_700_000_000_000, 0))
+    for text in frames:
+        assert _frames._USUAL_MESSAGE(text) is not None
+        assert _frames.decode_message(text) == _frames._decode_any_message(text)
+
+
+_raw = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(['"', "\\", '\\"', "\\u0041", "\x00", "\x1f", "\n", "é", "CAAQAw=="]),
+)
+_number = st.sampled_from(["0", "7", "01", "-0", "-1", "1e2", "1.0", "00", "1" * 10, "", "x"])
+
+
+_properties = st.sampled_from(["{}", '{"a":"1"}', '{"a":"1","a":"2"}', '{"a":1}', "{ }", "[]"]) | (
+    _raw.map(lambda raw: '{"' + raw + '":"' + raw + '"}')
+)
+#: Each part of a hand-written frame: its usual text, and what else it may be.
+_PARTS = {
+    "messageId": ("CAAQAw==", _raw),
+    "payload": ("aGk=", _raw | _base64),
+    "properties": ("{}", _properties),
+    "publishTime": ("2021-10-29T16:01:38.967Z", _raw),
+    "redeliveryCount": ("0", _number),
+    "eventTime": ("", _raw),
+    "key": ("", _raw),
+    "topic": ("", _raw),
+    "end": ("}", st.sampled_from(["} ", "}}", "", ",}"])),
+}
+
+
+@st.composite
+def _written_frames(draw: st.DrawFn) -> str:
+    """Frame texts written by hand, as a server might: mostly usual, with a part or two odd
+    (unescaped characters, numbers JSON does not allow, strings where objects go)."""
+    parts = {name: usual for name, (usual, _) in _PARTS.items()}
+    for name in draw(st.lists(st.sampled_from(list(_PARTS)), min_size=1, max_size=2)):
+        parts[name] = draw(_PARTS[name][1])
+    if draw(st.booleans()):  # a long frame, read around its payload
+        parts["payload"] = "AAAA" * (_frames._LONG_FRAME // 4) + parts["payload"]
+    text = (
+        '{"messageId":"' + parts["messageId"] + '","payload":"' + parts["payload"] + '"'
+        ',"properties":' + parts["properties"] + ',"publishTime":"' + parts["publishTime"] + '"'
+        ',"redeliveryCount":' + parts["redeliveryCount"]
+    )
+    for name in ("eventTime", "key", "topic"):
+        if parts[name] or draw(st.booleans()):
+            text += ',"' + name + '":"' + parts[name] + '"'
+    return text + parts["end"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_written_frames())
+def test_the_shortcut_takes_hand_written_frames_exactly_as_json_does(text: str) -> None:
+    assert _outcome(_frames.decode_message, text) == _outcome(_frames._decode_any_message, text)
