@@ -186,7 +186,10 @@ def test_the_site_has_examples_of_both_kinds() -> None:
     assert _pages_with(needs_pulsar=True)
 
 
+# Each example runs in a fresh interpreter; testing.md's run pytest on a user's tests (about 6 s,
+# over 20 s in a parallel run on two busy cores), so a page has 60 s before it counts as hung.
 @pytest.mark.usefixtures("no_leaked_threads")
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("page", _pages_with(needs_pulsar=False), ids=_page_id)
 def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: Path) -> None:
     for example in _runnable(page, needs_pulsar=False):
