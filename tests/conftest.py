@@ -93,11 +93,21 @@ def no_broker_unless_integration(
     monkeypatch.setattr(_broker.Broker, "start", refuse)
 
 
-def _session_pulsar() -> Iterator[PulsarEndpoint]:
-    """A Pulsar WebSocket endpoint: local Pulsar, or the one named by RXSTARGATE_WS_URL."""
+def _session_pulsar(request: pytest.FixtureRequest) -> Iterator[PulsarEndpoint]:
+    """A Pulsar WebSocket endpoint: local Pulsar, or the one named by RXSTARGATE_WS_URL.
+
+    In a parallel run (pytest-xdist) every worker uses one local Pulsar, which the first worker
+    that needs it starts and the run's controller stops (tests/shared_pulsar.py).
+    """
     ws_url = os.environ.get("RXSTARGATE_WS_URL")
     if ws_url:
         yield PulsarEndpoint(ws_url, os.environ.get("RXSTARGATE_BROKER_URL"))
+        return
+    shared = getattr(request.config, "workerinput", {}).get(SHARED_PULSAR)
+    if shared is not None:
+        from tests import shared_pulsar
+
+        yield PulsarEndpoint(*shared_pulsar.endpoint(Path(shared), os.getppid()))
         return
     from rxstargate.local import LocalPulsar
 
@@ -108,6 +118,29 @@ def _session_pulsar() -> Iterator[PulsarEndpoint]:
 
 
 pulsar = pytest.fixture(scope="session", name="pulsar")(_session_pulsar)
+
+#: The key under which xdist's workers learn the folder of the run's shared local Pulsar.
+SHARED_PULSAR = "rxstargate_shared_pulsar"
+_SHARED_FOLDER = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """In xdist's controller: each worker gets the folder of the run's one local Pulsar."""
+    config = node.config
+    if _SHARED_FOLDER not in config.stash:
+        config.stash[_SHARED_FOLDER] = Path(tempfile.mkdtemp(prefix="rxstargate-tests-"))
+    node.workerinput[SHARED_PULSAR] = str(config.stash[_SHARED_FOLDER])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """In xdist's controller: stop the run's local Pulsar, if a worker started it."""
+    folder = config.stash.get(_SHARED_FOLDER, None)
+    if folder is not None:
+        from tests import shared_pulsar
+
+        shared_pulsar.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: Temporary directories that session fixtures own (and remove when the session ends).

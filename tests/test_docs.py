@@ -186,7 +186,10 @@ def test_the_site_has_examples_of_both_kinds() -> None:
     assert _pages_with(needs_pulsar=True)
 
 
+# Each example runs in a fresh interpreter; testing.md's run pytest on a user's tests (about 6 s,
+# over 20 s in a parallel run on two busy cores), so a page has 60 s before it counts as hung.
 @pytest.mark.usefixtures("no_leaked_threads")
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("page", _pages_with(needs_pulsar=False), ids=_page_id)
 def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: Path) -> None:
     for example in _runnable(page, needs_pulsar=False):
@@ -194,8 +197,11 @@ def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: P
 
 
 # Slow (2 to 5 s a page): each page starts a local Pulsar of its own, since its examples name
-# fixed topics and subscriptions, and runs each example in a fresh interpreter.
+# fixed topics and subscriptions, and runs each example in a fresh interpreter. A page of eight
+# examples takes about 20 s when the suite runs in parallel on two busy cores: 60 s before it
+# counts as hung (each example's run has its own 90 s timeout too).
 @pytest.mark.integration
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("page", _pages_with(needs_pulsar=True), ids=_page_id)
 def test_the_examples_that_need_pulsar_run_as_written(
     page: Path, page_pulsar: str, tmp_path: Path

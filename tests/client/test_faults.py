@@ -223,23 +223,26 @@ def test_a_stalled_server_is_dropped_and_the_stream_recovers(
     assert proxy.accepted >= 3  # producer, first consumer socket, the reconnected one
 
 
-# About 1.6 s: four messages whose handler takes 0.4 s each, longer than a ping interval and its
-# timeout together (0.3 s) on purpose.
+# About 2.4 s: four messages whose handler takes 0.6 s each, longer than a ping interval and its
+# timeout together (0.5 s) on purpose. The producer is closed first: only the consumer's socket is
+# counted, and only it must answer pings while the handler runs (a timeout of 0.4 s: a gateway
+# busy with a parallel run's other tests has answered a ping in more than 0.2 s).
 @pytest.mark.integration
 def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
     proxy: FaultProxy, topic_name: str
 ) -> None:
-    with rs.Client(proxy.ws_url, ping_interval=0.1, ping_timeout=0.2) as client:
+    with rs.Client(proxy.ws_url, ping_interval=0.1, ping_timeout=0.4) as client:
         topic = client.topic(topic_name)
         producer = topic.producer()
         for i in range(4):
             producer.send(str(i).encode())
+        producer.close()
         sink = rs.acknowledger()
         done = threading.Event()
         got: list[rs.Message[Any]] = []
 
         def slow(message: rs.Message[Any]) -> rs.Message[Any]:
-            time.sleep(0.4)  # longer than ping_interval + ping_timeout: pongs must still be read
+            time.sleep(0.6)  # longer than ping_interval + ping_timeout: pongs must still be read
             got.append(message)
             if len(got) == 4:
                 done.set()
