@@ -13,6 +13,8 @@ None of these runs on the producer's receive thread: an observer, a future's don
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import logging
 import queue
 import threading
@@ -28,16 +30,41 @@ from rxstargate._produce_state import Submission
 from rxstargate.exceptions import SendError
 from rxstargate.models import ProducerAck
 
-__all__ = ["AckCallback", "AckStream", "Handle", "finish", "send_error_for"]
+__all__ = ["AckCallback", "AckStream", "AckWaiter", "Handle", "finish", "send_error_for"]
 
 log = logging.getLogger("rxstargate.producer")
 
 #: Called with a message's ack (ok or failed) on the producer's acks thread.
 AckCallback = Callable[[ProducerAck], None]
 
-#: Who waits for a message's ack: ``send()`` (an Event, set by the thread that settles it),
+
+class AckWaiter:
+    """What a blocking ``send()`` waits on, set once by the thread that settles its message.
+
+    A bare lock, held until then: waking the sender takes one release, where a
+    ``threading.Event`` takes a condition and its locks on both sides (a few microseconds of a
+    round trip that is mostly the wake-up itself).
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Let the sender go; setting it again changes nothing."""
+        with contextlib.suppress(RuntimeError):  # already released, not yet taken
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether it was set within ``timeout`` seconds."""
+        return self._lock.acquire(timeout=timeout)
+
+
+#: Who waits for a message's ack: ``send()`` (an AckWaiter, set by the thread that settles it),
 #: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), or nobody but ``acks``.
-Handle: TypeAlias = "threading.Event | Future[ProducerAck] | AckCallback | None"
+Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | None"
 
 #: Slots are given back after this many deliveries, or sooner when nothing else is queued.
 _GIVE_BACK_EVERY = 64
@@ -70,7 +97,7 @@ def finish(submission: Submission[Handle]) -> None:
                 handle.set_result(ack)
             else:
                 handle.set_exception(send_error_for(ack))
-    elif handle is not None and not isinstance(handle, threading.Event):
+    elif handle is not None and not isinstance(handle, AckWaiter):
         try:
             handle(ack)
         except Exception:
@@ -118,7 +145,7 @@ class AckStream:
             taken = []
             for submission in settled:
                 handle = submission.handle
-                if handle is None or isinstance(handle, threading.Event):
+                if handle is None or isinstance(handle, AckWaiter):
                     rest.append(submission)
                 else:
                     taken.append(submission)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -167,7 +166,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         """
         message = _outgoing(payload, key, properties, event_time, None)
         wait = self._timeout if timeout is None else checked_seconds(timeout, "timeout")
-        done = threading.Event()
+        done = AckWaiter()
         submission = self._driver.state.submission(message, done)
         self._driver.submit(submission, wait)
         if not done.wait(wait):

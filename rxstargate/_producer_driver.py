@@ -16,7 +16,7 @@ import time
 
 from marshmallow import Schema
 
-from rxstargate._ackstream import AckStream, Handle, finish
+from rxstargate._ackstream import AckStream, AckWaiter, Handle, finish
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
@@ -223,12 +223,12 @@ class ProducerDriver:
     ) -> None:
         """After the lock: wake ``send()``s, and finish what no thread took."""
         for submission in settled:
-            if isinstance(submission.handle, threading.Event):
+            if isinstance(submission.handle, AckWaiter):
                 submission.handle.set()
         for submission in here:
             if submission.handle is None:
                 self._report_unseen(submission)
-            elif not isinstance(submission.handle, threading.Event):
+            elif not isinstance(submission.handle, AckWaiter):
                 finish(submission)  # the acks stream ended (closed): complete it here
         if here:
             self._slot_waiters.wake_next(len(here))
