@@ -278,6 +278,9 @@ class Run:
         return actions
 
     def _start_async(self, start: _Start) -> None:
+        if _lapsed(start.job.item):
+            self._perform(self._never_started(start))
+            return
         timer = SingleAssignmentDisposable()
 
         def done(task: asyncio.Future[Any]) -> None:
