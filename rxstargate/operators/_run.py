@@ -105,7 +105,7 @@ class Run:
         self._lanes: Lanes[Message[Any]] = Lanes(
             settings.concurrency, key_ordered=key_ordered, retry=settings.retry, lapsed=_lapsed
         )
-        self._socket: Any = None  # the settler of the last message taken in
+        self._last_settler: Any = None  # the settler of the last message taken in
         self._timeout = settings.timeout
         self._policy = settings.policy
         self._scheduler = settings.scheduler or TimerScheduler.shared()
@@ -154,10 +154,10 @@ class Run:
         with self._lock:
             if self._lanes.ended:
                 return  # after the end: left alone
-            if settler is not self._socket:
-                if self._socket is not None and _lapsed_settler(self._socket):
+            if settler is not self._last_settler:
+                if self._last_settler is not None and _lapsed_settler(self._last_settler):
                     swept = self._lanes.drop_lapsed()  # a new socket's: the old one's go
-                self._socket = settler
+                self._last_settler = settler
             actions = self._lanes.offer(message, message.key)
         self._stats.add("received")
         if swept:
