@@ -59,6 +59,13 @@ class Settler:
         return self._ledger.alive
 
     @property
+    def lapsed(self) -> bool:
+        """True once a consumer's socket is gone: the broker redelivers what it left unsettled,
+        so its messages can no longer be settled and working on them is wasted (a reader's
+        never lapse: nothing sends them again)."""
+        return self._redelivers and not self._ledger.alive
+
+    @property
     def saturated(self) -> bool:
         """True when a consumer holds all its credit: nothing more comes until it settles."""
         return self._state.saturated

@@ -73,8 +73,8 @@ class Pipeline:
     ``on_failure`` (nacked by default).
 
     Messages left unsettled when a run fails or stops, or whose calls had not started when
-    the source completed by itself (its client closed: they could not be acked), are
-    redelivered by the broker and counted out of ``stats.received`` again, so
+    the source completed by itself (its client closed) or its socket dropped (they could not
+    be acked), are redelivered by the broker and counted out of ``stats.received`` again, so
     ``stats.in_flight`` stays the work in hand. ``concurrency`` may not exceed the source's
     ``max_in_flight`` (``consume`` passes its own): no more messages are ever in hand.
 

@@ -14,19 +14,29 @@ What it guarantees:
   key stays held from its job's first call until that job is settled and its last call has
   returned, retries included;
 - each item taken in ends exactly once: :class:`Succeeded`, :class:`Failed` (after its last
-  attempt) or :class:`Dropped` (left unsettled when the stream stops, for the broker to
-  redeliver);
+  attempt) or :class:`Dropped` (left unsettled when the stream stops, or when it ``lapsed``:
+  its socket is gone, for the broker to redeliver);
 - retries of failed attempts start before new items; nothing starts after the end.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from rxstargate.operators._jobs import (
+    Action,
+    Completed,
+    Dropped,
+    Failed,
+    Job,
+    JobState,
+    RetryLater,
+    Start,
+    Succeeded,
+)
 from rxstargate.operators._retry import Retry
 
 __all__ = [
@@ -51,17 +61,6 @@ class NotRetriable:
     """Marks an error that retrying cannot help: its item fails at once, whatever the policy."""
 
 
-class JobState(StrEnum):
-    """Where one item is on its way through the handler."""
-
-    WAITING = "waiting"  # taken in, not started (behind its key, or for a slot)
-    RUNNING = "running"  # an attempt runs and its outcome is not decided yet
-    DELAYED = "delayed"  # an attempt failed: waits for the retry delay
-    DUE = "due"  # the delay passed: starts at the next free slot (after its timed-out call)
-    SETTLED = "settled"  # succeeded or failed for good (a timed-out call may still run)
-    DROPPED = "dropped"  # left unsettled by the end of the stream
-
-
 class LanesState(StrEnum):
     """Where the whole stage is in its life."""
 
@@ -77,73 +76,6 @@ _WAITING, _RUNNING, _DELAYED = JobState.WAITING, JobState.RUNNING, JobState.DELA
 _DUE, _SETTLED, _DROPPED = JobState.DUE, JobState.SETTLED, JobState.DROPPED
 _DRAINING = LanesState.DRAINING
 
-
-class Job(Generic[T]):
-    """One item across its attempts. The core owns its fields; drivers only read them."""
-
-    __slots__ = ("attempt", "calls", "decided", "item", "key", "state")
-
-    def __init__(self, item: T, key: Hashable) -> None:
-        self.item = item
-        self.key = key
-        self.state = _WAITING
-        self.attempt = 0  # the attempt started last, from 1
-        self.decided = 0  # the last attempt whose outcome counts (a late one is ignored)
-        self.calls = 0  # calls started and not returned yet
-
-    def __repr__(self) -> str:
-        return f"Job({self.item!r}, key={self.key!r}, {self.state}, attempt={self.attempt})"
-
-
-@dataclass(slots=True)
-class Start(Generic[T]):
-    """Call the handler for ``job``: its ``attempt``-th call, on worker ``worker``."""
-
-    job: Job[T]
-    attempt: int
-    worker: int
-
-
-@dataclass(slots=True)
-class Succeeded(Generic[T]):
-    """``job``'s ``attempt`` returned ``result``: emit or settle it."""
-
-    job: Job[T]
-    attempt: int
-    result: Any
-
-
-@dataclass(slots=True)
-class Failed(Generic[T]):
-    """``job`` failed for good on ``attempt``: settle it by the failure policy."""
-
-    job: Job[T]
-    attempt: int
-    error: BaseException
-
-
-@dataclass(slots=True)
-class RetryLater(Generic[T]):
-    """``job``'s ``attempt`` failed: report ``retry_due(job)`` after ``delay`` seconds."""
-
-    job: Job[T]
-    attempt: int
-    delay: float
-
-
-@dataclass(slots=True)
-class Dropped(Generic[T]):
-    """``jobs`` are left unsettled (the broker redelivers them); forget their retry timers."""
-
-    jobs: tuple[Job[T], ...]
-
-
-@dataclass(slots=True)
-class Completed:
-    """The upstream completed and every item ended: complete the stream."""
-
-
-Action = Start[T] | Succeeded[T] | Failed[T] | RetryLater[T] | Dropped[T] | Completed
 
 _COMPLETED = Completed()
 
@@ -161,7 +93,14 @@ class Lanes(Generic[T]):
         [Succeeded(job=Job('a', key=None, settled, attempt=1), attempt=1, result='A')]
     """
 
-    def __init__(self, concurrency: int, *, key_ordered: bool = False, retry: Retry | None = None):
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        key_ordered: bool = False,
+        retry: Retry | None = None,
+        lapsed: Callable[[T], bool] | None = None,
+    ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
@@ -170,6 +109,7 @@ class Lanes(Generic[T]):
         self.ended = False  # completed or stopped: nothing starts, outcomes are ignored
         self.running = 0  # calls started and not returned, timed-out ones included
         self._retry = retry
+        self._lapsed = lapsed  # lapsed(item): True once it cannot be settled (drop_lapsed)
         self._upstream_done = False
         self._open: set[Job[T]] = set()  # taken in and not ended yet
         self._ready: collections.deque[Job[T]] = collections.deque()  # may start, in order
@@ -231,9 +171,10 @@ class Lanes(Generic[T]):
         actions: list[Action[T]] = []
         if self.ended:
             return actions
-        if attempt > job.decided:
+        lapsed = self._drop_if_lapsed(job, actions)  # its outcome ignored, its key released
+        if attempt > job.decided and job.state is not _DROPPED:
             self._decide(job, attempt, result, error, actions)
-        elif not job.calls:
+        elif not job.calls and not lapsed:
             self._after_last_call(job)
         if self._due or self._ready:
             self._start(actions)
@@ -245,8 +186,11 @@ class Lanes(Generic[T]):
         """``attempt`` ran past its timeout: it fails with ``error`` now, and its call keeps
         its slot (and, with ``key_ordered``, its key) until it returns."""
         actions: list[Action[T]] = []
-        if self.ended or attempt <= job.decided:
+        if self.ended or attempt <= job.decided or job.state is _DROPPED:
             return actions  # it returned in time, or it is over
+        if self._drop_if_lapsed(job, actions):
+            self._maybe_complete(actions)
+            return actions
         self._decide(job, attempt, None, error, actions)
         self._maybe_complete(actions)
         return actions
@@ -261,6 +205,7 @@ class Lanes(Generic[T]):
         self._due.append(job)
         actions: list[Action[T]] = []
         self._start(actions)
+        self._maybe_complete(actions)  # it may have lapsed, the last one open
         return actions
 
     def upstream_done(self) -> list[Action[T]]:
@@ -292,6 +237,15 @@ class Lanes(Generic[T]):
         self._maybe_complete(actions)
         return actions
 
+    def drop_lapsed(self) -> list[Action[T]]:
+        """The source's socket was replaced: the jobs whose items lapsed are left unsettled (the
+        broker redelivers them); a call in progress keeps its slot, its outcome ignored."""
+        actions: list[Action[T]] = []
+        if not self.ended and self._forget_lapsed(actions):
+            self._start(actions)
+            self._maybe_complete(actions)
+        return actions
+
     def stop(self) -> list[Action[T]]:
         """The stream ended (disposed, or failed): every open job is left unsettled."""
         if self.ended:
@@ -311,9 +265,12 @@ class Lanes(Generic[T]):
 
     def _start(self, actions: list[Action[T]]) -> None:
         """Start what may start: retries first, then items in arrival order."""
-        due, ready = self._due, self._ready
+        due, ready, lapsed = self._due, self._ready, self._lapsed
         while (due or ready) and self.running < self.concurrency:
             job = due.popleft() if due else ready.popleft()
+            if lapsed is not None and self._drop_if_lapsed(job, actions):  # not started
+                due, ready = self._due, self._ready
+                continue
             self.running += 1
             job.calls += 1
             job.attempt += 1
@@ -399,6 +356,33 @@ class Lanes(Generic[T]):
         for key, behind in self._held.items():
             self._held[key] = collections.deque(j for j in behind if j.state is _WAITING)
         actions.append(Dropped(tuple(dropped)))
+
+    def _drop_if_lapsed(self, job: Job[T], actions: list[Action[T]]) -> bool:
+        """If ``job`` lapsed, drop it with every other lapsed job (its socket's); says so."""
+        lapsed = self._lapsed
+        return bool(lapsed and job.state is not _DROPPED and lapsed(job.item)) and (
+            self._forget_lapsed(actions)
+        )
+
+    def _forget_lapsed(self, actions: list[Action[T]]) -> bool:
+        """Leave the lapsed jobs unsettled, each alone: the next job of its key may start (its
+        redelivered copy comes after it). False when none lapsed."""
+        lapsed = self._lapsed
+        jobs = [job for job in self._open if lapsed(job.item)] if lapsed is not None else []
+        behind = {id(job) for queue in self._held.values() for job in queue}
+        holders = [job for job in jobs if id(job) not in behind and not job.calls]
+        for job in jobs:
+            job.state = _DROPPED
+        self._open.difference_update(jobs)
+        self._ready = collections.deque(j for j in self._ready if j.state is not _DROPPED)
+        self._due = collections.deque(j for j in self._due if j.state is not _DROPPED)
+        for key, queue in self._held.items():  # empty unless key_ordered
+            self._held[key] = collections.deque(j for j in queue if j.state is not _DROPPED)
+        for job in holders:  # a running one releases its key when its call returns
+            self._release(job)
+        if jobs:  # first: its driver counts them out before emitting what came before
+            actions.insert(0, Dropped(tuple(jobs)))
+        return bool(jobs)
 
     def _maybe_complete(self, actions: list[Action[T]]) -> None:
         if self._upstream_done and not self._open and not self.running and not self.ended:

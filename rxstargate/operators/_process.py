@@ -63,6 +63,9 @@ def process(
     the timeout, and the call keeps its slot and key until it returns (a coroutine is
     cancelled). What the downstream ``on_next`` raises reaches its ``on_error``, once, and
     ends the stream. Disposing leaves messages waiting for a retry unsettled (redelivered).
+    A message whose consumer socket dropped before its call started is dropped, not handled
+    (the broker redelivers it on the new socket), and the outcome of a call in progress for
+    one is ignored, so ``stats.in_flight`` stays within the source's ``max_in_flight``.
 
     Marble::
 

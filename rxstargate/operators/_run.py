@@ -78,6 +78,17 @@ class ProcessSettings:
     refuse_leave: bool = False  # a Leave fails its message: nothing later would settle it
 
 
+def _lapsed_settler(settler: Any) -> bool:
+    return bool(getattr(settler, "lapsed", False))
+
+
+def _lapsed(message: Message[Any]) -> bool:
+    """Whether ``message`` came from a consumer's socket that is gone: it cannot be settled
+    any more and the broker redelivers it, so its handler is not to be called (as Pulsar's
+    clients clear their receive queue on reconnect)."""
+    return _lapsed_settler(message._settler)
+
+
 class Run:
     """The state of one subscription to ``process``."""
 
@@ -92,8 +103,9 @@ class Run:
             settings.concurrency > 1 or settings.retry is not None
         )
         self._lanes: Lanes[Message[Any]] = Lanes(
-            settings.concurrency, key_ordered=key_ordered, retry=settings.retry
+            settings.concurrency, key_ordered=key_ordered, retry=settings.retry, lapsed=_lapsed
         )
+        self._last_settler: Any = None  # the settler of the last message taken in
         self._timeout = settings.timeout
         self._policy = settings.policy
         self._scheduler = settings.scheduler or TimerScheduler.shared()
@@ -138,11 +150,18 @@ class Run:
         if self._direct:
             self._handle_here(message)
             return
+        settler, swept = message._settler, None
         with self._lock:
             if self._lanes.ended:
                 return  # after the end: left alone
+            if settler is not self._last_settler:
+                if self._last_settler is not None and _lapsed_settler(self._last_settler):
+                    swept = self._lanes.drop_lapsed()  # a new socket's: the old one's go
+                self._last_settler = settler
             actions = self._lanes.offer(message, message.key)
         self._stats.add("received")
+        if swept:
+            self._perform(swept)
         self._perform(actions)
 
     def on_error(self, error: Exception) -> None:
@@ -234,6 +253,8 @@ class Run:
         """Call a plain handler on this thread; what the lanes decide about its outcome."""
         if self._lanes.ended:
             return []  # ended while this call waited for its thread: it never starts
+        if _lapsed(start.job.item):  # its socket dropped while this call waited for a thread
+            return self._never_started(start)
         timer = None
         if self._timeout is not None:
             timer = self._scheduler.schedule_relative(
@@ -249,7 +270,17 @@ class Run:
         with self._lock:
             return self._lanes.returned(start.job, start.attempt, start.worker, result, error)
 
+    def _never_started(self, start: _Start) -> list[Action[Message[Any]]]:
+        """A lapsed message's call is not made: it is dropped with the others of its socket."""
+        with self._lock:
+            actions = self._lanes.drop_lapsed()
+            actions += self._lanes.returned(start.job, start.attempt, start.worker)
+        return actions
+
     def _start_async(self, start: _Start) -> None:
+        if _lapsed(start.job.item):
+            self._perform(self._never_started(start))
+            return
         timer = SingleAssignmentDisposable()
 
         def done(task: asyncio.Future[Any]) -> None:

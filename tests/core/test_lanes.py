@@ -218,6 +218,67 @@ def test_when_the_source_is_gone_what_has_not_started_never_starts() -> None:
     assert ok(lanes, b1) == [Succeeded(b1.job, 1, None), Completed()]
 
 
+def test_items_that_lapsed_are_dropped_instead_of_started() -> None:
+    lapsed: set[str] = set()
+    lanes: Lanes[str] = Lanes(1, lapsed=lapsed.__contains__)
+    old = only_start(lanes.offer("old1"))
+    lanes.offer("old2")
+    lanes.offer("old3")
+    lapsed.update({"old1", "old2", "old3"})  # their socket dropped
+    lanes.offer("new1")
+    actions = ok(lanes, old, "ignored")  # the outcome of a lapsed call does not count
+    assert isinstance(actions[0], Dropped)
+    assert sorted(job.item for job in actions[0].jobs) == ["old1", "old2", "old3"]
+    assert starts(actions) == ["new1"] and len(actions) == 2
+    assert lanes.open == 1 and lanes.running == 1
+
+
+def test_a_retry_that_lapsed_while_it_waited_is_dropped_when_due() -> None:
+    lapsed: set[str] = set()
+    lanes: Lanes[str] = Lanes(1, lapsed=lapsed.__contains__, retry=no_wait_retry(3))
+    first = only_start(lanes.offer("a"))
+    [later] = fail(lanes, first)
+    assert isinstance(later, RetryLater)
+    lanes.upstream_done()
+    lapsed.add("a")
+    [dropped, completed] = lanes.retry_due(first.job)
+    assert isinstance(dropped, Dropped) and [job.item for job in dropped.jobs] == ["a"]
+    assert completed == Completed() and lanes.running == 0
+
+
+def test_a_lapsed_call_in_progress_keeps_its_slot_and_its_outcome_is_ignored() -> None:
+    lapsed: set[str] = set()
+    lanes: Lanes[str] = Lanes(1, lapsed=lapsed.__contains__, retry=no_wait_retry(3))
+    old = only_start(lanes.offer("old"))
+    lanes.offer("new")
+    lapsed.add("old")
+    [dropped] = lanes.drop_lapsed()
+    assert isinstance(dropped, Dropped) and [job.item for job in dropped.jobs] == ["old"]
+    assert lanes.running == 1 and lanes.open == 1  # "new" waits for the slot
+    assert lanes.timed_out(old.job, old.attempt, BOOM) == []
+    assert starts(fail(lanes, old)) == ["new"]  # no retry, no failure: just the slot back
+    assert lanes.open == 1 and lanes.running == 1
+
+
+def test_with_key_order_a_lapsed_item_lets_the_next_of_its_key_start() -> None:
+    lapsed: set[str] = set()
+    lanes: Lanes[str] = Lanes(2, key_ordered=True, lapsed=lapsed.__contains__)
+    a1 = only_start(lanes.offer("a1", "a"))
+    b1 = only_start(lanes.offer("b1", "b"))
+    lanes.offer("c1", "c")  # waits for a slot, holding its key
+    lanes.offer("a2", "a")
+    lanes.offer("c2", "c")
+    lanes.offer("b2", "b")
+    lapsed.update({"a1", "b1", "c1"})
+    [dropped] = lanes.drop_lapsed()
+    assert isinstance(dropped, Dropped)
+    assert sorted(job.item for job in dropped.jobs) == ["a1", "b1", "c1"]
+    # c2 holds "c" now; a2 and b2 wait for a1's and b1's calls to return
+    assert starts(ok(lanes, a1)) == ["c2"]
+    assert starts(ok(lanes, b1)) == ["a2"]
+    assert lanes.open == 3 and lanes.running == 2
+
+
 def test_a_concurrency_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         Lanes(0)

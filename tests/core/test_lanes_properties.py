@@ -2,11 +2,13 @@
 
 A simulated driver feeds :class:`Lanes` what a real one could see, in an order hypothesis
 picks: items arriving, calls returning or failing, timeouts, retry delays passing, the
-upstream completing, stop and the two drops. After every step it checks the invariants:
-never more than ``concurrency`` calls at once (timed-out ones included), no worker used by
-two calls, one call per key at a time with ``key_ordered`` and each key's items started and
-settled in arrival order, nothing started after the end; and once everything has run out,
-every item ended exactly once (succeeded, failed or dropped) and the stage completed once.
+upstream completing, stop, the two drops and items lapsing (their socket is gone). After
+every step it checks the invariants: never more than ``concurrency`` calls at once (timed-out
+ones included), no worker used by two calls, one call per key at a time with ``key_ordered``
+and each key's items started and settled in arrival order, nothing started after the end,
+no call started for a lapsed item nor a lapsed call's outcome counted; and once everything
+has run out, every item ended exactly once (succeeded, failed or dropped) and the stage
+completed once.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Driver:
     started: dict[str | None, list[int]] = field(default_factory=dict)  # first attempts
     settled: dict[str | None, list[int]] = field(default_factory=dict)
     completed: int = 0
+    lapsed: set[int] = field(default_factory=set)  # items whose socket is gone
 
     def offer(self) -> None:
         item = self.offered
@@ -71,6 +74,7 @@ class Driver:
             if isinstance(action, Start):
                 self._started(action)
             elif isinstance(action, Succeeded | Failed):
+                assert action.job.item not in self.lapsed, "a lapsed item's outcome counted"
                 self._end(action.job.item, type(action).__name__)
                 self.settled.setdefault(action.job.key, []).append(action.job.item)
                 if isinstance(action, Failed) and action.error is FAILURE:
@@ -94,6 +98,7 @@ class Driver:
     def _started(self, start: Start[int]) -> None:
         assert not self.ended_by_stop and not self.completed, "a call started after the end"
         assert start.job.item not in self.ended
+        assert start.job.item not in self.lapsed, "a lapsed item started"
         if start.attempt == 1:
             self.started.setdefault(start.job.key, []).append(start.job.item)
         self.calls.append(start)
@@ -147,6 +152,11 @@ def step(driver: Driver, data: st.DataObject, ends: list[str]) -> bool:
     elif choice == "retry_due":
         job = driver.delayed.pop(data.draw(st.integers(0, len(driver.delayed) - 1)))
         driver.apply(lanes.retry_due(job))
+    elif choice == "lapse":  # a socket drops: what was taken so far lapses
+        driver.drained = True
+        driver.lapsed.update(driver.taken)
+        if data.draw(st.booleans()):  # a new socket's first item arrives
+            driver.apply(lanes.drop_lapsed())
     elif choice == "stop":
         driver.ended_by_stop = driver.ended_by_stop or not lanes.ended
         driver.drained = True
@@ -188,9 +198,14 @@ def test_the_lanes_keep_their_promises_whatever_happens_in_any_order(
     data: st.DataObject,
 ) -> None:
     retry = None if attempts is None else Retry(attempts=attempts, initial=0.0, jitter=0.0)
-    lanes: Lanes[int] = Lanes(concurrency, key_ordered=key_ordered, retry=retry)
-    driver = Driver(lanes, keys, attempts)
-    ends = data.draw(st.lists(st.sampled_from(["stop", "drop_delayed", "drop_waiting"])))
+    lapsed: set[int] = set()
+    lanes: Lanes[int] = Lanes(
+        concurrency, key_ordered=key_ordered, retry=retry, lapsed=lapsed.__contains__
+    )
+    driver = Driver(lanes, keys, attempts, lapsed=lapsed)
+    ends = data.draw(
+        st.lists(st.sampled_from(["stop", "drop_delayed", "drop_waiting", "lapse", "lapse"]))
+    )
     for _ in range(data.draw(st.integers(0, 60))):
         if not step(driver, data, ends):
             break
