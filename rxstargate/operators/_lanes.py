@@ -218,24 +218,12 @@ class Lanes(Generic[T]):
     def drop_delayed(self) -> list[Action[T]]:
         """Stopping: leave the jobs that wait for a retry delay (with ``key_ordered``, and the
         jobs behind their keys) unsettled, and every attempt that fails from now on."""
-        if self.ended:
-            return []
-        self.state = LanesState.DRAINING
-        actions: list[Action[T]] = []
-        self._drop([job for job in self._open if job.state is _DELAYED], actions)
-        self._maybe_complete(actions)
-        return actions
+        return self._drain(lambda job: job.state is _DELAYED)
 
     def drop_waiting(self) -> list[Action[T]]:
         """The source is gone (its socket closed): what has not started never will. Leaves
         every job that is not running unsettled, and every attempt that fails from now on."""
-        if self.ended:
-            return []
-        self.state = LanesState.DRAINING
-        actions: list[Action[T]] = []
-        self._drop([job for job in self._open if job.state is not _RUNNING], actions)
-        self._maybe_complete(actions)
-        return actions
+        return self._drain(lambda job: job.state is not _RUNNING)
 
     def drop_lapsed(self) -> list[Action[T]]:
         """The source's socket was replaced: the jobs whose items lapsed are left unsettled (the
@@ -288,7 +276,7 @@ class Lanes(Generic[T]):
         job.decided = attempt
         if error is None:
             actions.append(Succeeded(job, attempt, result))
-        elif self._retries(error, attempt):
+        elif _retries(self._retry, error, attempt):
             if self.state is _DRAINING:
                 self._drop([job], actions)
             else:
@@ -302,14 +290,6 @@ class Lanes(Generic[T]):
         self._open.discard(job)
         if self.key_ordered and not job.calls:
             self._release(job)
-
-    def _retries(self, error: BaseException, attempt: int) -> bool:
-        retry = self._retry
-        return (
-            retry is not None
-            and not isinstance(error, NotRetriable)
-            and retry.retries(error, attempt)
-        )
 
     def _after_last_call(self, job: Job[T]) -> None:
         """A late call returned and none of ``job``'s runs any more: what waited for it goes."""
@@ -348,14 +328,27 @@ class Lanes(Generic[T]):
                 behind.clear()
                 if not job.calls:
                     del self._held[job.key]  # else once its timed-out call returns
-        if not dropped:
-            return
+        if dropped:
+            self._forget(dropped)
+            actions.append(Dropped(tuple(dropped)))
+
+    def _drain(self, leave: Callable[[Job[T]], bool]) -> list[Action[T]]:
+        """Draining: the open jobs ``leave`` picks are left unsettled (see :meth:`_drop`)."""
+        if self.ended:
+            return []
+        self.state = LanesState.DRAINING
+        actions: list[Action[T]] = []
+        self._drop([job for job in self._open if leave(job)], actions)
+        self._maybe_complete(actions)
+        return actions
+
+    def _forget(self, dropped: list[Job[T]]) -> None:
+        """Take jobs just dropped out of the open set and every queue."""
         self._open.difference_update(dropped)
-        self._ready = collections.deque(j for j in self._ready if j.state is _WAITING)
-        self._due = collections.deque(j for j in self._due if j.state is _DUE)
-        for key, behind in self._held.items():
-            self._held[key] = collections.deque(j for j in behind if j.state is _WAITING)
-        actions.append(Dropped(tuple(dropped)))
+        self._ready = collections.deque(j for j in self._ready if j.state is not _DROPPED)
+        self._due = collections.deque(j for j in self._due if j.state is not _DROPPED)
+        for key, queue in self._held.items():  # empty unless key_ordered
+            self._held[key] = collections.deque(j for j in queue if j.state is not _DROPPED)
 
     def _drop_if_lapsed(self, job: Job[T], actions: list[Action[T]]) -> bool:
         """If ``job`` lapsed, drop it with every other lapsed job (its socket's); says so."""
@@ -373,11 +366,7 @@ class Lanes(Generic[T]):
         holders = [job for job in jobs if id(job) not in behind and not job.calls]
         for job in jobs:
             job.state = _DROPPED
-        self._open.difference_update(jobs)
-        self._ready = collections.deque(j for j in self._ready if j.state is not _DROPPED)
-        self._due = collections.deque(j for j in self._due if j.state is not _DROPPED)
-        for key, queue in self._held.items():  # empty unless key_ordered
-            self._held[key] = collections.deque(j for j in queue if j.state is not _DROPPED)
+        self._forget(jobs)
         for job in holders:  # a running one releases its key when its call returns
             self._release(job)
         if jobs:  # first: its driver counts them out before emitting what came before
@@ -389,3 +378,10 @@ class Lanes(Generic[T]):
             self.state = LanesState.COMPLETED
             self.ended = True
             actions.append(_COMPLETED)
+
+
+def _retries(retry: Retry | None, error: BaseException, attempt: int) -> bool:
+    """Whether a failed ``attempt`` is tried again."""
+    if retry is None or isinstance(error, NotRetriable):
+        return False
+    return retry.retries(error, attempt)

@@ -59,13 +59,12 @@ def process(
     :func:`dead_letter` (a copy to a dead-letter topic, then acked) or ``"error"`` (the stream
     ends with it); so is a message that failed the stream's schema, without a call. With
     ``key_ordered`` a key's messages are handled one at a time in arrival order (no key is a
-    key too). A threaded call past its timeout cannot be stopped: its message is settled at
-    the timeout, and the call keeps its slot and key until it returns (a coroutine is
-    cancelled). What the downstream ``on_next`` raises reaches its ``on_error``, once, and
-    ends the stream. Disposing leaves messages waiting for a retry unsettled (redelivered).
-    A message whose consumer socket dropped before its call started is dropped, not handled
-    (the broker redelivers it on the new socket), and the outcome of a call in progress for
-    one is ignored, so ``stats.in_flight`` stays within the source's ``max_in_flight``.
+    key too). A threaded call past its timeout cannot be stopped: its message is settled then,
+    and the call keeps its slot and key until it returns (a coroutine is cancelled). What the
+    downstream ``on_next`` raises reaches its ``on_error``, once, and ends the stream.
+    Disposing leaves messages waiting for a retry unsettled (redelivered), and so does a dropped
+    consumer socket, as in Pulsar's clients: its messages not yet called are dropped and the
+    outcome of calls in progress for them ignored (the broker redelivers them).
 
     Marble::
 
@@ -78,18 +77,16 @@ def process(
             more than the stream's ``max_in_flight`` would never be used.
         key_ordered: keep each key's order while running keys in parallel.
         timeout: seconds (or a timedelta) a call may take before it counts as failed.
-        retry: how to retry a failed call; None fails at once.
+        retry: how to retry a failed call (None: not at all).
         on_failure: what to do with a message after its last failed attempt.
         scheduler: the Rx scheduler of retry delays and timeouts (a TestScheduler in tests).
-        stats: counters to update; a message left unsettled at the end (for the broker to
-            redeliver) is counted out of ``received`` again.
+        stats: counters to update (a message left unsettled is counted out of ``received``).
 
     Raises:
         ConfigurationError: for a bad argument, naming it, before anything runs.
 
     Example:
-        >>> stream.pipe(process(charge, concurrency=8, key_ordered=True,  # doctest: +SKIP
-        ...     retry=Retry(attempts=3))).subscribe(rs.acknowledger())
+        >>> stream.pipe(process(charge, concurrency=8)).subscribe(acknowledger())  # doctest: +SKIP
     """
     settings = checked_settings(
         handler, concurrency, key_ordered, timeout, retry, on_failure, scheduler, stats

@@ -116,12 +116,8 @@ class Run:
         # Where calls run: a plain handler at concurrency 1 runs on the thread that starts it
         # (the delivering thread, as ops.map would), others on a pool or an event loop.
         self._inline = settings.concurrency == 1 and not self._call.is_async
-        self._pool: PoolExecutor | None = None
-        self._loop: LoopExecutor | None = None
-        if self._call.is_async:
-            self._loop = LoopExecutor()
-        elif not self._inline:
-            self._pool = PoolExecutor(settings.concurrency)
+        self._loop = LoopExecutor() if self._call.is_async else None
+        self._pool = None if self._inline or self._loop else PoolExecutor(settings.concurrency)
         # An exception the observer raises ends the stream there: stop calling the handler.
         # Inline calls without timers emit only inside upstream events, which the upstream
         # serializes already; otherwise calls end on other threads and emission needs a lock.
@@ -137,7 +133,7 @@ class Run:
 
     def on_next(self, message: Message[Any]) -> None:
         if not isinstance(message, Message):
-            self._fail_stream(
+            self.on_error(
                 ConfigurationError(
                     f"process() takes Messages, not {type(message).__name__}: put it first,"
                     " right after observe()"
@@ -197,10 +193,6 @@ class Run:
             message_id=str(message.message_id),
         )
         self._failed(message, error, 1)
-
-    def _fail_stream(self, error: Exception) -> None:
-        self._stop()
-        self._observer.on_error(error)
 
     def _stop(self) -> None:
         self._decide(self._lanes.stop)
@@ -365,7 +357,7 @@ class Run:
     def _failed(self, message: Message[Any], error: BaseException, attempt: int) -> None:
         self._stats.add("failed")
         if self._policy == "error":
-            self._fail_stream(error if isinstance(error, Exception) else RuntimeError(error))
+            self.on_error(error if isinstance(error, Exception) else RuntimeError(error))
             return
         log.info("message %s failed after %d attempt(s): %r", message.message_id, attempt, error)
         settle_failure(self._policy, message, error, attempt, self._dead_lettered)
