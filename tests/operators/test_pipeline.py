@@ -81,7 +81,10 @@ def test_a_pipeline_restarts_after_its_stream_fails_for_a_retriable_reason(
         topic = client.topic(topic_name)
         handled: list[bytes] = []
         pipeline = topic.consume(
-            "work", lambda m: handled.append(m.payload), restart=rs.Backoff(initial=0.2, cap=0.5)
+            "work",
+            lambda m: handled.append(m.payload),
+            restart=rs.Backoff(initial=0.2, cap=0.5),
+            start="earliest",  # start() does not wait for the subscription: "before" may be first
         ).start()
         producer = direct.topic(topic_name).producer()
         producer.send(b"before")
