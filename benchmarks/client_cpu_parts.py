@@ -71,6 +71,13 @@ def _server_frames(texts: list[str], whole: bool = False) -> FrameReader:
 WINDOW = 1000
 
 
+def _texts(reader: FrameReader) -> list[str]:
+    """The whole data frames ``reader`` holds, read as the I/O loop reads a busy socket."""
+    texts: list[str] = []
+    reader.take_texts(texts)
+    return texts
+
+
 def _step(steps: dict[str, float], name: str, count: int, work: Callable[[], Any]) -> Any:
     """Run ``work`` (one window of ``count`` messages); add its CPU per message to ``steps``."""
     start = time.process_time()
@@ -108,12 +115,7 @@ def consume_steps(steps: dict[str, float], count: int) -> None:
     source.pipe(ops.take(count)).subscribe(rs.acknowledger())
     deliver_to = observers[0].on_next
 
-    def read() -> list[str]:
-        texts: list[str] = []
-        frames_in.take_texts(texts)  # as the I/O loop reads a busy socket
-        return texts
-
-    texts = _step(steps, "read frames (unframe + UTF-8)", count, read)
+    texts = _step(steps, "read frames (unframe + UTF-8)", count, lambda: _texts(frames_in))
     frames = _step(steps, "decode JSON frames", count, lambda: [decode_message(t) for t in texts])
     messages = _step(
         steps, "build Messages", count, lambda: [factory.build(f, settler) for f in frames]
@@ -159,12 +161,7 @@ def produce_steps(steps: dict[str, float], count: int) -> None:
         whole=True,
     )
 
-    def read() -> list[str]:
-        texts: list[str] = []
-        frames_in.take_texts(texts)  # as the I/O loop reads a busy socket
-        return texts
-
-    texts = _step(steps, "read ack frames (unframe + UTF-8)", count, read)
+    texts = _step(steps, "read ack frames (unframe + UTF-8)", count, lambda: _texts(frames_in))
     acks = _step(steps, "decode ack frames", count, lambda: [decode_producer_ack(t) for t in texts])
     settled = _step(steps, "settle (ProducerAck)", count, lambda: [state.acked(a) for a in acks])
     _step(steps, "free slots (delivered)", count, lambda: state.delivered(settled))

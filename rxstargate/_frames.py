@@ -55,8 +55,8 @@ class _Base64(fields.Field[bytes]):
         if not isinstance(value, str):
             raise ValidationError("Not a valid string.")
         try:
-            return binascii.a2b_base64(value, strict_mode=True) if value else b""
-        except (binascii.Error, ValueError):
+            return _base64.decode(value)
+        except ValueError:  # binascii.Error is one
             raise ValidationError("Not valid base64.") from None
 
 
@@ -183,7 +183,7 @@ def decode_message(text: str) -> MessageFrame:
     if usual is not None:
         mid, payload, props, published, count, event, key, topic = usual.groups()
         try:
-            raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
+            raw = _base64.decode(payload)
         except ValueError:  # binascii.Error is one
             pass  # refused below, with the reason
         else:
