@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from rxstargate import _handshakes
 from rxstargate._config import TransportConfig
 from rxstargate._fanout import Fanout
 from rxstargate._ioloop import IOLoop
@@ -173,6 +174,7 @@ class ClientContext:
             self._streams.clear()
             self._ending.clear()
             self._hooks.clear()
+        _handshakes.cut_short(owner=self.transport)  # sockets still opening are not wanted
         for stream in streams:
             try:
                 stream._begin_close(True)

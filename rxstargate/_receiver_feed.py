@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import cast
 
+from rxstargate import _handshakes
 from rxstargate._context import ClientContext
 from rxstargate._frames import MessageFrame, decode_message
 from rxstargate._reader_position import ReaderPosition
@@ -114,6 +115,8 @@ class Feed:
         """Wait for the socket's end (until ``deadline``, then cut it) and the feed's thread."""
         if self._thread is threading.current_thread():
             return  # the feed's own thread ends the feed on its way out
+        if not self.ended.is_set():
+            _handshakes.cut_short(thread=self._thread)  # a stopped feed wants no new socket
         if not self.ended.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 conn = self.conn

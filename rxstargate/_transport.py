@@ -32,6 +32,7 @@ from typing import Any
 
 import websocket
 
+from rxstargate import _handshakes
 from rxstargate._config import TlsOptions, TransportConfig, redact_url
 from rxstargate._pinging import CLOSED, CLOSING, OPEN, PingsWhenIdle
 from rxstargate._seam import LostCallback, Transport, close_error
@@ -356,7 +357,10 @@ def _handshake(url: str, config: TransportConfig) -> Any:
     ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
     safe_url = redact_url(url)
     try:
-        ws.connect(url, header=header, timeout=config.connect_timeout, suppress_origin=True)
+        with _handshakes.attempt(ws, config) as attempt:
+            ws.connect(url, header=header, timeout=config.connect_timeout, suppress_origin=True)
+        if attempt.cut:
+            raise OSError("the handshake was cut short: its stream or client stopped")
     except websocket.WebSocketBadStatusException as exc:
         ws.shutdown()
         body = exc.resp_body or b""

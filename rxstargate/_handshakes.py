@@ -1,0 +1,80 @@
+"""The WebSocket handshakes in progress, so that a stop can cut one short.
+
+A server that accepts the TCP connection and never answers the upgrade holds the opening thread
+in websocket-client's handshake for up to ``connect_timeout``. A stream that stops, or a client
+that closes, does not want that socket any more: shutting it down ends the handshake at once
+(it fails with a connection error that nobody waits for).
+
+The TCP connect itself cannot be cut short this way (websocket-client owns the socket until the
+connect returns); it is marked, and given up as soon as it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_lock = threading.Lock()
+_in_progress: dict[int, _Attempt] = {}  # by the opening thread's ident
+
+
+@dataclass
+class _Attempt:
+    ws: Any  # websocket.WebSocket
+    owner: object  # what opened it: the client's TransportConfig
+    cut: bool = False
+
+
+@contextlib.contextmanager
+def attempt(ws: Any, owner: object) -> Iterator[_Attempt]:
+    """Register the handshake that ``ws`` is about to make on this thread."""
+    ident = threading.get_ident()
+    current = _Attempt(ws, owner)
+    with _lock:
+        _in_progress[ident] = current
+    try:
+        yield current
+    finally:
+        with _lock:
+            if _in_progress.get(ident) is current:
+                del _in_progress[ident]
+
+
+def cut_short(
+    *, thread: threading.Thread | None = None, owner: object = None, patience: float = 0.5
+) -> None:
+    """End the handshake in progress on ``thread``, or every one that ``owner`` opened.
+
+    A handshake whose TCP connect has not returned yet is waited for up to ``patience``
+    seconds (websocket-client hands over its socket microseconds after the connect), then
+    left marked: it is given up as soon as its connect returns.
+    """
+    with _lock:
+        found = [
+            a
+            for ident, a in _in_progress.items()
+            if (thread is not None and ident == thread.ident)
+            or (owner is not None and a.owner is owner)
+        ]
+        for a in found:
+            a.cut = True
+    give_up = time.monotonic() + patience
+    for a in found:
+        while a.ws.sock is None and _running(a) and time.monotonic() < give_up:
+            time.sleep(0.005)
+        sock = a.ws.sock
+        if sock is not None:
+            # The plain socket's shutdown even for TLS: it ends a read in progress on another
+            # thread without touching the SSL object that read is using.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _running(a: _Attempt) -> bool:
+    with _lock:
+        return any(other is a for other in _in_progress.values())

@@ -1,0 +1,112 @@
+"""A stream or client that stops while a server sits on its handshake does not wait it out.
+
+A server (or a proxy, or a half-dead gateway) that accepts the TCP connection and never answers
+the WebSocket upgrade holds the opening thread for up to ``connect_timeout``. Stopping must cut
+that handshake short: Ctrl-C on ``rxstargate tail`` or disposing a subscription in a notebook
+returns at once, and leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import rxstargate as rs
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
+#: Far longer than any test here may take: a thread still in its handshake after a stop is
+#: the bug, whatever the machine's speed.
+HANDSHAKE_TIMEOUT = 120.0
+WAIT_SECONDS = 10.0
+
+
+class SilentServer:
+    """Accepts connections and never answers them."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.05)
+        self.accepted: list[socket.socket] = []
+        self.first = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="test-silent-server")
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.accepted.append(self._listener.accept()[0])
+                self.first.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT_SECONDS)
+        for sock in self.accepted:
+            sock.close()
+        self._listener.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def _opening_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("rxstargate-")]
+
+
+@pytest.mark.parametrize("subscription", [None, "billing"])
+def test_disposing_a_stream_cuts_its_handshake_short(
+    silent: SilentServer, subscription: str | None
+) -> None:
+    errors: list[Exception] = []
+    with rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client:
+        disposable = client.topic("orders").observe(subscription).subscribe(on_error=errors.append)
+        assert silent.first.wait(WAIT_SECONDS)
+        disposable.dispose()
+        assert _opening_threads() == []
+    assert errors == []
+
+
+def test_closing_the_client_cuts_a_streams_handshake_short(silent: SilentServer) -> None:
+    completed = threading.Event()
+    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2)
+    client.topic("orders").observe().subscribe(on_completed=completed.set)
+    assert silent.first.wait(WAIT_SECONDS)
+    client.close()
+    assert _opening_threads() == []
+    assert completed.is_set()
+
+
+def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: SilentServer) -> None:
+    outcome: list[BaseException] = []
+    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2)
+    producer = client.topic("orders").producer()
+
+    def send() -> None:
+        try:
+            producer.send(b"x")
+        except BaseException as exc:  # the outcome is what the test looks at
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send, name="test-sender")
+    sender.start()
+    assert silent.first.wait(WAIT_SECONDS)
+    client.close()
+    sender.join(WAIT_SECONDS)
+    assert not sender.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], rs.StargateError)
