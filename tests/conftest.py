@@ -317,3 +317,20 @@ def no_leaked_threads() -> Iterator[None]:
         time.sleep(0.05)
     names = sorted(t.name for t in leaked)
     pytest.fail(f"threads left running after the test: {names}")
+
+
+#: A test module marked ``integration`` as a whole says so on a line of its own.
+_WHOLE_MODULE_INTEGRATION = "\npytestmark = pytest.mark.integration\n"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``-m "not integration"`` does not even import the modules whose every test needs Pulsar.
+
+    Every worker imports (and assertion-rewrites) every module it collects, so leaving out the
+    twenty modules that would be deselected whole saves each worker about half a second of CPU.
+    """
+    if " ".join(config.option.markexpr.split()) != f"not {INTEGRATION}":
+        return None
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return _WHOLE_MODULE_INTEGRATION in collection_path.read_text(encoding="utf-8") or None
