@@ -326,8 +326,8 @@ _WHOLE_MODULE_INTEGRATION = "\npytestmark = pytest.mark.integration\n"
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """``-m "not integration"`` does not even import the modules whose every test needs Pulsar.
 
-    Every worker imports (and assertion-rewrites) every module it collects, so leaving out the
-    twenty modules that would be deselected whole saves each worker about half a second of CPU.
+    Every worker imports (and assertion-rewrites) every module it collects: leaving out those
+    that would be deselected whole saves each worker about half a second of CPU.
     """
     if " ".join(config.option.markexpr.split()) != f"not {INTEGRATION}":
         return None
