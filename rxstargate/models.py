@@ -45,8 +45,8 @@ def register_html_view(kind: type, view: Callable[[list[Any]], str]) -> None:
 
 def _html(value: object) -> str | None:
     """``value`` as HTML for a notebook, or None (plain text then) when no view is registered."""
-    if not _HTML_VIEWS:
-        import rxstargate.notebook  # noqa: F401  (registers the views of messages and acks)
+    import rxstargate.notebook  # noqa: F401  (registers the views, on the first call only)
+
     for kind in type(value).__mro__:
         view = _HTML_VIEWS.get(kind)
         if view is not None:
