@@ -31,7 +31,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: How values show as HTML in notebooks, by type: filled in by ``rxstargate.notebook``, which
-#: imports this module (so this one imports no view).
+#: imports this module (so this one imports the views only when a notebook asks for one).
 _HTML_VIEWS: dict[type, Callable[[list[Any]], str]] = {}
 
 
@@ -45,6 +45,8 @@ def register_html_view(kind: type, view: Callable[[list[Any]], str]) -> None:
 
 def _html(value: object) -> str | None:
     """``value`` as HTML for a notebook, or None (plain text then) when no view is registered."""
+    import rxstargate.notebook  # noqa: F401  (registers the views, on the first call only)
+
     for kind in type(value).__mro__:
         view = _HTML_VIEWS.get(kind)
         if view is not None:

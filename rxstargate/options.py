@@ -19,6 +19,15 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from rxstargate._option_enums import (
+    CompressionType,
+    CryptoFailureAction,
+    HashingScheme,
+    InitialPosition,
+    MessageRoutingMode,
+    SubscriptionMode,
+    SubscriptionType,
+)
 from rxstargate.exceptions import InvalidOptionError
 
 __all__ = [
@@ -36,62 +45,6 @@ __all__ = [
     "producer_query",
     "reader_query",
 ]
-
-
-class SubscriptionType(StrEnum):
-    """How a subscription shares messages among its consumers."""
-
-    EXCLUSIVE = "Exclusive"
-    SHARED = "Shared"
-    FAILOVER = "Failover"
-    KEY_SHARED = "Key_Shared"
-
-
-class SubscriptionMode(StrEnum):
-    """Whether the subscription's position is stored by the broker."""
-
-    DURABLE = "Durable"
-    NON_DURABLE = "NonDurable"
-
-
-class InitialPosition(StrEnum):
-    """Where a new subscription starts."""
-
-    LATEST = "Latest"
-    EARLIEST = "Earliest"
-
-
-class CompressionType(StrEnum):
-    """Compression applied by the server-side producer."""
-
-    NONE = "NONE"
-    LZ4 = "LZ4"
-    ZLIB = "ZLIB"
-    ZSTD = "ZSTD"
-    SNAPPY = "SNAPPY"
-
-
-class HashingScheme(StrEnum):
-    """How a key picks a partition."""
-
-    JAVA_STRING_HASH = "JavaStringHash"
-    MURMUR3_32_HASH = "Murmur3_32Hash"
-
-
-class MessageRoutingMode(StrEnum):
-    """How messages without a key pick a partition."""
-
-    SINGLE_PARTITION = "SinglePartition"
-    ROUND_ROBIN_PARTITION = "RoundRobinPartition"
-    CUSTOM_PARTITION = "CustomPartition"
-
-
-class CryptoFailureAction(StrEnum):
-    """What the server does with a message it cannot decrypt."""
-
-    FAIL = "FAIL"
-    DISCARD = "DISCARD"
-    CONSUME = "CONSUME"
 
 
 def _enum(enum: type[StrEnum]) -> fields.Field[Any]:

@@ -37,7 +37,7 @@ class Refusing:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), name="refusing"
+            target=self.server.serve_forever, args=(0.01,), name="refusing"
         )
 
     @property

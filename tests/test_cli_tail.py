@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import rxstargate as rs
+from rxstargate.cli import _tail
 from tests.conftest import PulsarEndpoint
 from tests.test_cli import run
 
@@ -52,6 +54,30 @@ def last_id_is(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], None]:
         monkeypatch.setattr(rs.Topic, "last_message_id", last_message_id)
 
     return answer
+
+
+@pytest.fixture
+def silence_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Once the tail was delivered N messages, its clock skips the --idle seconds of silence
+    that would follow (the tail's clock only; the silence still has to be seen to end it)."""
+
+    def arrange(count: int) -> None:
+        skipped = 0.0
+        delivered = 0
+        on_next = _tail._Tail.on_next
+
+        def counted(self: _tail._Tail, message: rs.Message[Any]) -> None:
+            nonlocal delivered, skipped
+            on_next(self, message)
+            delivered += 1
+            if delivered == count:
+                skipped = self._idle
+
+        clock = SimpleNamespace(monotonic=lambda: time.monotonic() + skipped)
+        monkeypatch.setattr(_tail, "time", clock)
+        monkeypatch.setattr(_tail._Tail, "on_next", counted)
+
+    return arrange
 
 
 def test_tail_prints_json_lines_with_every_field(
@@ -137,9 +163,11 @@ def test_exit_falls_back_to_silence_when_the_end_cannot_be_asked_for(
     topic_name: str,
     send: Send,
     last_id_is: Callable[[Any], None],
+    silence_after: Callable[[int], None],
 ) -> None:
     send(b"m1", b"m2")
     last_id_is(rs.AuthorizationError(403, "Not authorized"))
+    silence_after(2)
     result = run(capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "earliest", "-e")
     assert (result.status, result.lines) == (0, ["m1", "m2"])
     warning = result.error_line()
@@ -191,9 +219,11 @@ def test_last_n_reads_from_the_earliest_when_the_end_cannot_be_asked_for(
     topic_name: str,
     send: Send,
     last_id_is: Callable[[Any], None],
+    silence_after: Callable[[int], None],
 ) -> None:
     send(*[f"m{i}".encode() for i in range(6)])
     last_id_is(rs.TopicNotFoundError(404, "Not Found"))
+    silence_after(6)
     result = run(capsys, "tail", topic_name, "--url", endpoint.ws_url, "-o", "-2", "-e")
     assert (result.status, result.lines) == (0, ["m4", "m5"])
     assert "HTTP 404" in result.error_line()

@@ -7,15 +7,22 @@ of a page in order, as a reader would run them), or the endpoint in ``RXSTARGATE
 others need no broker. A block that defines tests (``def test_...``) runs under pytest, as a user
 would run it, and each of its tests must pass. A block followed at once by a
 ```text title="Output"`` block must print exactly that.
+
+The blocks that need no broker run in this process, each program in a namespace of its own as
+``python -c`` would run it and each block of tests under a pytest of its own: starting a fresh
+interpreter for each cost more than all they do. The others run in a fresh interpreter each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import re
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +175,51 @@ def _run_tests(example: Example, code: str, cwd: Path) -> None:
     assert passed, f"{example.where}:\n{result.stdout}"
 
 
+def _run_here(example: Example, cwd: Path) -> None:
+    """Run a block that needs no broker in this process, from ``cwd``.
+
+    A program runs as ``python -c`` runs it: in a namespace of its own named ``__main__``; what
+    it prints is compared with its output block. A block of tests runs under pytest as in
+    :func:`_run_tests`, on a pytest of its own in this process.
+    """
+    if example.tests:
+        _run_tests_here(example, cwd)
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(printed):
+            exec(compile(example.code, example.where, "exec"), {"__name__": "__main__"})
+    except SystemExit as exit_:
+        assert exit_.code in (None, 0), f"{example.where} exited with {exit_.code!r}"
+    except Exception:
+        pytest.fail(f"{example.where} failed:\n{traceback.format_exc()}")
+    if example.output is not None:
+        assert printed.getvalue() == example.output, (
+            f"{example.where} printed:\n{printed.getvalue()}"
+        )
+
+
+def _run_tests_here(example: Example, cwd: Path) -> None:
+    """Run a block of tests with pytest in this process, warnings as errors."""
+    name = f"test_example_{example.line}"
+    (cwd / f"{name}.py").write_text(example.code, encoding="utf-8")
+    printed, path = io.StringIO(), list(sys.path)
+    try:
+        with (
+            contextlib.chdir(cwd),
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),
+        ):
+            status = pytest.main(["-q", "-W", "error", "-p", "no:cacheprovider", f"{name}.py"])
+    finally:  # pytest put the example's directory on the path and imported it as `name`
+        sys.path[:] = path
+        sys.modules.pop(name, None)
+    stdout = printed.getvalue()
+    assert status == 0, f"{example.where} failed:\n{stdout}"
+    passed = re.search(rf"(?<!\d){example.tests} passed", stdout)
+    assert passed, f"{example.where}:\n{stdout}"
+
+
 @pytest.fixture
 def page_pulsar() -> Iterator[str]:
     """A Pulsar for one page's examples: a fresh local Pulsar, or RXSTARGATE_WS_URL's."""
@@ -186,14 +238,14 @@ def test_the_site_has_examples_of_both_kinds() -> None:
     assert _pages_with(needs_pulsar=True)
 
 
-# Each example runs in a fresh interpreter; testing.md's run pytest on a user's tests (about 6 s,
-# over 20 s in a parallel run on two busy cores), so a page has 60 s before it counts as hung.
+# testing.md's run pytest on a user's tests (about 6 s, over 20 s in a parallel run on two busy
+# cores, when it ran in a fresh interpreter), so a page has 60 s before it counts as hung.
 @pytest.mark.usefixtures("no_leaked_threads")
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("page", _pages_with(needs_pulsar=False), ids=_page_id)
 def test_the_examples_that_need_no_broker_run_as_written(page: Path, tmp_path: Path) -> None:
     for example in _runnable(page, needs_pulsar=False):
-        _run(example, None, tmp_path)
+        _run_here(example, tmp_path)
 
 
 # Slow (2 to 5 s a page): each page starts a local Pulsar of its own, since its examples name

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from rxstargate._argtypes import at_least_one, port, positive_seconds
+from rxstargate._option_enums import SubscriptionType
 from rxstargate._version import __version__
 from rxstargate.cli._common import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE, Parser, properties
 from rxstargate.cli._output import DIRECTIVES
 from rxstargate.cli._tail import parse_start
-from rxstargate.options import SubscriptionType
 from rxstargate.service.command import add_run_parser
 
 __all__ = ["parser"]

@@ -1,7 +1,7 @@
 """Notebook views: messages and acks as HTML tables, and ``topic.live()``'s updating view.
 
 Importing it makes ``Message`` and ``ProducerAck`` show as tables in Jupyter (their
-``_repr_html_``); ``rxstargate`` imports it, so that is always the case.
+``_repr_html_``); their first ``_repr_html_`` imports it, so that is always the case.
 """
 
 from rxstargate.models import Message, ProducerAck, register_html_view

@@ -13,10 +13,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rxstargate._argtypes import at_least_one, port, positive_seconds
+from rxstargate._option_enums import SubscriptionType
 from rxstargate.exceptions import ConfigurationError
-from rxstargate.options import SubscriptionType
 from rxstargate.service._logs import LOG_FORMATS, configure_logging
-from rxstargate.service._monitor import emit
 
 if TYPE_CHECKING:  # the machinery is imported when the command runs, not to build the parser
     from rxstargate.service._app import App
@@ -120,6 +119,7 @@ def _refuse_for_processes(app: App, processes: int) -> None:
 
 def _serve_metrics(args: argparse.Namespace, exposition: Any) -> MetricsServer | None:
     from rxstargate.service._http import MetricsServer
+    from rxstargate.service._monitor import emit
 
     if args.metrics_port is None:
         return None
