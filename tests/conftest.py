@@ -307,13 +307,15 @@ def no_leaked_threads() -> Iterator[None]:
     before = _live_threads()
     yield
     deadline = time.monotonic() + 5.0
-    leaked: set[threading.Thread] = set()
-    while time.monotonic() < deadline:
+    while True:
         leaked = {
             t for t in _live_threads() - before if not t.daemon or t.name.startswith("rxstargate")
         }
-        if not leaked:
-            return
-        time.sleep(0.05)
+        if not leaked or time.monotonic() >= deadline:
+            break
+        for thread in leaked:  # back as soon as they end (they may start others meanwhile)
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if not leaked:
+        return
     names = sorted(t.name for t in leaked)
     pytest.fail(f"threads left running after the test: {names}")
