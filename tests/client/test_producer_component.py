@@ -144,7 +144,7 @@ def test_max_in_flight_blocks_on_next_then_fails_that_message(scripted_peer: Pee
 
     peer = scripted_peer(never_ack)
     with rs.Client(peer.url) as client:
-        producer = client.topic("orders").producer(max_in_flight=3, timeout=0.3)
+        producer = client.topic("orders").producer(max_in_flight=3, timeout=0.1)
         failed: list[rs.ProducerAck] = []
         producer.acks.subscribe(failed.append)
         for payload in (b"1", b"2", b"3"):
@@ -407,12 +407,19 @@ def test_acks_carry_the_correlation_and_send_async_resolves_each(scripted_peer: 
 
 
 def acks_once_released(
-    release: threading.Event, stored: list[bytes] | None = None
+    release: threading.Event,
+    stored: list[bytes] | None = None,
+    arrived: threading.Semaphore | None = None,
 ) -> Callable[[ServerConnection], None]:
-    """A producer endpoint that answers each frame only once ``release`` is set."""
+    """A producer endpoint that answers each frame only once ``release`` is set.
+
+    ``arrived`` is released once for each frame as it comes in.
+    """
 
     def handler(ws: ServerConnection) -> None:
         for entry, text in enumerate(ws):
+            if arrived is not None:
+                arrived.release()
             release.wait(WAIT_SECONDS)
             frame = json.loads(text)
             if stored is not None:
@@ -475,16 +482,18 @@ def test_on_completed_right_after_the_last_send_keeps_every_ack(scripted_peer: P
 def test_a_cancelled_asend_that_waited_for_a_slot_is_never_sent(scripted_peer: Peer) -> None:
     release = threading.Event()
     stored: list[bytes] = []
-    peer = scripted_peer(acks_once_released(release, stored))
+    arrived = threading.Semaphore(0)
+    peer = scripted_peer(acks_once_released(release, stored, arrived))
     with rs.Client(peer.url) as client:
         producer = client.topic("orders").producer(max_in_flight=1)
 
         async def main() -> None:
             first = asyncio.create_task(producer.asend(b"first"))
-            await asyncio.sleep(0.1)
+            assert await asyncio.to_thread(arrived.acquire, True, WAIT_SECONDS)  # it holds the slot
             for i in range(4):  # no slot: each gives up, and must then not be sent
+                # wait_for runs the send up to its wait for a slot before the timeout can fire
                 with pytest.raises(TimeoutError):
-                    await asyncio.wait_for(producer.asend(f"given-up-{i}".encode()), 0.05)
+                    await asyncio.wait_for(producer.asend(f"given-up-{i}".encode()), 0.01)
             release.set()
             await asyncio.wait_for(first, WAIT_SECONDS)
             assert (await asyncio.wait_for(producer.asend(b"last"), WAIT_SECONDS)).ok
@@ -707,7 +716,7 @@ def _failed_for_good(peer_factory: Peer) -> tuple[rs.Client, Any]:
         ws.close()
 
     peer = peer_factory(ack_one_then_drop)
-    client = rs.Client(peer.url, reconnect=rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3))
+    client = rs.Client(peer.url, reconnect=rs.Backoff(initial=0.01, cap=0.02, give_up_after=0.05))
     producer = client.topic("t").producer()
     ended = threading.Event()
     producer.acks.subscribe(on_error=lambda _: ended.set())
