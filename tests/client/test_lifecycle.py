@@ -17,6 +17,7 @@ import reactivex as rx
 from reactivex import operators as ops
 
 import rxstargate as rs
+from rxstargate import _receiver_feed
 from rxstargate.testing import MemoryPulsar
 from tests.conftest import Backend
 
@@ -342,6 +343,24 @@ def test_a_new_consumer_waits_for_this_clients_consumer_leaving_its_subscription
         assert done.wait(WAIT)
         assert errors == []
         assert got == [b"a", b"b"]
+
+
+def test_a_consumer_refused_while_this_clients_own_consumer_stays_ends_with_the_409(
+    memory: MemoryPulsar, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for this client's own consumer to leave is bounded: one that stays is a 409."""
+    monkeypatch.setattr(_receiver_feed, "_OWN_CLOSE_SETTLE", 0.05)  # a second by default
+    with memory.client(close_timeout=0.05) as client:
+        topic = client.topic(topic_name)
+        held = topic.observe("only").subscribe()
+        memory.wait_until(lambda: len(memory.sockets("consumer")) == 1)
+        errors: list[Exception] = []
+        failed = threading.Event()
+        topic.observe("only").subscribe(on_error=lambda e: (errors.append(e), failed.set()))
+        assert failed.wait(WAIT)
+        held.dispose()
+    assert len(errors) == 1
+    assert isinstance(errors[0], rs.ConflictError) and errors[0].status_code == 409
 
 
 def test_an_exclusive_subscription_can_be_consumed_again_right_after_take_ends(
