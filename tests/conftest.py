@@ -302,6 +302,17 @@ def _live_threads() -> set[threading.Thread]:
 
 
 @pytest.fixture
+def prompt_timer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operators' shared timer thread ends 5 ms after its last timer instead of 0.1 s.
+
+    ``no_leaked_threads`` waits for it to end: in a test that started it, that was 0.1 s.
+    """
+    from rxstargate._timers import TimerScheduler
+
+    monkeypatch.setattr(TimerScheduler, "_shared", TimerScheduler(idle_exit=0.005))
+
+
+@pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
     """Fail the test if it leaves threads running that were not there before it."""
     before = _live_threads()
