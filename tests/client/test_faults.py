@@ -26,7 +26,7 @@ from tests.faults import FaultProxy, Faults
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
+FAST = rs.Backoff(initial=0.01, cap=0.3, give_up_after=30.0)
 WAIT = 15.0
 KINDS = ["Exclusive", "Failover", "Shared", "Key_Shared", "reader"]
 

@@ -28,7 +28,7 @@ from tests.conftest import Backend
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 WAIT = 10.0
-FAST = rs.Backoff(initial=0.05, cap=0.5, give_up_after=10.0)
+FAST = rs.Backoff(initial=0.01, cap=0.5, give_up_after=10.0)
 
 
 class Inbox:
@@ -176,7 +176,7 @@ def test_a_nacked_message_is_redelivered_with_its_count(client: rs.Client, topic
     topic = client.topic(topic_name)
     inbox = Inbox()
     subscription = _subscribe_ready(
-        topic, inbox, "sub", subscription_type="Shared", negative_ack_redelivery_delay=100
+        topic, inbox, "sub", subscription_type="Shared", negative_ack_redelivery_delay=10
     )
     topic.producer().send(b"again")
     first = inbox.take(1)[0]
@@ -220,7 +220,7 @@ def test_a_message_nacked_too_often_goes_to_the_dead_letter_topic(
         inbox,
         "sub",
         subscription_type="Shared",
-        negative_ack_redelivery_delay=100,
+        negative_ack_redelivery_delay=10,
         max_redeliver_count=1,
         dead_letter_topic=str(dlq.name),
     )

@@ -21,7 +21,7 @@ from tests.faults import Faults, unacked_messages
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 WAIT = 15.0
-FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
+FAST = rs.Backoff(initial=0.01, cap=0.3, give_up_after=30.0)
 
 
 def read_until_sentinel(client: rs.Client, topic: str) -> list[rs.Message[Any]]:
@@ -159,7 +159,7 @@ def test_a_nacked_poison_message_reaches_the_brokers_dead_letter_topic(
         subscription_type="Shared",
         start="earliest",
         max_redeliver_count=2,
-        negative_ack_redelivery_delay=100,
+        negative_ack_redelivery_delay=10,
     )
 
     def handle(message: rs.Message[Any]) -> bytes:
