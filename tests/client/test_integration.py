@@ -252,7 +252,7 @@ def test_readers_start_at_earliest_latest_or_a_message_id(
     deadline = time.monotonic() + WAIT
     while latest.items.empty() and time.monotonic() < deadline:
         producer.send(b"new")
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert latest.take(1)[0].payload == b"new"
     for subscription in subscriptions:
         subscription.dispose()
@@ -561,6 +561,6 @@ def test_a_non_persistent_topic_round_trips(client: rs.Client, topic_name: str) 
     deadline = time.monotonic() + WAIT
     while inbox.items.empty() and time.monotonic() < deadline:  # nothing is kept: resend
         producer.send(b"fleeting")
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert inbox.take(1)[0].topic.persistence is rs.Persistence.NON_PERSISTENT
     subscription.dispose()

@@ -28,7 +28,7 @@ def wait_until(predicate: Any, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 def test_a_pipeline_processes_everything_and_counts_it(backend: Backend, topic_name: str) -> None:
