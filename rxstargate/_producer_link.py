@@ -91,7 +91,7 @@ class ProducerLink:
         self._failed = failed
         self._closed_error = closed_error
         self._open_lock = threading.Lock()
-        self._open_attempts = 0
+        self._failed_opens = 0
         self._open_failure: StargateError | None = None
         self._opened = False
         self._thread: threading.Thread | None = None
@@ -119,17 +119,19 @@ class ProducerLink:
         """
         if self._opened:
             return
-        attempt = self._open_attempts
+        # Attempts that ended before this caller came: one that ends later (under way now,
+        # or started by another caller first) is the one this caller waited for.
+        failed_before = self._failed_opens
         with self._open_lock:
             if self._opened:
                 return
-            if self._open_attempts != attempt and self._open_failure is not None:
+            if self._failed_opens != failed_before and self._open_failure is not None:
                 raise renewed(self._open_failure)  # failed while this caller waited
-            self._open_attempts += 1
             try:
                 conn = self._context.open(self._url, self._topic.topic)
             except StargateError as exc:
                 self._open_failure = exc
+                self._failed_opens += 1
                 raise
             self._open_failure = None
             if not self._attach(conn):

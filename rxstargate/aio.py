@@ -53,7 +53,7 @@ async def iterate(source: Observable[T], *, buffer: int = 1000) -> AsyncIterator
             leaving.set()
 
     def on_next(value: T) -> None:
-        while not room.acquire(timeout=0.25):
+        while not room.acquire(timeout=0.25):  # leaving wakes it: the timeout is a backstop
             if leaving.is_set():
                 return
         if not leaving.is_set():
@@ -77,6 +77,9 @@ async def iterate(source: Observable[T], *, buffer: int = 1000) -> AsyncIterator
             yield item
     finally:
         leaving.set()
+        # An emitter waiting for room returns now, and any later one without waiting:
+        # dispose() waits for the emitting thread, which would otherwise wait out its poll.
+        room.release(buffer + 1)
         await asyncio.to_thread(subscription.dispose)
 
 

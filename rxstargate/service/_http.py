@@ -7,6 +7,8 @@ prometheus-client (the ``metrics`` extra): without it, 501 and a line saying so.
 
 from __future__ import annotations
 
+import selectors
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ __all__ = ["MetricsServer"]
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    timeout = 0  # handle_request() runs once the port is readable: it never waits there
     exposition: Callable[[], Exposition]
     has_prometheus: bool
 
@@ -83,13 +86,21 @@ class MetricsServer:
         self._server.has_prometheus = available()
         self.host = host
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="rxstargate-metrics",
-            daemon=True,
-        )
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="rxstargate-metrics", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """Answer requests until :meth:`close` writes to the wake socket (no polling)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if self._wake_reader in ready:
+                    return
+                self._server.handle_request()
 
     @property
     def serves_metrics(self) -> bool:
@@ -97,7 +108,12 @@ class MetricsServer:
         return self._server.has_prometheus
 
     def close(self) -> None:
-        """Stop serving and close the port; waits for the serving thread."""
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving and close the port; waits for the serving thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_writer.send(b"x")
         self._thread.join(timeout=5)
+        self._server.server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()

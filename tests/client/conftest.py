@@ -63,6 +63,9 @@ class ScriptedPeer:
             compression=None,
             ping_interval=None,
         )
+        # shutdown() looks every 0.1 s for handler threads that are still ending: more often
+        # here, where the client ends them at once.
+        self._server.SHUTDOWN_POLLING_INTERVAL = 0.002
         self._thread = threading.Thread(target=self._server.serve_forever, name="peer", daemon=True)
         self._thread.start()
         return self
@@ -88,7 +91,6 @@ class SilentPeer:
 
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
         self._stop = threading.Event()
         self._sockets: list[socket.socket] = []
         self.connections = threading.Semaphore(0)
@@ -100,11 +102,11 @@ class SilentPeer:
         return f"ws://{host}:{port}"
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
+        while True:
+            sock, _ = self._listener.accept()
+            if self._stop.is_set():  # the connection that __exit__ makes to end the wait
+                sock.close()
+                return
             request = b""
             while b"\r\n\r\n" not in request:
                 chunk = sock.recv(4096)
@@ -131,6 +133,8 @@ class SilentPeer:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        with socket.create_connection(self._listener.getsockname()[:2], timeout=5):
+            pass  # wakes the accept() the thread waits in
         self._thread.join(timeout=5)
         for sock in self._sockets:
             sock.close()

@@ -35,10 +35,10 @@ def test_async_for_reads_a_topic_and_leaving_the_loop_closes_the_socket(
             payloads.append(message.payload)
             if len(payloads) == 1200:
                 break
-        for _ in range(100):  # the generator is finalized by the loop soon after the break
+        for _ in range(1000):  # the generator is finalized by the loop soon after the break
             if not client.streams:
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.005)
         return payloads
 
     payloads = asyncio.run(asyncio.wait_for(main(), WAIT))

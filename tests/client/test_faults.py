@@ -26,7 +26,7 @@ from tests.faults import FaultProxy, Faults
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
-FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
+FAST = rs.Backoff(initial=0.01, cap=0.3, give_up_after=30.0)
 WAIT = 15.0
 KINDS = ["Exclusive", "Failover", "Shared", "Key_Shared", "reader"]
 
@@ -284,7 +284,7 @@ def test_a_reader_from_latest_keeps_its_place_through_a_drop_before_its_first_me
         faults.refuse(False)
         deadline = time.monotonic() + WAIT
         while faults.accepted < connections + 2 and time.monotonic() < deadline:
-            time.sleep(0.02)  # reconnected
+            time.sleep(0.005)  # reconnected
         producer.send(b"after")
         assert received.done.wait(WAIT)
         handle.dispose()

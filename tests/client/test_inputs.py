@@ -263,7 +263,7 @@ def test_messages_refused_after_a_producer_failed_are_reported(scripted_peer: Pe
         ws.close()
 
     peer = scripted_peer(ack_one_then_drop)
-    give_up = rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3)
+    give_up = rs.Backoff(initial=0.01, cap=0.02, give_up_after=0.05)
     with rs.Client(peer.url, reconnect=give_up) as client:
         reported: list[rs.StargateError] = []
         client.errors.subscribe(reported.append)

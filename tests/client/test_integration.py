@@ -28,7 +28,7 @@ from tests.conftest import Backend
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 WAIT = 10.0
-FAST = rs.Backoff(initial=0.05, cap=0.5, give_up_after=10.0)
+FAST = rs.Backoff(initial=0.01, cap=0.5, give_up_after=10.0)
 
 
 class Inbox:
@@ -176,7 +176,7 @@ def test_a_nacked_message_is_redelivered_with_its_count(client: rs.Client, topic
     topic = client.topic(topic_name)
     inbox = Inbox()
     subscription = _subscribe_ready(
-        topic, inbox, "sub", subscription_type="Shared", negative_ack_redelivery_delay=100
+        topic, inbox, "sub", subscription_type="Shared", negative_ack_redelivery_delay=10
     )
     topic.producer().send(b"again")
     first = inbox.take(1)[0]
@@ -220,7 +220,7 @@ def test_a_message_nacked_too_often_goes_to_the_dead_letter_topic(
         inbox,
         "sub",
         subscription_type="Shared",
-        negative_ack_redelivery_delay=100,
+        negative_ack_redelivery_delay=10,
         max_redeliver_count=1,
         dead_letter_topic=str(dlq.name),
     )
@@ -252,7 +252,7 @@ def test_readers_start_at_earliest_latest_or_a_message_id(
     deadline = time.monotonic() + WAIT
     while latest.items.empty() and time.monotonic() < deadline:
         producer.send(b"new")
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert latest.take(1)[0].payload == b"new"
     for subscription in subscriptions:
         subscription.dispose()
@@ -561,6 +561,6 @@ def test_a_non_persistent_topic_round_trips(client: rs.Client, topic_name: str) 
     deadline = time.monotonic() + WAIT
     while inbox.items.empty() and time.monotonic() < deadline:  # nothing is kept: resend
         producer.send(b"fleeting")
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert inbox.take(1)[0].topic.persistence is rs.Persistence.NON_PERSISTENT
     subscription.dispose()

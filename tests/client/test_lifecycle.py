@@ -17,6 +17,7 @@ import reactivex as rx
 from reactivex import operators as ops
 
 import rxstargate as rs
+from rxstargate import _receiver, _receiver_feed
 from rxstargate.testing import MemoryPulsar
 from tests.conftest import Backend
 
@@ -180,8 +181,6 @@ def test_an_interrupt_while_a_subscription_starts_leaves_no_stream_behind(
 ) -> None:
     """Ctrl-C may land while subscribe() still waits for its threads to start (the first
     message may already be delivered): run() never got the subscription to dispose."""
-    from rxstargate import _receiver
-
     start = _receiver._Session.start
 
     def start_then_interrupt(session: Any) -> None:
@@ -257,9 +256,17 @@ def test_an_ack_after_the_stream_ended_raises(client: rs.Client, topic_name: str
 
 @pytest.mark.parametrize("how", ["dispose", "client.close"])
 def test_closing_lets_the_callback_in_progress_finish_and_settle(
-    backend: Backend, topic_name: str, how: str
+    backend: Backend, topic_name: str, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C right after a message was seen: the ack its callback is about to make still counts."""
+    closing = threading.Event()
+    wait_closed = _receiver._Session.wait_closed
+
+    def close_begun(session: Any, deadline: float) -> None:
+        closing.set()  # the consumer was told to stop: its close now waits for the callback
+        wait_closed(session, deadline)
+
+    monkeypatch.setattr(_receiver._Session, "wait_closed", close_begun)
     with backend.client() as client:
         topic = client.topic(topic_name)
         topic.producer().send(b"first")
@@ -267,7 +274,7 @@ def test_closing_lets_the_callback_in_progress_finish_and_settle(
 
         def handle(message: rs.Message[Any]) -> None:
             entered.set()
-            time.sleep(0.3)  # the close begins here, before the ack
+            closing.wait(WAIT)  # the close begins here, before the ack
             message.ack()
             acked.set()
 
@@ -342,6 +349,24 @@ def test_a_new_consumer_waits_for_this_clients_consumer_leaving_its_subscription
         assert done.wait(WAIT)
         assert errors == []
         assert got == [b"a", b"b"]
+
+
+def test_a_consumer_refused_while_this_clients_own_consumer_stays_ends_with_the_409(
+    memory: MemoryPulsar, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for this client's own consumer to leave is bounded: one that stays is a 409."""
+    monkeypatch.setattr(_receiver_feed, "_OWN_CLOSE_SETTLE", 0.05)  # a second by default
+    with memory.client(close_timeout=0.05) as client:
+        topic = client.topic(topic_name)
+        held = topic.observe("only").subscribe()
+        memory.wait_until(lambda: len(memory.sockets("consumer")) == 1)
+        errors: list[Exception] = []
+        failed = threading.Event()
+        topic.observe("only").subscribe(on_error=lambda e: (errors.append(e), failed.set()))
+        assert failed.wait(WAIT)
+        held.dispose()
+    assert len(errors) == 1
+    assert isinstance(errors[0], rs.ConflictError) and errors[0].status_code == 409
 
 
 def test_an_exclusive_subscription_can_be_consumed_again_right_after_take_ends(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import queue
 import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -144,7 +144,7 @@ def test_max_in_flight_blocks_on_next_then_fails_that_message(scripted_peer: Pee
 
     peer = scripted_peer(never_ack)
     with rs.Client(peer.url) as client:
-        producer = client.topic("orders").producer(max_in_flight=3, timeout=0.3)
+        producer = client.topic("orders").producer(max_in_flight=3, timeout=0.1)
         failed: list[rs.ProducerAck] = []
         producer.acks.subscribe(failed.append)
         for payload in (b"1", b"2", b"3"):
@@ -407,12 +407,19 @@ def test_acks_carry_the_correlation_and_send_async_resolves_each(scripted_peer: 
 
 
 def acks_once_released(
-    release: threading.Event, stored: list[bytes] | None = None
+    release: threading.Event,
+    stored: list[bytes] | None = None,
+    arrived: threading.Semaphore | None = None,
 ) -> Callable[[ServerConnection], None]:
-    """A producer endpoint that answers each frame only once ``release`` is set."""
+    """A producer endpoint that answers each frame only once ``release`` is set.
+
+    ``arrived`` is released once for each frame as it comes in.
+    """
 
     def handler(ws: ServerConnection) -> None:
         for entry, text in enumerate(ws):
+            if arrived is not None:
+                arrived.release()
             release.wait(WAIT_SECONDS)
             frame = json.loads(text)
             if stored is not None:
@@ -475,16 +482,18 @@ def test_on_completed_right_after_the_last_send_keeps_every_ack(scripted_peer: P
 def test_a_cancelled_asend_that_waited_for_a_slot_is_never_sent(scripted_peer: Peer) -> None:
     release = threading.Event()
     stored: list[bytes] = []
-    peer = scripted_peer(acks_once_released(release, stored))
+    arrived = threading.Semaphore(0)
+    peer = scripted_peer(acks_once_released(release, stored, arrived))
     with rs.Client(peer.url) as client:
         producer = client.topic("orders").producer(max_in_flight=1)
 
         async def main() -> None:
             first = asyncio.create_task(producer.asend(b"first"))
-            await asyncio.sleep(0.1)
+            assert await asyncio.to_thread(arrived.acquire, True, WAIT_SECONDS)  # it holds the slot
             for i in range(4):  # no slot: each gives up, and must then not be sent
+                # wait_for runs the send up to its wait for a slot before the timeout can fire
                 with pytest.raises(TimeoutError):
-                    await asyncio.wait_for(producer.asend(f"given-up-{i}".encode()), 0.05)
+                    await asyncio.wait_for(producer.asend(f"given-up-{i}".encode()), 0.01)
             release.set()
             await asyncio.wait_for(first, WAIT_SECONDS)
             assert (await asyncio.wait_for(producer.asend(b"last"), WAIT_SECONDS)).ok
@@ -515,33 +524,94 @@ def test_concurrent_first_sends_share_one_failed_connect() -> None:
     with socket.socket() as listener:  # accepts, never answers the handshake
         listener.bind(("127.0.0.1", 0))
         listener.listen(50)
-        listener.settimeout(0.1)
         stop = threading.Event()
 
         def accept() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    accepted.append(listener.accept()[0])
+            while True:
+                sock = listener.accept()[0]
+                if stop.is_set():  # the connection made below to end the wait
+                    sock.close()
+                    return
+                accepted.append(sock)
 
         acceptor = threading.Thread(target=accept, name="test-acceptor")
         acceptor.start()
         url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
         try:
-            with rs.Client(url, connect_timeout=0.5, close_timeout=0.5) as client:
+            with rs.Client(url, connect_timeout=0.3, close_timeout=0.5) as client:
                 producer = client.topic("orders").producer()
 
                 async def main() -> list[BaseException | rs.ProducerAck]:
+                    # A worker thread for each send (the default pool may have fewer): every
+                    # one of them asks for the socket while the first attempt is under way.
+                    workers = ThreadPoolExecutor(8, thread_name_prefix="test-send")
+                    asyncio.get_running_loop().set_default_executor(workers)
                     sends = [producer.asend(b"x") for _ in range(8)]
                     return await asyncio.gather(*sends, return_exceptions=True)
 
                 outcomes = asyncio.run(main())
         finally:
             stop.set()
+            with socket.create_connection(listener.getsockname()[:2], timeout=5):
+                pass  # wakes the accept() the acceptor waits in
             acceptor.join(5)
             for sock in accepted:
                 sock.close()
     assert all(isinstance(o, rs.StargateError) for o in outcomes)
     assert len(accepted) <= 3  # callers that waited for a failing connect share its failure
+
+
+class _CountingLock:
+    """A lock that counts the callers who came to take it (each releases ``arrived`` once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.arrived = threading.Semaphore(0)
+
+    def __enter__(self) -> None:
+        self.arrived.release()
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_sends_that_came_while_the_first_connect_was_under_way_share_its_failure() -> None:
+    attempts: list[str] = []
+    under_way, fail_it = threading.Event(), threading.Event()
+
+    def connect(url: str, config: Any, name: str) -> Any:
+        attempts.append(url)
+        under_way.set()
+        fail_it.wait(WAIT_SECONDS)
+        raise rs.StargateConnectionError(f"cannot connect to {url}")
+
+    outcomes: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            producer.send(b"x")
+        except rs.StargateError as exc:
+            outcomes.append(exc)
+
+    with rs.Client("ws://127.0.0.1:9", connect=connect) as client:
+        producer = client.topic("orders").producer()
+        gate = _CountingLock()
+        producer._driver.link._open_lock = gate  # type: ignore[assignment]
+        first = threading.Thread(target=send, name="test-first-send")
+        first.start()
+        assert under_way.wait(WAIT_SECONDS)
+        later = [threading.Thread(target=send, name="test-later-send") for _ in range(3)]
+        for thread in later:
+            thread.start()
+        for _ in range(4):  # the first send and the three that came while it connects
+            assert gate.arrived.acquire(timeout=WAIT_SECONDS)
+        fail_it.set()
+        for thread in [first, *later]:
+            thread.join(WAIT_SECONDS)
+    assert len(attempts) == 1
+    assert len(outcomes) == 4
+    assert all(isinstance(o, rs.StargateConnectionError) for o in outcomes)
 
 
 def test_a_blocking_send_in_a_futures_done_callback_completes(scripted_peer: Peer) -> None:
@@ -646,7 +716,7 @@ def _failed_for_good(peer_factory: Peer) -> tuple[rs.Client, Any]:
         ws.close()
 
     peer = peer_factory(ack_one_then_drop)
-    client = rs.Client(peer.url, reconnect=rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3))
+    client = rs.Client(peer.url, reconnect=rs.Backoff(initial=0.01, cap=0.02, give_up_after=0.05))
     producer = client.topic("t").producer()
     ended = threading.Event()
     producer.acks.subscribe(on_error=lambda _: ended.set())

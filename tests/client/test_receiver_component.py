@@ -370,7 +370,7 @@ def test_a_missed_pong_counts_as_a_dropped_connection() -> None:
         SilentPeer() as peer,
         # The silent peer never answers a close either: close_timeout bounds that wait.
         rs.Client(
-            peer.url, ping_interval=0.05, ping_timeout=0.2, reconnect=FAST, close_timeout=0.5
+            peer.url, ping_interval=0.02, ping_timeout=0.05, reconnect=FAST, close_timeout=0.1
         ) as client,
     ):
         subscription = client.topic("t").observe(start="earliest").subscribe(collector)

@@ -12,6 +12,11 @@ import pytest
 import rxstargate as rs
 
 
+@pytest.fixture(autouse=True)
+def _prompt_timer_thread(prompt_timer_thread: None) -> None:
+    """Operators' timers end their thread promptly, so the leaked-thread check waits less."""
+
+
 class RecordingSettler:
     """Records how each message was settled; fails the test on a second settle."""
 

@@ -21,7 +21,7 @@ from tests.faults import Faults, unacked_messages
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 WAIT = 15.0
-FAST = rs.Backoff(initial=0.05, cap=0.3, give_up_after=30.0)
+FAST = rs.Backoff(initial=0.01, cap=0.3, give_up_after=30.0)
 
 
 def read_until_sentinel(client: rs.Client, topic: str) -> list[rs.Message[Any]]:
@@ -137,7 +137,7 @@ def test_a_poison_message_is_dead_lettered_while_the_others_flow(
     )
     deadline = time.monotonic() + WAIT
     while not (len(results) == 3 and stats.dead_lettered == 1) and time.monotonic() < deadline:
-        time.sleep(0.02)  # dead-lettering ends with the copy's ack: nothing to wait on
+        time.sleep(0.005)  # dead-lettering ends with the copy's ack: nothing to wait on
     handle_.dispose()
     assert results == [b"a", b"b", b"c"]
     (letter,) = read_until_sentinel(client, topic_name + "-dlq")
@@ -159,7 +159,7 @@ def test_a_nacked_poison_message_reaches_the_brokers_dead_letter_topic(
         subscription_type="Shared",
         start="earliest",
         max_redeliver_count=2,
-        negative_ack_redelivery_delay=100,
+        negative_ack_redelivery_delay=10,
     )
 
     def handle(message: rs.Message[Any]) -> bytes:
@@ -209,7 +209,7 @@ def test_a_payload_that_fails_the_schema_follows_the_process_failure_policy(
     assert handled == [1, 2]
     deadline = time.monotonic() + WAIT
     while stats.dead_lettered < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)  # dead-lettering ends with the copy's ack: nothing to wait on
+        time.sleep(0.005)  # dead-lettering ends with the copy's ack: nothing to wait on
     letters = read_until_sentinel(client, topic_name + "-dlq")
     assert sorted(m.payload for m in letters) == [b"not json", b'{"id": "x"}']
     assert all(m.properties["rxstargate-error-type"] == "SchemaError" for m in letters)

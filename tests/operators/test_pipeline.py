@@ -28,7 +28,7 @@ def wait_until(predicate: Any, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 def test_a_pipeline_processes_everything_and_counts_it(backend: Backend, topic_name: str) -> None:
@@ -76,14 +76,15 @@ def test_stop_drains_in_flight_work_and_loses_nothing(client: rs.Client, topic_n
 def test_a_pipeline_restarts_after_its_stream_fails_for_a_retriable_reason(
     backend: Backend, faults: Faults, topic_name: str
 ) -> None:
-    quick = rs.Backoff(initial=0.05, cap=0.1, give_up_after=0.3)
+    quick = rs.Backoff(initial=0.01, cap=0.02, give_up_after=0.05)
     with faults.client(reconnect=quick) as client, backend.client() as direct:
         topic = client.topic(topic_name)
         handled: list[bytes] = []
         pipeline = topic.consume(
             "work",
             lambda m: handled.append(m.payload),
-            restart=rs.Backoff(initial=0.2, cap=0.5),
+            # A restart that comes before the refusals end is refused and tried again later.
+            restart=rs.Backoff(initial=0.05, cap=0.2),
             start="earliest",  # start() does not wait for the subscription: "before" may be first
         ).start()
         producer = direct.topic(topic_name).producer()

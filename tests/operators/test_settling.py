@@ -78,7 +78,7 @@ def test_the_watchdog_reports_a_stage_that_neither_settles_nor_passes_on(
             reported.set()
 
     client.errors.subscribe(on_error)
-    stream = topic.observe("sub", start="earliest", max_in_flight=5, stall_timeout=0.3)
+    stream = topic.observe("sub", start="earliest", max_in_flight=5, stall_timeout=0.1)
     handle = stream.pipe(ops.filter(lambda m: False)).subscribe(rs.acknowledger())
     assert reported.wait(WAIT)
     handle.dispose()
@@ -107,7 +107,8 @@ def test_process_then_batch_then_the_acknowledger_settles_everything(
 
     handle = (
         topic.observe("sub", start="earliest", max_in_flight=10)
-        .pipe(rso.process(lambda m: int(m.payload), concurrency=4), rso.batch(50, 0.2, bulk))
+        # max_wait cuts only the last group: the others are cut when all credit is held
+        .pipe(rso.process(lambda m: int(m.payload), concurrency=4), rso.batch(50, 0.05, bulk))
         .subscribe(settle, errors.append)
     )
     assert done.wait(WAIT)

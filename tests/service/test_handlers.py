@@ -17,7 +17,7 @@ import rxstargate as rs
 from rxstargate import operators as rso
 from rxstargate.service._handlers import HandlerCounters, instrument
 
-pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+pytestmark = pytest.mark.usefixtures("prompt_timer_thread", "no_leaked_threads")
 
 _ids = itertools.count()
 

@@ -138,19 +138,16 @@ def test_ack_timeouts_count_towards_the_dead_letter_policy(
     assert pulsar.backlog("orders", "sub") == 0
 
 
-# A newcomer refused (409) while this client's own consumer holds the subscription is
-# retried until that consumer could have left: close_timeout and a second. A short
-# close_timeout keeps the two tests below from waiting 6 s for their refusal.
-PROMPT_CLOSE = 0.2
+# The newcomer comes from a client of its own, as from another program: a client that holds
+# the subscription itself waits until its own consumer could have left (close_timeout and a
+# second) before it takes the refusal (tests/client/test_lifecycle.py).
 
 
 def test_a_second_exclusive_consumer_is_refused_with_409(pulsar: MemoryPulsar) -> None:
-    client = pulsar.client(close_timeout=PROMPT_CLOSE)
     first, second = Inbox(), Inbox()
-    topic = client.topic("orders")
-    topic.observe("sub").subscribe(first)
+    pulsar.client().topic("orders").observe("sub").subscribe(first)
     pulsar.wait_until(lambda: len(pulsar.sockets("consumer")) == 1)
-    topic.observe("sub").subscribe(second)
+    pulsar.client().topic("orders").observe("sub").subscribe(second)
     pulsar.wait_until(lambda: bool(second.errors))
     error = second.errors[0]
     assert isinstance(error, rs.ConflictError) and error.status_code == 409
@@ -159,11 +156,10 @@ def test_a_second_exclusive_consumer_is_refused_with_409(pulsar: MemoryPulsar) -
 
 
 def test_another_type_on_a_held_subscription_is_refused(pulsar: MemoryPulsar) -> None:
-    client = pulsar.client(close_timeout=PROMPT_CLOSE)
     inbox = Inbox()
-    client.topic("orders").observe("sub", subscription_type="Shared").subscribe(Inbox())
+    pulsar.client().topic("orders").observe("sub", subscription_type="Shared").subscribe(Inbox())
     pulsar.wait_until(lambda: len(pulsar.sockets("consumer")) == 1)
-    client.topic("orders").observe("sub", subscription_type="Failover").subscribe(inbox)
+    pulsar.client().topic("orders").observe("sub", subscription_type="Failover").subscribe(inbox)
     pulsar.wait_until(lambda: bool(inbox.errors))
     assert "different type" in str(inbox.errors[0])
 

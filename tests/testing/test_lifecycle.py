@@ -26,7 +26,8 @@ def test_closing_it_closes_its_clients_and_leaves_no_thread(no_leaked_threads: N
 
 def test_a_client_of_ones_own_cannot_reconnect_once_it_closed(no_leaked_threads: None) -> None:
     pulsar = MemoryPulsar()
-    with rs.Client(MemoryPulsar.url, connect=pulsar.connect) as client:
+    quick = rs.Backoff(initial=0.01)  # its one reconnect is refused for good
+    with rs.Client(MemoryPulsar.url, connect=pulsar.connect, reconnect=quick) as client:
         inbox = Inbox()
         client.topic("orders").observe("sub").subscribe(inbox)
         pulsar.wait_until(lambda: len(pulsar.sockets()) == 1)

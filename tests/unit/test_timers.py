@@ -29,11 +29,13 @@ def test_actions_run_in_due_order_each_on_a_thread_of_its_own() -> None:
 
         return action
 
-    start = timers.now + timedelta(seconds=0.5)  # all are scheduled well before the first is due
-    timers.schedule_absolute(start + timedelta(seconds=0.4), record("third"))
-    timers.schedule_absolute(start + timedelta(seconds=0.2), record("second"))
+    # All are scheduled well before the first is due, and each action has 0.15 s to record
+    # itself on its new thread before the next one is due.
+    start = timers.now + timedelta(seconds=0.1)
+    timers.schedule_absolute(start + timedelta(seconds=0.3), record("third"))
+    timers.schedule_absolute(start + timedelta(seconds=0.15), record("second"))
     timers.schedule_absolute(start, record("first"))
-    timers.schedule_absolute(start + timedelta(seconds=0.6), record("fourth"))
+    timers.schedule_absolute(start + timedelta(seconds=0.45), record("fourth"))
     assert done.wait(WAIT)
     assert [name for name, _ in ran] == ["first", "second", "third", "fourth"]
     assert {thread for _, thread in ran} == {"rxstargate-timer-action"}

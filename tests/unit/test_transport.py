@@ -111,7 +111,7 @@ def test_frames_from_many_threads_leave_in_order_per_thread() -> None:
 
 def test_a_stalled_peer_drops_the_connection_and_reports_every_unwritten_frame() -> None:
     sock = FakeSocket(stalled=True)
-    conn = Connection(sock, "ws://test", TransportConfig(write_timeout=0.2), "test")
+    conn = Connection(sock, "ws://test", TransportConfig(write_timeout=0.05), "test")
     lost: list[str] = []
     for i in range(5):
         conn.send(f"ack{i}", urgent=False, on_lost=lambda reason, i=i: lost.append(f"{i}"))
