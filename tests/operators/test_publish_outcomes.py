@@ -1,0 +1,131 @@
+"""publish(): what happens to an input whose output the broker fails, and the threads it uses.
+
+On MemoryPulsar, which can fail a topic's next sends the way a broker that could not store
+them answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from reactivex import operators as ops
+
+import rxstargate as rs
+from rxstargate import operators as rso
+from tests.faults import unacked_messages
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
+WAIT = 15.0
+
+
+def stored_payloads(client: rs.Client, topic: str) -> list[bytes]:
+    """The payloads of ``topic``, in order, up to a sentinel sent now."""
+    target = client.topic(topic)
+    target.producer().send(b"sentinel")
+    messages: list[rs.Message[Any]] = (
+        target.observe(start="earliest")
+        .pipe(ops.take_while(lambda m: m.payload != b"sentinel"), ops.to_list(), ops.timeout(WAIT))
+        .run()
+    )
+    return [m.payload for m in messages]
+
+
+def test_an_input_whose_output_failed_is_nacked_and_bridged_when_it_comes_again(
+    memory: Any, client: rs.Client, topic_name: str
+) -> None:
+    source, out = client.topic(topic_name), topic_name + "-out"
+    source.producer().send(b"a")
+    source.producer().send(b"b")
+    memory.fail_next_send(out)  # the first output fails: its input is nacked
+    passed: list[bytes] = []
+    done = threading.Event()
+    producer = client.topic(out).producer()
+    stream = source.observe("bridge", start="earliest", negative_ack_redelivery_delay=10)
+    handle = stream.pipe(
+        rso.publish(producer), ops.do_action(lambda m: passed.append(m.payload)), ops.take(2)
+    ).subscribe(rs.acknowledger(on_completed=done.set))
+    assert done.wait(WAIT)
+    handle.dispose()
+    producer.close()
+    assert sorted(passed) == [b"a", b"b"]
+    assert sorted(stored_payloads(client, out)) == [b"a", b"b"]
+
+
+def test_an_input_whose_output_failed_is_dead_lettered_and_acked(
+    memory: Any, client: rs.Client, topic_name: str
+) -> None:
+    source, out = client.topic(topic_name), topic_name + "-out"
+    for payload in (b"a", b"b", b"c"):
+        source.producer().send(payload)
+    memory.fail_next_send(out)
+    producer, dlq = client.topic(out).producer(), client.topic(topic_name + "-dlq").producer()
+    passed: list[bytes] = []
+    done = threading.Event()
+    sink = rs.acknowledger(on_completed=done.set)
+    handle = (
+        source.observe("bridge", start="earliest")
+        .pipe(
+            rso.publish(producer, on_failure=rso.dead_letter(dlq)),
+            ops.do_action(lambda m: passed.append(m.payload)),
+            ops.take(2),
+        )
+        .subscribe(sink)
+    )
+    assert done.wait(WAIT)
+    letters = stored_payloads(client, topic_name + "-dlq")  # the copy is stored before the ack
+    handle.dispose()
+    producer.close()
+    dlq.close()
+    assert passed == [b"b", b"c"] and letters == [b"a"]
+    assert stored_payloads(client, out) == [b"b", b"c"]
+    assert unacked_messages(client, topic_name, "bridge") == []  # the dead-lettered one too
+
+
+def test_an_output_that_failed_ends_the_stream_with_its_error_under_the_error_policy(
+    memory: Any, client: rs.Client, topic_name: str
+) -> None:
+    source, out = client.topic(topic_name), topic_name + "-out"
+    source.producer().send(b"a")
+    memory.fail_next_send(out, error="Failed to send message: TopicTerminated")
+    errors: list[Exception] = []
+    ended = threading.Event()
+    producer = client.topic(out).producer()
+    handle = (
+        source.observe("bridge", start="earliest")
+        .pipe(rso.publish(producer, on_failure="error"))
+        .subscribe(on_error=lambda e: (errors.append(e), ended.set()), on_completed=ended.set)
+    )
+    assert ended.wait(WAIT)
+    handle.dispose()
+    producer.close()
+    assert len(errors) == 1 and isinstance(errors[0], rs.SendError)
+    assert "TopicTerminated" in str(errors[0])
+
+
+def test_the_producers_acks_observers_see_every_output_of_a_bridge(
+    client: rs.Client, topic_name: str
+) -> None:
+    source, out = client.topic(topic_name), topic_name + "-out"
+    for i in range(50):
+        source.producer().send(str(i).encode())
+    producer = client.topic(out).producer(max_in_flight=8)
+    acks: list[rs.ProducerAck] = []
+    producer.acks.subscribe(acks.append)
+    passed: list[bytes] = []
+    done = threading.Event()
+    handle = (
+        source.observe("bridge", start="earliest")
+        .pipe(
+            rso.publish(producer), ops.do_action(lambda m: passed.append(m.payload)), ops.take(50)
+        )
+        .subscribe(rs.acknowledger(on_completed=done.set))
+    )
+    assert done.wait(WAIT)
+    handle.dispose()
+    producer.flush(WAIT)
+    producer.close()
+    assert sorted(passed) == sorted(str(i).encode() for i in range(50))
+    assert len(acks) == 50 and all(ack.ok for ack in acks)
