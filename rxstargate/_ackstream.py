@@ -9,6 +9,8 @@ instead of letting acks pile up, and ``flush()`` returns only once every ack was
 
 None of these runs on the producer's receive thread: an observer, a future's done-callback or a
 ``send_then`` callback may call ``send()``, which waits for the receive thread, not for them.
+The exception is a :class:`Relay` (``publish()``'s), which only hands the ack on to a thread of
+its own: it runs on the thread that settles its message, and its slot is free once settled.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeAlias
@@ -30,7 +33,16 @@ from rxstargate._produce_state import Submission
 from rxstargate.exceptions import SendError
 from rxstargate.models import ProducerAck
 
-__all__ = ["AckCallback", "AckStream", "AckWaiter", "Handle", "finish", "send_error_for"]
+__all__ = [
+    "AckCallback",
+    "AckStream",
+    "AckWaiter",
+    "Handle",
+    "Relay",
+    "finish",
+    "relay",
+    "send_error_for",
+]
 
 log = logging.getLogger("rxstargate.producer")
 
@@ -62,9 +74,39 @@ class AckWaiter:
         return self._lock.acquire(timeout=timeout)
 
 
+class Relay(ABC):
+    """Takes a message's ack on the thread that settles it, instead of on the acks thread.
+
+    For an operator whose callback only hands the ack on to a thread of its own (``publish``):
+    the ack skips a thread hop. :meth:`relayed` runs once, outside the producer's lock, on the
+    producer's receive thread (on a sender's thread for a message refused before it was sent,
+    on ``close()``'s for one failed then), so it must be short and never block or send; what
+    it raises is logged. The message's slot is free once it is settled: the operator's own
+    input (a stream's credit) bounds what it holds. ``acks`` observers, if any, still see the
+    ack on the acks thread, in no particular order with :meth:`relayed`.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def relayed(self, ack: ProducerAck) -> None:
+        """The message's ack, ok or failed."""
+
+
+def relay(submission: Submission[Handle]) -> None:
+    """Hand a settled message's ack to its :class:`Relay` (whatever that raises is logged)."""
+    ack, handle = submission.ack, submission.handle
+    assert ack is not None and isinstance(handle, Relay)
+    try:
+        handle.relayed(ack)
+    except Exception:
+        log.exception("an ack relay raised")
+
+
 #: Who waits for a message's ack: ``send()`` (an AckWaiter, set by the thread that settles it),
-#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), or nobody but ``acks``.
-Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | None"
+#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), an operator's Relay (run by
+#: the thread that settles it), or nobody but ``acks``.
+Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | Relay | None"
 
 #: Slots are given back after this many deliveries, or sooner when nothing else is queued.
 _GIVE_BACK_EVERY = 64
@@ -87,7 +129,10 @@ def send_error_for(ack: ProducerAck) -> SendError:
 
 
 def finish(submission: Submission[Handle]) -> None:
-    """Complete a settled message's future, or run its callback (whatever it raises is logged)."""
+    """Complete a settled message's future, or run its callback (whatever it raises is logged).
+
+    A Relay was given its ack where the message was settled: nothing is left to do.
+    """
     ack = submission.ack
     assert ack is not None
     handle = submission.handle
@@ -97,7 +142,7 @@ def finish(submission: Submission[Handle]) -> None:
                 handle.set_result(ack)
             else:
                 handle.set_exception(send_error_for(ack))
-    elif handle is not None and not isinstance(handle, AckWaiter):
+    elif handle is not None and not isinstance(handle, (AckWaiter, Relay)):
         try:
             handle(ack)
         except Exception:
@@ -145,7 +190,7 @@ class AckStream:
             taken = []
             for submission in settled:
                 handle = submission.handle
-                if handle is None or isinstance(handle, AckWaiter):
+                if handle is None or isinstance(handle, (AckWaiter, Relay)):
                     rest.append(submission)
                 else:
                     taken.append(submission)

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, AckWaiter, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -41,7 +41,7 @@ from rxstargate.exceptions import (
 )
 from rxstargate.models import OutgoingMessage, ProducerAck, TopicName
 
-__all__ = ["AckCallback", "Producer", "send_error_for"]
+__all__ = ["AckCallback", "Producer", "Relay", "send_error_for", "send_relayed"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate.producer")
@@ -217,7 +217,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         that cannot be sent reaches ``callback`` as a failed ack. The callback runs on the
         producer's acks thread, one at a time with ``acks`` observers: keep it short.
         """
-        submission = self._driver.state.submission(message, callback)
+        self._send_handled(message, callback)
+
+    def _send_handled(self, message: Any, handle: Handle) -> None:
+        submission = self._driver.state.submission(message, handle)
         try:
             self._driver.submit(submission, self._timeout)
         except StargateError as exc:
@@ -316,6 +319,15 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         except StargateError:
             return  # it failed meanwhile, and closed with its failure
         self._driver.shutdown(error)
+
+
+def send_relayed(producer: Producer[Any], message: Any, relay: Relay) -> None:
+    """Send ``message`` and give its ack to ``relay`` where it is settled (for operators).
+
+    As :meth:`Producer.send_then`, but ``relay.relayed`` runs on the thread that settles the
+    message, not on the acks thread (see ``_ackstream.Relay``).
+    """
+    producer._send_handled(message, relay)
 
 
 def _outgoing(

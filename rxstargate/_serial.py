@@ -37,6 +37,14 @@ class _Error:
         self.error = error
 
 
+class _Call:
+    __slots__ = ("args", "function")
+
+    def __init__(self, function: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.function = function
+        self.args = args
+
+
 class SerialObserver(Generic[T]):
     """Wraps ``observer`` so that calls from many threads reach it one at a time.
 
@@ -154,6 +162,21 @@ class HandOff(Generic[T]):
     def on_completed(self) -> None:
         self._put(_COMPLETED)
 
+    def call(self, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function(*args)`` on the thread, in order with the items handed over.
+
+        Dropped, as items are, once the stream ended or stopped. What it raises ends the
+        stream with ``on_error`` of it, as an exception raised by the observer does.
+        """
+        self._put(_Call(function, args))
+
+    def start(self) -> None:
+        """Start the thread now, rather than with the first item (from the caller's thread)."""
+        with self._lock:
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
     @property
     def ended(self) -> bool:
         """True once a terminal event was handed over, the observer raised, or it stopped."""
@@ -197,6 +220,12 @@ class HandOff(Generic[T]):
                     observer.on_completed()
                 elif type(item) is _Error:
                     observer.on_error(item.error)
+                elif type(item) is _Call:
+                    try:
+                        item.function(*item.args)
+                    except Exception as exc:
+                        log.debug("a call handed over raised %r; ending the stream", exc)
+                        observer.on_error(exc)
                 else:
                     observer.on_next(item)
                 if observer.ended:

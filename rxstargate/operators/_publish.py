@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxstargate._producer import Producer, send_error_for
+from rxstargate._producer import Producer, Relay, send_error_for, send_relayed
 from rxstargate._serial import HandOff
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
@@ -54,8 +54,9 @@ def publish(
     settled by ``on_failure`` on the input (nack by default).
 
     Downstream stages run on a thread of the subscription's own ("rxstargate-publish-<topic>",
-    ended by dispose or the end of the stream), never on the producer's receive thread, so a
-    slow stage cannot stop the producer from reading its acks and pings. An exception raised
+    ended by dispose or the end of the stream), never on the producer's threads, so a slow
+    stage cannot stop the producer from reading its acks and pings. Outputs' acks reach that
+    thread straight from the producer's receive thread: a bridge uses no acks thread. An exception raised
     downstream ends the stream with ``on_error`` (once).
 
     Args:
@@ -112,11 +113,13 @@ class _Publishing(Generic[T]):
         self._producer = producer
         self._build = build
         self._policy = policy
-        # Emitted on a thread of its own: acks arrive on the producer's acks thread, which
-        # must never wait for downstream stages. That thread is the only emitter, so the
-        # observer needs no lock.
+        # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
+        # thread (an _Output relays each), which must never wait for downstream stages, nor
+        # for a dead letter's slot. That thread is the only emitter, so the observer needs
+        # no lock.
         name = f"rxstargate-publish-{producer.topic.topic}"
         self._out = HandOff(InlineObserver(observer), name)
+        self._started = False
         self._lock = threading.Lock()
         self._pending = 0
         self._upstream_done = False
@@ -129,19 +132,12 @@ class _Publishing(Generic[T]):
         except Exception as exc:
             self._out.on_error(exc)
             return
+        if not self._started:  # here, not on the receive thread that hands it its first item
+            self._started = True
+            self._out.start()
         with self._lock:
             self._pending += 1
-
-        def stored(ack: ProducerAck) -> None:
-            if ack.ok:
-                self._out.on_next(item)
-            elif self._policy == "error":
-                self._out.on_error(send_error_for(ack))
-            else:
-                settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)
-            self._finished()
-
-        self._producer.send_then(outgoing, stored)
+        send_relayed(self._producer, outgoing, _Output(self, item))
 
     def on_error(self, error: Exception) -> None:
         self._out.on_error(error)
@@ -156,9 +152,32 @@ class _Publishing(Generic[T]):
     def stop(self) -> None:
         self._out.stop()
 
-    def _finished(self) -> None:
+    def stored(self, item: T, ack: ProducerAck) -> None:
+        """``item``'s output was settled (on the thread that settled it: never blocks)."""
+        if ack.ok:
+            self._out.on_next(item)
+        elif self._policy == "error":
+            self._out.on_error(send_error_for(ack))
+        else:  # a dead letter is a send, which may wait for a slot: on the stage's thread
+            self._out.call(self._settle_failure, item, ack)
         with self._lock:
             self._pending -= 1
             done = self._upstream_done and self._pending == 0
         if done:
             self._out.on_completed()
+
+    def _settle_failure(self, item: T, ack: ProducerAck) -> None:
+        settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)
+
+
+class _Output(Relay):
+    """Who waits for one output's ack: its input, passed on (or settled) once it came."""
+
+    __slots__ = ("_item", "_publishing")
+
+    def __init__(self, publishing: _Publishing[Any], item: Any) -> None:
+        self._publishing = publishing
+        self._item = item
+
+    def relayed(self, ack: ProducerAck) -> None:
+        self._publishing.stored(self._item, ack)
