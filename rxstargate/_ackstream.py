@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeAlias
@@ -40,7 +39,6 @@ __all__ = [
     "Handle",
     "Relay",
     "finish",
-    "relay",
     "send_error_for",
 ]
 
@@ -74,33 +72,24 @@ class AckWaiter:
         return self._lock.acquire(timeout=timeout)
 
 
-class Relay(ABC):
+class Relay:
     """Takes a message's ack on the thread that settles it, instead of on the acks thread.
 
     For an operator whose callback only hands the ack on to a thread of its own (``publish``):
     the ack skips a thread hop. :meth:`relayed` runs once, outside the producer's lock, on the
     producer's receive thread (on a sender's thread for a message refused before it was sent,
     on ``close()``'s for one failed then), so it must be short and never block or send; what
-    it raises is logged. The message's slot is free once it is settled: the operator's own
-    input (a stream's credit) bounds what it holds. ``acks`` observers, if any, still see the
-    ack on the acks thread, in no particular order with :meth:`relayed`.
+    it raises is logged. ``acks`` observers, if any, still see the ack on the acks thread, in
+    no particular order with :meth:`relayed`, and its slot is free once they did; without
+    them, once it is settled: the operator's own input (a stream's credit) bounds what it
+    holds then.
     """
 
-    __slots__ = ()
+    __slots__ = ()  # a plain class: an ABC's isinstance() would cost more than the hop saves
 
-    @abstractmethod
     def relayed(self, ack: ProducerAck) -> None:
         """The message's ack, ok or failed."""
-
-
-def relay(submission: Submission[Handle]) -> None:
-    """Hand a settled message's ack to its :class:`Relay` (whatever that raises is logged)."""
-    ack, handle = submission.ack, submission.handle
-    assert ack is not None and isinstance(handle, Relay)
-    try:
-        handle.relayed(ack)
-    except Exception:
-        log.exception("an ack relay raised")
+        raise NotImplementedError
 
 
 #: Who waits for a message's ack: ``send()`` (an AckWaiter, set by the thread that settles it),

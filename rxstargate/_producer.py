@@ -327,7 +327,12 @@ def send_relayed(producer: Producer[Any], message: Any, relay: Relay) -> None:
     As :meth:`Producer.send_then`, but ``relay.relayed`` runs on the thread that settles the
     message, not on the acks thread (see ``_ackstream.Relay``).
     """
-    producer._send_handled(message, relay)
+    driver = producer._driver  # as _send_handled does, a call less for each message
+    submission = driver.state.submission(message, relay)
+    try:
+        driver.submit(submission, producer._timeout)
+    except StargateError as exc:
+        driver.refuse(submission, exc)
 
 
 def _outgoing(

@@ -17,7 +17,7 @@ import time
 
 from marshmallow import Schema
 
-from rxstargate._ackstream import AckStream, AckWaiter, Handle, Relay, finish, relay
+from rxstargate._ackstream import AckStream, AckWaiter, Handle, Relay, finish
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
@@ -224,14 +224,21 @@ class ProducerDriver:
     ) -> None:
         """After the lock: wake ``send()``s, relay acks, and finish what no thread took."""
         for submission in settled:
-            if isinstance(submission.handle, AckWaiter):
-                submission.handle.set()
-            elif isinstance(submission.handle, Relay):
-                relay(submission)
+            handle = submission.handle
+            if isinstance(handle, AckWaiter):
+                handle.set()
+            elif isinstance(handle, Relay):
+                ack = submission.ack
+                assert ack is not None  # settled
+                try:
+                    handle.relayed(ack)
+                except Exception:
+                    log.exception("an ack relay raised")
         for submission in here:
-            if submission.handle is None:
+            handle = submission.handle
+            if handle is None:
                 self._report_unseen(submission)
-            elif not isinstance(submission.handle, AckWaiter):
+            elif not isinstance(handle, (AckWaiter, Relay)):
                 finish(submission)  # the acks stream ended (closed): complete it here
         if here:
             self._slot_waiters.wake_next(len(here))

@@ -152,6 +152,9 @@ class HandOff(Generic[T]):
         self._waiting = False  # the thread waits for items: wake it
         self._stopped = False
         self._ended = False
+        #: True once a terminal event was handed over or it stopped (a plain attribute, for
+        #: callers that check it for every item; :attr:`ended` adds the observer's own end).
+        self.closed = False
 
     def on_next(self, value: T) -> None:
         self._put(value)
@@ -180,12 +183,12 @@ class HandOff(Generic[T]):
     @property
     def ended(self) -> bool:
         """True once a terminal event was handed over, the observer raised, or it stopped."""
-        return self._stopped or self._ended or self._observer.ended
+        return self.closed or self._observer.ended
 
     def stop(self) -> None:
         """Deliver nothing more and let the thread end (it never waits for it)."""
         with self._lock:
-            self._stopped = True
+            self._stopped = self.closed = True
             self._queue.clear()
             self._ready.notify()
 
@@ -194,7 +197,7 @@ class HandOff(Generic[T]):
             if self._stopped or self._ended:
                 return
             if item is _COMPLETED or type(item) is _Error:
-                self._ended = True
+                self._ended = self.closed = True
             self._queue.append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -213,6 +216,8 @@ class HandOff(Generic[T]):
                 if self._stopped:
                     return
                 items, self._queue = self._queue, collections.deque()
+            # The observer drops what comes after its end itself, so its end is checked once
+            # a batch (and before a call): not a call more for every item.
             for item in items:
                 if self._stopped:
                     return  # stop() drops what is queued, taken already or not
@@ -221,6 +226,8 @@ class HandOff(Generic[T]):
                 elif type(item) is _Error:
                     observer.on_error(item.error)
                 elif type(item) is _Call:
+                    if observer.ended:
+                        break
                     try:
                         item.function(*item.args)
                     except Exception as exc:
@@ -228,11 +235,11 @@ class HandOff(Generic[T]):
                         observer.on_error(exc)
                 else:
                     observer.on_next(item)
-                if observer.ended:
-                    with self._lock:
-                        self._stopped = True
-                        self._queue.clear()
-                    return
+            if observer.ended:
+                with self._lock:
+                    self._stopped = self.closed = True
+                    self._queue.clear()
+                return
 
 
 class _Emitter(Protocol[T_contra]):

@@ -112,62 +112,65 @@ class _Publishing(Generic[T]):
     ) -> None:
         self._producer = producer
         self._build = build
-        self._policy = policy
+        self.policy = policy
         # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
         # thread (an _Output relays each), which must never wait for downstream stages, nor
         # for a dead letter's slot. That thread is the only emitter, so the observer needs
         # no lock.
         name = f"rxstargate-publish-{producer.topic.topic}"
-        self._out = HandOff(InlineObserver(observer), name)
+        self.out = HandOff(InlineObserver(observer), name)
         self._started = False
         self._lock = threading.Lock()
         self._pending = 0
         self._upstream_done = False
 
     def on_next(self, item: T) -> None:
-        if self._out.ended:
+        if self.out.closed:
             return  # the stream is ending: send nothing more
-        try:
-            outgoing = self._build(item)
-        except Exception as exc:
-            self._out.on_error(exc)
-            return
+        value: Any = item
+        if type(value) is Processed and self._build is _default_message:
+            message = value.message  # the usual case, without a call: a payload to send
+            if message.key is None and not message.properties:
+                outgoing: Any = value.result
+            else:
+                outgoing = _default_message(value)
+        else:
+            try:
+                outgoing = self._build(item)
+            except Exception as exc:
+                self.out.on_error(exc)
+                return
         if not self._started:  # here, not on the receive thread that hands it its first item
             self._started = True
-            self._out.start()
+            self.out.start()
         with self._lock:
             self._pending += 1
         send_relayed(self._producer, outgoing, _Output(self, item))
 
     def on_error(self, error: Exception) -> None:
-        self._out.on_error(error)
+        self.out.on_error(error)
 
     def on_completed(self) -> None:
         with self._lock:
             self._upstream_done = True
             done = self._pending == 0
         if done:
-            self._out.on_completed()
+            self.out.on_completed()
 
     def stop(self) -> None:
-        self._out.stop()
+        self.out.stop()
 
-    def stored(self, item: T, ack: ProducerAck) -> None:
-        """``item``'s output was settled (on the thread that settled it: never blocks)."""
-        if ack.ok:
-            self._out.on_next(item)
-        elif self._policy == "error":
-            self._out.on_error(send_error_for(ack))
-        else:  # a dead letter is a send, which may wait for a slot: on the stage's thread
-            self._out.call(self._settle_failure, item, ack)
+    def finished(self) -> None:
+        """One output's ack was handed on (on the thread that settled it)."""
         with self._lock:
             self._pending -= 1
             done = self._upstream_done and self._pending == 0
         if done:
-            self._out.on_completed()
+            self.out.on_completed()
 
-    def _settle_failure(self, item: T, ack: ProducerAck) -> None:
-        settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)
+    def settle_failure(self, item: T, ack: ProducerAck) -> None:
+        """On the stage's thread: a dead letter is a send, which may wait for a slot."""
+        settle_failure(self.policy, message_of(item), send_error_for(ack), 1, _nothing)
 
 
 class _Output(Relay):
@@ -180,4 +183,12 @@ class _Output(Relay):
         self._item = item
 
     def relayed(self, ack: ProducerAck) -> None:
-        self._publishing.stored(self._item, ack)
+        publishing = self._publishing
+        out = publishing.out
+        if ack.ok:
+            out.on_next(self._item)
+        elif publishing.policy == "error":
+            out.on_error(send_error_for(ack))
+        else:
+            out.call(publishing.settle_failure, self._item, ack)
+        publishing.finished()
