@@ -9,8 +9,8 @@ instead of letting acks pile up, and ``flush()`` returns only once every ack was
 
 None of these runs on the producer's receive thread: an observer, a future's done-callback or a
 ``send_then`` callback may call ``send()``, which waits for the receive thread, not for them.
-The exception is a :class:`Relay` (``publish()``'s), which only hands the ack on to a thread of
-its own: it runs on the thread that settles its message, and its slot is free once settled.
+The exception is a :class:`Relay` (``publish()``'s), which only hands acks on to a thread of its
+own: it gets them on the thread that settles its messages, several at once.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ __all__ = [
     "AckWaiter",
     "Handle",
     "Relay",
+    "Relayed",
     "finish",
+    "relay_all",
     "send_error_for",
 ]
 
@@ -73,29 +75,66 @@ class AckWaiter:
 
 
 class Relay:
-    """Takes a message's ack on the thread that settles it, instead of on the acks thread.
+    """Takes its messages' acks on the thread that settles them, instead of on the acks thread.
 
-    For an operator whose callback only hands the ack on to a thread of its own (``publish``):
-    the ack skips a thread hop. :meth:`relayed` runs once, outside the producer's lock, on the
-    producer's receive thread (on a sender's thread for a message refused before it was sent,
-    on ``close()``'s for one failed then), so it must be short and never block or send; what
-    it raises is logged. ``acks`` observers, if any, still see the ack on the acks thread, in
-    no particular order with :meth:`relayed`, and its slot is free once they did; without
-    them, once it is settled: the operator's own input (a stream's credit) bounds what it
-    holds then.
+    For an operator whose callback only hands acks on to a thread of its own (``publish``):
+    the acks skip a thread hop. Each message it waits for is sent with a :class:`Relayed`
+    handle. :meth:`relayed` runs outside the producer's lock, once for each run of its
+    messages settled together, on the producer's receive thread (on a sender's thread for a
+    message refused before it was sent, on ``close()``'s for those failed then), so it must be
+    short and never block or send; what it raises is logged. ``acks`` observers, if any,
+    still see the acks on the acks thread, in no particular order with :meth:`relayed`, and
+    the messages' slots are free once they did; without them, once settled: the operator's
+    own input (a stream's credit) bounds what it holds then.
     """
 
-    __slots__ = ()  # a plain class: an ABC's isinstance() would cost more than the hop saves
+    __slots__ = ()  # a plain class: an ABC's isinstance() costs a call more
 
-    def relayed(self, ack: ProducerAck) -> None:
-        """The message's ack, ok or failed."""
+    def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
+        """The acks (ok or failed) of messages sent for ``items``, in the order settled."""
         raise NotImplementedError
 
 
+class Relayed:
+    """The handle of one message sent for a :class:`Relay`: the relay and its item."""
+
+    __slots__ = ("item", "relay")
+
+    def __init__(self, relay: Relay, item: Any) -> None:
+        self.relay = relay
+        self.item = item
+
+
+def relay_all(relayed: list[Submission[Handle]]) -> None:
+    """Hand settled messages' acks to their relays: one call for each run of one relay."""
+    current: Relay | None = None
+    items: list[Any] = []
+    acks: list[ProducerAck] = []
+    for submission in relayed:
+        handle = submission.handle
+        assert isinstance(handle, Relayed) and submission.ack is not None
+        if handle.relay is not current:
+            if current is not None:
+                _relay(current, items, acks)
+                items, acks = [], []
+            current = handle.relay
+        items.append(handle.item)
+        acks.append(submission.ack)
+    if current is not None:
+        _relay(current, items, acks)
+
+
+def _relay(relay: Relay, items: list[Any], acks: list[ProducerAck]) -> None:
+    try:
+        relay.relayed(items, acks)
+    except Exception:
+        log.exception("an ack relay raised")
+
+
 #: Who waits for a message's ack: ``send()`` (an AckWaiter, set by the thread that settles it),
-#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), an operator's Relay (run by
-#: the thread that settles it), or nobody but ``acks``.
-Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | Relay | None"
+#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), an operator's Relay (given
+#: it by the thread that settles it), or nobody but ``acks``.
+Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | Relayed | None"
 
 #: Slots are given back after this many deliveries, or sooner when nothing else is queued.
 _GIVE_BACK_EVERY = 64
@@ -131,7 +170,7 @@ def finish(submission: Submission[Handle]) -> None:
                 handle.set_result(ack)
             else:
                 handle.set_exception(send_error_for(ack))
-    elif handle is not None and not isinstance(handle, (AckWaiter, Relay)):
+    elif handle is not None and not isinstance(handle, (AckWaiter, Relayed)):
         try:
             handle(ack)
         except Exception:
@@ -179,7 +218,7 @@ class AckStream:
             taken = []
             for submission in settled:
                 handle = submission.handle
-                if handle is None or isinstance(handle, (AckWaiter, Relay)):
+                if handle is None or isinstance(handle, (AckWaiter, Relayed)):
                     rest.append(submission)
                 else:
                     taken.append(submission)

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, Relayed, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -321,14 +321,14 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._driver.shutdown(error)
 
 
-def send_relayed(producer: Producer[Any], message: Any, relay: Relay) -> None:
-    """Send ``message`` and give its ack to ``relay`` where it is settled (for operators).
+def send_relayed(producer: Producer[Any], message: Any, relay: Relay, item: Any) -> None:
+    """Send ``message``; ``relay`` gets its ack (with ``item``) where it is settled.
 
-    As :meth:`Producer.send_then`, but ``relay.relayed`` runs on the thread that settles the
-    message, not on the acks thread (see ``_ackstream.Relay``).
+    For operators: as :meth:`Producer.send_then`, but the ack goes to ``relay.relayed`` on
+    the thread that settles the message, not on the acks thread (see ``_ackstream.Relay``).
     """
     driver = producer._driver  # as _send_handled does, a call less for each message
-    submission = driver.state.submission(message, relay)
+    submission = driver.state.submission(message, Relayed(relay, item))
     try:
         driver.submit(submission, producer._timeout)
     except StargateError as exc:

@@ -17,7 +17,7 @@ import time
 
 from marshmallow import Schema
 
-from rxstargate._ackstream import AckStream, AckWaiter, Handle, Relay, finish
+from rxstargate._ackstream import AckStream, AckWaiter, Handle, Relayed, finish, relay_all
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
@@ -223,22 +223,20 @@ class ProducerDriver:
         self, settled: list[Submission[Handle]], here: list[Submission[Handle]]
     ) -> None:
         """After the lock: wake ``send()``s, relay acks, and finish what no thread took."""
+        relayed: list[Submission[Handle]] = []
         for submission in settled:
             handle = submission.handle
             if isinstance(handle, AckWaiter):
                 handle.set()
-            elif isinstance(handle, Relay):
-                ack = submission.ack
-                assert ack is not None  # settled
-                try:
-                    handle.relayed(ack)
-                except Exception:
-                    log.exception("an ack relay raised")
+            elif isinstance(handle, Relayed):
+                relayed.append(submission)
+        if relayed:
+            relay_all(relayed)
         for submission in here:
             handle = submission.handle
             if handle is None:
                 self._report_unseen(submission)
-            elif not isinstance(handle, (AckWaiter, Relay)):
+            elif not isinstance(handle, (AckWaiter, Relayed)):
                 finish(submission)  # the acks stream ended (closed): complete it here
         if here:
             self._slot_waiters.wake_next(len(here))

@@ -165,6 +165,16 @@ class HandOff(Generic[T]):
     def on_completed(self) -> None:
         self._put(_COMPLETED)
 
+    def on_next_all(self, values: list[T]) -> None:
+        """Hand over several items at once: ``on_next`` of each, with one lock round."""
+        if not values:
+            return
+        with self._lock:
+            if self._stopped or self._ended:
+                return
+            self._queue.extend(values)
+            self._wake_locked()
+
     def call(self, function: Callable[..., None], *args: Any) -> None:
         """Run ``function(*args)`` on the thread, in order with the items handed over.
 
@@ -177,8 +187,7 @@ class HandOff(Generic[T]):
         """Start the thread now, rather than with the first item (from the caller's thread)."""
         with self._lock:
             if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+                self._wake_locked()
 
     @property
     def ended(self) -> bool:
@@ -199,12 +208,16 @@ class HandOff(Generic[T]):
             if item is _COMPLETED or type(item) is _Error:
                 self._ended = self.closed = True
             self._queue.append(item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            elif self._waiting:
-                self._waiting = False
-                self._ready.notify()
+            self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        """Under the lock, with something queued: start the thread, or wake it if it waits."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        elif self._waiting:
+            self._waiting = False
+            self._ready.notify()
 
     def _run(self) -> None:
         observer = self._observer

@@ -100,7 +100,7 @@ def publish(
     return operator
 
 
-class _Publishing(Generic[T]):
+class _Publishing(Relay, Generic[T]):
     """One subscription to ``publish``: the sends in flight and the end once they are in."""
 
     def __init__(
@@ -112,20 +112,20 @@ class _Publishing(Generic[T]):
     ) -> None:
         self._producer = producer
         self._build = build
-        self.policy = policy
+        self._policy = policy
         # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
-        # thread (an _Output relays each), which must never wait for downstream stages, nor
-        # for a dead letter's slot. That thread is the only emitter, so the observer needs
+        # thread (relayed), which must never wait for downstream stages, nor for a dead
+        # letter's slot. That thread is the only emitter, so the observer needs
         # no lock.
         name = f"rxstargate-publish-{producer.topic.topic}"
-        self.out = HandOff(InlineObserver(observer), name)
+        self._out = HandOff(InlineObserver(observer), name)
         self._started = False
         self._lock = threading.Lock()
         self._pending = 0
         self._upstream_done = False
 
     def on_next(self, item: T) -> None:
-        if self.out.closed:
+        if self._out.closed:
             return  # the stream is ending: send nothing more
         value: Any = item
         if type(value) is Processed and self._build is _default_message:
@@ -138,57 +138,48 @@ class _Publishing(Generic[T]):
             try:
                 outgoing = self._build(item)
             except Exception as exc:
-                self.out.on_error(exc)
+                self._out.on_error(exc)
                 return
         if not self._started:  # here, not on the receive thread that hands it its first item
             self._started = True
-            self.out.start()
+            self._out.start()
         with self._lock:
             self._pending += 1
-        send_relayed(self._producer, outgoing, _Output(self, item))
+        send_relayed(self._producer, outgoing, self, item)
 
     def on_error(self, error: Exception) -> None:
-        self.out.on_error(error)
+        self._out.on_error(error)
 
     def on_completed(self) -> None:
         with self._lock:
             self._upstream_done = True
             done = self._pending == 0
         if done:
-            self.out.on_completed()
+            self._out.on_completed()
 
     def stop(self) -> None:
-        self.out.stop()
+        self._out.stop()
 
-    def finished(self) -> None:
-        """One output's ack was handed on (on the thread that settled it)."""
+    def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
+        """Outputs' acks, on the thread that settled them: hand their inputs on (never
+        blocks; a failed one's input is settled by the policy on the stage's thread)."""
+        out = self._out
+        first = 0  # of the inputs not handed on yet
+        for index, ack in enumerate(acks):
+            if ack.ok:
+                continue
+            out.on_next_all(items[first:index])
+            first = index + 1
+            if self._policy == "error":
+                out.on_error(send_error_for(ack))
+            else:  # a dead letter is a send, which may wait for a slot: not on this thread
+                out.call(self._settle_failure, items[index], ack)
+        out.on_next_all(items[first:] if first else items)
         with self._lock:
-            self._pending -= 1
+            self._pending -= len(items)
             done = self._upstream_done and self._pending == 0
         if done:
-            self.out.on_completed()
+            out.on_completed()
 
-    def settle_failure(self, item: T, ack: ProducerAck) -> None:
-        """On the stage's thread: a dead letter is a send, which may wait for a slot."""
-        settle_failure(self.policy, message_of(item), send_error_for(ack), 1, _nothing)
-
-
-class _Output(Relay):
-    """Who waits for one output's ack: its input, passed on (or settled) once it came."""
-
-    __slots__ = ("_item", "_publishing")
-
-    def __init__(self, publishing: _Publishing[Any], item: Any) -> None:
-        self._publishing = publishing
-        self._item = item
-
-    def relayed(self, ack: ProducerAck) -> None:
-        publishing = self._publishing
-        out = publishing.out
-        if ack.ok:
-            out.on_next(self._item)
-        elif publishing.policy == "error":
-            out.on_error(send_error_for(ack))
-        else:
-            out.call(publishing.settle_failure, self._item, ack)
-        publishing.finished()
+    def _settle_failure(self, item: T, ack: ProducerAck) -> None:
+        settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pytest
+import reactivex as rx
 from reactivex import operators as ops
 
 import rxstargate as rs
@@ -150,3 +151,34 @@ def test_a_bridge_hands_its_outputs_acks_to_its_own_thread_without_the_producers
     producer.close()
     assert any(name.startswith("rxstargate-publish-") for name in threads)
     assert not any(name.startswith("rxstargate-acks-") for name in threads)
+
+
+def test_outputs_settled_together_pass_their_inputs_on_in_order_around_a_failed_one(
+    client: rs.Client, topic_name: str, make_message: Any, settler: Any
+) -> None:
+    from rxstargate.operators._publish import _Publishing
+
+    x, y, z = (make_message(payload) for payload in (b"x", b"y", b"z"))
+    seen: list[tuple[bytes, str]] = []
+    nacked_before_z: list[bytes] = []
+    last = threading.Event()
+
+    def on_next(message: rs.Message[Any]) -> None:
+        seen.append((message.payload, threading.current_thread().name))
+        if message is z:
+            nacked_before_z.extend(settler.nacked)
+            last.set()
+
+    producer = client.topic(topic_name).producer()
+    publishing: _Publishing[Any] = _Publishing(
+        rx.Observer[Any](on_next), producer, lambda m: m.payload, "nack"
+    )
+    failed = rs.ProducerAck("2", None, "send-error:8", "Failed to send message: Timeout")
+    ok = rs.ProducerAck("1", None, "ok")
+    publishing.relayed([x, y, z], [ok, failed, ok])  # as the producer's receive thread does
+    assert last.wait(WAIT)
+    publishing.stop()
+    producer.close()
+    thread = f"rxstargate-publish-{producer.topic.topic}"
+    assert seen == [(b"x", thread), (b"z", thread)]
+    assert nacked_before_z == [b"y"] and settler.nacked == [b"y"]  # in order, on that thread
