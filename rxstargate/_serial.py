@@ -135,11 +135,11 @@ class HandOff(Generic[T]):
 
     ``observer`` is a :class:`SerialObserver`, or anything with its contract for a single
     emitting thread (``operators._emit.InlineObserver``): this thread is its only emitter.
-    The thread starts with the first item and ends after a terminal event was delivered, or
-    on :meth:`stop` (what is still queued is then dropped). Handing over never blocks: the
-    queue is bounded by what the caller has in flight (a stream's credit). The thread takes
-    what was queued all at once and is woken only when it waits, so a burst of items costs
-    one wake-up, not one each.
+    The thread starts with the first item (or :meth:`start`) and ends after a terminal event
+    was delivered, or on :meth:`stop` (what is still queued is then dropped). Handing over
+    never blocks: the queue is bounded by what the caller has in flight (a stream's credit).
+    The thread takes what was queued all at once and is woken only when it waits, so a burst
+    of items costs one wake-up, not one each.
     """
 
     def __init__(self, observer: _Emitter[T], name: str) -> None:
