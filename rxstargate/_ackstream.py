@@ -9,6 +9,8 @@ instead of letting acks pile up, and ``flush()`` returns only once every ack was
 
 None of these runs on the producer's receive thread: an observer, a future's done-callback or a
 ``send_then`` callback may call ``send()``, which waits for the receive thread, not for them.
+The exception is a :class:`Relay` (``publish()``'s), which only hands acks on to a thread of its
+own: it gets them on the thread that settles its messages, several at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,17 @@ from rxstargate._produce_state import Submission
 from rxstargate.exceptions import SendError
 from rxstargate.models import ProducerAck
 
-__all__ = ["AckCallback", "AckStream", "AckWaiter", "Handle", "finish", "send_error_for"]
+__all__ = [
+    "AckCallback",
+    "AckStream",
+    "AckWaiter",
+    "Handle",
+    "Relay",
+    "Relayed",
+    "finish",
+    "relay_all",
+    "send_error_for",
+]
 
 log = logging.getLogger("rxstargate.producer")
 
@@ -62,9 +74,67 @@ class AckWaiter:
         return self._lock.acquire(timeout=timeout)
 
 
+class Relay:
+    """Takes its messages' acks on the thread that settles them, instead of on the acks thread.
+
+    For an operator whose callback only hands acks on to a thread of its own (``publish``):
+    the acks skip a thread hop. Each message it waits for is sent with a :class:`Relayed`
+    handle. :meth:`relayed` runs outside the producer's lock, once for each run of its
+    messages settled together, on the producer's receive thread (on a sender's thread for a
+    message refused before it was sent, on ``close()``'s for those failed then), so it must be
+    short and never block or send; what it raises is logged. ``acks`` observers, if any,
+    still see the acks on the acks thread, in no particular order with :meth:`relayed`, and
+    the messages' slots are free once they did; without them, once settled: the operator's
+    own input (a stream's credit) bounds what it holds then.
+    """
+
+    __slots__ = ()  # a plain class: an ABC's isinstance() costs a call more
+
+    def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
+        """The acks (ok or failed) of messages sent for ``items``, in the order settled."""
+        raise NotImplementedError
+
+
+class Relayed:
+    """The handle of one message sent for a :class:`Relay`: the relay and its item."""
+
+    __slots__ = ("item", "relay")
+
+    def __init__(self, relay: Relay, item: Any) -> None:
+        self.relay = relay
+        self.item = item
+
+
+def relay_all(relayed: list[Submission[Handle]]) -> None:
+    """Hand settled messages' acks to their relays: one call for each run of one relay."""
+    current: Relay | None = None
+    items: list[Any] = []
+    acks: list[ProducerAck] = []
+    for submission in relayed:
+        handle = submission.handle
+        assert isinstance(handle, Relayed) and submission.ack is not None
+        if handle.relay is not current:
+            if current is not None:
+                _relay(current, items, acks)
+                items, acks = [], []
+            current = handle.relay
+        items.append(handle.item)
+        acks.append(submission.ack)
+    if current is not None:
+        _relay(current, items, acks)
+
+
+def _relay(relay: Relay, items: list[Any], acks: list[ProducerAck]) -> None:
+    try:
+        relay.relayed(items, acks)
+    except Exception:
+        log.exception("an ack relay raised")
+
+
 #: Who waits for a message's ack: ``send()`` (an AckWaiter, set by the thread that settles it),
-#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), or nobody but ``acks``.
-Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | None"
+#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), an operator's Relay (given
+#: it by the thread that settles it), or nobody but ``acks``.
+Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | Relayed | None"
 
 #: Slots are given back after this many deliveries, or sooner when nothing else is queued.
 _GIVE_BACK_EVERY = 64
@@ -87,7 +157,10 @@ def send_error_for(ack: ProducerAck) -> SendError:
 
 
 def finish(submission: Submission[Handle]) -> None:
-    """Complete a settled message's future, or run its callback (whatever it raises is logged)."""
+    """Complete a settled message's future, or run its callback (whatever it raises is logged).
+
+    A Relay was given its ack where the message was settled: nothing is left to do.
+    """
     ack = submission.ack
     assert ack is not None
     handle = submission.handle
@@ -97,7 +170,7 @@ def finish(submission: Submission[Handle]) -> None:
                 handle.set_result(ack)
             else:
                 handle.set_exception(send_error_for(ack))
-    elif handle is not None and not isinstance(handle, AckWaiter):
+    elif handle is not None and not isinstance(handle, (AckWaiter, Relayed)):
         try:
             handle(ack)
         except Exception:
@@ -145,7 +218,7 @@ class AckStream:
             taken = []
             for submission in settled:
                 handle = submission.handle
-                if handle is None or isinstance(handle, AckWaiter):
+                if handle is None or isinstance(handle, (AckWaiter, Relayed)):
                     rest.append(submission)
                 else:
                     taken.append(submission)

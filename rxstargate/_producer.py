@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, AckWaiter, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, Relayed, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -41,7 +41,7 @@ from rxstargate.exceptions import (
 )
 from rxstargate.models import OutgoingMessage, ProducerAck, TopicName
 
-__all__ = ["AckCallback", "Producer", "send_error_for"]
+__all__ = ["AckCallback", "Producer", "Relay", "send_error_for", "send_relayed"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate.producer")
@@ -217,7 +217,10 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         that cannot be sent reaches ``callback`` as a failed ack. The callback runs on the
         producer's acks thread, one at a time with ``acks`` observers: keep it short.
         """
-        submission = self._driver.state.submission(message, callback)
+        self._send_handled(message, callback)
+
+    def _send_handled(self, message: Any, handle: Handle) -> None:
+        submission = self._driver.state.submission(message, handle)
         try:
             self._driver.submit(submission, self._timeout)
         except StargateError as exc:
@@ -316,6 +319,20 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         except StargateError:
             return  # it failed meanwhile, and closed with its failure
         self._driver.shutdown(error)
+
+
+def send_relayed(producer: Producer[Any], message: Any, relay: Relay, item: Any) -> None:
+    """Send ``message``; ``relay`` gets its ack (with ``item``) where it is settled.
+
+    For operators: as :meth:`Producer.send_then`, but the ack goes to ``relay.relayed`` on
+    the thread that settles the message, not on the acks thread (see ``_ackstream.Relay``).
+    """
+    driver = producer._driver  # as _send_handled does, a call less for each message
+    submission = driver.state.submission(message, Relayed(relay, item))
+    try:
+        driver.submit(submission, producer._timeout)
+    except StargateError as exc:
+        driver.refuse(submission, exc)
 
 
 def _outgoing(

@@ -3,8 +3,9 @@
 The core (``_produce_state``) decides; this driver waits, locks and moves things between
 threads. One lock guards the core and the current connection; frames are only queued under it
 (the connection's writer writes), and no user code runs under it. A settled message goes to
-``send()``'s waiter at once, and to the acks thread (``_ackstream``) when an observer, a future
-or a callback waits for it there; what nothing waits for is delivered on the spot.
+``send()``'s waiter or an operator's Relay at once, and to the acks thread (``_ackstream``) when
+an observer, a future or a callback waits for it there; what nothing waits for there is
+delivered on the spot.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 
 from marshmallow import Schema
 
-from rxstargate._ackstream import AckStream, AckWaiter, Handle, finish
+from rxstargate._ackstream import AckStream, AckWaiter, Handle, Relayed, finish, relay_all
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
@@ -221,14 +222,21 @@ class ProducerDriver:
     def _finish_here(
         self, settled: list[Submission[Handle]], here: list[Submission[Handle]]
     ) -> None:
-        """After the lock: wake ``send()``s, and finish what no thread took."""
+        """After the lock: wake ``send()``s, relay acks, and finish what no thread took."""
+        relayed: list[Submission[Handle]] = []
         for submission in settled:
-            if isinstance(submission.handle, AckWaiter):
-                submission.handle.set()
+            handle = submission.handle
+            if isinstance(handle, AckWaiter):
+                handle.set()
+            elif isinstance(handle, Relayed):
+                relayed.append(submission)
+        if relayed:
+            relay_all(relayed)
         for submission in here:
-            if submission.handle is None:
+            handle = submission.handle
+            if handle is None:
                 self._report_unseen(submission)
-            elif not isinstance(submission.handle, AckWaiter):
+            elif not isinstance(handle, (AckWaiter, Relayed)):
                 finish(submission)  # the acks stream ended (closed): complete it here
         if here:
             self._slot_waiters.wake_next(len(here))

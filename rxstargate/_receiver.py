@@ -225,8 +225,8 @@ class _Session:
             self.begin_close(False)
             self._terminate(exc)
             return False
-        if message in settler.unsettled:  # not settled by the observer: a reader's is now
-            settler.returned(message)
+        if settler.settles_on_return and message in settler.unsettled:
+            settler.returned(message)  # not settled by the observer: a reader's is now
         return True
 
     def _terminate(self, error: Exception | None) -> None:

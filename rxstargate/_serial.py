@@ -37,6 +37,14 @@ class _Error:
         self.error = error
 
 
+class _Call:
+    __slots__ = ("args", "function")
+
+    def __init__(self, function: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.function = function
+        self.args = args
+
+
 class SerialObserver(Generic[T]):
     """Wraps ``observer`` so that calls from many threads reach it one at a time.
 
@@ -127,11 +135,11 @@ class HandOff(Generic[T]):
 
     ``observer`` is a :class:`SerialObserver`, or anything with its contract for a single
     emitting thread (``operators._emit.InlineObserver``): this thread is its only emitter.
-    The thread starts with the first item and ends after a terminal event was delivered, or
-    on :meth:`stop` (what is still queued is then dropped). Handing over never blocks: the
-    queue is bounded by what the caller has in flight (a stream's credit). The thread takes
-    what was queued all at once and is woken only when it waits, so a burst of items costs
-    one wake-up, not one each.
+    The thread starts with the first item (or :meth:`start`) and ends after a terminal event
+    was delivered, or on :meth:`stop` (what is still queued is then dropped). Handing over
+    never blocks: the queue is bounded by what the caller has in flight (a stream's credit).
+    The thread takes what was queued all at once and is woken only when it waits, so a burst
+    of items costs one wake-up, not one each.
     """
 
     def __init__(self, observer: _Emitter[T], name: str) -> None:
@@ -144,6 +152,9 @@ class HandOff(Generic[T]):
         self._waiting = False  # the thread waits for items: wake it
         self._stopped = False
         self._ended = False
+        #: True once a terminal event was handed over or it stopped (a plain attribute, for
+        #: callers that check it for every item; :attr:`ended` adds the observer's own end).
+        self.closed = False
 
     def on_next(self, value: T) -> None:
         self._put(value)
@@ -154,15 +165,39 @@ class HandOff(Generic[T]):
     def on_completed(self) -> None:
         self._put(_COMPLETED)
 
+    def on_next_all(self, values: list[T]) -> None:
+        """Hand over several items at once: ``on_next`` of each, with one lock round."""
+        if not values:
+            return
+        with self._lock:
+            if self._stopped or self._ended:
+                return
+            self._queue.extend(values)
+            self._wake_locked()
+
+    def call(self, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function(*args)`` on the thread, in order with the items handed over.
+
+        Dropped, as items are, once the stream ended or stopped. What it raises ends the
+        stream with ``on_error`` of it, as an exception raised by the observer does.
+        """
+        self._put(_Call(function, args))
+
+    def start(self) -> None:
+        """Start the thread now, rather than with the first item (from the caller's thread)."""
+        with self._lock:
+            if self._thread is None and not self._stopped:
+                self._wake_locked()
+
     @property
     def ended(self) -> bool:
         """True once a terminal event was handed over, the observer raised, or it stopped."""
-        return self._stopped or self._ended or self._observer.ended
+        return self.closed or self._observer.ended
 
     def stop(self) -> None:
         """Deliver nothing more and let the thread end (it never waits for it)."""
         with self._lock:
-            self._stopped = True
+            self._stopped = self.closed = True
             self._queue.clear()
             self._ready.notify()
 
@@ -171,14 +206,18 @@ class HandOff(Generic[T]):
             if self._stopped or self._ended:
                 return
             if item is _COMPLETED or type(item) is _Error:
-                self._ended = True
+                self._ended = self.closed = True
             self._queue.append(item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            elif self._waiting:
-                self._waiting = False
-                self._ready.notify()
+            self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        """Under the lock, with something queued: start the thread, or wake it if it waits."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        elif self._waiting:
+            self._waiting = False
+            self._ready.notify()
 
     def _run(self) -> None:
         observer = self._observer
@@ -190,6 +229,8 @@ class HandOff(Generic[T]):
                 if self._stopped:
                     return
                 items, self._queue = self._queue, collections.deque()
+            # The observer drops what comes after its end itself, so its end is checked once
+            # a batch (and before a call): not a call more for every item.
             for item in items:
                 if self._stopped:
                     return  # stop() drops what is queued, taken already or not
@@ -197,13 +238,21 @@ class HandOff(Generic[T]):
                     observer.on_completed()
                 elif type(item) is _Error:
                     observer.on_error(item.error)
+                elif type(item) is _Call:
+                    if observer.ended:
+                        break
+                    try:
+                        item.function(*item.args)
+                    except Exception as exc:
+                        log.debug("a call handed over raised %r; ending the stream", exc)
+                        observer.on_error(exc)
                 else:
                     observer.on_next(item)
-                if observer.ended:
-                    with self._lock:
-                        self._stopped = True
-                        self._queue.clear()
-                    return
+            if observer.ended:
+                with self._lock:
+                    self._stopped = self.closed = True
+                    self._queue.clear()
+                return
 
 
 class _Emitter(Protocol[T_contra]):

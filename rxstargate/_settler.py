@@ -34,7 +34,16 @@ OnLost = Callable[[AckError], None]
 class Settler:
     """Settles the messages of one socket; dead once that socket is gone."""
 
-    __slots__ = ("_conn", "_context", "_ledger", "_lock", "_redelivers", "_state", "unsettled")
+    __slots__ = (
+        "_conn",
+        "_context",
+        "_ledger",
+        "_lock",
+        "_redelivers",
+        "_state",
+        "settles_on_return",
+        "unsettled",
+    )
 
     def __init__(
         self,
@@ -52,6 +61,9 @@ class Settler:
         self._redelivers = state.redelivers
         #: The socket's messages delivered and not yet settled (read without the lock).
         self.unsettled = ledger.unsettled
+        #: Whether :meth:`returned` does anything: a reader's credit comes back when the
+        #: observer returns; a consumer's only when it settles, so it skips the lock round.
+        self.settles_on_return = type(state).returned is not ReceiveState.returned
 
     @property
     def alive(self) -> bool:

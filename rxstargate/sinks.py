@@ -11,6 +11,7 @@ from reactivex import abc
 
 from rxstargate.exceptions import AckError
 from rxstargate.models import Message, message_in
+from rxstargate.operators._outcomes import Processed
 
 __all__ = ["Acknowledger", "acknowledger"]
 
@@ -70,8 +71,13 @@ class Acknowledger(abc.ObserverBase[Any]):
         self._lock = threading.Lock()
 
     def on_next(self, value: Any) -> None:
-        if type(value) is Message:  # the common case, without building a list of one
+        kind = type(value)
+        if kind is Message:  # the common cases, without building a list of one
             self._ack(value)
+            return
+        if kind is Processed and type(value.message) is Message:  # straight from process()
+            if value.settle:
+                self._ack(value.message)
             return
         for message in _messages_of(value):
             self._ack(message)

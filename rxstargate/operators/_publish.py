@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxstargate._producer import Producer, send_error_for
+from rxstargate._producer import Producer, Relay, send_error_for, send_relayed
 from rxstargate._serial import HandOff
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
@@ -54,8 +54,9 @@ def publish(
     settled by ``on_failure`` on the input (nack by default).
 
     Downstream stages run on a thread of the subscription's own ("rxstargate-publish-<topic>",
-    ended by dispose or the end of the stream), never on the producer's receive thread, so a
-    slow stage cannot stop the producer from reading its acks and pings. An exception raised
+    ended by dispose or the end of the stream), never on the producer's threads, so a slow
+    stage cannot stop the producer from reading its acks and pings. Outputs' acks reach that
+    thread straight from the producer's receive thread: a bridge uses no acks thread. An exception raised
     downstream ends the stream with ``on_error`` (once).
 
     Args:
@@ -99,7 +100,7 @@ def publish(
     return operator
 
 
-class _Publishing(Generic[T]):
+class _Publishing(Relay, Generic[T]):
     """One subscription to ``publish``: the sends in flight and the end once they are in."""
 
     def __init__(
@@ -112,36 +113,39 @@ class _Publishing(Generic[T]):
         self._producer = producer
         self._build = build
         self._policy = policy
-        # Emitted on a thread of its own: acks arrive on the producer's acks thread, which
-        # must never wait for downstream stages. That thread is the only emitter, so the
-        # observer needs no lock.
+        # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
+        # thread (relayed), which must never wait for downstream stages, nor for a dead
+        # letter's slot. That thread is the only emitter, so the observer needs
+        # no lock.
         name = f"rxstargate-publish-{producer.topic.topic}"
         self._out = HandOff(InlineObserver(observer), name)
+        self._started = False
         self._lock = threading.Lock()
         self._pending = 0
         self._upstream_done = False
 
     def on_next(self, item: T) -> None:
-        if self._out.ended:
+        if self._out.closed:
             return  # the stream is ending: send nothing more
-        try:
-            outgoing = self._build(item)
-        except Exception as exc:
-            self._out.on_error(exc)
-            return
+        value: Any = item
+        if type(value) is Processed and self._build is _default_message:
+            message = value.message  # the usual case, without a call: a payload to send
+            if message.key is None and not message.properties:
+                outgoing: Any = value.result
+            else:
+                outgoing = _default_message(value)
+        else:
+            try:
+                outgoing = self._build(item)
+            except Exception as exc:
+                self._out.on_error(exc)
+                return
+        if not self._started:  # here, not on the receive thread that hands it its first item
+            self._started = True
+            self._out.start()
         with self._lock:
             self._pending += 1
-
-        def stored(ack: ProducerAck) -> None:
-            if ack.ok:
-                self._out.on_next(item)
-            elif self._policy == "error":
-                self._out.on_error(send_error_for(ack))
-            else:
-                settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)
-            self._finished()
-
-        self._producer.send_then(outgoing, stored)
+        send_relayed(self._producer, outgoing, self, item)
 
     def on_error(self, error: Exception) -> None:
         self._out.on_error(error)
@@ -156,9 +160,26 @@ class _Publishing(Generic[T]):
     def stop(self) -> None:
         self._out.stop()
 
-    def _finished(self) -> None:
+    def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
+        """Outputs' acks, on the thread that settled them: hand their inputs on (never
+        blocks; a failed one's input is settled by the policy on the stage's thread)."""
+        out = self._out
+        first = 0  # of the inputs not handed on yet
+        for index, ack in enumerate(acks):
+            if ack.ok:
+                continue
+            out.on_next_all(items[first:index])
+            first = index + 1
+            if self._policy == "error":
+                out.on_error(send_error_for(ack))
+            else:  # a dead letter is a send, which may wait for a slot: not on this thread
+                out.call(self._settle_failure, items[index], ack)
+        out.on_next_all(items[first:] if first else items)
         with self._lock:
-            self._pending -= 1
+            self._pending -= len(items)
             done = self._upstream_done and self._pending == 0
         if done:
-            self._out.on_completed()
+            out.on_completed()
+
+    def _settle_failure(self, item: T, ack: ProducerAck) -> None:
+        settle_failure(self._policy, message_of(item), send_error_for(ack), 1, _nothing)

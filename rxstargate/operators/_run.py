@@ -111,6 +111,7 @@ class Run:
         self._scheduler = settings.scheduler or TimerScheduler.shared()
         # Nobody reads counters that were not asked for: counting them would cost a lock each.
         self._stats: ProcessingStats | _Uncounted = settings.stats or _UNCOUNTED
+        self._counting = settings.stats is not None  # the per-message path skips the calls
         self._lock = threading.Lock()
         self._delays: dict[_Job, SingleAssignmentDisposable] = {}  # waiting for a retry
         # Where calls run: a plain handler at concurrency 1 runs on the thread that starts it
@@ -217,7 +218,8 @@ class Run:
         """
         if self._lanes.ended:
             return  # after the end: left alone
-        self._stats.add("received")
+        if self._counting:
+            self._stats.add("received")
         try:
             result = self._handle(message, 0)
         except Exception as exc:
@@ -345,7 +347,8 @@ class Run:
 
     def _settle(self, message: Message[Any], result: Any, attempt: int) -> None:
         """A call succeeded on ``attempt``: emit its item, or settle as its outcome says."""
-        self._stats.add("processed")
+        if self._counting:
+            self._stats.add("processed")
         if not isinstance(result, _OUTCOMES):
             self._observer.on_next(processed(message, result, True, attempt))
         elif isinstance(result, Leave):

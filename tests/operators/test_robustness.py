@@ -229,6 +229,55 @@ def test_a_hand_off_delivers_bursts_in_order_on_its_thread_and_ends_on_a_raising
     assert threads == {"test-hand-off"} and hand_off.ended
 
 
+def test_a_hand_off_runs_calls_in_order_with_its_items_and_none_after_the_end() -> None:
+    from rxstargate._serial import HandOff
+    from rxstargate.operators._emit import InlineObserver
+
+    seen: list[Any] = []
+    done = threading.Event()
+    observer = InlineObserver(
+        rx.Observer[Any](seen.append, seen.append, lambda: (seen.append("done"), done.set()))
+    )
+    hand_off: HandOff[Any] = HandOff(observer, "test-hand-off")
+    hand_off.start()
+    hand_off.on_next(1)
+    hand_off.call(lambda x: seen.append(("call", x, threading.current_thread().name)), 2)
+    hand_off.on_next(3)
+    hand_off.on_completed()
+    hand_off.call(seen.append, "after the end")
+    assert done.wait(WAIT)
+    assert seen == [1, ("call", 2, "test-hand-off"), 3, "done"]
+    assert hand_off.closed and hand_off.ended
+
+
+def test_a_call_that_raises_on_a_hand_off_ends_its_stream_with_on_error_once() -> None:
+    from rxstargate._serial import HandOff
+    from rxstargate.operators._emit import InlineObserver
+
+    seen: list[Any] = []
+    ended = threading.Event()
+    boom = RuntimeError("the call failed")
+
+    def fail() -> None:
+        raise boom
+
+    def on_error(error: Exception) -> None:
+        seen.append(error)
+        ended.set()
+
+    hand_off: HandOff[Any] = HandOff(
+        InlineObserver(rx.Observer[Any](seen.append, on_error)), "test-hand-off"
+    )
+    hand_off.on_next(1)
+    hand_off.call(fail)
+    hand_off.on_next(2)
+    hand_off.call(seen.append, "a call after the error")
+    assert ended.wait(WAIT)
+    hand_off.on_next(3)
+    hand_off.stop()
+    assert seen == [1, boom]
+
+
 # -- acknowledger and batch with processed items ------------------------------------------
 
 
