@@ -331,13 +331,11 @@ def no_leaked_threads() -> Iterator[None]:
     before = _live_threads()
     yield
     deadline = time.monotonic() + 5.0
-    leaked: set[threading.Thread] = set()
-    while time.monotonic() < deadline:
-        leaked = {
-            t for t in _live_threads() - before if not t.daemon or t.name.startswith("rxstargate")
-        }
-        if not leaked:
-            return
-        time.sleep(0.05)
-    names = sorted(t.name for t in leaked)
-    pytest.fail(f"threads left running after the test: {names}")
+    while leaked := {
+        t for t in _live_threads() - before if not t.daemon or t.name.startswith("rxstargate")
+    }:
+        if time.monotonic() >= deadline:
+            names = sorted(t.name for t in leaked)
+            pytest.fail(f"threads left running after the test: {names}")
+        for thread in leaked:  # back as soon as they end, not at the next look
+            thread.join(max(0.0, deadline - time.monotonic()))
