@@ -30,19 +30,23 @@ _value = st.one_of(
     st.dictionaries(_text, st.one_of(_text, st.integers()), max_size=3),
 )
 _optional = st.one_of(st.just(None), _value)
+# Each field's strategy is made once, not in every draw: hypothesis then checks it once.
+_message_id = st.one_of(_base64, _value)
+_payload = st.one_of(_base64, _value)
+_properties_value = st.one_of(st.dictionaries(_text, _text, max_size=3), st.just({}), _value)
+_publish_time = st.one_of(_text, _value)
+_redelivery_count = st.one_of(st.integers(0, 5), _value)
 
 
 @st.composite
 def _usual_frames(draw: st.DrawFn) -> dict[str, Any]:
     """Frames in the order Pulsar writes fields, mostly well formed, some not."""
     frame: dict[str, Any] = {
-        "messageId": draw(st.one_of(_base64, _value)),
-        "payload": draw(st.one_of(_base64, _value)),
-        "properties": draw(
-            st.one_of(st.dictionaries(_text, _text, max_size=3), st.just({}), _value)
-        ),
-        "publishTime": draw(st.one_of(_text, _value)),
-        "redeliveryCount": draw(st.one_of(st.integers(0, 5), _value)),
+        "messageId": draw(_message_id),
+        "payload": draw(_payload),
+        "properties": draw(_properties_value),
+        "publishTime": draw(_publish_time),
+        "redeliveryCount": draw(_redelivery_count),
     }
     for name in ("eventTime", "key", "topic", "extra"):
         value = draw(_optional)
@@ -113,6 +117,7 @@ _PARTS = {
     "topic": ("", _raw),
     "end": ("}", st.sampled_from(["} ", "}}", "", ",}"])),
 }
+_odd_parts = st.lists(st.sampled_from(list(_PARTS)), min_size=1, max_size=2)
 
 
 @st.composite
@@ -120,7 +125,7 @@ def _written_frames(draw: st.DrawFn) -> str:
     """Frame texts written by hand, as a server might: mostly usual, with a part or two odd
     (unescaped characters, numbers JSON does not allow, strings where objects go)."""
     parts = {name: usual for name, (usual, _) in _PARTS.items()}
-    for name in draw(st.lists(st.sampled_from(list(_PARTS)), min_size=1, max_size=2)):
+    for name in draw(_odd_parts):
         parts[name] = draw(_PARTS[name][1])
     if draw(st.booleans()):  # a long frame, read around its payload
         parts["payload"] = "AAAA" * (_frames._LONG_FRAME // 4) + parts["payload"]

@@ -14,7 +14,7 @@ from rxstargate._wsmask import _GROUP_BYTES, encode_frames
 
 def one_by_one(frames: list[tuple[int, bytes]], keys: bytes) -> bytes:
     """The reference: each frame's header, key and payload masked on its own (RFC 6455 5.2)."""
-    out = b""
+    out: list[bytes] = []  # joined at the end: adding to bytes copies all so far each time
     for index, (opcode, data) in enumerate(frames):
         key = keys[4 * index : 4 * index + 4]
         if len(data) < 126:
@@ -23,8 +23,8 @@ def one_by_one(frames: list[tuple[int, bytes]], keys: bytes) -> bytes:
             header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, len(data))
         else:
             header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, len(data))
-        out += header + key + _mask(data, key)
-    return out
+        out.append(header + key + _mask(data, key))
+    return b"".join(out)
 
 
 def unmasked(data: bytes) -> list[tuple[int, bytes]]:
