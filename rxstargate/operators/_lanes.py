@@ -171,10 +171,12 @@ class Lanes(Generic[T]):
         actions: list[Action[T]] = []
         if self.ended:
             return actions
+        # A job decided by its timeout is no longer open: a lapse does not release its key.
+        settled = job.state is _SETTLED
         lapsed = self._drop_if_lapsed(job, actions)  # its outcome ignored, its key released
         if attempt > job.decided and job.state is not _DROPPED:
             self._decide(job, attempt, result, error, actions)
-        elif not job.calls and not lapsed:
+        elif not job.calls and (settled or not lapsed):
             self._after_last_call(job)
         if self._due or self._ready:
             self._start(actions)

@@ -279,6 +279,21 @@ def test_with_key_order_a_lapsed_item_lets_the_next_of_its_key_start() -> None:
     assert lanes.open == 3 and lanes.running == 2
 
 
+def test_with_key_order_a_timed_out_call_that_lapsed_still_frees_its_key_on_return() -> None:
+    """Found by the lanes' property test: the next of its key was never started."""
+    lapsed: set[str] = set()
+    lanes: Lanes[str] = Lanes(1, key_ordered=True, lapsed=lapsed.__contains__)
+    a1 = only_start(lanes.offer("a1", "a"))
+    lanes.offer("a2", "a")
+    [failed] = lanes.timed_out(a1.job, a1.attempt, BOOM)  # its call keeps its key
+    assert isinstance(failed, Failed)
+    lapsed.update({"a1", "a2"})  # their socket dropped; no new socket's item seen yet
+    lanes.offer("a3", "a")  # the redelivered copy
+    actions = ok(lanes, a1)
+    assert [job.item for a in actions if isinstance(a, Dropped) for job in a.jobs] == ["a2"]
+    assert starts(actions) == ["a3"]
+
+
 def test_a_concurrency_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         Lanes(0)
