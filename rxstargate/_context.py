@@ -174,12 +174,13 @@ class ClientContext:
             self._streams.clear()
             self._ending.clear()
             self._hooks.clear()
-        _handshakes.cut_short(owner=self.transport)  # sockets still opening are not wanted
         for stream in streams:
             try:
                 stream._begin_close(True)
             except Exception:
                 log.exception("closing %r failed", stream)
+        # Told to stop first, the streams take the cut handshakes' failures for the stop they are.
+        _handshakes.cut_short(owner=self.transport)
         deadline = time.monotonic() + self.transport.close_timeout
         for hook in hooks:
             try:
