@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from rxstargate._config import TransportConfig, redact_url
 from rxstargate._loop_connection import LoopConnection
-from rxstargate._loop_socket import LoopSocket
+from rxstargate._loop_socket import READ_SIZE, LoopSocket
 from rxstargate._transport import _handshake
 
 __all__ = ["IOLoop"]
@@ -50,6 +50,7 @@ class _Run:
         self.interest: dict[LoopSocket, int] = {}
         self.writers: set[LoopSocket] = set()  # waiting for the socket to take a batch
         self.again: list[LoopSocket] = []  # more to read without a new event (TLS)
+        self.read_buffer = memoryview(bytearray(READ_SIZE))  # every socket's reads, in turn
         self.thread = threading.Thread(target=body, args=(self,), name=name, daemon=True)
 
     def wake(self) -> None:
@@ -213,7 +214,7 @@ class IOLoop:
                 io.flush()
                 self._update(io)
         for io in again:
-            if io.reading and io.readable():
+            if io.reading and io.readable(run.read_buffer):
                 run.again.append(io)
             self._update(io)
         with self._lock:

@@ -103,7 +103,7 @@ class FrameReader:
             return size >= 10 and size >= 10 + struct.unpack_from("!Q", buffer, 2)[0]
         return size >= 2 + length
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Add bytes read by the caller (a reader whose ``read`` has nothing more to give)."""
         self._buffer += data
 

@@ -272,6 +272,28 @@ def test_fragmented_and_large_messages_are_joined_whole() -> None:
         connection.release()
 
 
+def test_messages_cut_across_reads_of_many_sockets_arrive_whole_each_on_its_own_socket() -> None:
+    # The loop reads every socket into one buffer: a frame cut short must keep its own bytes
+    # while the buffer is reused for the next read, of its socket or another.
+    def pattern(name: str) -> str:
+        return "".join(f"{name}:{i:07d};" for i in range(40_000))  # 480 KB, none alike
+
+    def own_message(ws: ServerConnection) -> None:
+        ws.send(pattern(ws.recv()))  # the name the client sends first
+        for _ in ws:
+            pass
+
+    loop = IOLoop()
+    with ScriptedPeer(own_message) as peer:
+        connections = [loop(peer.url, CONFIG, f"s{i}") for i in range(4)]
+        for index, connection in enumerate(connections):
+            connection.send(f"s{index}")
+        for index, connection in enumerate(connections):
+            assert texts_of(connection, 1) == [pattern(f"s{index}")]
+        for connection in connections:
+            connection.release()
+
+
 class _IdleLoop:
     """A loop that never runs: the test takes the batches by hand."""
 

@@ -427,6 +427,39 @@ def test_an_ack_leaves_even_while_the_callback_is_still_busy(scripted_peer: Peer
     assert outcome == [True]
 
 
+def test_an_observer_that_blocks_does_not_hold_up_another_stream_of_the_client(
+    scripted_peer: Peer,
+) -> None:
+    def one_message(ws: ServerConnection) -> None:
+        ws.recv()  # the permit
+        ws.send(message_frame(0))
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                ws.recv()
+
+    peer = scripted_peer(one_message)
+    first_busy, second_delivered = threading.Event(), threading.Event()
+    outcome: list[bool] = []
+
+    def blocking(message: rs.Message[Any]) -> None:
+        first_busy.set()
+        outcome.append(second_delivered.wait(WAIT))  # until the other stream got its message
+
+    with rs.Client(peer.url) as client:
+        # No stall checks: their waits time out each second and would wake a thread anyway.
+        first = client.topic("a").observe("s", stall_timeout=None).subscribe(blocking)
+        assert first_busy.wait(WAIT)
+        second = (
+            client.topic("b")
+            .observe("s", stall_timeout=None)
+            .subscribe(lambda m: second_delivered.set())
+        )
+        assert second_delivered.wait(WAIT)
+        second.dispose()
+        first.dispose()
+    assert outcome == [True]
+
+
 class FakeReader:
     """A reader endpoint with Pulsar's window: sends while unacked < receiverQueueSize."""
 
