@@ -352,6 +352,26 @@ def no_leaked_threads() -> Iterator[None]:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def _broker_free_run(config: pytest.Config) -> bool:
+    """Whether the run is ``-m "not integration"`` (as the README and CI write it)."""
+    return " ".join(config.option.markexpr.split()) == f"not {INTEGRATION}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many workers ``-n auto`` (the default) starts: twice the cores for the whole suite,
+    whose integration tests mostly wait on the broker, one more than the cores for the
+    broker-free part, which is CPU-bound.
+
+    Measured on two cores: the whole suite took 46 s with four workers and 52 s with three;
+    the broker-free part 13.5-14.4 s with three and 13.6-15.5 s with four (each worker
+    collects, and so assertion-rewrites, every test module).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    return cores + 1 if _broker_free_run(config) else 2 * cores
+
+
 #: A test module marked ``integration`` as a whole says so on a line of its own.
 _WHOLE_MODULE_INTEGRATION = "\npytestmark = pytest.mark.integration\n"
 
@@ -362,7 +382,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     Every worker imports (and assertion-rewrites) every module it collects: leaving out those
     that would be deselected whole saves each worker about half a second of CPU.
     """
-    if " ".join(config.option.markexpr.split()) != f"not {INTEGRATION}":
+    if not _broker_free_run(config):
         return None
     if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
