@@ -38,9 +38,22 @@ def test_the_official_client_reads_what_the_gateway_produced(
         )
         acks.append(raw.recv(sock))
     millis = int(datetime(2024, 2, 3, 4, 5, 6, 789000, tzinfo=UTC).timestamp() * 1000)
-    for i, payload in enumerate(PAYLOADS):
+    messages: list[Any] = []
+    seen: dict[str, bytes] = {}  # id -> payload
+    while len(messages) < len(PAYLOADS):
         message = consumer.receive(20_000)
         consumer.acknowledge(message)
+        message_id = base64.b64encode(message.message_id().serialize()).decode()
+        if message_id in seen:
+            # The same stored message dispatched again by pulsar-lite, which re-dispatches to
+            # Exclusive consumers (docs/local-pulsar.md; once in a loaded run of the suite, the
+            # third message came twice). A message stored twice has an id of its own: it fails
+            # below.
+            assert message.data() == seen[message_id]
+            continue
+        seen[message_id] = message.data()
+        messages.append(message)
+    for i, (payload, message) in enumerate(zip(PAYLOADS, messages, strict=True)):
         assert message.data() == payload
         assert message.partition_key() == f"key-{i}"
         assert message.properties() == {"n": str(i), "ünï": "cødé"}
