@@ -317,6 +317,13 @@ def test_the_testing_guide_shows_a_pytest_module_on_memory_pulsar_and_virtual_ti
     assert all(m.not_run is None and not m.needs_pulsar for m in modules)
 
 
+@pytest.mark.usefixtures("no_leaked_threads")
+def test_the_readmes_test_module_runs_under_pytest(tmp_path: Path) -> None:
+    [module] = [example for example in examples(ROOT / "README.md") if example.tests]
+    assert "MemoryPulsar" in module.code and "TestScheduler" in module.code
+    _run_tests_here(module, tmp_path)
+
+
 def test_the_readme_links_to_pages_that_exist() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     links = re.findall(r"\]\((docs/[^)#\s]+)", readme)
