@@ -141,6 +141,44 @@ class SilentPeer:
         self._listener.close()
 
 
+class MuteServer:
+    """Accepts TCP connections and never answers them: a handshake waits until it is cut."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._stop = threading.Event()
+        self.accepted: list[socket.socket] = []
+        self.first = threading.Event()  # set once a connection came
+        self._thread = threading.Thread(target=self._run, name="mute-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"ws://{host}:{port}"
+
+    def _run(self) -> None:
+        while True:
+            sock, _ = self._listener.accept()
+            if self._stop.is_set():  # the connection that __exit__ makes to end the wait
+                sock.close()
+                return
+            self.accepted.append(sock)
+            self.first.set()
+
+    def __enter__(self) -> MuteServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with socket.create_connection(self._listener.getsockname()[:2], timeout=5):
+            pass  # wakes the accept() the thread waits in
+        self._thread.join(timeout=5)
+        for sock in self.accepted:
+            sock.close()
+        self._listener.close()
+
+
 class Store:
     """A producer endpoint that stores everything (one ok ack per frame) and keeps payloads."""
 

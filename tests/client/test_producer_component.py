@@ -20,7 +20,7 @@ from websockets.sync.server import ServerConnection
 
 import rxstargate as rs
 
-from .conftest import ScriptedPeer, ack_every_message, drop, send_empty_close
+from .conftest import MuteServer, ScriptedPeer, ack_every_message, drop, send_empty_close
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -520,45 +520,22 @@ def test_many_asends_share_a_small_window_in_turn(scripted_peer: Peer) -> None:
 
 
 def test_concurrent_first_sends_share_one_failed_connect() -> None:
-    accepted: list[socket.socket] = []
-    with socket.socket() as listener:  # accepts, never answers the handshake
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(50)
-        stop = threading.Event()
+    with MuteServer() as mute:  # accepts, never answers the handshake
+        with rs.Client(mute.url, connect_timeout=0.3, close_timeout=0.5) as client:
+            producer = client.topic("orders").producer()
 
-        def accept() -> None:
-            while True:
-                sock = listener.accept()[0]
-                if stop.is_set():  # the connection made below to end the wait
-                    sock.close()
-                    return
-                accepted.append(sock)
+            async def main() -> list[BaseException | rs.ProducerAck]:
+                # A worker thread for each send (the default pool may have fewer): every
+                # one of them asks for the socket while the first attempt is under way.
+                workers = ThreadPoolExecutor(8, thread_name_prefix="test-send")
+                asyncio.get_running_loop().set_default_executor(workers)
+                sends = [producer.asend(b"x") for _ in range(8)]
+                return await asyncio.gather(*sends, return_exceptions=True)
 
-        acceptor = threading.Thread(target=accept, name="test-acceptor")
-        acceptor.start()
-        url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
-        try:
-            with rs.Client(url, connect_timeout=0.3, close_timeout=0.5) as client:
-                producer = client.topic("orders").producer()
-
-                async def main() -> list[BaseException | rs.ProducerAck]:
-                    # A worker thread for each send (the default pool may have fewer): every
-                    # one of them asks for the socket while the first attempt is under way.
-                    workers = ThreadPoolExecutor(8, thread_name_prefix="test-send")
-                    asyncio.get_running_loop().set_default_executor(workers)
-                    sends = [producer.asend(b"x") for _ in range(8)]
-                    return await asyncio.gather(*sends, return_exceptions=True)
-
-                outcomes = asyncio.run(main())
-        finally:
-            stop.set()
-            with socket.create_connection(listener.getsockname()[:2], timeout=5):
-                pass  # wakes the accept() the acceptor waits in
-            acceptor.join(5)
-            for sock in accepted:
-                sock.close()
+            outcomes = asyncio.run(main())
+        accepted = len(mute.accepted)
     assert all(isinstance(o, rs.StargateError) for o in outcomes)
-    assert len(accepted) <= 3  # callers that waited for a failing connect share its failure
+    assert accepted <= 3  # callers that waited for a failing connect share its failure
 
 
 class _CountingLock:

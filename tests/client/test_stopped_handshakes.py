@@ -8,14 +8,14 @@ returns at once, and leaves no thread behind.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 import rxstargate as rs
+
+from .conftest import MuteServer
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -25,43 +25,10 @@ HANDSHAKE_TIMEOUT = 120.0
 WAIT_SECONDS = 10.0
 
 
-class SilentServer:
-    """Accepts connections and never answers them."""
-
-    def __init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.05)
-        self.accepted: list[socket.socket] = []
-        self.first = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="test-silent-server")
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                self.accepted.append(self._listener.accept()[0])
-                self.first.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(WAIT_SECONDS)
-        for sock in self.accepted:
-            sock.close()
-        self._listener.close()
-
-
 @pytest.fixture
-def silent() -> Iterator[SilentServer]:
-    server = SilentServer()
-    yield server
-    server.close()
+def silent() -> Iterator[MuteServer]:
+    with MuteServer() as server:
+        yield server
 
 
 def _opening_threads() -> list[threading.Thread]:
@@ -70,7 +37,7 @@ def _opening_threads() -> list[threading.Thread]:
 
 @pytest.mark.parametrize("subscription", [None, "billing"])
 def test_disposing_a_stream_cuts_its_handshake_short(
-    silent: SilentServer, subscription: str | None
+    silent: MuteServer, subscription: str | None
 ) -> None:
     errors: list[Exception] = []
     with rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client:
@@ -81,7 +48,7 @@ def test_disposing_a_stream_cuts_its_handshake_short(
     assert errors == []
 
 
-def test_closing_the_client_cuts_a_streams_handshake_short(silent: SilentServer) -> None:
+def test_closing_the_client_cuts_a_streams_handshake_short(silent: MuteServer) -> None:
     completed = threading.Event()
     client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2)
     client.topic("orders").observe().subscribe(on_completed=completed.set)
@@ -91,7 +58,7 @@ def test_closing_the_client_cuts_a_streams_handshake_short(silent: SilentServer)
     assert completed.is_set()
 
 
-def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: SilentServer) -> None:
+def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: MuteServer) -> None:
     outcome: list[BaseException] = []
     client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2)
     producer = client.topic("orders").producer()
