@@ -13,7 +13,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from websockets.datastructures import Headers
@@ -86,61 +86,6 @@ class ScriptedPeer:
             assert self.connected.acquire(timeout=timeout), "the client did not connect"
 
 
-class SilentPeer:
-    """Completes WebSocket handshakes, then reads and ignores everything: never a pong."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._stop = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self.connections = threading.Semaphore(0)
-        self._thread = threading.Thread(target=self._run, name="silent-peer", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._listener.getsockname()[:2]
-        return f"ws://{host}:{port}"
-
-    def _run(self) -> None:
-        while True:
-            sock, _ = self._listener.accept()
-            if self._stop.is_set():  # the connection that __exit__ makes to end the wait
-                sock.close()
-                return
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                request += chunk
-            key = ""
-            for line in request.decode().split("\r\n"):
-                if line.lower().startswith("sec-websocket-key:"):
-                    key = line.split(":", 1)[1].strip()
-            accept = base64.b64encode(
-                hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-            ).decode()
-            sock.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
-            )
-            self._sockets.append(sock)
-            self.connections.release()
-
-    def __enter__(self) -> SilentPeer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        with socket.create_connection(self._listener.getsockname()[:2], timeout=5):
-            pass  # wakes the accept() the thread waits in
-        self._thread.join(timeout=5)
-        for sock in self._sockets:
-            sock.close()
-        self._listener.close()
-
-
 class MuteServer:
     """Accepts TCP connections and never answers them: a handshake waits until it is cut."""
 
@@ -149,7 +94,7 @@ class MuteServer:
         self._stop = threading.Event()
         self.accepted: list[socket.socket] = []
         self.first = threading.Event()  # set once a connection came
-        self._thread = threading.Thread(target=self._run, name="mute-server", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="test-server", daemon=True)
 
     @property
     def url(self) -> str:
@@ -162,10 +107,13 @@ class MuteServer:
             if self._stop.is_set():  # the connection that __exit__ makes to end the wait
                 sock.close()
                 return
-            self.accepted.append(sock)
-            self.first.set()
+            self._accepted(sock)
 
-    def __enter__(self) -> MuteServer:
+    def _accepted(self, sock: socket.socket) -> None:
+        self.accepted.append(sock)
+        self.first.set()
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -177,6 +125,35 @@ class MuteServer:
         for sock in self.accepted:
             sock.close()
         self._listener.close()
+
+
+class SilentPeer(MuteServer):
+    """Completes WebSocket handshakes, then reads and ignores everything: never a pong."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connections = threading.Semaphore(0)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            request += chunk
+        key = ""
+        for line in request.decode().split("\r\n"):
+            if line.lower().startswith("sec-websocket-key:"):
+                key = line.split(":", 1)[1].strip()
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
+        sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+        )
+        super()._accepted(sock)
+        self.connections.release()
 
 
 class Store:
