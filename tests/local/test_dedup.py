@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 
+import pytest
+
+from rxstargate.local._gateway import _dedup
 from rxstargate.local._gateway._dedup import ConsumerLedger, ReaderLedger
 
 
@@ -40,10 +43,15 @@ def test_the_record_of_acked_ids_is_bounded() -> None:
     assert ledger.admit(b"4", b"4", 0) == (False, False)
 
 
-def test_expired_held_messages_are_handed_back_with_a_higher_count() -> None:
+def test_expired_held_messages_are_handed_back_with_a_higher_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(_dedup, "time", SimpleNamespace(monotonic=lambda: clock.now))
     ledger = ConsumerLedger(ack_timeout_millis=1)
     ledger.admit(b"a", "m", 0)
-    time.sleep(0.01)
+    assert ledger.expired() == []
+    clock.now += 0.01  # past the ack timeout, in the ledger's time
     (key, held), *rest = ledger.expired()
     assert rest == []
     assert (key, held.redelivery_count) == (b"a", 1)

@@ -136,7 +136,7 @@ def test_concurrent_stops_all_wait_for_the_drain(client: rs.Client, topic_name: 
     second = threading.Thread(target=pipeline.stop, kwargs={"timeout": WAIT})
     second.start()
     try:
-        second.join(0.2)
+        second.join(0.2)  # a window in which the second stop() must not return
         assert second.is_alive(), "the second stop() returned while the first was draining"
         assert pipeline.state is rs.PipelineState.STOPPING
     finally:

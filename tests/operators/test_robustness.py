@@ -361,6 +361,7 @@ def test_a_timed_out_call_keeps_its_key_busy_until_it_returns(
     ).subscribe(items.append, on_completed=done.set)
     assert first_started.wait(WAIT)
     scheduler.advance_by(6.0)  # the first call times out while it still runs
+    # A window in which nothing may start on the key: the timed-out call still runs.
     started_early = second_started.wait(0.3)
     release.set()  # a retry of message 0 comes only once the timed-out call returned
     assert done.wait(WAIT)
