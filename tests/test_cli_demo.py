@@ -100,10 +100,12 @@ def _stored_orders(gateway_log: str) -> int:
         return int(json.load(answer)["entryId"]) + 1
 
 
-# The demo starts its own local Pulsar, and orders must flow before Ctrl-C (about 1 s).
+# The demo starts its own local Pulsar, and orders must flow before Ctrl-C (about 1 s). SIGTERM
+# to the demo alone (kill, a service manager) ends it as Ctrl-C at a terminal does.
 @pytest.mark.integration  # starts local Pulsar
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_at_a_terminal_ends_the_demo_with_one_line_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals
 ) -> None:
     monkeypatch.delenv("RXSTARGATE_URL", raising=False)
     process = subprocess.Popen(
@@ -125,7 +127,10 @@ def test_ctrl_c_at_a_terminal_ends_the_demo_with_one_line_and_leaves_nothing(
             time.sleep(0.05)
         children = _descendants(process.pid)
         assert len(children) >= 2  # the broker and the gateway
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C at a terminal does
+        if signum == signal.SIGINT:
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C at a terminal does
+        else:
+            process.send_signal(signum)
         err = process.communicate(timeout=30)[1]
     finally:
         if process.poll() is None:

@@ -245,9 +245,11 @@ def test_a_key_argument_that_is_not_utf8_is_a_usage_error(
     assert "--key" in result.error_line()
 
 
+# SIGTERM (kill, a service manager) stops it as Ctrl-C does, rather than cutting the sends.
 @pytest.mark.integration  # runs the command in a child process
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_with_input_left_exits_130_after_the_acks(
-    endpoint: PulsarEndpoint, topic_name: str
+    endpoint: PulsarEndpoint, topic_name: str, signum: signal.Signals
 ) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "rxstargate.cli", "produce", topic_name, "--url", endpoint.ws_url],
@@ -260,7 +262,7 @@ def test_ctrl_c_with_input_left_exits_130_after_the_acks(
         process.stdin.write(b"first\n")
         process.stdin.flush()
         assert process.stdout.readline().startswith(b"1 ")  # sending; stdin still open
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         process.wait(30)  # stdin still open: the input is not over
         assert process.stderr is not None
         out, err = process.stdout.read(), process.stderr.read()

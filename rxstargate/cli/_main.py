@@ -12,6 +12,7 @@ from rxstargate.cli._common import (
     endpoint,
     explain,
     require_local_extra,
+    sigterm_as_interrupt,
     token,
     warn,
 )
@@ -39,7 +40,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from rxstargate.cli._demo import run_demo
 
     try:
-        run_demo(where.url, token=where.token, messages=args.messages)
+        with sigterm_as_interrupt():  # what it started is stopped and removed either way
+            run_demo(where.url, token=where.token, messages=args.messages)
     except ConfigurationError as exc:
         raise CommandError(str(exc), 2) from None
     except StargateError as exc:
@@ -68,7 +70,8 @@ def _run_tail(args: argparse.Namespace) -> int:
 def _run_produce(args: argparse.Namespace) -> int:
     from rxstargate.cli._produce import run_produce
 
-    return _client(run_produce, args)
+    with sigterm_as_interrupt():  # what was sent is still acked, as on Ctrl-C
+        return _client(run_produce, args)
 
 
 def _run_app(args: argparse.Namespace) -> int:
