@@ -29,6 +29,8 @@ Each class says whether retrying may help (``retriable``); the reconnect logic r
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AckError",
     "AuthenticationError",
@@ -121,6 +123,10 @@ class HandshakeError(StargateError):
         self.status_code = status_code
         self.reason = reason
         self.url = url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle and copy rebuild an exception from its args, which here are the message.
+        return type(self), (self.status_code, self.reason, self.url), self.__dict__
 
 
 class BadRequestError(HandshakeError, ValueError):

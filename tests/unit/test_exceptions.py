@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from rxstargate import exceptions as exc
@@ -52,3 +55,36 @@ def test_every_exported_error_derives_from_the_root() -> None:
 
 def test_all_is_sorted() -> None:
     assert list(exc.__all__) == sorted(exc.__all__)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 429, 500, 418])
+def test_a_handshake_error_keeps_its_message_through_pickle_and_copy(status: int) -> None:
+    # A process pool or a copy rebuilt it from its one-line message as the status: "HTTP HTTP 403"
+    error = exc.handshake_error_for_status(status, "the reason", "ws://h/ws/v2/x")
+    error.add_note("a note")
+    for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert type(again) is type(error)
+        assert str(again) == str(error) == f"HTTP {status}: the reason (ws://h/ws/v2/x)"
+        assert (again.status_code, again.reason, again.url) == (status, "the reason", error.url)
+        assert again.__notes__ == ["a note"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        exc.StargateError("boom"),
+        exc.InvalidOptionError("bad option", {"x": ["wrong"]}),
+        exc.ConnectionClosedError("closed", 1005, "why"),
+        exc.SchemaError("no match", "CAAQAA=="),
+        exc.SendError("refused", "send-error:8", "7"),
+        exc.StalledStreamError("stalled", "t", 3),
+        exc.StargateTimeoutError("late"),
+    ],
+)
+def test_every_other_error_keeps_its_message_and_attributes_through_pickle(
+    error: exc.StargateError,
+) -> None:
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error)
+    assert str(again) == str(error)
+    assert vars(again) == vars(error)
