@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -214,6 +215,8 @@ class Message(Generic[T]):
             deliver such messages (``observe(schema_failures="deliver")``); else None.
 
     ``ack()`` and ``nack()`` settle it on the socket it came from; both are idempotent.
+    A pickled message (sent to a process pool, say) is its data only: the copy cannot be
+    settled, so settle the original.
     """
 
     topic: TopicName
@@ -267,6 +270,28 @@ class Message(Generic[T]):
 
             raise AckError("this message was not received from a socket and cannot be nacked")
         self._settler.nack(self)
+
+    # Pickled, a message is its data: the socket it settles on stays in this process, so an
+    # unpickled message cannot be acked (a process pool hands results back for the original).
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in _MESSAGE_FIELDS}
+        state["properties"] = dict(self.properties)
+        state["_settler"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "properties", MappingProxyType(state["properties"]))
+
+    def __copy__(self) -> Message[T]:
+        return self  # immutable, and a copy must settle as the message does
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Message[T]:
+        return replace(self, value=deepcopy(self.value, memo))
+
+
+_MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
 
 
 def message_in(item: Any) -> Message[Any] | None:
