@@ -5,6 +5,9 @@ in websocket-client's handshake for up to ``connect_timeout``. A stream that sto
 that closes, does not want that socket any more: shutting it down ends the handshake at once
 (it fails with a connection error that nobody waits for).
 
+A handshake is found by the thread making it, by the client that opened it, or by what it was
+opened for (``on_behalf_of``: a producer, whose socket a sending thread opens).
+
 The TCP connect itself cannot be cut short this way (websocket-client owns the socket until the
 connect returns); it is marked, and given up as soon as it returns.
 """
@@ -16,25 +19,38 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 _lock = threading.Lock()
 _in_progress: dict[int, _Attempt] = {}  # by the opening thread's ident
+_on_behalf: ContextVar[object] = ContextVar("rxstargate_handshake_for", default=None)
 
 
 @dataclass
 class _Attempt:
     ws: Any  # websocket.WebSocket
     owner: object  # what opened it: the client's TransportConfig
+    opened_for: object = None  # what this thread opens sockets for, if it said
     cut: bool = False
+
+
+@contextlib.contextmanager
+def on_behalf_of(opener: object) -> Iterator[None]:
+    """Handshakes made on this thread within the block are cut by ``cut_short(owner=opener)``."""
+    token = _on_behalf.set(opener)
+    try:
+        yield
+    finally:
+        _on_behalf.reset(token)
 
 
 @contextlib.contextmanager
 def attempt(ws: Any, owner: object) -> Iterator[_Attempt]:
     """Register the handshake that ``ws`` is about to make on this thread."""
     ident = threading.get_ident()
-    current = _Attempt(ws, owner)
+    current = _Attempt(ws, owner, _on_behalf.get())
     with _lock:
         _in_progress[ident] = current
     try:
@@ -48,7 +64,7 @@ def attempt(ws: Any, owner: object) -> Iterator[_Attempt]:
 def cut_short(
     *, thread: threading.Thread | None = None, owner: object = None, patience: float = 0.5
 ) -> None:
-    """End the handshake in progress on ``thread``, or every one that ``owner`` opened.
+    """End the handshake in progress on ``thread``, or every one ``owner`` opened or is for.
 
     A handshake whose TCP connect has not returned yet is waited for up to ``patience``
     seconds (websocket-client hands over its socket microseconds after the connect), then
@@ -59,7 +75,7 @@ def cut_short(
             a
             for ident, a in _in_progress.items()
             if (thread is not None and ident == thread.ident)
-            or (owner is not None and a.owner is owner)
+            or (owner is not None and (a.owner is owner or a.opened_for is owner))
         ]
         for a in found:
             a.cut = True

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from rxstargate import _handshakes
 from rxstargate._context import ClientContext
 from rxstargate._produce_state import ProduceState
 from rxstargate._reconnect import reconnect
@@ -127,9 +128,13 @@ class ProducerLink:
                 return
             if self._failed_opens != failed_before and self._open_failure is not None:
                 raise renewed(self._open_failure)  # failed while this caller waited
+            if self._closed():
+                raise self._closed_error()  # closed while this caller waited
             try:
-                conn = self._context.open(self._url, self._topic.topic)
+                conn = self._open()
             except StargateError as exc:
+                if self._closed():  # the close cut the handshake short: not the server's doing
+                    raise self._closed_error() from exc
                 self._open_failure = exc
                 self._failed_opens += 1
                 raise
@@ -162,6 +167,7 @@ class ProducerLink:
             conn = self._conn
         if conn is not None:
             conn.close()
+        _handshakes.cut_short(owner=self)  # a send's first open, or a reopen, under way
 
     def wait_stopped(self, deadline: float) -> None:
         """Wait for the socket's end and the receive thread, cutting the socket at ``deadline``."""
@@ -176,6 +182,14 @@ class ProducerLink:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.1, deadline - time.monotonic()))
+
+    def _open(self) -> Transport:
+        with _handshakes.on_behalf_of(self):
+            return self._context.open(self._url, self._topic.topic)
+
+    def _closed(self) -> bool:
+        with self._lock:
+            return self._state.closed
 
     def _attach(self, conn: Transport) -> bool:
         """Make ``conn`` the connection and write what is pending on it; False when closed."""
@@ -263,7 +277,7 @@ class ProducerLink:
             return None
         try:
             new = reconnect(
-                lambda: self._context.open(self._url, self._topic.topic),
+                self._open,
                 self._context.backoff,
                 self._stopped,
                 f"producer on {self._topic}",

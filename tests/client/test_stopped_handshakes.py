@@ -8,6 +8,7 @@ returns at once, and leaves no thread behind.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ import pytest
 
 import rxstargate as rs
 
-from .conftest import MuteServer
+from .conftest import MuteServer, SilentPeer
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -76,4 +77,57 @@ def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: MuteSe
     sender.join(WAIT_SECONDS)
     assert not sender.is_alive()
     assert len(outcome) == 1
-    assert isinstance(outcome[0], rs.StargateError)
+    # What a send on a closed producer raises: not "connection lost", which the server never did
+    assert isinstance(outcome[0], rs.ClosedError)
+
+
+def test_closing_a_producer_cuts_the_handshake_of_its_blocked_sends_short(
+    silent: MuteServer,
+) -> None:
+    outcomes: list[BaseException] = []
+    with rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client:
+        producer = client.topic("orders").producer()
+
+        def send() -> None:
+            try:
+                producer.send(b"x")
+            except BaseException as exc:  # the outcome is what the test looks at
+                outcomes.append(exc)
+
+        senders = [threading.Thread(target=send, name=f"test-sender-{i}") for i in range(2)]
+        for sender in senders:
+            sender.start()
+        assert silent.first.wait(WAIT_SECONDS)
+        producer.close()
+        for sender in senders:  # the second sender must not open a socket of its own
+            sender.join(WAIT_SECONDS)
+            assert not sender.is_alive()
+    assert [type(outcome) for outcome in outcomes] == [rs.ClosedError, rs.ClosedError]
+
+
+class DroppingPeer(SilentPeer):
+    """Upgrades the first connection and closes it at once; never answers the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reopening = threading.Event()
+
+    def _accepted(self, sock: socket.socket) -> None:
+        if not self.accepted:
+            super()._accepted(sock)
+            sock.close()
+        else:
+            MuteServer._accepted(self, sock)
+            self.reopening.set()
+
+
+def test_closing_a_producer_cuts_its_reopening_handshake_short_and_leaves_no_thread() -> None:
+    with (
+        DroppingPeer() as server,
+        rs.Client(server.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client,
+    ):
+        producer = client.topic("orders").producer()
+        producer.send_async(b"x")  # opens the socket, which drops: the producer reopens
+        assert server.reopening.wait(WAIT_SECONDS)
+        producer.close()
+        assert [t for t in _opening_threads() if t.name.startswith("rxstargate-producer")] == []
