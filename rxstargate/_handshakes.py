@@ -33,6 +33,7 @@ class _Attempt:
     ws: Any  # websocket.WebSocket
     owner: object  # what opened it: the client's TransportConfig
     opened_for: object = None  # what this thread opens sockets for, if it said
+    tls: bool = False
     cut: bool = False
 
 
@@ -47,10 +48,10 @@ def on_behalf_of(opener: object) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def attempt(ws: Any, owner: object) -> Iterator[_Attempt]:
-    """Register the handshake that ``ws`` is about to make on this thread."""
+def attempt(ws: Any, owner: object, *, tls: bool = False) -> Iterator[_Attempt]:
+    """Register the handshake that ``ws`` (over TLS, if ``tls``) is about to make on this thread."""
     ident = threading.get_ident()
-    current = _Attempt(ws, owner, _on_behalf.get())
+    current = _Attempt(ws, owner, _on_behalf.get(), tls)
     with _lock:
         _in_progress[ident] = current
     try:
@@ -68,7 +69,8 @@ def cut_short(
 
     A handshake whose TCP connect has not returned yet is waited for up to ``patience``
     seconds (websocket-client hands over its socket microseconds after the connect), then
-    left marked: it is given up as soon as its connect returns.
+    left marked: it is given up as soon as its connect returns. A TLS handshake hands it over
+    only once TLS is through, so it is marked without waiting.
     """
     with _lock:
         found = [
@@ -81,7 +83,7 @@ def cut_short(
             a.cut = True
     give_up = time.monotonic() + patience
     for a in found:
-        while a.ws.sock is None and _running(a) and time.monotonic() < give_up:
+        while a.ws.sock is None and not a.tls and _running(a) and time.monotonic() < give_up:
             time.sleep(0.005)
         sock = a.ws.sock
         if sock is not None:

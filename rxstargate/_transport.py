@@ -357,7 +357,7 @@ def _handshake(url: str, config: TransportConfig) -> Any:
     ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
     safe_url = redact_url(url)
     try:
-        with _handshakes.attempt(ws, config) as attempt:
+        with _handshakes.attempt(ws, config, tls=sslopt is not None) as attempt:
             ws.connect(url, header=header, timeout=config.connect_timeout, suppress_origin=True)
         if attempt.cut:
             raise OSError("the handshake was cut short: its stream or client stopped")
