@@ -120,9 +120,9 @@ class Feed:
         if not self.ended.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 conn = self.conn
-            if conn is not None:
+            if conn is not None:  # else it is still opening one: nothing to wait for
                 conn.abort()
-            self.ended.wait(1.0)
+                self.ended.wait(1.0)
         thread = self._thread
         if thread.ident is not None:
             thread.join(max(0.1, deadline - time.monotonic()))
