@@ -62,8 +62,10 @@ def publish(
     Args:
         producer: where outputs go.
         to_message: builds the output from an item; by default a processed item's result (or a
-            message's payload) with the input's key and properties.
-        on_failure: ``"nack"``, ``dead_letter(producer)`` or ``"error"``.
+            message's payload) with the input's key and properties. If it raises, the stream
+            ends with that error (as in ``ops.map``); its input is redelivered.
+        on_failure: for an output the broker refused: ``"nack"``, ``dead_letter(producer)`` or
+            ``"error"``.
 
     Marble::
 

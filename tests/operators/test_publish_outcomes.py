@@ -182,3 +182,27 @@ def test_outputs_settled_together_pass_their_inputs_on_in_order_around_a_failed_
     thread = f"rxstargate-publish-{producer.topic.topic}"
     assert seen == [(b"x", thread), (b"z", thread)]
     assert nacked_before_z == [b"y"] and settler.nacked == [b"y"]  # in order, on that thread
+
+
+def test_a_to_message_that_raises_ends_the_stream_with_its_error_and_leaves_the_input(
+    memory: Any, client: rs.Client, topic_name: str
+) -> None:
+    """As a selector's exception does in ``ops.map``; ``on_failure`` is for refused outputs."""
+    source, out = client.topic(topic_name), topic_name + "-out"
+    source.producer().send(b"a")
+    boom = ValueError("cannot build the output")
+
+    def to_message(item: Any) -> bytes:
+        raise boom
+
+    errors: list[Exception] = []
+    ended = threading.Event()
+    producer = client.topic(out).producer()
+    source.observe("bridge", start="earliest").pipe(
+        rso.publish(producer, to_message=to_message)
+    ).subscribe(rs.acknowledger(on_error=lambda e: (errors.append(e), ended.set())))
+    assert ended.wait(WAIT)
+    producer.close()
+    assert errors == [boom]
+    assert stored_payloads(client, out) == []
+    assert memory.backlog(topic_name, "bridge") == 1  # the input is redelivered, not lost
