@@ -83,7 +83,7 @@ def _strict(text: str) -> bytes:
 
 
 @_each_accelerator
-@settings(max_examples=max(400, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(text=_payload_texts())
 def test_a_long_payload_decodes_as_binascii_strict_mode_does_with_an_accelerator(
     accelerator: Callable[..., bytes], text: str
@@ -118,7 +118,7 @@ def test_long_payloads_go_to_the_accelerator_and_short_ones_do_not() -> None:
 
 
 @_each_accelerator
-@settings(max_examples=max(140, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(70, settings.default.max_examples), deadline=None)
 @given(text=_payload_texts(), properties=st.sampled_from([{}, {"a": "1"}]))
 def test_message_frames_decode_the_same_with_and_without_the_accelerator(
     accelerator: Callable[..., bytes], text: str, properties: dict[str, str]

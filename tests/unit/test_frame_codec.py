@@ -20,7 +20,7 @@ _json_values = st.recursive(
 _around = st.sampled_from(["", " ", "\n", "\t ", "x", "}", ",1", "\ufeff"])
 
 
-@settings(max_examples=max(300, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(150, settings.default.max_examples), deadline=None)
 @given(_json_values, _around, _around, st.sampled_from([None, 1]))
 def test_frames_parse_as_json_loads_parses_them(
     value: Any, before: str, after: str, indent: int | None
@@ -51,7 +51,7 @@ def _general_send(payload: bytes, context: str) -> str:
     )
 
 
-@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(100, settings.default.max_examples), deadline=None)
 @given(st.binary(max_size=40), st.text(max_size=8))
 def test_a_plain_send_frame_is_the_text_the_general_encoder_writes(
     payload: bytes, context: str
@@ -59,7 +59,7 @@ def test_a_plain_send_frame_is_the_text_the_general_encoder_writes(
     assert _frames.encode_send(payload, context) == _general_send(payload, context)
 
 
-@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(100, settings.default.max_examples), deadline=None)
 @given(st.text(max_size=12))
 def test_ack_and_nack_frames_are_the_text_json_dumps_writes(message_id: str) -> None:
     quoted = json.dumps(message_id)

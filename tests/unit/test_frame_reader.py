@@ -45,7 +45,7 @@ def _read_all(stream: bytes, cuts: list[int], max_size: int, shortcut: bool) -> 
             return [*out, f"FrameError: {exc}"]
 
 
-@settings(max_examples=max(300, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(150, settings.default.max_examples), deadline=None)
 @given(st.lists(_frame, max_size=12), st.data(), st.sampled_from([64, 250, 10_000]))
 def test_the_shortcut_reads_every_stream_as_the_full_parser_does(
     frames: list[tuple[int, bytes, bool]], data: Any, max_size: int
@@ -116,7 +116,7 @@ _long_frame = st.tuples(
 )
 
 
-@settings(max_examples=max(300, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(150, settings.default.max_examples), deadline=None)
 @given(
     st.lists(st.one_of(_frame, _long_frame), max_size=12),
     st.data(),

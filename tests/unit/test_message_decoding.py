@@ -64,7 +64,7 @@ def _outcome(decode: Any, text: str) -> Any:
         return "refused"
 
 
-@settings(max_examples=max(400, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(_usual_frames(), st.booleans(), st.booleans())
 def test_the_usual_frame_shortcut_decodes_exactly_as_json_does(
     frame: dict[str, Any], ascii_only: bool, long: bool
@@ -140,7 +140,7 @@ def _written_frames(draw: st.DrawFn) -> str:
     return text + parts["end"]
 
 
-@settings(max_examples=max(400, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(_written_frames())
 def test_the_shortcut_takes_hand_written_frames_exactly_as_json_does(text: str) -> None:
     assert _outcome(_frames.decode_message, text) == _outcome(_frames._decode_any_message, text)
