@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from reactivex import Observable
 
@@ -74,7 +74,7 @@ class AckWaiter:
         return self._lock.acquire(timeout=timeout)
 
 
-class Relay:
+class Relay(Protocol):
     """Takes its messages' acks on the thread that settles them, instead of on the acks thread.
 
     For an operator whose callback only hands acks on to a thread of its own (``publish``):
@@ -88,11 +88,8 @@ class Relay:
     own input (a stream's credit) bounds what it holds then.
     """
 
-    __slots__ = ()  # a plain class: an ABC's isinstance() costs a call more
-
     def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
         """The acks (ok or failed) of messages sent for ``items``, in the order settled."""
-        raise NotImplementedError
 
 
 class Relayed:

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxstargate._producer import Producer, Relay, send_error_for, send_relayed
+from rxstargate._producer import Producer, send_error_for, send_relayed
 from rxstargate._serial import HandOff
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
@@ -102,7 +102,7 @@ def publish(
     return operator
 
 
-class _Publishing(Relay, Generic[T]):
+class _Publishing(Generic[T]):  # a Relay
     """One subscription to ``publish``: the sends in flight and the end once they are in."""
 
     def __init__(
