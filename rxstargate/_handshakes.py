@@ -5,8 +5,8 @@ in websocket-client's handshake for up to ``connect_timeout``. A stream that sto
 that closes, does not want that socket any more: shutting it down ends the handshake at once
 (it fails with a connection error that nobody waits for).
 
-A handshake is found by the thread making it, by the client that opened it, or by what it was
-opened for (``on_behalf_of``: a producer, whose socket a sending thread opens).
+A handshake is found by the client that opened it, or by what it was opened for
+(``on_behalf_of``: a stream's feed, or a producer, whose socket a sending thread opens).
 
 The TCP connect itself cannot be cut short this way (websocket-client owns the socket until the
 connect returns); it is marked, and given up as soon as it returns.
@@ -62,10 +62,8 @@ def attempt(ws: Any, owner: object, *, tls: bool = False) -> Iterator[_Attempt]:
                 del _in_progress[ident]
 
 
-def cut_short(
-    *, thread: threading.Thread | None = None, owner: object = None, patience: float = 0.5
-) -> None:
-    """End the handshake in progress on ``thread``, or every one ``owner`` opened or is for.
+def cut_short(owner: object, *, patience: float = 0.5) -> None:
+    """End every handshake in progress that ``owner`` opened (a client's config) or is for.
 
     A handshake whose TCP connect has not returned yet is waited for up to ``patience``
     seconds (websocket-client hands over its socket microseconds after the connect), then
@@ -73,12 +71,7 @@ def cut_short(
     only once TLS is through, so it is marked without waiting.
     """
     with _lock:
-        found = [
-            a
-            for ident, a in _in_progress.items()
-            if (thread is not None and ident == thread.ident)
-            or (owner is not None and (a.owner is owner or a.opened_for is owner))
-        ]
+        found = [a for a in _in_progress.values() if a.owner is owner or a.opened_for is owner]
         for a in found:
             a.cut = True
     give_up = time.monotonic() + patience

@@ -116,7 +116,7 @@ class Feed:
         if self._thread is threading.current_thread():
             return  # the feed's own thread ends the feed on its way out
         if not self.ended.is_set():
-            _handshakes.cut_short(thread=self._thread)  # a stopped feed wants no new socket
+            _handshakes.cut_short(owner=self)  # a stopped feed wants no new socket
         if not self.ended.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 conn = self.conn
@@ -275,7 +275,8 @@ class Feed:
         last_own = -_OWN_CLOSE_SETTLE
         while True:
             try:
-                return self._context.open(url, self._spec.topic.topic)
+                with _handshakes.on_behalf_of(self):
+                    return self._context.open(url, self._spec.topic.topic)
             except ConflictError:
                 now = time.monotonic()
                 if subscription is not None and self._context.holds(
