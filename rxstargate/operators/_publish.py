@@ -56,8 +56,8 @@ def publish(
     Downstream stages run on a thread of the subscription's own ("rxstargate-publish-<topic>",
     ended by dispose or the end of the stream), never on the producer's threads, so a slow
     stage cannot stop the producer from reading its acks and pings. Outputs' acks reach that
-    thread straight from the producer's receive thread: a bridge uses no acks thread. An exception raised
-    downstream ends the stream with ``on_error`` (once).
+    thread straight from the producer's receive thread: a bridge uses no acks thread. An
+    exception raised downstream ends the stream with ``on_error`` (once).
 
     Args:
         producer: where outputs go.
@@ -117,8 +117,7 @@ class _Publishing(Generic[T]):  # a Relay
         self._policy = policy
         # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
         # thread (relayed), which must never wait for downstream stages, nor for a dead
-        # letter's slot. That thread is the only emitter, so the observer needs
-        # no lock.
+        # letter's slot. That thread is the only emitter, so the observer needs no lock.
         name = f"rxstargate-publish-{producer.topic.topic}"
         self._out = HandOff(InlineObserver(observer), name)
         self._started = False
@@ -129,19 +128,11 @@ class _Publishing(Generic[T]):  # a Relay
     def on_next(self, item: T) -> None:
         if self._out.closed:
             return  # the stream is ending: send nothing more
-        value: Any = item
-        if type(value) is Processed and self._build is _default_message:
-            message = value.message  # the usual case, without a call: a payload to send
-            if message.key is None and not message.properties:
-                outgoing: Any = value.result
-            else:
-                outgoing = _default_message(value)
-        else:
-            try:
-                outgoing = self._build(item)
-            except Exception as exc:
-                self._out.on_error(exc)
-                return
+        try:
+            outgoing = self._build(item)
+        except Exception as exc:
+            self._out.on_error(exc)
+            return
         if not self._started:  # here, not on the receive thread that hands it its first item
             self._started = True
             self._out.start()
