@@ -55,9 +55,8 @@ def publish(
 
     Downstream stages run on a thread of the subscription's own ("rxstargate-publish-<topic>",
     ended by dispose or the end of the stream), never on the producer's threads, so a slow
-    stage cannot stop the producer from reading its acks and pings. Outputs' acks reach that
-    thread straight from the producer's receive thread: a bridge uses no acks thread. An
-    exception raised downstream ends the stream with ``on_error`` (once).
+    stage cannot stop the producer from reading its acks and pings (outputs' acks reach that
+    thread straight from its receive thread). What raises downstream ends it with ``on_error``.
 
     Args:
         producer: where outputs go.
