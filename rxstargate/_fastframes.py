@@ -33,9 +33,10 @@ __all__ = ["ack_fields", "message_fields", "send_frame"]
 #: An integer that Python's json reads whatever its digit limit.
 _Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 _NonEmpty = Annotated[str, Meta(min_length=1)]
-#: Everything msgspec raises on a frame it refuses: UnicodeEncodeError (a ValueError) for a str
-#: holding a lone surrogate, which has no UTF-8 for msgspec to read.
-_REFUSED = (msgspec.MsgspecError, ValueError)
+#: Everything msgspec raises on a frame it refuses: also UnicodeEncodeError (a ValueError) for
+#: a str holding a lone surrogate, which has no UTF-8 for msgspec to read, and RecursionError
+#: (none of the Structs' fields nests, but the pure path is the one to explain it).
+_REFUSED = (msgspec.MsgspecError, ValueError, RecursionError)
 
 
 class _Message(Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

@@ -40,6 +40,7 @@ __all__ = [
     "encode_permit",
     "encode_send",
     "load_accelerator",
+    "msgspec_codec",
     "use_accelerator",
 ]
 
@@ -158,15 +159,18 @@ class Accelerator(NamedTuple):
     send_frame: Callable[[bytes, str], str | None]
 
 
-def load_accelerator() -> Accelerator | None:
-    """msgspec's codec, unless msgspec is not installed or ``RXSTARGATE_SPEEDUPS=0``."""
-    if not _base64.speedups_wanted():
-        return None
+def msgspec_codec() -> Accelerator | None:
+    """msgspec's codec, or None when msgspec is not installed (whatever the switch says)."""
     try:
         from rxstargate import _fastframes
     except ImportError:
         return None
     return Accelerator(_fastframes.message_fields, _fastframes.ack_fields, _fastframes.send_frame)
+
+
+def load_accelerator() -> Accelerator | None:
+    """msgspec's codec, unless msgspec is not installed or ``RXSTARGATE_SPEEDUPS=0``."""
+    return msgspec_codec() if _base64.speedups_wanted() else None
 
 
 _accelerator: Accelerator | None = None
