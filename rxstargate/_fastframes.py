@@ -14,7 +14,7 @@ frame differently; unit tests compare both on generated and hand-written frames.
   (Python's json refuses integers over ``sys.get_int_max_str_digits()`` digits and nesting
   deeper than the recursion limit) where msgspec would skip an unknown one unread. Pulsar's
   acks carry ``errorCode`` and ``schemaVersion`` (0), so the ack's Struct names them.
-- Integers are read within 64 bits; beyond, Python's digit limit decides.
+- Integers are taken within 64 bits; beyond, the pure path decides (Python's digit limit).
 - msgspec's base64 is binascii's strict mode: whole groups of four, ``=`` at the end only, no
   whitespace; both ignore the unused bits of the last character.
 - Duplicate keys: the last one counts, as in Python's json (a refused earlier value falls back).

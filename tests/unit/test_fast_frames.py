@@ -199,7 +199,7 @@ def _objects(
 _messages = _objects(_FIELDS, (*_REQUIRED, "properties", "redeliveryCount"))
 
 
-@settings(max_examples=max(300, settings.default.max_examples), deadline=None)
+@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(_messages)
 def test_a_message_frame_decodes_as_on_the_pure_path(text: str) -> None:
     _check_message(text)
