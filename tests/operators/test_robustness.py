@@ -271,6 +271,39 @@ def test_a_call_that_raises_on_a_hand_off_ends_its_stream_with_on_error_once() -
     assert seen == [1, boom]
 
 
+def test_a_hand_off_delivers_bursts_handed_over_whole_in_order_and_nothing_after_a_raise() -> None:
+    from rxstargate._serial import HandOff
+
+    seen: list[Any] = []
+    threads: set[str] = set()
+    ended = threading.Event()
+
+    class Picky(abc.ObserverBase[int]):
+        def on_next(self, value: int) -> None:
+            threads.add(threading.current_thread().name)
+            seen.append(value)
+            if value == 5:
+                raise ValueError(value)
+
+        def on_error(self, error: Exception) -> None:
+            seen.append(error)
+            ended.set()
+
+        def on_completed(self) -> None:
+            seen.append("done")
+
+    hand_off: HandOff[int] = HandOff(Picky(), "test-hand-off")
+    hand_off.on_next_all([1, 2, 3])
+    hand_off.on_next_all([])
+    hand_off.on_next_all([4, 5, 6])  # 6 comes after the raise: never delivered
+    hand_off.on_next(7)
+    assert ended.wait(WAIT)
+    hand_off.on_next_all([8])
+    hand_off.on_completed()
+    assert seen[:-1] == [1, 2, 3, 4, 5] and isinstance(seen[-1], ValueError)
+    assert threads == {"test-hand-off"} and hand_off.ended
+
+
 # -- acknowledger and batch with processed items ------------------------------------------
 
 
