@@ -15,6 +15,7 @@ from rxstargate._reconnect import Backoff
 from rxstargate._serial import SerialObserver
 from rxstargate.exceptions import ClosedError, ConfigurationError
 from rxstargate.models import Message
+from rxstargate.operators._direct import DirectRun
 from rxstargate.operators._run import Run
 
 __all__ = ["STEADY_SECONDS", "Attempt", "Gate", "RestartTimer", "Restarts"]
@@ -92,7 +93,7 @@ class Attempt:
         self.drained = threading.Event()  # the stream ended: completed or failed
         self.subscription = SerialDisposable()
         self.started = now()
-        self.run: Run | None = None  # process()'s state for this subscription
+        self.run: Run | DirectRun | None = None  # process()'s state for this subscription
 
     def worked(self) -> bool:
         """Whether this run counts as a success: it delivered, or stayed up a long while."""

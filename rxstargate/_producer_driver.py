@@ -106,7 +106,7 @@ class ProducerDriver:
         """
         if self.state.closed:
             raise self.closed_error()
-        if submission.ack is None:  # a message refused already needs no socket
+        if submission.ack is None and not self.link.started:  # a refused one needs no socket
             self.link.ensure_open()
         with self._lock:
             admission = self.state.admit(submission)
@@ -224,20 +224,23 @@ class ProducerDriver:
     ) -> None:
         """After the lock: wake ``send()``s, relay acks, and finish what no thread took."""
         relayed: list[Submission[Handle]] = []
+        waiters = 0
         for submission in settled:
             handle = submission.handle
-            if isinstance(handle, AckWaiter):
-                handle.set()
-            elif isinstance(handle, Relayed):
+            if type(handle) is Relayed:  # neither class has subclasses: no isinstance() each
                 relayed.append(submission)
+            elif type(handle) is AckWaiter:
+                handle.set()
+                waiters += 1
         if relayed:
             relay_all(relayed)
-        for submission in here:
-            handle = submission.handle
-            if handle is None:
-                self._report_unseen(submission)
-            elif not isinstance(handle, (AckWaiter, Relayed)):
-                finish(submission)  # the acks stream ended (closed): complete it here
+        if len(relayed) + waiters < len(settled):  # ``here`` is part of ``settled``
+            for submission in here:
+                handle = submission.handle
+                if handle is None:
+                    self._report_unseen(submission)
+                elif not isinstance(handle, (AckWaiter, Relayed)):
+                    finish(submission)  # the acks stream ended (closed): complete it here
         if here:
             self._slot_waiters.wake_next(len(here))
 

@@ -94,16 +94,13 @@ class ProducerLink:
         self._open_lock = threading.Lock()
         self._failed_opens = 0
         self._open_failure: StargateError | None = None
-        self._opened = False
+        #: True once the socket opened (and is read, or was): a plain attribute, which each
+        #: send checks before it calls :meth:`ensure_open`.
+        self.started = False
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._ended = threading.Event()  # no socket is open and none will be
         self._conn: Transport | None = None  # guarded by lock
-
-    @property
-    def started(self) -> bool:
-        """True once the socket opened (and is read, or was)."""
-        return self._opened
 
     @property
     def connected(self) -> bool:
@@ -118,13 +115,13 @@ class ProducerLink:
                 that waited for that attempt get the same error, renewed, without retrying).
             StargateError: ``closed_error()`` when the producer closed meanwhile.
         """
-        if self._opened:
+        if self.started:
             return
         # Attempts that ended before this caller came: one that ends later (under way now,
         # or started by another caller first) is the one this caller waited for.
         failed_before = self._failed_opens
         with self._open_lock:
-            if self._opened:
+            if self.started:
                 return
             if self._failed_opens != failed_before and self._open_failure is not None:
                 raise renewed(self._open_failure)  # failed while this caller waited
@@ -142,7 +139,7 @@ class ProducerLink:
             if not self._attach(conn):
                 conn.release()
                 raise self._closed_error()
-            self._opened = True
+            self.started = True
             if isinstance(conn, PushTransport):
                 self._hand_reading_over(conn)
             else:
@@ -171,7 +168,7 @@ class ProducerLink:
 
     def wait_stopped(self, deadline: float) -> None:
         """Wait for the socket's end and the receive thread, cutting the socket at ``deadline``."""
-        if not self._opened or self._thread is threading.current_thread():
+        if not self.started or self._thread is threading.current_thread():
             return  # a receive thread ends the socket on its way out
         if not self._ended.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:

@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reactivex import abc
 
@@ -25,7 +25,6 @@ __all__ = ["HandOff", "SerialObserver"]
 log = logging.getLogger("rxstargate.operators")
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
 
 _COMPLETED = object()
 
@@ -133,31 +132,35 @@ def _terminal(call: Callable[..., None], *args: Any) -> None:
 class HandOff(Generic[T]):
     """Emits to ``observer`` on a thread of its own, in the order handed over.
 
-    ``observer`` is a :class:`SerialObserver`, or anything with its contract for a single
-    emitting thread (``operators._emit.InlineObserver``): this thread is its only emitter.
+    That thread is the observer's only emitter, so it needs no lock, and the hand-off keeps
+    the rest of the Rx contract itself: what the observer's ``on_next`` raises (or a
+    :meth:`call`) ends the stream with ``on_error`` of that exception, once; nothing follows a
+    terminal event; a raising terminal callback is logged, never raised.
     The thread starts with the first item (or :meth:`start`) and ends after a terminal event
     was delivered, or on :meth:`stop` (what is still queued is then dropped). Handing over
     never blocks: the queue is bounded by what the caller has in flight (a stream's credit).
     The thread takes what was queued all at once and is woken only when it waits, so a burst
-    of items costs one wake-up, not one each.
+    of items costs one wake-up, not one each; :meth:`on_next_all` queues a burst as one entry.
     """
 
-    def __init__(self, observer: _Emitter[T], name: str) -> None:
+    def __init__(self, observer: abc.ObserverBase[T], name: str) -> None:
         self._observer = observer
         self._name = name
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
+        # Lists of items (one for each on_next_all, one item long for on_next), _Call,
+        # _Error and _COMPLETED.
         self._queue: collections.deque[Any] = collections.deque()
         self._thread: threading.Thread | None = None
         self._waiting = False  # the thread waits for items: wake it
         self._stopped = False
         self._ended = False
-        #: True once a terminal event was handed over or it stopped (a plain attribute, for
-        #: callers that check it for every item; :attr:`ended` adds the observer's own end).
+        #: True once a terminal event was handed over, the observer raised, or it stopped (a
+        #: plain attribute, for callers that check it for every item).
         self.closed = False
 
     def on_next(self, value: T) -> None:
-        self._put(value)
+        self._put([value])
 
     def on_error(self, error: Exception) -> None:
         self._put(_Error(error))
@@ -166,14 +169,12 @@ class HandOff(Generic[T]):
         self._put(_COMPLETED)
 
     def on_next_all(self, values: list[T]) -> None:
-        """Hand over several items at once: ``on_next`` of each, with one lock round."""
-        if not values:
-            return
-        with self._lock:
-            if self._stopped or self._ended:
-                return
-            self._queue.extend(values)
-            self._wake_locked()
+        """Hand over several items at once: ``on_next`` of each, with one lock round.
+
+        The list is the hand-off's from then on: the caller must not change it.
+        """
+        if values:
+            self._put(values)
 
     def call(self, function: Callable[..., None], *args: Any) -> None:
         """Run ``function(*args)`` on the thread, in order with the items handed over.
@@ -192,7 +193,7 @@ class HandOff(Generic[T]):
     @property
     def ended(self) -> bool:
         """True once a terminal event was handed over, the observer raised, or it stopped."""
-        return self.closed or self._observer.ended
+        return self.closed
 
     def stop(self) -> None:
         """Deliver nothing more and let the thread end (it never waits for it)."""
@@ -220,7 +221,6 @@ class HandOff(Generic[T]):
             self._ready.notify()
 
     def _run(self) -> None:
-        observer = self._observer
         while True:
             with self._lock:
                 while not self._queue and not self._stopped:
@@ -228,41 +228,36 @@ class HandOff(Generic[T]):
                     self._ready.wait()
                 if self._stopped:
                     return
-                items, self._queue = self._queue, collections.deque()
-            # The observer drops what comes after its end itself, so its end is checked once
-            # a batch (and before a call): not a call more for every item.
-            for item in items:
-                if self._stopped:
-                    return  # stop() drops what is queued, taken already or not
-                if item is _COMPLETED:
-                    observer.on_completed()
-                elif type(item) is _Error:
-                    observer.on_error(item.error)
-                elif type(item) is _Call:
-                    if observer.ended:
-                        break
-                    try:
-                        item.function(*item.args)
-                    except Exception as exc:
-                        log.debug("a call handed over raised %r; ending the stream", exc)
-                        observer.on_error(exc)
-                else:
-                    observer.on_next(item)
-            if observer.ended:
+                entries, self._queue = self._queue, collections.deque()
+            try:
+                if not self._emit(entries):
+                    return
+            except Exception as exc:  # the observer's, or a call's: end the stream with it
+                log.debug("an observer or a call handed over raised %r; ending the stream", exc)
                 with self._lock:
                     self._stopped = self.closed = True
                     self._queue.clear()
+                _terminal(self._observer.on_error, exc)
                 return
 
-
-class _Emitter(Protocol[T_contra]):
-    """What :class:`HandOff` emits to: an observer that knows when it has ended."""
-
-    @property
-    def ended(self) -> bool: ...
-
-    def on_next(self, value: T_contra) -> None: ...
-
-    def on_error(self, error: Exception) -> None: ...
-
-    def on_completed(self) -> None: ...
+    def _emit(self, entries: collections.deque[Any]) -> bool:
+        """Deliver ``entries`` in order; False once the stream ended or stopped."""
+        on_next = self._observer.on_next
+        for entry in entries:
+            kind = type(entry)
+            if kind is list:
+                for value in entry:
+                    if self._stopped:
+                        return False  # stop() drops what is queued, taken already or not
+                    on_next(value)
+            elif self._stopped:
+                return False
+            elif kind is _Call:
+                entry.function(*entry.args)
+            elif entry is _COMPLETED:
+                _terminal(self._observer.on_completed)
+                return False
+            else:
+                _terminal(self._observer.on_error, entry.error)
+                return False
+        return True

@@ -1,8 +1,9 @@
 """``process``: run a handler over messages with bounded concurrency, per-key order and retries.
 
 The operator checks its arguments and makes a :class:`~rxstargate.operators._run.Run` per
-subscription; the rules live in ``_lanes``, the ways of calling a handler in ``_handlers``
-and ``_executors``.
+subscription (a :class:`~rxstargate.operators._direct.DirectRun` for a handler called inline
+with no timeout or retry); the rules live in ``_lanes``, the ways of calling a handler in
+``_handlers`` and ``_executors``.
 """
 
 from __future__ import annotations
@@ -17,15 +18,25 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from rxstargate._config import checked_seconds
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import Message
+from rxstargate.operators._direct import DirectRun
 from rxstargate.operators._failure import FailurePolicy, validate_policy
-from rxstargate.operators._handlers import Handler
+from rxstargate.operators._handlers import Handler, HandlerCall
 from rxstargate.operators._outcomes import MessageHandler, Processed
 from rxstargate.operators._retry import Retry
 from rxstargate.operators._run import ProcessSettings, Run
 from rxstargate.operators._stats import ProcessingStats
 from rxstargate.streams import Stream
 
-__all__ = ["MAX_CONCURRENCY", "Handler", "Run", "checked_settings", "operator_of", "process"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "DirectRun",
+    "Handler",
+    "Run",
+    "checked_settings",
+    "operator_of",
+    "process",
+    "run_for",
+]
 
 #: The most calls ``process`` runs at once: no stream has more messages in hand than its
 #: ``max_in_flight`` (at most 100,000), so more slots would never be used.
@@ -135,17 +146,17 @@ def checked_settings(
 
 
 def operator_of(
-    settings: ProcessSettings, on_run: Callable[[Run], None] | None = None
+    settings: ProcessSettings, on_run: Callable[[Run | DirectRun], None] | None = None
 ) -> Callable[[Observable[Message[Any]]], Stream[Processed[Any]]]:
-    """The operator for ``settings``; ``on_run`` gets each subscription's :class:`Run` (the
-    Pipeline uses it to drop what waits when it stops)."""
+    """The operator for ``settings``; ``on_run`` gets each subscription's state (the Pipeline
+    uses it to drop what waits when it stops)."""
 
     def operator(source: Observable[Message[Any]]) -> Stream[Processed[Any]]:
         def subscribe(
             observer: abc.ObserverBase[Processed[Any]],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            run = Run(settings, observer)
+            run = run_for(settings, observer)
             if on_run is not None:
                 on_run(run)
             upstream = source.subscribe(
@@ -156,3 +167,19 @@ def operator_of(
         return Stream(subscribe)
 
     return operator
+
+
+def run_for(
+    settings: ProcessSettings, observer: abc.ObserverBase[Processed[Any]]
+) -> Run | DirectRun:
+    """The state of one subscription: a :class:`DirectRun` for a plain handler at concurrency
+    1 with no timeout and no retry (called inline, settled at once), else a :class:`Run`."""
+    call = HandlerCall(settings.handler, refuse_leave=settings.refuse_leave)
+    if (
+        settings.concurrency == 1
+        and not call.is_async
+        and settings.timeout is None
+        and settings.retry is None
+    ):
+        return DirectRun(call, settings.policy, settings.stats, observer)
+    return Run(settings, call, observer)

@@ -13,7 +13,6 @@ from rxstargate._producer import Producer, send_error_for, send_relayed
 from rxstargate._serial import HandOff
 from rxstargate.exceptions import ConfigurationError
 from rxstargate.models import OutgoingMessage, ProducerAck
-from rxstargate.operators._emit import InlineObserver
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._filter import message_of
 from rxstargate.operators._outcomes import Processed
@@ -118,10 +117,14 @@ class _Publishing(Generic[T]):  # a Relay
         # thread (relayed), which must never wait for downstream stages, nor for a dead
         # letter's slot. That thread is the only emitter, so the observer needs no lock.
         name = f"rxstargate-publish-{producer.topic.topic}"
-        self._out = HandOff(InlineObserver(observer), name)
+        self._out: HandOff[T] = HandOff(observer, name)
         self._started = False
+        # Outputs sent, counted by the upstream's thread alone (Rx serializes on_next), so
+        # without a lock; their acks are counted under the lock, a batch at a time, by the
+        # threads that relay them. Every send is counted before its ack can come.
+        self._sent = 0
         self._lock = threading.Lock()
-        self._pending = 0
+        self._acked = 0
         self._upstream_done = False
 
     def on_next(self, item: T) -> None:
@@ -135,8 +138,7 @@ class _Publishing(Generic[T]):  # a Relay
         if not self._started:  # here, not on the receive thread that hands it its first item
             self._started = True
             self._out.start()
-        with self._lock:
-            self._pending += 1
+        self._sent += 1
         send_relayed(self._producer, outgoing, self, item)
 
     def on_error(self, error: Exception) -> None:
@@ -145,7 +147,7 @@ class _Publishing(Generic[T]):  # a Relay
     def on_completed(self) -> None:
         with self._lock:
             self._upstream_done = True
-            done = self._pending == 0
+            done = self._acked == self._sent
         if done:
             self._out.on_completed()
 
@@ -168,8 +170,8 @@ class _Publishing(Generic[T]):  # a Relay
                 out.call(self._settle_failure, items[index], ack)
         out.on_next_all(items[first:] if first else items)
         with self._lock:
-            self._pending -= len(items)
-            done = self._upstream_done and self._pending == 0
+            self._acked += len(items)
+            done = self._upstream_done and self._acked == self._sent
         if done:
             out.on_completed()
 

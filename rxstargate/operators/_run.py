@@ -23,7 +23,6 @@ from rxstargate._serial import SerialObserver
 from rxstargate._timers import TimerScheduler
 from rxstargate.exceptions import AckError, ConfigurationError, SchemaError, StargateTimeoutError
 from rxstargate.models import Message
-from rxstargate.operators._emit import InlineObserver
 from rxstargate.operators._executors import LoopExecutor, PoolExecutor
 from rxstargate.operators._failure import FailurePolicy, settle_failure
 from rxstargate.operators._handlers import Handler, HandlerCall
@@ -40,7 +39,7 @@ from rxstargate.operators._lanes import (
 )
 from rxstargate.operators._outcomes import Leave, Nack, Processed, processed
 from rxstargate.operators._retry import Retry
-from rxstargate.operators._stats import ProcessingStats
+from rxstargate.operators._stats import UNCOUNTED, ProcessingStats, Uncounted
 
 __all__ = ["ProcessSettings", "Run"]
 
@@ -49,18 +48,6 @@ log = logging.getLogger("rxstargate.operators")
 _Start = Start[Message[Any]]
 _OUTCOMES = (Nack, Leave)  # made once: ``Nack | Leave`` builds a new union at each call
 _Job = Job[Message[Any]]
-
-
-class _Uncounted:
-    """Stands in for the ProcessingStats of a stage that was given none."""
-
-    __slots__ = ()
-
-    def add(self, name: str, count: int = 1) -> None:
-        """Counts nothing."""
-
-
-_UNCOUNTED = _Uncounted()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +77,20 @@ def _lapsed(message: Message[Any]) -> bool:
 
 
 class Run:
-    """The state of one subscription to ``process``."""
+    """The state of one subscription to ``process``, with the lanes' bookkeeping.
+
+    A stage that calls its handler inline, with no timeout and no retry, has nothing for the
+    lanes to decide: it is a :class:`~rxstargate.operators._direct.DirectRun` instead.
+    """
 
     def __init__(
-        self, settings: ProcessSettings, observer: abc.ObserverBase[Processed[Any]]
+        self,
+        settings: ProcessSettings,
+        call: HandlerCall,
+        observer: abc.ObserverBase[Processed[Any]],
     ) -> None:
-        self._call = HandlerCall(settings.handler, refuse_leave=settings.refuse_leave)
-        self._handle = self._call.call
+        self._call = call
+        self._handle = call.call
         # One call at a time keeps each key's order by itself, unless a message that waits
         # for its retry lets the next one of its key run first.
         key_ordered = settings.key_ordered and (
@@ -110,7 +104,7 @@ class Run:
         self._policy = settings.policy
         self._scheduler = settings.scheduler or TimerScheduler.shared()
         # Nobody reads counters that were not asked for: counting them would cost a lock each.
-        self._stats: ProcessingStats | _Uncounted = settings.stats or _UNCOUNTED
+        self._stats: ProcessingStats | Uncounted = settings.stats or UNCOUNTED
         self._counting = settings.stats is not None  # the per-message path skips the calls
         self._lock = threading.Lock()
         self._delays: dict[_Job, SingleAssignmentDisposable] = {}  # waiting for a retry
@@ -120,15 +114,8 @@ class Run:
         self._loop = LoopExecutor() if self._call.is_async else None
         self._pool = None if self._inline or self._loop else PoolExecutor(settings.concurrency)
         # An exception the observer raises ends the stream there: stop calling the handler.
-        # Inline calls without timers emit only inside upstream events, which the upstream
-        # serializes already; otherwise calls end on other threads and emission needs a lock.
-        self._observer: InlineObserver[Processed[Any]] | SerialObserver[Processed[Any]]
-        # Such a stage also has nothing for the lanes to decide: see _handle_here.
-        self._direct = self._inline and settings.timeout is None and settings.retry is None
-        if self._direct:
-            self._observer = InlineObserver(observer, on_raised=self.dispose)
-        else:
-            self._observer = SerialObserver(observer, on_raised=self.dispose)
+        # Calls end on other threads, or with timers, so emission needs a lock.
+        self._observer = SerialObserver(observer, on_raised=self.dispose)
 
     # -- upstream and the stream's end ----------------------------------------------------
 
@@ -143,9 +130,6 @@ class Run:
             return
         if message.schema_error is not None:
             self._refuse(message)
-            return
-        if self._direct:
-            self._handle_here(message)
             return
         settler, swept = message._settler, None
         with self._lock:
@@ -206,32 +190,6 @@ class Run:
             self._loop.close()
 
     # -- calls ----------------------------------------------------------------------------
-
-    def _handle_here(self, message: Message[Any]) -> None:
-        """One call on the delivering thread, with no timeout or retry, settled at once.
-
-        What the lanes would decide here never varies (the call starts at once, on worker 0,
-        and its outcome is final; nothing waits behind it, since the upstream delivers one
-        message at a time), so this skips their bookkeeping, which would cost more than the
-        rest of the stage. As with the lanes, a stop during the call leaves its message
-        unsettled, counted out of ``received`` again.
-        """
-        if self._lanes.ended:
-            return  # after the end: left alone
-        if self._counting:
-            self._stats.add("received")
-        try:
-            result = self._handle(message, 0)
-        except Exception as exc:
-            if self._lanes.ended:
-                self._stats.add("received", -1)
-            else:
-                self._failed(message, exc, 1)
-            return
-        if self._lanes.ended:
-            self._stats.add("received", -1)
-        else:
-            self._settle(message, result, 1)
 
     def _start(self, start: _Start) -> None:
         if self._pool is not None:

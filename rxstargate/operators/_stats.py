@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["ProcessingStats"]
+__all__ = ["UNCOUNTED", "ProcessingStats", "Uncounted"]
 
 
 class ProcessingStats:
@@ -65,3 +65,15 @@ class ProcessingStats:
             f"{k}={v:.1f}" if k == "rate" else f"{k}={int(v)}" for k, v in self.snapshot().items()
         )
         return f"ProcessingStats({parts})"
+
+
+class Uncounted:
+    """Stands in for the ProcessingStats of a stage that was given none."""
+
+    __slots__ = ()
+
+    def add(self, name: str, count: int = 1) -> None:
+        """Counts nothing."""
+
+
+UNCOUNTED = Uncounted()

@@ -193,7 +193,6 @@ def test_serial_observer_ends_on_a_raising_observer_and_logs_a_raising_on_error(
 
 def test_a_hand_off_delivers_bursts_in_order_on_its_thread_and_ends_on_a_raising_observer() -> None:
     from rxstargate._serial import HandOff
-    from rxstargate.operators._emit import InlineObserver
 
     seen: list[Any] = []
     threads: set[str] = set()
@@ -213,7 +212,7 @@ def test_a_hand_off_delivers_bursts_in_order_on_its_thread_and_ends_on_a_raising
         def on_completed(self) -> None:
             seen.append("done")
 
-    hand_off: HandOff[int] = HandOff(InlineObserver(Picky()), "test-hand-off")
+    hand_off: HandOff[int] = HandOff(Picky(), "test-hand-off")
     for burst in range(4):  # bursts from two threads, one after the other
         values = range(burst * 1000, (burst + 1) * 1000)
         if burst % 2:
@@ -231,13 +230,10 @@ def test_a_hand_off_delivers_bursts_in_order_on_its_thread_and_ends_on_a_raising
 
 def test_a_hand_off_runs_calls_in_order_with_its_items_and_none_after_the_end() -> None:
     from rxstargate._serial import HandOff
-    from rxstargate.operators._emit import InlineObserver
 
     seen: list[Any] = []
     done = threading.Event()
-    observer = InlineObserver(
-        rx.Observer[Any](seen.append, seen.append, lambda: (seen.append("done"), done.set()))
-    )
+    observer = rx.Observer[Any](seen.append, seen.append, lambda: (seen.append("done"), done.set()))
     hand_off: HandOff[Any] = HandOff(observer, "test-hand-off")
     hand_off.start()
     hand_off.on_next(1)
@@ -252,7 +248,6 @@ def test_a_hand_off_runs_calls_in_order_with_its_items_and_none_after_the_end() 
 
 def test_a_call_that_raises_on_a_hand_off_ends_its_stream_with_on_error_once() -> None:
     from rxstargate._serial import HandOff
-    from rxstargate.operators._emit import InlineObserver
 
     seen: list[Any] = []
     ended = threading.Event()
@@ -265,9 +260,7 @@ def test_a_call_that_raises_on_a_hand_off_ends_its_stream_with_on_error_once() -
         seen.append(error)
         ended.set()
 
-    hand_off: HandOff[Any] = HandOff(
-        InlineObserver(rx.Observer[Any](seen.append, on_error)), "test-hand-off"
-    )
+    hand_off: HandOff[Any] = HandOff(rx.Observer[Any](seen.append, on_error), "test-hand-off")
     hand_off.on_next(1)
     hand_off.call(fail)
     hand_off.on_next(2)
@@ -276,6 +269,39 @@ def test_a_call_that_raises_on_a_hand_off_ends_its_stream_with_on_error_once() -
     hand_off.on_next(3)
     hand_off.stop()
     assert seen == [1, boom]
+
+
+def test_a_hand_off_delivers_bursts_handed_over_whole_in_order_and_nothing_after_a_raise() -> None:
+    from rxstargate._serial import HandOff
+
+    seen: list[Any] = []
+    threads: set[str] = set()
+    ended = threading.Event()
+
+    class Picky(abc.ObserverBase[int]):
+        def on_next(self, value: int) -> None:
+            threads.add(threading.current_thread().name)
+            seen.append(value)
+            if value == 5:
+                raise ValueError(value)
+
+        def on_error(self, error: Exception) -> None:
+            seen.append(error)
+            ended.set()
+
+        def on_completed(self) -> None:
+            seen.append("done")
+
+    hand_off: HandOff[int] = HandOff(Picky(), "test-hand-off")
+    hand_off.on_next_all([1, 2, 3])
+    hand_off.on_next_all([])
+    hand_off.on_next_all([4, 5, 6])  # 6 comes after the raise: never delivered
+    hand_off.on_next(7)
+    assert ended.wait(WAIT)
+    hand_off.on_next_all([8])
+    hand_off.on_completed()
+    assert seen[:-1] == [1, 2, 3, 4, 5] and isinstance(seen[-1], ValueError)
+    assert threads == {"test-hand-off"} and hand_off.ended
 
 
 # -- acknowledger and batch with processed items ------------------------------------------
