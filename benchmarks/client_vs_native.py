@@ -20,8 +20,9 @@ garbage collector's.
 into PREFIX-produce.prof and PREFIX-consume.prof (read with ``python -m pstats``).
 
 ``--payload BYTES`` sets the message size (100). ``--speedups`` compares rxstargate's consume and
-ack with and without the ``speedups`` extra's accelerator, in turn on one topic (pybase64 must be
-installed: ``pip install 'rxstargate[speedups]'``).
+ack with and without the ``speedups`` extra's client accelerators (msgspec for the frames,
+pybase64 for long payloads; whichever is installed: ``pip install 'rxstargate[speedups]'``), in
+turn on one topic. ``RXSTARGATE_SPEEDUPS=0`` runs the whole benchmark without them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from _client_util import Run, fresh_topic, local_pulsar_urls, measure
 from reactivex import operators as ops
 
 import rxstargate as rs
-from rxstargate import _base64
+from rxstargate import _base64, _frames
 
 WINDOW = 1000
 PAYLOAD = b"x" * 100
@@ -260,10 +261,11 @@ def _profile(ws_url: str, messages: int, prefix: str) -> None:
 
 
 def _speedups(ws_url: str, messages: int, pairs: int) -> None:
-    """Consume and ack with the accelerator off, then on, ``pairs`` times, one topic."""
-    accelerator = _base64.load_accelerator()
-    if accelerator is None:
-        print("\n== speedups: pybase64 is not installed (pip install 'rxstargate[speedups]')")
+    """Consume and ack with the accelerators off, then on, ``pairs`` times, one topic."""
+    accelerator, codec = _base64.load_accelerator(), _frames.load_accelerator()
+    names = [name for name, on in (("msgspec", codec), ("pybase64", accelerator)) if on]
+    if not names:
+        print("\n== speedups: neither msgspec nor pybase64 is installed (or RXSTARGATE_SPEEDUPS=0)")
         return
     topic = fresh_topic("cpu-speedups")
     produce_rx(ws_url, topic, messages)
@@ -271,13 +273,15 @@ def _speedups(ws_url: str, messages: int, pairs: int) -> None:
     runs: list[tuple[Run, Run]] = []
     for index in range(pairs):
         _base64.use_accelerator(None)
+        _frames.use_accelerator(None)
         plain, _ = consume_rx(ws_url, topic, messages, f"plain-{index}")
         _base64.use_accelerator(accelerator)
+        _frames.use_accelerator(codec)
         fast, _ = consume_rx(ws_url, topic, messages, f"fast-{index}")
         runs.append((fast, plain))
     print(
         f"\n== consume and ack, {len(PAYLOAD)}-byte payloads: with the speedups extra"
-        f" (pybase64) / without ({messages} messages, {pairs} pairs)"
+        f" ({', '.join(names)}) / without ({messages} messages, {pairs} pairs)"
     )
     ratios = [fast.cpu_us / plain.cpu_us for fast, plain in runs]
     for index, (fast, plain) in enumerate(runs, 1):

@@ -6,7 +6,8 @@ faster; it is used when it can be imported, for payloads of :data:`LONG_PAYLOAD`
 more (below that, calling it costs what it saves). It refuses a few texts that binascii's strict
 mode accepts (a stray ``=`` after a whole group), so what it refuses goes to binascii: either way
 the bytes are binascii's, or binascii's refusal. ``RXSTARGATE_SPEEDUPS=0`` in the environment
-turns it off.
+turns it off, and the extra's other client accelerator (msgspec, see :mod:`rxstargate._frames`)
+with it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["LONG_PAYLOAD", "decode", "decode_long", "load_accelerator", "use_accelerator"]
+__all__ = [
+    "LONG_PAYLOAD",
+    "accelerated",
+    "decode",
+    "decode_long",
+    "load_accelerator",
+    "speedups_wanted",
+    "use_accelerator",
+]
 
 #: A strict base64 decoder: ``decoder(text, validate=True)``, raising ValueError (binascii.Error
 #: is one) on what it refuses.
@@ -30,9 +39,14 @@ _accelerator: Decoder | None = None
 long_payload = sys.maxsize
 
 
+def speedups_wanted() -> bool:
+    """False when ``RXSTARGATE_SPEEDUPS=0`` turns the ``speedups`` extra's accelerators off."""
+    return os.environ.get("RXSTARGATE_SPEEDUPS", "1").strip() != "0"
+
+
 def load_accelerator() -> Decoder | None:
     """pybase64's decoder, unless it is not installed or ``RXSTARGATE_SPEEDUPS=0``."""
-    if os.environ.get("RXSTARGATE_SPEEDUPS", "1").strip() == "0":
+    if not speedups_wanted():
         return None
     try:
         from pybase64 import b64decode
@@ -52,6 +66,11 @@ def use_accelerator(accelerator: Decoder | None) -> Decoder | None:
     _accelerator = accelerator
     long_payload = sys.maxsize if accelerator is None else LONG_PAYLOAD
     return previous
+
+
+def accelerated() -> bool:
+    """True when long payloads go to the accelerator."""
+    return _accelerator is not None
 
 
 def decode(text: str) -> bytes:

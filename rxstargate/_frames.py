@@ -7,6 +7,11 @@ that accepts exactly what the schemas accept (a unit test checks both agree) and
 the schema only to explain a frame that the fast path refused. A message frame of the shape
 servers write (compact, fields in Pulsar's order, no escapes) is read by one regular
 expression before that, with the same result as JSON (unit tests check both ways agree).
+
+With the ``speedups`` extra, msgspec (:mod:`rxstargate._fastframes`) tries each message and ack
+frame first, and writes plain send frames; what it refuses takes the path above, which alone
+decides what is refused and why (unit tests check both give the same frames).
+``RXSTARGATE_SPEEDUPS=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ __all__ = [
     "encode_nack",
     "encode_permit",
     "encode_send",
+    "load_accelerator",
+    "msgspec_codec",
+    "use_accelerator",
 ]
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -138,6 +146,47 @@ _usual_tail = re.compile(_USUAL_TAIL).fullmatch
 _new_message_frame: Callable[[tuple[Any, ...]], MessageFrame] = functools.partial(
     tuple.__new__, MessageFrame
 )
+_new_ack_frame: Callable[[tuple[Any, ...]], ProducerAckFrame] = functools.partial(
+    tuple.__new__, ProducerAckFrame
+)
+
+
+class Accelerator(NamedTuple):
+    """The ``speedups`` extra's codec (:mod:`rxstargate._fastframes`); None for what it refuses."""
+
+    message_fields: Callable[[str], tuple[Any, ...] | None]
+    ack_fields: Callable[[str], tuple[Any, ...] | None]
+    send_frame: Callable[[bytes, str], str | None]
+
+
+def msgspec_codec() -> Accelerator | None:
+    """msgspec's codec, or None when msgspec is not installed (whatever the switch says)."""
+    try:
+        from rxstargate import _fastframes
+    except ImportError:
+        return None
+    return Accelerator(_fastframes.message_fields, _fastframes.ack_fields, _fastframes.send_frame)
+
+
+def load_accelerator() -> Accelerator | None:
+    """msgspec's codec, unless msgspec is not installed or ``RXSTARGATE_SPEEDUPS=0``."""
+    return msgspec_codec() if _base64.speedups_wanted() else None
+
+
+_accelerator: Accelerator | None = None
+_fast_message: Callable[[str], tuple[Any, ...] | None] | None = None
+_fast_ack: Callable[[str], tuple[Any, ...] | None] | None = None
+_fast_send: Callable[[bytes, str], str | None] | None = None
+
+
+def use_accelerator(accelerator: Accelerator | None) -> Accelerator | None:
+    """Decode and encode frames with ``accelerator`` first (None: the pure path only); returns
+    the previous one. For tests and benchmarks, which compare both ways in one process."""
+    global _accelerator, _fast_message, _fast_ack, _fast_send
+    previous = _accelerator
+    _accelerator = accelerator
+    _fast_message, _fast_ack, _fast_send = accelerator or (None, None, None)
+    return previous
 
 
 def _parse(text: str) -> Any:
@@ -179,6 +228,11 @@ def decode_message(text: str) -> MessageFrame:
     """
     if len(text) >= _LONG_FRAME:
         return _decode_long_message(text)
+    fast = _fast_message
+    if fast is not None:
+        fields = fast(text)
+        if fields is not None:
+            return _new_message_frame(fields)
     usual = _USUAL_MESSAGE(text)
     if usual is not None:
         mid, payload, props, published, count, event, key, topic = usual.groups()
@@ -197,8 +251,14 @@ def _decode_long_message(text: str) -> MessageFrame:
     """:func:`decode_message` for a long frame: the usual shape is matched around its payload.
 
     The payload is the text up to the next quote: what strict base64 accepts has no escape,
-    quote or control character, so it is the JSON string's value.
+    quote or control character, so it is the JSON string's value. msgspec reads the whole frame
+    first unless pybase64 is in use, which reads a long payload several times faster.
     """
+    fast = _fast_message
+    if fast is not None and not _base64.accelerated():
+        fields = fast(text)
+        if fields is not None:
+            return _new_message_frame(fields)
     head = _usual_head(text)
     if head is not None:
         start = head.end()
@@ -260,6 +320,11 @@ def decode_producer_ack(text: str) -> ProducerAckFrame:
         >>> decode_producer_ack('{"result":"ok","messageId":"CAAQAw==","context":"1"}').context
         '1'
     """
+    fast = _fast_ack
+    if fast is not None:
+        fields = fast(text)
+        if fields is not None:
+            return _new_ack_frame(fields)
     data = _parse(text)
     if type(data) is dict:
         result = data.get("result")
@@ -293,7 +358,6 @@ def encode_send(
         >>> encode_send(b"hi", "1", key="k")
         '{"payload":"aGk=","context":"1","key":"k"}'
     """
-    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
     if (
         key is None
         and not properties
@@ -302,7 +366,13 @@ def encode_send(
         and deliver_after_ms is None
         and not replication_clusters
     ):  # the common shape, written without the general encoder (same text)
+        fast = _fast_send
+        written = fast(payload, context) if fast is not None else None
+        if written is not None:
+            return written
+        encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
         return '{"payload":"' + encoded + '","context":' + _quoted(context) + "}"
+    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
     frame: dict[str, Any] = {"payload": encoded, "context": context}
     if key is not None:
         frame["key"] = key
@@ -342,3 +412,6 @@ def encode_permit(count: int) -> str:
         '{"type":"permit","permitMessages":100}'
     """
     return '{"type":"permit","permitMessages":' + str(int(count)) + "}"
+
+
+use_accelerator(load_accelerator())

@@ -178,19 +178,29 @@ _frames_strategy = st.dictionaries(
 _MESSAGE_SCHEMA = _frames.ConsumerMessageSchema()
 _ACK_SCHEMA = _frames.ProducerAckSchema()
 
+# The pure path always; msgspec's codec (the speedups extra) too where it is installed.
+_CODECS = [None] if _frames.msgspec_codec() is None else [None, _frames.msgspec_codec()]
+_each_codec = pytest.mark.parametrize(
+    "codec", _CODECS, ids=lambda codec: "pure" if codec is None else "msgspec"
+)
 
+
+@_each_codec
 @given(_frames_strategy)
 def test_the_fast_message_decoder_accepts_exactly_what_the_schema_accepts(
-    data: dict[str, Any],
+    codec: _frames.Accelerator | None, data: dict[str, Any]
 ) -> None:
     try:
         expected: dict[str, Any] | None = _MESSAGE_SCHEMA.load(data)
     except ValidationError:
         expected = None
+    previous = _frames.use_accelerator(codec)
     try:
         frame: _frames.MessageFrame | None = _frames.decode_message(json.dumps(data))
     except rs.ProtocolError:
         frame = None
+    finally:
+        _frames.use_accelerator(previous)
     if expected is None:
         assert frame is None
     else:
@@ -201,20 +211,27 @@ def test_the_fast_message_decoder_accepts_exactly_what_the_schema_accepts(
         assert frame.redelivery_count == expected["redeliveryCount"]
 
 
-@given(
-    st.dictionaries(st.sampled_from(["result", "messageId", "context", "errorMsg", "x"]), _values)
-)
-def test_the_fast_ack_decoder_accepts_exactly_what_the_schema_accepts(data: dict[str, Any]) -> None:
+_ACK_KEYS = ["result", "messageId", "context", "errorMsg", "errorCode", "schemaVersion", "x"]
+
+
+@_each_codec
+@given(st.dictionaries(st.sampled_from(_ACK_KEYS), _values))
+def test_the_fast_ack_decoder_accepts_exactly_what_the_schema_accepts(
+    codec: _frames.Accelerator | None, data: dict[str, Any]
+) -> None:
     try:
         _ACK_SCHEMA.load(data)
         valid = True
     except ValidationError:
         valid = False
+    previous = _frames.use_accelerator(codec)
     try:
         _frames.decode_producer_ack(json.dumps(data))
         decoded = True
     except rs.ProtocolError:
         decoded = False
+    finally:
+        _frames.use_accelerator(previous)
     assert valid == decoded
 
 

@@ -35,6 +35,8 @@ if importlib.util.find_spec("pybase64") is not None:
     _ACCELERATORS.append(pybase64.b64decode)
 
 
+_FRAME_CODECS = [None] if _frames.msgspec_codec() is None else [None, _frames.msgspec_codec()]
+
 _each_accelerator = pytest.mark.parametrize(
     "accelerator", _ACCELERATORS, ids=lambda decoder: f"{decoder.__module__}.{decoder.__name__}"
 )
@@ -133,7 +135,14 @@ def test_message_frames_decode_the_same_with_and_without_the_accelerator(
         },
         separators=(",", ":"),
     )
-    with _accelerated(accelerator):
-        with_accelerator = _outcome(_frames.decode_message, frame)
-    with _accelerated(None):
-        assert _outcome(_frames.decode_message, frame) == with_accelerator
+    outcomes = []
+    for codec in _FRAME_CODECS:  # the pure path, and msgspec first where it is installed
+        previous = _frames.use_accelerator(codec)
+        try:
+            with _accelerated(accelerator):
+                outcomes.append(_outcome(_frames.decode_message, frame))
+            with _accelerated(None):
+                outcomes.append(_outcome(_frames.decode_message, frame))
+        finally:
+            _frames.use_accelerator(previous)
+    assert outcomes == [outcomes[0]] * len(outcomes)

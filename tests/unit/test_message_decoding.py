@@ -1,17 +1,39 @@
-"""Message frames decode the same through the shortcut for the usual shape as through JSON."""
+"""Message frames decode the same through the shortcut for the usual shape as through JSON,
+and through msgspec (the ``speedups`` extra) when it is installed."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rxstargate as rs
 from rxstargate import _frames
 from rxstargate.testing._wire import message_frame
+
+# The pure path always; msgspec's codec too where it is installed (dev installs it).
+_CODECS: list[_frames.Accelerator | None] = [None]
+if _frames.msgspec_codec() is not None:
+    _CODECS.append(_frames.msgspec_codec())
+_each_codec = pytest.mark.parametrize(
+    "codec", _CODECS, ids=lambda codec: "pure" if codec is None else "msgspec"
+)
+
+
+@contextmanager
+def _decoding_with(codec: _frames.Accelerator | None) -> Iterator[None]:
+    previous = _frames.use_accelerator(codec)
+    try:
+        yield
+    finally:
+        _frames.use_accelerator(previous)
+
 
 _text = st.one_of(
     st.text(max_size=12),
@@ -64,18 +86,24 @@ def _outcome(decode: Any, text: str) -> Any:
         return "refused"
 
 
+@_each_codec
 @settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(_usual_frames(), st.booleans(), st.booleans())
 def test_the_usual_frame_shortcut_decodes_exactly_as_json_does(
-    frame: dict[str, Any], ascii_only: bool, long: bool
+    codec: _frames.Accelerator | None, frame: dict[str, Any], ascii_only: bool, long: bool
 ) -> None:
     if long and type(frame["payload"]) is str:
         frame["payload"] = "AAAA" * (_frames._LONG_FRAME // 4) + frame["payload"]
     text = json.dumps(frame, separators=(",", ":"), ensure_ascii=ascii_only)
-    assert _outcome(_frames.decode_message, text) == _outcome(_frames._decode_any_message, text)
+    with _decoding_with(codec):
+        decoded = _outcome(_frames.decode_message, text)
+    assert decoded == _outcome(_frames._decode_any_message, text)
 
 
-def test_frames_as_servers_write_them_take_the_shortcut() -> None:
+@_each_codec
+def test_frames_as_servers_write_them_take_the_shortcut(
+    codec: _frames.Accelerator | None,
+) -> None:
     frames = [
         message_frame("CAAQAw==", b"hi", {}, 1_700_000_000_000, 0),
         message_frame(
@@ -92,7 +120,10 @@ def test_frames_as_servers_write_them_take_the_shortcut() -> None:
     frames.append(message_frame("CAAQAw==", b"y" * 4000, {"a": "1"}, 1_700_000_000_000, 0))
     for text in frames:
         assert _frames._USUAL_MESSAGE(text) is not None
-        assert _frames.decode_message(text) == _frames._decode_any_message(text)
+        if codec is not None:
+            assert codec.message_fields(text) is not None
+        with _decoding_with(codec):
+            assert _frames.decode_message(text) == _frames._decode_any_message(text)
 
 
 _raw = st.one_of(
@@ -140,7 +171,12 @@ def _written_frames(draw: st.DrawFn) -> str:
     return text + parts["end"]
 
 
+@_each_codec
 @settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(_written_frames())
-def test_the_shortcut_takes_hand_written_frames_exactly_as_json_does(text: str) -> None:
-    assert _outcome(_frames.decode_message, text) == _outcome(_frames._decode_any_message, text)
+def test_the_shortcut_takes_hand_written_frames_exactly_as_json_does(
+    codec: _frames.Accelerator | None, text: str
+) -> None:
+    with _decoding_with(codec):
+        decoded = _outcome(_frames.decode_message, text)
+    assert decoded == _outcome(_frames._decode_any_message, text)
