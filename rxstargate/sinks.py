@@ -69,7 +69,8 @@ class Acknowledger(abc.ObserverBase[Any]):
         self.acked = 0
         self.failed = 0
         self._lock = threading.Lock()
-        self._on_lost = self._lost  # bound once, not for every ack
+        # Bound once: one bound for each ack was one more object a message for the collector.
+        self._on_lost = self._lost
 
     def on_next(self, value: Any) -> None:
         kind = type(value)
