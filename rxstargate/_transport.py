@@ -397,9 +397,7 @@ def _write_all(sock: Any, timeout: float, aborted: Callable[[], bool], data: byt
 
 def _encode(batch: list[tuple[int, bytes | str, LostCallback | None]]) -> bytes:
     """The batch's frames, masked (one random draw for all of them), in one buffer."""
-    return encode_frames(
-        [(op, data.encode() if isinstance(data, str) else data) for op, data, _ in batch]
-    )
+    return encode_frames(batch)
 
 
 def _write_failure(exc: BaseException, url: str, timeout: float) -> str:

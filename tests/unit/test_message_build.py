@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -38,3 +39,5 @@ def test_a_built_message_equals_one_made_by_the_constructor_field_by_field() -> 
     assert repr(built) == repr(made)
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.payload = b"changed"  # type: ignore[misc]
+    copy = pickle.loads(pickle.dumps(built))
+    assert type(copy) is Message and repr(copy) == repr(made) and copy.value == made.value

@@ -85,3 +85,10 @@ def test_no_frames_encode_to_nothing() -> None:
 def test_keys_of_the_wrong_length_are_refused() -> None:
     with pytest.raises(ValueError, match="need 8 bytes"):
         encode_frames([(OP_TEXT, b"a"), (OP_TEXT, b"b")], keys=b"1234")
+
+
+def test_a_writers_queue_of_text_frames_encodes_as_their_utf8_bytes() -> None:
+    texts = ['{"messageId":"CAEQAw=="}', "é" * 70, "x" * 200]
+    queued = [(OP_TEXT, text, None) for text in texts]  # what a writer's queue holds
+    keys = os.urandom(4 * len(texts))
+    assert encode_frames(queued, keys) == one_by_one([(OP_TEXT, t.encode()) for t in texts], keys)
