@@ -10,14 +10,17 @@ for every socket of the client):
 - threads: N consumers open on one topic, each past its first message; the client process's
   threads are counted (the client's keepalive and the loop are the constant part);
 - CPU per message: N busy consumers each read M messages published (by a child process, so that
-  producing is not counted) after all of them were open; N x M is the same for every N.
-  Client CPU time over the N x M deliveries. The two connectors run interleaved, round by round.
+  producing is not counted; it starts before the clock) after all of them were open; N x M is
+  the same for every N. Client CPU time over the N x M deliveries. The two connectors run
+  interleaved, round by round; each line gives the range, then the ratios of the best and of
+  the median rounds (on a shared machine, many short rounds and their medians are steadier).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +40,15 @@ OPEN_TIMEOUT = 180.0
 WAVE = 50
 
 
-def produce(url: str, topic: str, count: int) -> None:
-    """In a child process: publish ``count`` messages of 100 bytes."""
+def produce(url: str, topic: str, count: int, ready: Any = None, go: Any = None) -> None:
+    """Publish ``count`` messages of 100 bytes; in a child process, once its producer is open
+    (``ready``) and the parent says ``go``."""
     with rs.Client(url) as client:
         producer = client.topic(topic).producer()
+        if ready is not None:
+            ready.set()
+            if not go.wait(OPEN_TIMEOUT):
+                raise TimeoutError("no go from the parent")
         for _ in range(count):
             producer.send_then(b"m" * 100, lambda ack: None)
         producer.flush(timeout=OPEN_TIMEOUT)
@@ -135,13 +143,18 @@ def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float
     """Client CPU µs per delivered message with ``count`` consumers each reading ``per_stream``."""
     topic = fresh_topic("bench-busy")
     produce(url, topic, 1)  # each consumer's first message says it is open
+    spawn = multiprocessing.get_context("spawn")
+    ready, go = spawn.Event(), spawn.Event()
     with rs.Client(url, connect=CONNECTORS[connector]()) as client:
         consumers = Consumers(client, topic, count)
-        cpu = time.process_time()
-        child = multiprocessing.get_context("spawn").Process(
-            target=produce, args=(url, topic, per_stream)
-        )
+        # The producing process starts (and opens its producer) before the clock does: the CPU
+        # of starting a process is not the client's.
+        child = spawn.Process(target=produce, args=(url, topic, per_stream, ready, go))
         child.start()
+        if not ready.wait(OPEN_TIMEOUT):
+            raise TimeoutError("the producing process did not start")
+        cpu = time.process_time()
+        go.set()
         consumers.wait(range(count), per_stream + 1, OPEN_TIMEOUT)
         spent = time.process_time() - cpu
         child.join(OPEN_TIMEOUT)
@@ -174,6 +187,8 @@ def print_cpu(url: str, busy: list[int], messages: int, rounds: int) -> None:
             line.append(f"N={count}: {min(costs):.1f}-{max(costs):.1f} µs")
         first, last = (min(results[(connector, n)]) for n in (busy[0], busy[-1]))
         line.append(f"best N={busy[-1]} / N={busy[0]}: {last / first:.2f}x")
+        first, last = (statistics.median(results[(connector, n)]) for n in (busy[0], busy[-1]))
+        line.append(f"medians: {last / first:.2f}x")
         print("   ".join(line))
 
 
