@@ -10,14 +10,17 @@ for every socket of the client):
 - threads: N consumers open on one topic, each past its first message; the client process's
   threads are counted (the client's keepalive and the loop are the constant part);
 - CPU per message: N busy consumers each read M messages published (by a child process, so that
-  producing is not counted) after all of them were open; N x M is the same for every N.
-  Client CPU time over the N x M deliveries. The two connectors run interleaved, round by round.
+  producing is not counted; it starts before the clock) after all of them were open; N x M is
+  the same for every N. Client CPU time over the N x M deliveries. The two connectors run
+  interleaved, round by round; each line gives the range, then the ratios of the best and of
+  the median rounds (on a shared machine, many short rounds and their medians are steadier).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -37,29 +40,39 @@ OPEN_TIMEOUT = 180.0
 WAVE = 50
 
 
-def produce(url: str, topic: str, count: int) -> None:
-    """In a child process: publish ``count`` messages of 100 bytes."""
+def produce(url: str, topic: str, count: int, ready: Any = None, go: Any = None) -> None:
+    """Publish ``count`` messages of 100 bytes; in a child process, once its producer is open
+    (``ready``) and the parent says ``go``."""
     with rs.Client(url) as client:
         producer = client.topic(topic).producer()
+        if ready is not None:
+            ready.set()
+            if not go.wait(OPEN_TIMEOUT):
+                raise TimeoutError("no go from the parent")
         for _ in range(count):
             producer.send_then(b"m" * 100, lambda ack: None)
         producer.flush(timeout=OPEN_TIMEOUT)
 
 
 class Consumers:
-    """``count`` consumers of ``topic`` on one client, acking and counting what each receives.
+    """``count`` consumers of ``topic`` on one client, each acking and counting what it receives.
 
     They open in waves of ``WAVE``, each wave past its first message before the next starts:
     a thousand handshakes at once take local Pulsar's gateway longer than ``connect_timeout``
     on a busy two-core machine.
+
+    Each observer counts its own messages without a lock (only its stream's delivery thread
+    calls it) and wakes the waiting main thread once, when its stream reaches the count waited
+    for: an observer that woke it on every message made the benchmark's own thread compete for
+    the GIL with the delivery threads, a cost that grew with the streams and was not the
+    client's.
     """
 
     def __init__(self, client: rs.Client, topic: str, count: int) -> None:
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self.received = 0
-        self._firsts = 0
-        self._seen: set[int] = set()
+        self._changed = threading.Condition(threading.Lock())
+        self._counts = [0] * count
+        self._goal = 1  # messages each stream is waited for
+        self._behind: set[int] = set()  # streams of the current wait below the goal
         self.subscriptions: list[Any] = []
         for start in range(0, count, WAVE):
             wave = range(start, min(count, start + WAVE))
@@ -71,29 +84,44 @@ class Consumers:
                 .subscribe(self._observer(index))
                 for index in wave
             ]
-            self.wait(wave.stop, wave.stop, OPEN_TIMEOUT)
+            self.wait(wave, 1, OPEN_TIMEOUT)
+
+    @property
+    def received(self) -> int:
+        return sum(self._counts)
 
     def _observer(self, index: int) -> Callable[[Any], None]:
+        counts = self._counts
+
         def on_next(message: Any) -> None:
             message.ack()
-            with self._lock:
-                self.received += 1
-                if index not in self._seen:
-                    self._seen.add(index)
-                    self._firsts += 1
-                self._changed.notify_all()
+            counts[index] += 1
+            if counts[index] == self._goal:
+                self._reached(index)
 
         return on_next
 
-    def wait(self, firsts: int, received: int, timeout: float) -> None:
+    def _reached(self, index: int) -> None:
+        with self._changed:
+            self._behind.discard(index)
+            if not self._behind:
+                self._changed.notify_all()
+
+    def wait(self, streams: range, goal: int, timeout: float) -> None:
+        """Wait until each of ``streams`` received ``goal`` messages."""
         deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._firsts < firsts or self.received < received:
+        with self._changed:
+            # Set before the counts are read: a stream that reaches the goal after its count
+            # was read here sees it, and says so.
+            self._goal = goal
+            self._behind = {index for index in streams if self._counts[index] < goal}
+            while self._behind:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    reached = sum(1 for index in streams if self._counts[index] >= goal)
                     raise TimeoutError(
-                        f"{self._firsts} consumers of {firsts} open, {self.received} of"
-                        f" {received} messages after {timeout:.0f} s"
+                        f"{reached} consumers of {len(streams)} past {goal} messages,"
+                        f" {self.received} messages after {timeout:.0f} s"
                     )
                 self._changed.wait(left)
 
@@ -105,8 +133,7 @@ def open_streams(url: str, connector: str, count: int) -> tuple[int, float]:
     baseline = threading.active_count()
     started = time.perf_counter()
     with rs.Client(url, connect=CONNECTORS[connector]()) as client:
-        consumers = Consumers(client, topic, count)
-        consumers.wait(count, count, OPEN_TIMEOUT)
+        Consumers(client, topic, count)  # returns once each is past its first message
         seconds = time.perf_counter() - started
         threads = threading.active_count() - baseline
     return threads, seconds
@@ -116,15 +143,19 @@ def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float
     """Client CPU µs per delivered message with ``count`` consumers each reading ``per_stream``."""
     topic = fresh_topic("bench-busy")
     produce(url, topic, 1)  # each consumer's first message says it is open
+    spawn = multiprocessing.get_context("spawn")
+    ready, go = spawn.Event(), spawn.Event()
     with rs.Client(url, connect=CONNECTORS[connector]()) as client:
         consumers = Consumers(client, topic, count)
-        consumers.wait(count, count, OPEN_TIMEOUT)
-        cpu = time.process_time()
-        child = multiprocessing.get_context("spawn").Process(
-            target=produce, args=(url, topic, per_stream)
-        )
+        # The producing process starts (and opens its producer) before the clock does: the CPU
+        # of starting a process is not the client's.
+        child = spawn.Process(target=produce, args=(url, topic, per_stream, ready, go))
         child.start()
-        consumers.wait(count, count * (per_stream + 1), OPEN_TIMEOUT)
+        if not ready.wait(OPEN_TIMEOUT):
+            raise TimeoutError("the producing process did not start")
+        cpu = time.process_time()
+        go.set()
+        consumers.wait(range(count), per_stream + 1, OPEN_TIMEOUT)
         spent = time.process_time() - cpu
         child.join(OPEN_TIMEOUT)
     return spent / (count * per_stream) * 1e6
@@ -156,6 +187,8 @@ def print_cpu(url: str, busy: list[int], messages: int, rounds: int) -> None:
             line.append(f"N={count}: {min(costs):.1f}-{max(costs):.1f} µs")
         first, last = (min(results[(connector, n)]) for n in (busy[0], busy[-1]))
         line.append(f"best N={busy[-1]} / N={busy[0]}: {last / first:.2f}x")
+        first, last = (statistics.median(results[(connector, n)]) for n in (busy[0], busy[-1]))
+        line.append(f"medians: {last / first:.2f}x")
         print("   ".join(line))
 
 

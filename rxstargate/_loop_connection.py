@@ -112,11 +112,13 @@ class LoopConnection(PingsWhenIdle):
                     if self._urgent:
                         return
                     self._urgent = self._scheduled = True
-                elif self._scheduled and len(self._queue) < _MAX_BATCH:
-                    return
+                elif self._urgent or (self._scheduled and len(self._queue) < _MAX_BATCH):
+                    return  # the loop was told, at once or within the linger time
                 else:
                     self._scheduled = True
-                    urgent = len(self._queue) >= _MAX_BATCH
+                    # A full batch leaves at once: said to the loop once, not for every frame
+                    # queued until it takes them (thousands of calls for a busy consumer's acks).
+                    urgent = self._urgent = len(self._queue) >= _MAX_BATCH
         if through:
             self._write_through((OP_TEXT, text, on_lost))
         else:

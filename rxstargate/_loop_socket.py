@@ -109,6 +109,8 @@ class LoopSocket:
         frames.feed(chunk)
         while True:
             frames.take_texts(texts)  # whole data frames, the common case, all at once
+            if not frames.buffered:
+                return True  # a read that ended on a frame's end: nothing left to look at
             try:
                 frame = frames.next_frame()  # anything else, checked in full
             except _NeedMore:  # a frame cut short waits for the next read

@@ -90,6 +90,11 @@ class FrameReader:
         self._fragment_opcode = 0
         self._fragment_size = 0
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read and not yet taken as frames."""
+        return len(self._buffer)
+
     def has_frame(self) -> bool:
         """True when a whole frame is already read (the next one needs no socket read)."""
         buffer = self._buffer

@@ -32,9 +32,11 @@ class HandLoop:
 
     def __init__(self) -> None:
         self.flushes = 0
+        self.urgent: list[bool] = []  # what each flush_soon asked for
 
     def flush_soon(self, io: object, urgent: bool) -> None:
         self.flushes += 1
+        self.urgent.append(urgent)
 
     def call_soon(self, call: object) -> None:
         pass
@@ -326,3 +328,19 @@ def test_a_release_racing_a_sender_ends_it_with_a_connection_error() -> None:
     assert not sender.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], rs.StargateConnectionError)
     assert connection.io.released.is_set()
+
+
+def test_a_full_batch_of_lazy_frames_tells_the_loop_once_until_it_takes_them() -> None:
+    from rxstargate._loop_connection import _MAX_BATCH
+
+    with on_socketpair() as (connection, loop, _):
+        for index in range(_MAX_BATCH + 100):
+            connection.send(f"ack {index}", urgent=False)
+        # Within the linger time for the first, at once when the batch is full; the frames
+        # queued after that need no word to the loop.
+        assert loop.urgent == [False, True]
+        batch, closes = connection.take_batch()
+        assert [text for _, text, _ in batch] == [f"ack {i}" for i in range(_MAX_BATCH + 100)]
+        assert not closes
+        connection.send("ack after", urgent=False)
+        assert loop.urgent == [False, True, False]
