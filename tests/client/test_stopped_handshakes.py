@@ -24,6 +24,10 @@ pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 #: the bug, whatever the machine's speed.
 HANDSHAKE_TIMEOUT = 120.0
 WAIT_SECONDS = 10.0
+#: How long a stop may wait for a thread to end: a cut handshake ends at once, and one that is
+#: not cut outlives it by minutes, so a generous bound tells them apart on a loaded machine too
+#: (0.2 s was passed once by a thread that had been cut, under heavy load).
+CLOSE_TIMEOUT = 5.0
 
 
 @pytest.fixture
@@ -41,7 +45,9 @@ def test_disposing_a_stream_cuts_its_handshake_short(
     silent: MuteServer, subscription: str | None
 ) -> None:
     errors: list[Exception] = []
-    with rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client:
+    with rs.Client(
+        silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT
+    ) as client:
         disposable = client.topic("orders").observe(subscription).subscribe(on_error=errors.append)
         assert silent.first.wait(WAIT_SECONDS)
         disposable.dispose()
@@ -51,7 +57,7 @@ def test_disposing_a_stream_cuts_its_handshake_short(
 
 def test_closing_the_client_cuts_a_streams_handshake_short(silent: MuteServer) -> None:
     completed = threading.Event()
-    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2)
+    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT)
     client.topic("orders").observe().subscribe(on_completed=completed.set)
     assert silent.first.wait(WAIT_SECONDS)
     client.close()
@@ -61,7 +67,7 @@ def test_closing_the_client_cuts_a_streams_handshake_short(silent: MuteServer) -
 
 def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: MuteServer) -> None:
     outcome: list[BaseException] = []
-    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2)
+    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT)
     producer = client.topic("orders").producer()
 
     def send() -> None:
@@ -85,7 +91,9 @@ def test_closing_a_producer_cuts_the_handshake_of_its_blocked_sends_short(
     silent: MuteServer,
 ) -> None:
     outcomes: list[BaseException] = []
-    with rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client:
+    with rs.Client(
+        silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT
+    ) as client:
         producer = client.topic("orders").producer()
 
         def send() -> None:
@@ -124,7 +132,9 @@ class DroppingPeer(SilentPeer):
 def test_closing_a_producer_cuts_its_reopening_handshake_short_and_leaves_no_thread() -> None:
     with (
         DroppingPeer() as server,
-        rs.Client(server.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=0.2) as client,
+        rs.Client(
+            server.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT
+        ) as client,
     ):
         producer = client.topic("orders").producer()
         producer.send_async(b"x")  # opens the socket, which drops: the producer reopens
