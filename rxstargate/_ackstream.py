@@ -38,9 +38,8 @@ __all__ = [
     "AckWaiter",
     "Handle",
     "Relay",
-    "Relayed",
     "finish",
-    "relay_all",
+    "relay_and_wake",
     "send_error_for",
 ]
 
@@ -78,60 +77,61 @@ class Relay(Protocol):
     """Takes its messages' acks on the thread that settles them, instead of on the acks thread.
 
     For an operator whose callback only hands acks on to a thread of its own (``publish``):
-    the acks skip a thread hop. Each message it waits for is sent with a :class:`Relayed`
-    handle. :meth:`relayed` runs outside the producer's lock, once for each run of its
-    messages settled together, on the producer's receive thread (on a sender's thread for a
-    message refused before it was sent, on ``close()``'s for those failed then), so it must be
-    short and never block or send; what it raises is logged. ``acks`` observers, if any,
-    still see the acks on the acks thread, in no particular order with :meth:`relayed`, and
-    the messages' slots are free once they did; without them, once settled: the operator's
-    own input (a stream's credit) bounds what it holds then.
+    the acks skip a thread hop. Each message it waits for is sent with no handle, the relay
+    and its item in the Submission's own ``relay`` and ``item``. :meth:`relayed` runs outside
+    the producer's lock, once for each run of its messages settled together, on the
+    producer's receive thread (on a sender's thread for a message refused before it was sent,
+    on ``close()``'s for those failed then), so it must be short and never block or send;
+    what it raises is logged. ``acks`` observers, if any, still see the acks on the acks
+    thread, in no particular order with :meth:`relayed`, and the messages' slots are free once
+    they did; without them, once settled: the operator's own input (a stream's credit) bounds
+    what it holds then.
     """
 
     def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
         """The acks (ok or failed) of messages sent for ``items``, in the order settled."""
 
 
-class Relayed:
-    """The handle of one message sent for a :class:`Relay`: the relay and its item."""
+def relay_and_wake(settled: list[Submission[Handle]]) -> int:
+    """Hand settled messages' acks to their relays, one call for each run of one relay, and
+    let their blocked ``send()``s go; how many of ``settled`` that took care of.
 
-    __slots__ = ("item", "relay")
-
-    def __init__(self, relay: Relay, item: Any) -> None:
-        self.relay = relay
-        self.item = item
-
-
-def relay_all(relayed: list[Submission[Handle]]) -> None:
-    """Hand settled messages' acks to their relays: one call for each run of one relay."""
+    One walk for both: a bridge's producer settles a batch of relayed messages at a time.
+    """
     current: Relay | None = None
     items: list[Any] = []
-    acks: list[ProducerAck] = []
-    for submission in relayed:
-        handle = submission.handle
-        assert isinstance(handle, Relayed) and submission.ack is not None
-        if handle.relay is not current:
-            if current is not None:
-                _relay(current, items, acks)
-                items, acks = [], []
-            current = handle.relay
-        items.append(handle.item)
-        acks.append(submission.ack)
+    acks: list[ProducerAck | None] = []
+    done = 0
+    for submission in settled:
+        relay = submission.relay
+        if relay is not None:
+            if relay is not current:
+                if current is not None:
+                    _relay(current, items, acks)
+                    items, acks = [], []
+                current = relay
+            items.append(submission.item)
+            acks.append(submission.ack)  # settled: never None
+            done += 1
+        elif type(submission.handle) is AckWaiter:  # it has no subclasses: no isinstance()
+            submission.handle.set()
+            done += 1
     if current is not None:
         _relay(current, items, acks)
+    return done
 
 
-def _relay(relay: Relay, items: list[Any], acks: list[ProducerAck]) -> None:
+def _relay(relay: Relay, items: list[Any], acks: list[ProducerAck | None]) -> None:
     try:
-        relay.relayed(items, acks)
+        relay.relayed(items, acks)  # type: ignore[arg-type]  # settled: no None among them
     except Exception:
         log.exception("an ack relay raised")
 
 
 #: Who waits for a message's ack: ``send()`` (an AckWaiter, set by the thread that settles it),
-#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), an operator's Relay (given
-#: it by the thread that settles it), or nobody but ``acks``.
-Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | Relayed | None"
+#: ``send_async``/``asend`` (a Future), ``send_then`` (a callback), or nobody but ``acks`` (or
+#: an operator's Relay, which the Submission holds in its own ``relay``).
+Handle: TypeAlias = "AckWaiter | Future[ProducerAck] | AckCallback | None"
 
 #: Slots are given back after this many deliveries, or sooner when nothing else is queued.
 _GIVE_BACK_EVERY = 64
@@ -167,7 +167,7 @@ def finish(submission: Submission[Handle]) -> None:
                 handle.set_result(ack)
             else:
                 handle.set_exception(send_error_for(ack))
-    elif handle is not None and not isinstance(handle, (AckWaiter, Relayed)):
+    elif handle is not None and not isinstance(handle, AckWaiter):
         try:
             handle(ack)
         except Exception:
@@ -215,7 +215,7 @@ class AckStream:
             taken = []
             for submission in settled:
                 handle = submission.handle
-                if handle is None or isinstance(handle, (AckWaiter, Relayed)):
+                if handle is None or type(handle) is AckWaiter:  # a relay's has none
                     rest.append(submission)
                 else:
                     taken.append(submission)

@@ -64,17 +64,31 @@ class Submission(Generic[H]):
             sends it again, and its slot may be held a while longer by a slow ``acks``).
         correlation: the ``correlation`` of its OutgoingMessage, else None.
         handle: the driver's: whoever waits for its ack (opaque to the core).
+        relay: the driver's: an operator given the ack with ``item`` where the message is
+            settled, else None (opaque to the core; ``item`` is set only with it).
         ack: its fate once settled (ok, failed by the broker, refused or closed), else None.
         stage: NEW, PENDING, SETTLED or DELIVERED.
     """
 
-    __slots__ = ("ack", "context", "correlation", "frame", "handle", "slot", "stage")
+    __slots__ = (
+        "ack",
+        "context",
+        "correlation",
+        "frame",
+        "handle",
+        "item",
+        "relay",
+        "slot",
+        "stage",
+    )
 
     def __init__(self, context: str, frame: bytes, correlation: Any, handle: H) -> None:
         self.context = context
         self.frame = frame
         self.correlation = correlation
         self.handle = handle
+        self.relay: Any = None
+        self.item: Any  # only with a relay: its slot stays empty otherwise
         self.ack: ProducerAck | None = None
         self.stage = NEW
         self.slot = False  # holds a send slot until delivered

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, Relayed, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -328,7 +328,9 @@ def send_relayed(producer: Producer[Any], message: Any, relay: Relay, item: Any)
     the thread that settles the message, not on the acks thread (see ``_ackstream.Relay``).
     """
     driver = producer._driver  # as _send_handled does, a call less for each message
-    submission = driver.state.submission(message, Relayed(relay, item))
+    submission = driver.state.submission(message, None)
+    submission.relay = relay  # no handle object a message: the Submission holds both
+    submission.item = item
     try:
         driver.submit(submission, producer._timeout)
     except StargateError as exc:

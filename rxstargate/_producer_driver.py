@@ -17,7 +17,7 @@ import time
 
 from marshmallow import Schema
 
-from rxstargate._ackstream import AckStream, AckWaiter, Handle, Relayed, finish, relay_all
+from rxstargate._ackstream import AckStream, Handle, finish, relay_and_wake
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
@@ -223,23 +223,13 @@ class ProducerDriver:
         self, settled: list[Submission[Handle]], here: list[Submission[Handle]]
     ) -> None:
         """After the lock: wake ``send()``s, relay acks, and finish what no thread took."""
-        relayed: list[Submission[Handle]] = []
-        waiters = 0
-        for submission in settled:
-            handle = submission.handle
-            if type(handle) is Relayed:  # neither class has subclasses: no isinstance() each
-                relayed.append(submission)
-            elif type(handle) is AckWaiter:
-                handle.set()
-                waiters += 1
-        if relayed:
-            relay_all(relayed)
-        if len(relayed) + waiters < len(settled):  # ``here`` is part of ``settled``
+        if relay_and_wake(settled) < len(settled):  # ``here`` is part of ``settled``
             for submission in here:
                 handle = submission.handle
                 if handle is None:
-                    self._report_unseen(submission)
-                elif not isinstance(handle, (AckWaiter, Relayed)):
+                    if submission.relay is None:
+                        self._report_unseen(submission)
+                else:
                     finish(submission)  # the acks stream ended (closed): complete it here
         if here:
             self._slot_waiters.wake_next(len(here))

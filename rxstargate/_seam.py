@@ -26,8 +26,9 @@ __all__ = [
     "close_error",
 ]
 
-#: Called with the reason when a queued frame could not be written.
-LostCallback = Callable[[str], None]
+#: Called with the frame and the reason when a queued frame could not be written: one callback
+#: can serve many frames, so a sender need not make an object for each.
+LostCallback = Callable[[str | bytes, str], None]
 
 #: Close codes after which reconnecting is pointless (policy violation, bad data).
 FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
@@ -63,8 +64,8 @@ class Transport(Protocol):
         """Queue one text frame; returns at once, from any thread, never blocks.
 
         ``urgent`` frames leave as soon as possible; lazy ones (acks, permits) may wait a
-        couple of milliseconds to leave together. ``on_lost`` is called once with the reason
-        if the frame never reaches the server.
+        couple of milliseconds to leave together. ``on_lost`` is called once with ``text`` and the
+        reason if the frame never reaches the server.
 
         Raises:
             StargateConnectionError: when the transport is closing or gone.

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from rxstargate._context import ClientContext
 from rxstargate._frames import MessageFrame
 from rxstargate._receive_state import Frames, Ledger, ReceiveState
-from rxstargate._seam import Transport
+from rxstargate._seam import LostCallback, Transport
 from rxstargate.exceptions import AckError, StargateConnectionError
 from rxstargate.models import Message, TopicName
 
@@ -40,6 +41,7 @@ class Settler:
         "_ledger",
         "_lock",
         "_redelivers",
+        "_report",
         "_state",
         "settles_on_return",
         "unsettled",
@@ -64,6 +66,11 @@ class Settler:
         #: Whether :meth:`returned` does anything: a reader's credit comes back when the
         #: observer returns; a consumer's only when it settles, so it skips the lock round.
         self.settles_on_return = type(state).returned is not ReceiveState.returned
+        # What the socket calls with a lost settle's frame: made again only when the topic or
+        # the caller's ``on_lost`` changes, not for each settle (one object fewer an ack for
+        # the collector, and cheaper than building one). A multi-topic stream's messages name
+        # their own topic, so it is one of the arguments.
+        self._report = functools.partial(self._lost, cast(TopicName, None), None)  # no topic yet
 
     @property
     def alive(self) -> bool:
@@ -150,13 +157,14 @@ class Settler:
             return  # settled before: idempotent
         ledger, state = self._ledger, self._state
         # Only a consumer's settle is worth reporting when lost: the broker redelivers. What
-        # reports it holds the id, not the Message, which is freed as soon as its user is done
-        # with it instead of waiting with the frame to be written.
-        lost = (
-            functools.partial(self._lost, wire_id, message.topic, ack, on_lost)
-            if self._redelivers
-            else None
-        )
+        # reports it holds no Message (freed as soon as its user is done with it instead of
+        # waiting with the frame to be written): the socket hands it back the frame.
+        lost: LostCallback | None = None
+        if self._redelivers:
+            lost = self._report
+            made_for = lost.args
+            if made_for[0] is not message.topic or made_for[1] is not on_lost:
+                lost = self._report = functools.partial(self._lost, message.topic, on_lost)
         lock = self._lock
         lock.acquire()  # not ``with``: half its cost, as in deliver()
         try:
@@ -181,11 +189,13 @@ class Settler:
                 self._conn.send(frame, urgent=False)
 
     def _lost(
-        self, wire_id: str, topic: TopicName, ack: bool, on_lost: OnLost | None, reason: str
+        self, topic: TopicName, on_lost: OnLost | None, frame: str | bytes, reason: str
     ) -> None:
-        verb = "ack" if ack else "nack"
+        """Report the settle ``frame`` (an ack or a nack this settler sent) lost."""
+        sent = json.loads(frame)
+        verb = "nack" if sent.get("type") == "negativeAcknowledge" else "ack"
         error = AckError(
-            f"the {verb} of message {wire_id} on {topic} did not reach the"
+            f"the {verb} of message {sent['messageId']} on {topic} did not reach the"
             f" server ({reason}); the broker will redeliver it"
         )
         self._context.report(error)

@@ -125,7 +125,8 @@ class Connection(PingsWhenIdle):
             text: the frame (bytes must be UTF-8).
             urgent: write as soon as possible; lazy frames (acks, permits) may wait a couple
                 of milliseconds to leave together with others.
-            on_lost: called once with the reason if the frame never reaches the socket.
+            on_lost: called once with ``text`` and the reason if the frame never reaches the
+                socket.
 
         Raises:
             StargateConnectionError: when the connection is closing or gone.
@@ -407,10 +408,10 @@ def _write_failure(exc: BaseException, url: str, timeout: float) -> str:
 
 
 def _report_lost(frames: list[tuple[int, bytes | str, LostCallback | None]], reason: str) -> None:
-    for _, _, on_lost in frames:
+    for _, text, on_lost in frames:
         if on_lost is not None:
             try:
-                on_lost(reason)
+                on_lost(text, reason)
             except Exception:
                 log.exception("reporting a lost frame failed")
 

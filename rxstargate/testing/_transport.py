@@ -58,7 +58,7 @@ class MemoryTransport:
         self._server: ServerSide | None = None
         self._ending: ConnectionClosedError | None = None  # raised by recv, once
         self._discard = False  # the network dropped: what was in flight is gone
-        self._lost: list[tuple[LostCallback, str]] = []
+        self._lost: list[tuple[LostCallback, str | bytes, str]] = []
         self._closed_told = False
 
     def attach(self, server: ServerSide) -> None:
@@ -91,13 +91,13 @@ class MemoryTransport:
             server = self._server
             if server is None:  # the server closed it, or the network dropped it
                 if self._discard and on_lost is not None:
-                    self._lost.append((on_lost, f"the connection to {self._url} dropped"))
+                    self._lost.append((on_lost, text, f"the connection to {self._url} dropped"))
                     self._ready.notify_all()
                 return
         frame = text if isinstance(text, str) else text.decode("utf-8", "replace")
         if not server.on_text(frame) and on_lost is not None:
             with self._lock:
-                self._lost.append((on_lost, f"the connection to {self._url} dropped"))
+                self._lost.append((on_lost, text, f"the connection to {self._url} dropped"))
                 self._ready.notify_all()
 
     def recv(self) -> str | None:
@@ -240,9 +240,9 @@ class MemoryTransport:
         return f"MemoryTransport({self._url!r}, {state})"
 
 
-def _report(lost: list[tuple[LostCallback, str]]) -> None:
-    for callback, reason in lost:
+def _report(lost: list[tuple[LostCallback, str | bytes, str]]) -> None:
+    for callback, text, reason in lost:
         try:
-            callback(reason)
+            callback(text, reason)
         except Exception:  # as the websocket transport: a failing report must not stop reading
             log.exception("reporting a lost frame failed")

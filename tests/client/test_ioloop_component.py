@@ -87,20 +87,21 @@ def test_frames_from_many_threads_leave_in_order_per_thread() -> None:
 
 def test_a_peer_that_stops_reading_drops_alone_and_its_unwritten_frames_are_reported() -> None:
     loop = IOLoop()
-    lost: list[str] = []
+    lost: list[tuple[str | bytes, str]] = []
     with SilentPeer() as silent, ScriptedPeer(echo) as peer:
         # It never reads: how long it may stall before it counts as dropped does not matter.
         stuck = loop(silent.url, replace(CONFIG, write_timeout=0.1))
         healthy = loop(peer.url, CONFIG)
         big = "x" * 65536
         for _ in range(400):  # far more than the kernel's socket buffers hold
-            stuck.send(big, on_lost=lost.append)
+            stuck.send(big, on_lost=lambda frame, reason: lost.append((frame, reason)))
         healthy.send("still here")
         assert texts_of(healthy, 1) == ["still here"]
         with pytest.raises(rs.ConnectionClosedError, match="no write progress"):
             while stuck.recv_batch() is not None:
                 pass
-        assert lost and all("no write progress" in reason for reason in lost)
+        assert lost and all("no write progress" in reason for _, reason in lost)
+        assert all(frame is big for frame, _ in lost)
         healthy.send("and after")
         assert texts_of(healthy, 1) == ["and after"]
         stuck.release()

@@ -143,8 +143,8 @@ def test_a_socket_that_takes_nothing_leaves_the_whole_frame_to_the_loop() -> Non
         with pytest.raises(BlockingIOError):
             while True:  # fill the socket's buffers
                 filler += connection.io.sock.send(b"\0" * 65536)
-        lost: list[str] = []
-        connection.send("blocked", on_lost=lost.append)
+        lost: list[tuple[str | bytes, str]] = []
+        connection.send("blocked", on_lost=lambda frame, reason: lost.append((frame, reason)))
         assert connection.io.writing
         assert loop.flushes == 1
         received = b""
@@ -158,16 +158,17 @@ def test_a_socket_that_takes_nothing_leaves_the_whole_frame_to_the_loop() -> Non
 
 
 def test_a_failed_write_through_is_reported_lost_by_the_loop() -> None:
-    lost: list[str] = []
+    lost: list[tuple[str | bytes, str]] = []
     with on_socketpair() as (connection, _loop, peer):
         peer.close()
         with pytest.raises(BrokenPipeError):
             while True:  # until the kernel tells the pipe is broken
                 connection.io.sock.send(b"\0")
-        connection.send("gone", on_lost=lost.append)
+        connection.send("gone", on_lost=lambda frame, reason: lost.append((frame, reason)))
         assert not lost
         connection.io.flush()  # the loop meets the error again
-        assert len(lost) == 1 and "write to ws://test failed" in lost[0]
+        assert len(lost) == 1 and "write to ws://test failed" in lost[0][1]
+        assert lost[0][0] == "gone"
         assert connection.closed
 
 

@@ -206,3 +206,23 @@ def test_a_to_message_that_raises_ends_the_stream_with_its_error_and_leaves_the_
     assert errors == [boom]
     assert stored_payloads(client, out) == []
     assert memory.backlog(topic_name, "bridge") == 1  # the input is redelivered, not lost
+
+
+def test_a_failed_output_goes_to_its_bridge_alone_not_to_client_errors_as_unseen(
+    memory: Any, client: rs.Client, topic_name: str
+) -> None:
+    source, out = client.topic(topic_name), topic_name + "-out"
+    source.producer().send(b"a")
+    memory.fail_next_send(out)
+    reported: list[rs.StargateError] = []
+    client.errors.subscribe(reported.append)
+    ended = threading.Event()
+    errors: list[Exception] = []
+    producer = client.topic(out).producer()
+    source.observe("bridge", start="earliest").pipe(
+        rso.publish(producer, on_failure="error")
+    ).subscribe(on_error=lambda e: (errors.append(e), ended.set()), on_completed=ended.set)
+    assert ended.wait(WAIT)
+    producer.close()
+    assert len(errors) == 1 and isinstance(errors[0], rs.SendError)
+    assert not [e for e in reported if "no acks observer saw it" in str(e)]

@@ -114,11 +114,11 @@ def test_a_stalled_peer_drops_the_connection_and_reports_every_unwritten_frame()
     conn = Connection(sock, "ws://test", TransportConfig(write_timeout=0.05), "test")
     lost: list[str] = []
     for i in range(5):
-        conn.send(f"ack{i}", urgent=False, on_lost=lambda reason, i=i: lost.append(f"{i}"))
+        conn.send(f"ack{i}", urgent=False, on_lost=lambda frame, reason: lost.append(frame))
     with pytest.raises(ConnectionClosedError, match="no write progress"):
         conn.recv()
     conn.release()
-    assert sorted(lost) == ["0", "1", "2", "3", "4"]
+    assert sorted(lost) == ["ack0", "ack1", "ack2", "ack3", "ack4"]
     with pytest.raises(StargateConnectionError):
         conn.send("after")
 
@@ -126,12 +126,13 @@ def test_a_stalled_peer_drops_the_connection_and_reports_every_unwritten_frame()
 def test_abort_reports_queued_frames_once_and_returns_at_once() -> None:
     sock = FakeSocket(stalled=True)
     conn = Connection(sock, "ws://test", TransportConfig(write_timeout=30.0), "test")
-    lost: list[str] = []
+    lost: list[str | bytes] = []
     for i in range(3):
-        conn.send(f"{i}", urgent=False, on_lost=lost.append)
+        conn.send(f"{i}", urgent=False, on_lost=lambda frame, reason: lost.append(frame))
     conn.abort()  # the writer is stuck in a send: abort must not wait for it
     conn.release()
     assert len(lost) == 3
+    assert sorted(lost) == ["0", "1", "2"]  # each reported with its own frame
 
 
 def test_recv_answers_pings_and_returns_text_in_batches() -> None:
