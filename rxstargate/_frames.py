@@ -396,12 +396,12 @@ def encode_ack(message_id: str) -> str:
         >>> encode_ack("CAAQAw==")
         '{"messageId":"CAAQAw=="}'
     """
-    return '{"messageId":' + _quoted_ascii(message_id) + "}"
+    return f'{{"messageId":{_quoted_ascii(message_id)}}}'  # one string built, not two
 
 
 def encode_nack(message_id: str) -> str:
     """Encode a negative acknowledgement."""
-    return '{"type":"negativeAcknowledge","messageId":' + _quoted_ascii(message_id) + "}"
+    return f'{{"type":"negativeAcknowledge","messageId":{_quoted_ascii(message_id)}}}'
 
 
 def encode_permit(count: int) -> str:

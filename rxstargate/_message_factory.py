@@ -99,6 +99,7 @@ def _fast_builder() -> Callable[..., Message[Any]] | None:
 
 #: Builds a received Message from its fields in ``_FIELDS`` order.
 _received: Callable[..., Message[Any]] = _fast_builder() or Message
+_new = object.__new__
 
 
 class MessageFactory:
@@ -128,19 +129,39 @@ class MessageFactory:
         except ValueError as exc:
             self._context.report(ProtocolError(f"bad time in message {wire_id}: {exc}"))
             publish_time, event_time = None, None
-        return _received(
-            self._named(topic) if topic else self._topic,
-            payload,
-            MessageId._from_wire(wire_id),
-            key,
-            MappingProxyType(properties) if properties else _NO_PROPERTIES,
-            publish_time,
-            event_time,
-            redelivered,
-            value,
-            problem,
-            settler,
-        )
+        # MessageId._from_wire's two stores, without the call to it: 0.1 us less a message.
+        message_id = _new(MessageId)
+        message_id._wire = wire_id
+        message_id._fields = None
+        if _received is Message:  # the fast builder does not know Message's layout
+            return _received(
+                self._named(topic) if topic else self._topic,
+                payload,
+                message_id,
+                key,
+                MappingProxyType(properties) if properties else _NO_PROPERTIES,
+                publish_time,
+                event_time,
+                redelivered,
+                value,
+                problem,
+                settler,
+            )
+        # _received's stores, without the call with eleven arguments: 0.1 us less a message.
+        message: Any = _new(_Unfrozen)
+        message.topic = self._named(topic) if topic else self._topic
+        message.payload = payload
+        message.message_id = message_id
+        message.key = key
+        message.properties = MappingProxyType(properties) if properties else _NO_PROPERTIES
+        message.publish_time = publish_time
+        message.event_time = event_time
+        message.redelivery_count = redelivered
+        message.value = value
+        message.schema_error = problem
+        message._settler = settler
+        message.__class__ = Message
+        return message  # type: ignore[no-any-return]
 
     def _load(self, payload: bytes) -> tuple[Any, str | None]:
         """The payload loaded by the stream's schema, or the reason it does not load."""

@@ -190,12 +190,8 @@ class _Session:
                 self._close_socket()
                 self._terminate(item.error)
                 return
-            settler, frames = item
-            for frame in frames:
-                if self._ending:
-                    break
-                if not self._deliver(frame, settler):
-                    return
+            if not self._deliver_batch(*item):
+                return
 
     def _check_stall(self) -> None:
         """Warn once per stall when all credit is held and nothing settled for a while."""
@@ -208,25 +204,34 @@ class _Session:
         if held is not None:
             self._context.report(_stalled(self._spec, held, idle))
 
-    def _deliver(self, frame: MessageFrame, settler: Settler) -> bool:
-        """Hand one message to the observer; False when the observer raised."""
-        message = self._messages.build(frame, settler)
-        if not settler.deliver(message, frame.message_id):
-            return True  # its socket is gone: the broker sends it again on the new one
-        if message.schema_error is not None and not self._spec.deliver_schema_failures:
-            self._context.report(_schema_failed(self._spec, message))
-            with contextlib.suppress(AckError):
-                settler.nack(message)
-            return True
-        try:
-            self._observer.on_next(message)
-        except Exception as exc:  # the user's callback: route it to on_error
-            log.debug("observer raised %r; ending the subscription", exc)
-            self.begin_close(False)
-            self._terminate(exc)
-            return False
-        if settler.settles_on_return and message in settler.unsettled:
-            settler.returned(message)  # not settled by the observer: a reader's is now
+    def _deliver_batch(self, settler: Settler, frames: list[MessageFrame]) -> bool:
+        """Hand one read's messages to the observer, in order; False when the observer raised.
+
+        One loop for the batch, its callables looked up once: a call and several attribute
+        lookups less for each message.
+        """
+        build, deliver, on_next = self._messages.build, settler.deliver, self._observer.on_next
+        returns, unsettled = settler.settles_on_return, settler.unsettled
+        for frame in frames:
+            if self._ending:
+                return True
+            message = build(frame, settler)
+            if not deliver(message, frame.message_id):
+                continue  # its socket is gone: the broker sends it again on the new one
+            if message.schema_error is not None and not self._spec.deliver_schema_failures:
+                self._context.report(_schema_failed(self._spec, message))
+                with contextlib.suppress(AckError):
+                    settler.nack(message)
+                continue
+            try:
+                on_next(message)
+            except Exception as exc:  # the user's callback: route it to on_error
+                log.debug("observer raised %r; ending the subscription", exc)
+                self.begin_close(False)
+                self._terminate(exc)
+                return False
+            if returns and message in unsettled:
+                settler.returned(message)  # not settled by the observer: a reader's is now
         return True
 
     def _terminate(self, error: Exception | None) -> None:
