@@ -41,7 +41,7 @@ from rxstargate.exceptions import (
 )
 from rxstargate.models import OutgoingMessage, ProducerAck, TopicName
 
-__all__ = ["AckCallback", "Producer", "Relay", "send_error_for", "send_relayed"]
+__all__ = ["AckCallback", "Producer", "Relay", "RelayedSends", "send_error_for"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate.producer")
@@ -321,20 +321,30 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._driver.shutdown(error)
 
 
-def send_relayed(producer: Producer[Any], message: Any, relay: Relay, item: Any) -> None:
-    """Send ``message``; ``relay`` gets its ack (with ``item``) where it is settled.
+class RelayedSends:
+    """How an operator sends messages whose acks go to a Relay (``publish``), bound once.
 
-    For operators: as :meth:`Producer.send_then`, but the ack goes to ``relay.relayed`` on
-    the thread that settles the message, not on the acks thread (see ``_ackstream.Relay``).
+    As :meth:`Producer.send_then`, but a message's ack goes to its relay's ``relayed`` on the
+    thread that settles it, not on the acks thread (see ``_ackstream.Relay``). The operator
+    sends each message itself with these (one call and four lookups fewer a message than a
+    function that takes the producer)::
+
+        submission = sends.submission(message, None)
+        submission.relay, submission.item = relay, item
+        try:
+            sends.submit(submission, sends.timeout)
+        except StargateError as exc:
+            sends.refuse(submission, exc)
     """
-    driver = producer._driver  # as _send_handled does, a call less for each message
-    submission = driver.state.submission(message, None)
-    submission.relay = relay  # no handle object a message: the Submission holds both
-    submission.item = item
-    try:
-        driver.submit(submission, producer._timeout)
-    except StargateError as exc:
-        driver.refuse(submission, exc)
+
+    __slots__ = ("refuse", "submission", "submit", "timeout")
+
+    def __init__(self, producer: Producer[Any]) -> None:
+        driver = producer._driver
+        self.submission = driver.state.submission
+        self.submit = driver.submit
+        self.refuse = driver.refuse
+        self.timeout = producer._timeout
 
 
 def _outgoing(
