@@ -195,6 +195,10 @@ class AckStream:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ended = False
+        #: Set (for good) before the first message a future or a callback waits for is
+        #: submitted: until then, with no observer, nothing is for the acks thread, and
+        #: :meth:`hand_over` need not look at each message (a bridge's producer never sets it).
+        self.awaited = False
 
     def observable(self) -> Observable[ProducerAck]:
         """The hot stream of acks."""
@@ -217,6 +221,8 @@ class AckStream:
         rest: list[Submission[Handle]] = []
         if self._fanout.observed:
             taken = settled
+        elif not self.awaited:
+            return settled  # no future or callback was ever submitted: nothing waits there
         else:
             taken = []
             for submission in settled:

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, Relay, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -204,7 +204,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         future: Future[ProducerAck] = Future()
         try:
             message = _outgoing(payload, key, properties, event_time, correlation)
-            self._driver.submit(self._driver.state.submission(message, future), self._timeout)
+            self._driver.submit(self._driver.awaited_submission(message, future), self._timeout)
         except StargateError as exc:
             if future.set_running_or_notify_cancel():
                 future.set_exception(exc)
@@ -219,8 +219,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         """
         self._send_handled(message, callback)
 
-    def _send_handled(self, message: Any, handle: Handle) -> None:
-        submission = self._driver.state.submission(message, handle)
+    def _send_handled(self, message: Any, handle: AckCallback) -> None:
+        submission = self._driver.awaited_submission(message, handle)
         try:
             self._driver.submit(submission, self._timeout)
         except StargateError as exc:
@@ -256,7 +256,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         if not driver.link.started and not driver.state.closed:
             await asyncio.to_thread(driver.link.ensure_open)
         future: Future[ProducerAck] = Future()
-        submission = driver.state.submission(message, future)
+        submission = driver.awaited_submission(message, future)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         while not driver.submit(submission, None):
