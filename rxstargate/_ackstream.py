@@ -88,8 +88,9 @@ class Relay(Protocol):
     what it holds then.
     """
 
-    def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
-        """The acks (ok or failed) of messages sent for ``items``, in the order settled."""
+    def relayed(self, items: list[Any], failed: list[tuple[int, ProducerAck]]) -> None:
+        """Messages sent for ``items`` were settled, in this order; ``failed`` holds the
+        failed ones' acks with their index in ``items`` (in order; usually empty)."""
 
 
 def relay_and_wake(settled: list[Submission[Handle]]) -> int:
@@ -97,33 +98,38 @@ def relay_and_wake(settled: list[Submission[Handle]]) -> int:
     let their blocked ``send()``s go; how many of ``settled`` that took care of.
 
     One walk for both: a bridge's producer settles a batch of relayed messages at a time.
+    Only failed acks are passed on (an ok one says nothing its item does not): reading each
+    ack's ``ok`` property again in the relay cost a call a message.
     """
     current: Relay | None = None
     items: list[Any] = []
-    acks: list[ProducerAck | None] = []
+    failed: list[tuple[int, ProducerAck]] = []
     done = 0
     for submission in settled:
         relay = submission.relay
         if relay is not None:
             if relay is not current:
                 if current is not None:
-                    _relay(current, items, acks)
-                    items, acks = [], []
+                    done += len(items)
+                    _relay(current, items, failed)
+                    items, failed = [], []
                 current = relay
+            ack = submission.ack  # settled: never None
+            if ack.result != "ok":  # type: ignore[union-attr]  # ``ack.ok``, without a call
+                failed.append((len(items), ack))  # type: ignore[arg-type]
             items.append(submission.item)
-            acks.append(submission.ack)  # settled: never None
-            done += 1
         elif type(submission.handle) is AckWaiter:  # it has no subclasses: no isinstance()
             submission.handle.set()
             done += 1
     if current is not None:
-        _relay(current, items, acks)
+        done += len(items)
+        _relay(current, items, failed)
     return done
 
 
-def _relay(relay: Relay, items: list[Any], acks: list[ProducerAck | None]) -> None:
+def _relay(relay: Relay, items: list[Any], failed: list[tuple[int, ProducerAck]]) -> None:
     try:
-        relay.relayed(items, acks)  # type: ignore[arg-type]  # settled: no None among them
+        relay.relayed(items, failed)
     except Exception:
         log.exception("an ack relay raised")
 
@@ -189,6 +195,10 @@ class AckStream:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ended = False
+        #: Set (for good) before the first message a future or a callback waits for is
+        #: submitted: until then, with no observer, nothing is for the acks thread, and
+        #: :meth:`hand_over` need not look at each message (a bridge's producer never sets it).
+        self.awaited = False
 
     def observable(self) -> Observable[ProducerAck]:
         """The hot stream of acks."""
@@ -211,6 +221,8 @@ class AckStream:
         rest: list[Submission[Handle]] = []
         if self._fanout.observed:
             taken = settled
+        elif not self.awaited:
+            return settled  # no future or callback was ever submitted: nothing waits there
         else:
             taken = []
             for submission in settled:

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from marshmallow import Schema
 from reactivex import Observable, abc
 
-from rxstargate._ackstream import AckCallback, AckWaiter, Handle, Relay, send_error_for
+from rxstargate._ackstream import AckCallback, AckWaiter, Relay, send_error_for
 from rxstargate._config import checked_seconds
 from rxstargate._context import ClientContext
 from rxstargate._flow import DEFAULT_MAX_IN_FLIGHT
@@ -41,7 +41,7 @@ from rxstargate.exceptions import (
 )
 from rxstargate.models import OutgoingMessage, ProducerAck, TopicName
 
-__all__ = ["AckCallback", "Producer", "Relay", "send_error_for", "send_relayed"]
+__all__ = ["AckCallback", "Producer", "Relay", "RelayedSends", "send_error_for"]
 
 T = TypeVar("T")
 log = logging.getLogger("rxstargate.producer")
@@ -204,7 +204,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         future: Future[ProducerAck] = Future()
         try:
             message = _outgoing(payload, key, properties, event_time, correlation)
-            self._driver.submit(self._driver.state.submission(message, future), self._timeout)
+            self._driver.submit(self._driver.awaited_submission(message, future), self._timeout)
         except StargateError as exc:
             if future.set_running_or_notify_cancel():
                 future.set_exception(exc)
@@ -219,8 +219,8 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         """
         self._send_handled(message, callback)
 
-    def _send_handled(self, message: Any, handle: Handle) -> None:
-        submission = self._driver.state.submission(message, handle)
+    def _send_handled(self, message: Any, handle: AckCallback) -> None:
+        submission = self._driver.awaited_submission(message, handle)
         try:
             self._driver.submit(submission, self._timeout)
         except StargateError as exc:
@@ -256,7 +256,7 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         if not driver.link.started and not driver.state.closed:
             await asyncio.to_thread(driver.link.ensure_open)
         future: Future[ProducerAck] = Future()
-        submission = driver.state.submission(message, future)
+        submission = driver.awaited_submission(message, future)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         while not driver.submit(submission, None):
@@ -321,20 +321,30 @@ class Producer(abc.ObserverBase[Any], Generic[T]):
         self._driver.shutdown(error)
 
 
-def send_relayed(producer: Producer[Any], message: Any, relay: Relay, item: Any) -> None:
-    """Send ``message``; ``relay`` gets its ack (with ``item``) where it is settled.
+class RelayedSends:
+    """How an operator sends messages whose acks go to a Relay (``publish``), bound once.
 
-    For operators: as :meth:`Producer.send_then`, but the ack goes to ``relay.relayed`` on
-    the thread that settles the message, not on the acks thread (see ``_ackstream.Relay``).
+    As :meth:`Producer.send_then`, but a message's ack goes to its relay's ``relayed`` on the
+    thread that settles it, not on the acks thread (see ``_ackstream.Relay``). The operator
+    sends each message itself with these (one call and four lookups fewer a message than a
+    function that takes the producer)::
+
+        submission = sends.submission(message, None)
+        submission.relay, submission.item = relay, item
+        try:
+            sends.submit(submission, sends.timeout)
+        except StargateError as exc:
+            sends.refuse(submission, exc)
     """
-    driver = producer._driver  # as _send_handled does, a call less for each message
-    submission = driver.state.submission(message, None)
-    submission.relay = relay  # no handle object a message: the Submission holds both
-    submission.item = item
-    try:
-        driver.submit(submission, producer._timeout)
-    except StargateError as exc:
-        driver.refuse(submission, exc)
+
+    __slots__ = ("refuse", "submission", "submit", "timeout")
+
+    def __init__(self, producer: Producer[Any]) -> None:
+        driver = producer._driver
+        self.submission = driver.state.submission
+        self.submit = driver.submit
+        self.refuse = driver.refuse
+        self.timeout = producer._timeout
 
 
 def _outgoing(

@@ -14,10 +14,12 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import Future
+from typing import Any
 
 from marshmallow import Schema
 
-from rxstargate._ackstream import AckStream, Handle, finish, relay_and_wake
+from rxstargate._ackstream import AckCallback, AckStream, Handle, finish, relay_and_wake
 from rxstargate._context import ClientContext
 from rxstargate._frames import decode_producer_ack
 from rxstargate._produce_state import Admission, ProduceState, Submission
@@ -30,7 +32,7 @@ from rxstargate.exceptions import (
     StargateError,
     StargateTimeoutError,
 )
-from rxstargate.models import ClientResult, TopicName
+from rxstargate.models import ClientResult, ProducerAck, TopicName
 from rxstargate.streams import StreamHandle
 
 __all__ = ["ProducerDriver", "result_for"]
@@ -93,6 +95,14 @@ class ProducerDriver:
         self._key = context.register(handle)  # listed in client.streams until wait_closed()
 
     # -- sending ----------------------------------------------------------------------------
+
+    def awaited_submission(
+        self, value: Any, handle: Future[ProducerAck] | AckCallback
+    ) -> Submission[Handle]:
+        """``state.submission(value, handle)`` for a future or a callback, which the acks
+        thread completes: it tells the acks stream so first (see ``AckStream.awaited``)."""
+        self.acks.awaited = True
+        return self.state.submission(value, handle)
 
     def submit(self, submission: Submission[Handle], wait: float | None) -> bool:
         """Admit ``submission``, waiting up to ``wait`` seconds for a slot, and send it.

@@ -9,9 +9,9 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxstargate._producer import Producer, send_error_for, send_relayed
+from rxstargate._producer import Producer, RelayedSends, send_error_for
 from rxstargate._serial import HandOff
-from rxstargate.exceptions import ConfigurationError
+from rxstargate.exceptions import ConfigurationError, StargateError
 from rxstargate.models import OutgoingMessage, ProducerAck
 from rxstargate.operators._failure import FailurePolicy, settle_failure, validate_policy
 from rxstargate.operators._filter import message_of
@@ -110,8 +110,11 @@ class _Publishing(Generic[T]):  # a Relay
         build: Callable[[Any], OutgoingMessage | bytes | str],
         policy: FailurePolicy,
     ) -> None:
-        self._producer = producer
+        sends = RelayedSends(producer)
+        self._submission, self._submit = sends.submission, sends.submit
+        self._refuse, self._timeout = sends.refuse, sends.timeout
         self._build = build
+        self._default = build is _default_message
         self._policy = policy
         # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
         # thread (relayed), which must never wait for downstream stages, nor for a dead
@@ -130,16 +133,31 @@ class _Publishing(Generic[T]):  # a Relay
     def on_next(self, item: T) -> None:
         if self._out.closed:
             return  # the stream is ending: send nothing more
-        try:
-            outgoing = self._build(item)
-        except Exception as exc:
-            self._out.on_error(exc)
-            return
+        value: Any = item  # mypy does not narrow a TypeVar by ``type() is``
+        if (
+            self._default
+            and type(value) is Processed
+            and (message := value.message).key is None
+            and not message.properties
+        ):
+            outgoing = value.result  # _default_message's common case, without its call
+        else:
+            try:
+                outgoing = self._build(item)
+            except Exception as exc:
+                self._out.on_error(exc)
+                return
         if not self._started:  # here, not on the receive thread that hands it its first item
             self._started = True
             self._out.start()
         self._sent += 1
-        send_relayed(self._producer, outgoing, self, item)
+        submission = self._submission(outgoing, None)
+        submission.relay = self  # no handle object a message: the Submission holds both
+        submission.item = item
+        try:
+            self._submit(submission, self._timeout)
+        except StargateError as exc:
+            self._refuse(submission, exc)
 
     def on_error(self, error: Exception) -> None:
         self._out.on_error(error)
@@ -154,21 +172,22 @@ class _Publishing(Generic[T]):  # a Relay
     def stop(self) -> None:
         self._out.stop()
 
-    def relayed(self, items: list[Any], acks: list[ProducerAck]) -> None:
+    def relayed(self, items: list[Any], failed: list[tuple[int, ProducerAck]]) -> None:
         """Outputs' acks, on the thread that settled them: hand their inputs on (never
         blocks; a failed one's input is settled by the policy on the stage's thread)."""
         out = self._out
-        first = 0  # of the inputs not handed on yet
-        for index, ack in enumerate(acks):
-            if ack.ok:
-                continue
-            out.on_next_all(items[first:index])
-            first = index + 1
-            if self._policy == "error":
-                out.on_error(send_error_for(ack))
-            else:  # a dead letter is a send, which may wait for a slot: not on this thread
-                out.call(self._settle_failure, items[index], ack)
-        out.on_next_all(items[first:] if first else items)
+        if failed:
+            first = 0  # of the inputs not handed on yet
+            for index, ack in failed:
+                out.on_next_all(items[first:index])
+                first = index + 1
+                if self._policy == "error":
+                    out.on_error(send_error_for(ack))
+                else:  # a dead letter is a send, which may wait for a slot: not on this thread
+                    out.call(self._settle_failure, items[index], ack)
+            out.on_next_all(items[first:])
+        else:
+            out.on_next_all(items)
         with self._lock:
             self._acked += len(items)
             done = self._upstream_done and self._acked == self._sent

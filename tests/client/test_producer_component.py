@@ -406,6 +406,29 @@ def test_acks_carry_the_correlation_and_send_async_resolves_each(scripted_peer: 
     assert {a.correlation for a in seen} >= {"observer", "big", ("order", 0)}
 
 
+def test_futures_and_callbacks_complete_after_unobserved_sends(scripted_peer: Peer) -> None:
+    """With no ``acks`` observer, a producer's first futures and callbacks still complete."""
+    peer = scripted_peer(ack_every_message)
+    with rs.Client(peer.url) as client:
+        producer = client.topic("orders").producer(max_in_flight=4)
+        for _ in range(10):
+            producer.on_next(b"plain")  # settled on the spot: nothing waits on the acks thread
+        producer.flush(WAIT_SECONDS)
+        called: list[tuple[bool, str]] = []
+        called_back = threading.Event()
+
+        def callback(ack: rs.ProducerAck) -> None:
+            called.append((ack.ok, threading.current_thread().name))
+            called_back.set()
+
+        producer.send_then(b"then", callback)
+        future = producer.send_async(b"async", correlation="c")
+        assert future.result(WAIT_SECONDS).correlation == "c"
+        assert called_back.wait(WAIT_SECONDS)
+        producer.on_completed()
+    assert called == [(True, "rxstargate-acks-orders")]
+
+
 def acks_once_released(
     release: threading.Event,
     stored: list[bytes] | None = None,
