@@ -114,7 +114,6 @@ class _Publishing(Generic[T]):  # a Relay
         self._submission, self._submit = sends.submission, sends.submit
         self._refuse, self._timeout = sends.refuse, sends.timeout
         self._build = build
-        self._default = build is _default_message
         self._policy = policy
         # Emitted on a thread of its own: outputs' acks are taken on the producer's receive
         # thread (relayed), which must never wait for downstream stages, nor for a dead
@@ -133,20 +132,11 @@ class _Publishing(Generic[T]):  # a Relay
     def on_next(self, item: T) -> None:
         if self._out.closed:
             return  # the stream is ending: send nothing more
-        value: Any = item  # mypy does not narrow a TypeVar by ``type() is``
-        if (
-            self._default
-            and type(value) is Processed
-            and (message := value.message).key is None
-            and not message.properties
-        ):
-            outgoing = value.result  # _default_message's common case, without its call
-        else:
-            try:
-                outgoing = self._build(item)
-            except Exception as exc:
-                self._out.on_error(exc)
-                return
+        try:
+            outgoing = self._build(item)
+        except Exception as exc:
+            self._out.on_error(exc)
+            return
         if not self._started:  # here, not on the receive thread that hands it its first item
             self._started = True
             self._out.start()
