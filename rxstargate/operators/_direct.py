@@ -18,10 +18,10 @@ from typing import Any
 
 from reactivex import abc
 
-from rxstargate.exceptions import AckError, ConfigurationError, SchemaError
+from rxstargate.exceptions import AckError, SchemaError
 from rxstargate.models import Message
 from rxstargate.operators._emit import InlineObserver
-from rxstargate.operators._failure import settle_failure
+from rxstargate.operators._failure import not_a_message, settle_failure
 from rxstargate.operators._handlers import NOT_AWAITABLE, HandlerCall, refuse_awaitable
 from rxstargate.operators._outcomes import Leave, Nack, Processed, processed
 from rxstargate.operators._stats import UNCOUNTED, ProcessingStats, Uncounted
@@ -67,12 +67,7 @@ class DirectRun:
         counted out of ``received`` again, as a :class:`Run` leaves what it drops.
         """
         if not isinstance(message, Message):
-            self.on_error(
-                ConfigurationError(
-                    f"process() takes Messages, not {type(message).__name__}: put it first,"
-                    " right after observe()"
-                )
-            )
+            self.on_error(not_a_message(message))
             return
         if self._ended:
             return  # after the end: left alone

@@ -12,7 +12,14 @@ from rxstargate._producer import Producer, send_error_for
 from rxstargate.exceptions import AckError, ConfigurationError
 from rxstargate.models import Message, OutgoingMessage, ProducerAck
 
-__all__ = ["DeadLetter", "FailurePolicy", "dead_letter", "settle_failure", "validate_policy"]
+__all__ = [
+    "DeadLetter",
+    "FailurePolicy",
+    "dead_letter",
+    "not_a_message",
+    "settle_failure",
+    "validate_policy",
+]
 
 log = logging.getLogger("rxstargate.operators")
 
@@ -105,3 +112,10 @@ def _settle(message: Message[Any], ack: bool) -> None:
             message.ack()
         else:
             message.nack()
+
+
+def not_a_message(item: object) -> ConfigurationError:
+    """The error that ends a ``process()`` given something other than a Message."""
+    return ConfigurationError(
+        f"process() takes Messages, not {type(item).__name__}: put it first, right after observe()"
+    )

@@ -21,10 +21,10 @@ from reactivex.disposable import SingleAssignmentDisposable
 
 from rxstargate._serial import SerialObserver
 from rxstargate._timers import TimerScheduler
-from rxstargate.exceptions import AckError, ConfigurationError, SchemaError, StargateTimeoutError
+from rxstargate.exceptions import AckError, SchemaError, StargateTimeoutError
 from rxstargate.models import Message
 from rxstargate.operators._executors import LoopExecutor, PoolExecutor
-from rxstargate.operators._failure import FailurePolicy, settle_failure
+from rxstargate.operators._failure import FailurePolicy, not_a_message, settle_failure
 from rxstargate.operators._handlers import Handler, HandlerCall
 from rxstargate.operators._lanes import (
     Action,
@@ -121,12 +121,7 @@ class Run:
 
     def on_next(self, message: Message[Any]) -> None:
         if not isinstance(message, Message):
-            self.on_error(
-                ConfigurationError(
-                    f"process() takes Messages, not {type(message).__name__}: put it first,"
-                    " right after observe()"
-                )
-            )
+            self.on_error(not_a_message(message))
             return
         if message.schema_error is not None:
             self._refuse(message)
