@@ -191,28 +191,35 @@ def test_serial_observer_ends_on_a_raising_observer_and_logs_a_raising_on_error(
     assert serial.ended
 
 
+class _Picky(abc.ObserverBase[int]):
+    """Records what it is given, and the threads it is called on; raises at ``raise_at``."""
+
+    def __init__(self, raise_at: int) -> None:
+        self.raise_at = raise_at
+        self.seen: list[Any] = []
+        self.threads: set[str] = set()
+        self.ended = threading.Event()
+
+    def on_next(self, value: int) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.seen.append(value)
+        if value == self.raise_at:
+            raise ValueError(value)
+
+    def on_error(self, error: Exception) -> None:
+        self.seen.append(error)
+        self.ended.set()
+
+    def on_completed(self) -> None:
+        self.seen.append("done")
+
+
 def test_a_hand_off_delivers_bursts_in_order_on_its_thread_and_ends_on_a_raising_observer() -> None:
     from rxstargate._serial import HandOff
 
-    seen: list[Any] = []
-    threads: set[str] = set()
-    ended = threading.Event()
-
-    class Picky(abc.ObserverBase[int]):
-        def on_next(self, value: int) -> None:
-            threads.add(threading.current_thread().name)
-            seen.append(value)
-            if value == 2500:
-                raise ValueError(value)
-
-        def on_error(self, error: Exception) -> None:
-            seen.append(error)
-            ended.set()
-
-        def on_completed(self) -> None:
-            seen.append("done")
-
-    hand_off: HandOff[int] = HandOff(Picky(), "test-hand-off")
+    picky = _Picky(raise_at=2500)
+    seen, threads, ended = picky.seen, picky.threads, picky.ended
+    hand_off: HandOff[int] = HandOff(picky, "test-hand-off")
     for burst in range(4):  # bursts from two threads, one after the other
         values = range(burst * 1000, (burst + 1) * 1000)
         if burst % 2:
@@ -274,25 +281,9 @@ def test_a_call_that_raises_on_a_hand_off_ends_its_stream_with_on_error_once() -
 def test_a_hand_off_delivers_bursts_handed_over_whole_in_order_and_nothing_after_a_raise() -> None:
     from rxstargate._serial import HandOff
 
-    seen: list[Any] = []
-    threads: set[str] = set()
-    ended = threading.Event()
-
-    class Picky(abc.ObserverBase[int]):
-        def on_next(self, value: int) -> None:
-            threads.add(threading.current_thread().name)
-            seen.append(value)
-            if value == 5:
-                raise ValueError(value)
-
-        def on_error(self, error: Exception) -> None:
-            seen.append(error)
-            ended.set()
-
-        def on_completed(self) -> None:
-            seen.append("done")
-
-    hand_off: HandOff[int] = HandOff(Picky(), "test-hand-off")
+    picky = _Picky(raise_at=5)
+    seen, threads, ended = picky.seen, picky.threads, picky.ended
+    hand_off: HandOff[int] = HandOff(picky, "test-hand-off")
     hand_off.on_next_all([1, 2, 3])
     hand_off.on_next_all([])
     hand_off.on_next_all([4, 5, 6])  # 6 comes after the raise: never delivered
