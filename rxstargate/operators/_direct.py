@@ -22,7 +22,7 @@ from rxstargate.exceptions import AckError, SchemaError
 from rxstargate.models import Message
 from rxstargate.operators._emit import InlineObserver
 from rxstargate.operators._failure import not_a_message, settle_failure
-from rxstargate.operators._handlers import NOT_AWAITABLE, HandlerCall, refuse_awaitable
+from rxstargate.operators._handlers import HandlerCall
 from rxstargate.operators._outcomes import Leave, Nack, Processed, processed
 from rxstargate.operators._stats import UNCOUNTED, ProcessingStats, Uncounted
 
@@ -51,7 +51,6 @@ class DirectRun:
         observer: abc.ObserverBase[Processed[Any]],
     ) -> None:
         self._handle = call.call
-        self._plain = call.plain  # called here, without HandlerCall.call's frame
         self._policy = policy
         # Nobody reads counters that were not asked for: counting them would cost a lock each.
         self._stats: ProcessingStats | Uncounted = stats or UNCOUNTED
@@ -76,14 +75,8 @@ class DirectRun:
             return
         if self._counting:
             self._stats.add("received")
-        plain = self._plain
         try:
-            if plain is None:
-                result = self._handle(message, 0)
-            else:
-                result = plain(message)
-                if NOT_AWAITABLE.get(type(result)) is not False:
-                    refuse_awaitable(result, message)
+            result = self._handle(message, 0)
         except Exception as exc:
             if self._ended:
                 self._stats.add("received", -1)

@@ -13,14 +13,12 @@ from rxstargate.operators._lanes import NotRetriable
 from rxstargate.operators._outcomes import Leave, MessageHandler
 
 __all__ = [
-    "NOT_AWAITABLE",
     "Handler",
     "HandlerCall",
     "LeaveRefusedError",
     "NotAwaitedError",
     "is_coroutine_callable",
     "leave_refused",
-    "refuse_awaitable",
 ]
 
 Handler = Callable[[Message[Any]], Any] | MessageHandler[Any]
@@ -46,9 +44,6 @@ def is_coroutine_callable(function: Any) -> bool:
 #: Whether instances of a type can be awaited, by type: ``inspect.isawaitable`` costs as
 #: much as a trivial handler, and a handler returns few types.
 _AWAITABLE_TYPES: dict[type, bool] = {}
-#: The same table, for callers that check a result's type before calling
-#: :func:`refuse_awaitable` (False: never awaitable).
-NOT_AWAITABLE = _AWAITABLE_TYPES
 
 
 def _awaitable(value: Any) -> bool:
@@ -62,16 +57,6 @@ def _awaitable(value: Any) -> bool:
         if len(_AWAITABLE_TYPES) < 1000:
             _AWAITABLE_TYPES[kind] = known
     return known
-
-
-def refuse_awaitable(result: Any, message: Message[Any]) -> None:
-    """Raise :class:`NotAwaitedError` when a plain handler's ``result`` is an awaitable.
-
-    A caller may skip the call for a result whose type is known not to be awaitable:
-    ``if NOT_AWAITABLE.get(type(result)) is not False: refuse_awaitable(result, message)``.
-    """
-    if _awaitable(result):
-        raise not_awaited(result, message)
 
 
 def not_awaited(result: Any, message: Message[Any]) -> NotAwaitedError:
@@ -115,13 +100,6 @@ class HandlerCall:
         )
         self.is_async = is_coroutine_callable(self._function)
         self._states: dict[int, Any] = {}
-
-    @property
-    def plain(self) -> Callable[[Message[Any]], Any] | None:
-        """The handler itself when :meth:`call` only calls it and refuses an awaitable (a
-        plain function, no state, ``Leave`` allowed), for a caller that does both itself
-        (a call less a message, see :func:`refuse_awaitable`); else None."""
-        return None if self.stateful or self._refuse_leave else self._function
 
     def call(self, message: Message[Any], worker: int) -> Any:
         """Call a plain handler (or a plain MessageHandler); what it returns or raises."""
