@@ -80,18 +80,24 @@ def test_closing_the_client_cuts_a_streams_handshake_short(
     assert completed.is_set()
 
 
-def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: MuteServer) -> None:
-    outcome: list[BaseException] = []
-    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT)
-    producer = client.topic("orders").producer()
+def _sender(producer: rs.Producer, outcomes: list[BaseException], name: str) -> threading.Thread:
+    """A thread that sends one message and records what the send raised."""
 
     def send() -> None:
         try:
             producer.send(b"x")
         except BaseException as exc:  # the outcome is what the test looks at
-            outcome.append(exc)
+            outcomes.append(exc)
 
-    sender = threading.Thread(target=send, name="test-sender")
+    return threading.Thread(target=send, name=name)
+
+
+def test_closing_the_client_fails_a_send_blocked_in_its_handshake(silent: MuteServer) -> None:
+    outcome: list[BaseException] = []
+    client = rs.Client(silent.url, connect_timeout=HANDSHAKE_TIMEOUT, close_timeout=CLOSE_TIMEOUT)
+    producer = client.topic("orders").producer()
+
+    sender = _sender(producer, outcome, "test-sender")
     sender.start()
     assert silent.first.wait(WAIT_SECONDS)
     client.close()
@@ -111,13 +117,7 @@ def test_closing_a_producer_cuts_the_handshake_of_its_blocked_sends_short(
     ) as client:
         producer = client.topic("orders").producer()
 
-        def send() -> None:
-            try:
-                producer.send(b"x")
-            except BaseException as exc:  # the outcome is what the test looks at
-                outcomes.append(exc)
-
-        senders = [threading.Thread(target=send, name=f"test-sender-{i}") for i in range(2)]
+        senders = [_sender(producer, outcomes, f"test-sender-{i}") for i in range(2)]
         for sender in senders:
             sender.start()
         assert silent.first.wait(WAIT_SECONDS)
