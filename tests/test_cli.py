@@ -433,3 +433,28 @@ def test_a_ctrl_c_while_the_parser_is_built_is_one_line(
     monkeypatch.setattr(rxstargate.cli._main, "_parser", interrupted)
     result = run(capsys, "local")
     assert (result.status, result.error_line()) == (130, "rxstargate: interrupted")
+
+
+# CPython (3.11 to 3.13 at least) records a KeyboardInterrupt that leaves code run by exec() or
+# eval() of a string, even when the caller catches it, and a `python -m` run then ends by SIGINT
+# (status -2) instead of with its own. Ctrl-C or SIGTERM landing while the demo makes a dataclass
+# during an import did just that. The interrupt here comes from inside such an exec().
+def test_python_m_exits_130_after_an_interrupt_inside_exec(tmp_path: Path) -> None:
+    (tmp_path / "interrupted_cli").mkdir()
+    (tmp_path / "interrupted_cli" / "__main__.py").write_text(
+        "import sys\n"
+        "from rxstargate.cli import _main\n"
+        "def interrupted():\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "_main._parser = interrupted\n"
+        "sys.argv = ['rxstargate', 'local']\n"
+        "import rxstargate.cli.__main__  # runs the command, as `python -m rxstargate.cli` does\n"
+    )
+    path = os.pathsep.join([str(tmp_path), str(Path(rs.__file__).parents[1])])
+    done = subprocess.run(
+        [sys.executable, "-m", "interrupted_cli"],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr.decode()) == (130, "rxstargate: interrupted\n")

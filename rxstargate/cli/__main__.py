@@ -4,4 +4,9 @@ import sys
 
 from rxstargate.cli._main import main
 
-sys.exit(main())
+status = main()
+# CPython remembers a KeyboardInterrupt that left code run by exec() or eval() of a string (a
+# dataclass or namedtuple being made during an import), even one that main() caught, and then
+# ends a `python -m` run by SIGINT instead of with this status. Running a string clears that.
+exec("")
+sys.exit(status)
