@@ -252,6 +252,10 @@ def test_a_handler_slower_than_the_ping_timeout_keeps_its_socket(
         stream = topic.observe("sub", subscription_initial_position="Earliest")
         handle = stream.pipe(ops.map(slow)).subscribe(sink)
         assert done.wait(WAIT)
+        # The last message reaches the sink after `slow` returns: dispose only once it has.
+        deadline = time.monotonic() + WAIT
+        while sink.acked + sink.failed < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
         handle.dispose()
     assert [m.payload for m in got] == [b"0", b"1", b"2", b"3"]
     assert all(m.redelivery_count == 0 for m in got)
