@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from rxstargate._wsframes import OP_PING, OP_TEXT, FrameReader, _mask
-from rxstargate._wsmask import _GROUP_BYTES, encode_frames
+from rxstargate._wsmask import _GROUP_BYTES, _MIN_RUN, encode_frames
 
 
 def one_by_one(frames: list[tuple[int, bytes]], keys: bytes) -> bytes:
@@ -92,3 +92,44 @@ def test_a_writers_queue_of_text_frames_encodes_as_their_utf8_bytes() -> None:
     queued = [(OP_TEXT, text, None) for text in texts]  # what a writer's queue holds
     keys = os.urandom(4 * len(texts))
     assert encode_frames(queued, keys) == one_by_one([(OP_TEXT, t.encode()) for t in texts], keys)
+
+
+def _utf8(queued: list[tuple[int, str | bytes, None]]) -> list[tuple[int, bytes]]:
+    return [(op, data.encode() if isinstance(data, str) else data) for op, data, _ in queued]
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 4, 5, 24, 37, 124, 125])
+def test_a_run_of_ascii_text_frames_of_one_length_is_masked_as_one_by_one(length: int) -> None:
+    texts = ["".join(chr(33 + (i * 7 + j) % 90) for j in range(length)) for i in range(40)]
+    queued = [(OP_TEXT, text, None) for text in texts]
+    keys = os.urandom(4 * len(queued))
+    assert encode_frames(queued, keys) == one_by_one(_utf8(queued), keys)
+
+
+def test_runs_mixed_with_other_frames_are_masked_as_one_by_one() -> None:
+    acks = [(OP_TEXT, '{"messageId":"CAEQ%sAA=="}' % (i % 10), None) for i in range(300)]
+    queued: list[tuple[int, str | bytes, None]] = (
+        acks[:100]
+        + [(OP_TEXT, '{"type":"permit","permitMessages":250}', None)]  # a run of one
+        + acks[100 : 100 + _MIN_RUN - 1]  # a run one frame too short
+        + [(OP_TEXT, "é" * 24, None)] * 20  # not ASCII: one by one
+        + [(OP_TEXT, b"x" * 23, None)] * 20  # bytes: one by one
+        + [(OP_PING if i % 2 else OP_TEXT, "y" * 22, None) for i in range(20)]  # two opcodes
+        + acks[100:]
+        + [(OP_TEXT, "z" * 200, None)] * 10  # long frames: one by one
+        + [(OP_TEXT, "w" * 99, None)] * (2 * _GROUP_BYTES // 105 + 3)  # more than a group
+    )
+    keys = os.urandom(4 * len(queued))
+    assert encode_frames(queued, keys) == one_by_one(_utf8(queued), keys)
+
+
+def test_a_run_after_a_long_first_frame_is_masked_as_one_by_one() -> None:
+    queued = [(OP_TEXT, "z" * 300, None)] + [(OP_TEXT, "a" * 30, None)] * 50
+    keys = os.urandom(4 * len(queued))
+    assert encode_frames(queued, keys) == one_by_one(_utf8(queued), keys)
+
+
+def test_frames_of_ever_changing_lengths_are_masked_as_one_by_one() -> None:
+    queued = [(OP_TEXT, "x" * (i % 50), None) for i in range(250)]
+    keys = os.urandom(4 * len(queued))
+    assert encode_frames(queued, keys) == one_by_one(_utf8(queued), keys)
