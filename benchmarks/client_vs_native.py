@@ -1,6 +1,6 @@
 """Client CPU per message: rxstargate (through the WebSocket gateway) vs the official client.
 
-Run: python benchmarks/client_vs_native.py [messages] [--profile PREFIX]
+Run: python benchmarks/client_vs_native.py [messages] [--profile PREFIX] [--consume-only]
 
 One process, one local Pulsar (broker and gateway in their own processes). Three pairs, each
 side in turn: (a) produce ``messages`` of 100 bytes, unbatched, at most 1,000 in flight
@@ -19,6 +19,10 @@ garbage collector's.
 ``--profile PREFIX`` runs one more rxstargate produce and consume under cProfile (every thread)
 into PREFIX-produce.prof and PREFIX-consume.prof (read with ``python -m pstats``).
 
+``--consume-only`` stores the messages once for each side and runs only consume-and-ack pairs
+(``--pairs`` of them, 3 by default), each on a fresh subscription: quicker, for comparing two
+versions of the consuming path run after run.
+
 ``--payload BYTES`` sets the message size (100). ``--speedups`` compares rxstargate's consume and
 ack with and without the ``speedups`` extra's client accelerators (msgspec for the frames,
 pybase64 for long payloads; whichever is installed: ``pip install 'rxstargate[speedups]'``), in
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -289,6 +294,27 @@ def _speedups(ws_url: str, messages: int, pairs: int) -> None:
     print(f"   ratio with/without: {min(ratios):.2f}-{max(ratios):.2f}x")
 
 
+def _consume_only(ws_url: str, broker_url: str, messages: int, pairs: int) -> None:
+    """Consume-and-ack pairs only, each side from the messages its producer stored once."""
+    rx_topic, native_topic = fresh_topic("cpu-rx"), fresh_topic("cpu-native")
+    produce_rx(ws_url, rx_topic, messages)
+    produce_native(broker_url, native_topic, messages)
+    time.sleep(0.5)  # let the broker settle what it stored before reading it back
+    consume_rx(ws_url, rx_topic, min(messages, 2000), "warm-up")
+    consumed = [
+        _pair(
+            "consume",
+            functools.partial(consume_rx, ws_url, rx_topic, messages, f"rx-{index}"),
+            functools.partial(consume_native, broker_url, native_topic, messages, f"nt-{index}"),
+            messages,
+        )
+        for index in range(pairs)
+    ]
+    _table("consume and ack, client CPU per message", consumed)
+    ratios = sorted(rx.cpu_us / native.cpu_us for rx, native in consumed)
+    print(f"   median ratio: {statistics.median(ratios):.2f}x")
+
+
 def main() -> None:
     global PAYLOAD
     parser = argparse.ArgumentParser()
@@ -298,6 +324,7 @@ def main() -> None:
     parser.add_argument("--threads", action="store_true")
     parser.add_argument("--payload", type=int, default=len(PAYLOAD), help="bytes per message")
     parser.add_argument("--speedups", action="store_true", help="only: with/without the extra")
+    parser.add_argument("--consume-only", action="store_true", help="only consume-and-ack pairs")
     args = parser.parse_args()
     PAYLOAD = b"x" * args.payload
     ThreadSplit.active = args.threads
@@ -305,6 +332,9 @@ def main() -> None:
     with local_pulsar_urls() as (ws_url, broker_url):
         if args.speedups:
             _speedups(ws_url, messages, args.pairs)
+            return
+        if args.consume_only:
+            _consume_only(ws_url, broker_url, messages, args.pairs)
             return
         # warm the gateway and the broker up
         produce_rx(ws_url, fresh_topic("warm-rx"), 2000)
