@@ -24,7 +24,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 import rxstargate as rs
-from rxstargate._frames import decode_message, decode_producer_ack
+from rxstargate._frames import decode_message, decode_messages, decode_producer_ack
 from rxstargate._message_factory import MessageFactory
 from rxstargate._produce_state import ProduceState
 from rxstargate._receive_state import ConsumerState
@@ -116,7 +116,12 @@ def consume_steps(steps: dict[str, float], count: int) -> None:
     deliver_to = observers[0].on_next
 
     texts = _step(steps, "read frames (unframe + UTF-8)", count, lambda: _texts(frames_in))
-    frames = _step(steps, "decode JSON frames", count, lambda: [decode_message(t) for t in texts])
+    frames = _step(
+        steps,
+        "decode JSON frames",
+        count,  # as the client does: all at once, or one at a time when that cannot
+        lambda: decode_messages(texts) or [decode_message(t) for t in texts],
+    )
     messages = _step(
         steps, "build Messages", count, lambda: [factory.build(f, settler) for f in frames]
     )

@@ -22,13 +22,13 @@ frame differently; unit tests compare both on generated and hand-written frames.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
 from msgspec.structs import astuple
 
-__all__ = ["ack_fields", "message_fields", "send_frame"]
+__all__ = ["ack_fields", "message_fields", "message_frames", "send_frame"]
 
 #: An integer that Python's json reads whatever its digit limit.
 _Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
@@ -37,6 +37,8 @@ _NonEmpty = Annotated[str, Meta(min_length=1)]
 #: a str holding a lone surrogate, which has no UTF-8 for msgspec to read, and RecursionError
 #: (none of the Structs' fields nests, but the pure path is the one to explain it).
 _REFUSED = (msgspec.MsgspecError, ValueError, RecursionError)
+_Frame = TypeVar("_Frame", bound=tuple[Any, ...])
+_new_tuple = tuple.__new__
 
 
 class _Message(Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +83,25 @@ def message_fields(text: str) -> tuple[Any, ...] | None:
         return astuple(_decode_message(text))
     except _REFUSED:
         return None
+
+
+def message_frames(texts: list[str], longest: int, frame_type: type[_Frame]) -> list[_Frame] | None:
+    """Each message frame of ``texts`` as ``frame_type`` (a named tuple of message_fields's
+    fields), or None if msgspec refuses any of them or any is ``longest`` characters or more.
+
+    One call for a read's frames, msgspec called straight from its loop: two calls less a frame
+    (0.59 against 0.49 us for a 100-byte message's frame).
+    """
+    frames: list[_Frame] = []
+    append = frames.append
+    for text in texts:
+        if len(text) >= longest:
+            return None
+        try:
+            append(_new_tuple(frame_type, astuple(_decode_message(text))))
+        except _REFUSED:
+            return None
+    return frames
 
 
 def ack_fields(text: str) -> tuple[str, str | None, str | None, str | None] | None:

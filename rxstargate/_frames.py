@@ -34,6 +34,7 @@ __all__ = [
     "ProducerAckFrame",
     "ProducerAckSchema",
     "decode_message",
+    "decode_messages",
     "decode_producer_ack",
     "encode_ack",
     "encode_nack",
@@ -151,12 +152,17 @@ _new_ack_frame: Callable[[tuple[Any, ...]], ProducerAckFrame] = functools.partia
 )
 
 
+_FramesDecoder = Callable[[list[str], int, type[MessageFrame]], list[MessageFrame] | None]
+
+
 class Accelerator(NamedTuple):
     """The ``speedups`` extra's codec (:mod:`rxstargate._fastframes`); None for what it refuses."""
 
     message_fields: Callable[[str], tuple[Any, ...] | None]
     ack_fields: Callable[[str], tuple[Any, ...] | None]
     send_frame: Callable[[bytes, str], str | None]
+    #: A read's message frames, or None if it refuses one or one is that long or longer.
+    message_frames: _FramesDecoder
 
 
 def msgspec_codec() -> Accelerator | None:
@@ -165,7 +171,12 @@ def msgspec_codec() -> Accelerator | None:
         from rxstargate import _fastframes
     except ImportError:
         return None
-    return Accelerator(_fastframes.message_fields, _fastframes.ack_fields, _fastframes.send_frame)
+    return Accelerator(
+        _fastframes.message_fields,
+        _fastframes.ack_fields,
+        _fastframes.send_frame,
+        _fastframes.message_frames,
+    )
 
 
 def load_accelerator() -> Accelerator | None:
@@ -177,15 +188,16 @@ _accelerator: Accelerator | None = None
 _fast_message: Callable[[str], tuple[Any, ...] | None] | None = None
 _fast_ack: Callable[[str], tuple[Any, ...] | None] | None = None
 _fast_send: Callable[[bytes, str], str | None] | None = None
+_fast_messages: _FramesDecoder | None = None
 
 
 def use_accelerator(accelerator: Accelerator | None) -> Accelerator | None:
     """Decode and encode frames with ``accelerator`` first (None: the pure path only); returns
     the previous one. For tests and benchmarks, which compare both ways in one process."""
-    global _accelerator, _fast_message, _fast_ack, _fast_send
+    global _accelerator, _fast_message, _fast_ack, _fast_send, _fast_messages
     previous = _accelerator
     _accelerator = accelerator
-    _fast_message, _fast_ack, _fast_send = accelerator or (None, None, None)
+    _fast_message, _fast_ack, _fast_send, _fast_messages = accelerator or (None, None, None, None)
     return previous
 
 
@@ -245,6 +257,14 @@ def decode_message(text: str) -> MessageFrame:
             fields = (mid, raw, properties, published, int(count), event, key, topic)
             return _new_message_frame(fields)
     return _decode_any_message(text)
+
+
+def decode_messages(texts: list[str]) -> list[MessageFrame] | None:
+    """The message frames of one read, as :func:`decode_message` gives each, in one call; None
+    when that must decode them one at a time (no msgspec, or a frame it refuses or a long one).
+    """
+    fast = _fast_messages
+    return None if fast is None else fast(texts, _LONG_FRAME, MessageFrame)
 
 
 def _decode_long_message(text: str) -> MessageFrame:

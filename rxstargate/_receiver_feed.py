@@ -22,7 +22,7 @@ from typing import cast
 
 from rxstargate import _handshakes
 from rxstargate._context import ClientContext
-from rxstargate._frames import MessageFrame, decode_message
+from rxstargate._frames import MessageFrame, decode_message, decode_messages
 from rxstargate._reader_position import ReaderPosition
 from rxstargate._receive_state import ReaderState, ReceiveState
 from rxstargate._receiver_spec import ReceiverSpec
@@ -234,6 +234,9 @@ class Feed:
             return None
 
     def _decode(self, texts: list[str], settler: Settler) -> list[MessageFrame]:
+        frames = decode_messages(texts)  # the common case: every frame at once
+        if frames is not None:
+            return settler.received(frames) if frames else frames
         frames = []
         for text in texts:
             try:

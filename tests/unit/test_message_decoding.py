@@ -185,3 +185,47 @@ def test_the_shortcut_takes_hand_written_frames_exactly_as_json_does(
     with _decoding_with(codec):
         decoded = _outcome(_frames.decode_message, text)
     assert decoded == _outcome(_frames._decode_any_message, text)
+
+
+_READ = [
+    message_frame("CAAQAw==", b"hi", {}, 1_700_000_000_000, 0),
+    message_frame("CAAQBA==", b"x" * 100, {"a": "1", "b": "\u00e9"}, 1_700_000_000_001, 2),
+    message_frame("CAAQBQ==", b"", {}, 1_700_000_000_002, 0, event_time=5, key="k", topic="t"),
+]
+
+
+@_each_codec
+def test_a_reads_frames_decoded_at_once_are_the_frames_each_decodes_to(
+    codec: _frames.Accelerator | None,
+) -> None:
+    with _decoding_with(codec):
+        one_by_one = [_frames.decode_message(text) for text in _READ]
+        at_once = _frames.decode_messages(_READ)
+    if codec is None:
+        assert at_once is None  # the pure path decodes them one at a time
+    else:
+        assert at_once == one_by_one
+        assert [type(frame) for frame in at_once] == [_frames.MessageFrame] * len(_READ)
+        assert [[type(field) for field in frame] for frame in at_once] == [
+            [type(field) for field in frame] for frame in one_by_one
+        ]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        _READ[0][:-1] + ',"unknown":1}',  # msgspec refuses, the pure path takes it
+        "not json",
+        message_frame("CAAQAw==", b"x" * 2000, {}, 1_700_000_000_000, 0),  # a long frame
+    ],
+    ids=["unknown-key", "not-json", "long"],
+)
+def test_a_read_holding_a_frame_msgspec_refuses_or_a_long_one_is_decoded_frame_by_frame(
+    odd: str,
+) -> None:
+    codec = _frames.msgspec_codec()
+    if codec is None:
+        pytest.skip("msgspec is not installed")
+    with _decoding_with(codec):
+        assert _frames.decode_messages([_READ[0], odd, _READ[1]]) is None
+        assert _frames.decode_messages([]) == []
