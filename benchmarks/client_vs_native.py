@@ -297,7 +297,9 @@ def _speedups(ws_url: str, messages: int, pairs: int) -> None:
 def _consume_only(ws_url: str, broker_url: str, messages: int, pairs: int) -> None:
     """Consume-and-ack pairs only, each side from the messages its producer stored once."""
     rx_topic, native_topic = fresh_topic("cpu-rx"), fresh_topic("cpu-native")
+    split, ThreadSplit.active = ThreadSplit.active, False  # the split shown is a consumer's
     produce_rx(ws_url, rx_topic, messages)
+    ThreadSplit.active = split
     produce_native(broker_url, native_topic, messages)
     time.sleep(0.5)  # let the broker settle what it stored before reading it back
     consume_rx(ws_url, rx_topic, min(messages, 2000), "warm-up")
@@ -313,6 +315,7 @@ def _consume_only(ws_url: str, broker_url: str, messages: int, pairs: int) -> No
     _table("consume and ack, client CPU per message", consumed)
     ratios = sorted(rx.cpu_us / native.cpu_us for rx, native in consumed)
     print(f"   median ratio: {statistics.median(ratios):.2f}x")
+    _thread_splits()
 
 
 def main() -> None:
@@ -368,6 +371,10 @@ def main() -> None:
             _profile(ws_url, messages, args.profile)
     _table("produce, client CPU per message", produced)
     _table("consume and ack, client CPU per message", consumed)
+    _thread_splits()
+
+
+def _thread_splits() -> None:
     for label, split in ThreadSplit.last.items():
         shown = ", ".join(
             f"{name} {us:.1f}"
