@@ -1,19 +1,24 @@
 """Throughput by payload size, 100 B to 512 KiB: rxstargate vs the plain websocket-client loops.
 
 Run: python benchmarks/client_sizes.py [--sizes 100,1024,10240,102400,524288] [--rounds 3]
-     [--mb 40] [--min-messages 200] [--max-messages 20000] [--speedups both|on|off]
-     [--profile PREFIX]
+     [--mb 40] [--min-messages 200] [--max-messages 20000] [--window 1000] [--window-mib 16]
+     [--speedups both|on|off] [--profile PREFIX]
 
 For each payload size, produce and then consume-and-ack the same random bytes on the same local
-Pulsar, rxstargate against the baselines of ``client_produce.py`` and ``client_consume.py``:
+Pulsar, rxstargate against the baselines of ``client_produce.py`` and ``client_consume.py``,
+both sides with the same window (``max_in_flight`` / at most that many unacknowledged):
 
-- produce: the Producer as an Rx Observer with ``max_in_flight=1000``, against a plain loop with
-  a sender and an ack-reader thread that keeps at most 1,000 unacknowledged (stdlib base64 and
-  json for the send frame).
-- consume and ack: ``observe()`` + ``acknowledger()`` with ``max_in_flight=1000`` against a plain
-  receive-and-ack loop (``receiverQueueSize=1000``) that decodes each payload with the standard
-  library's base64, as rxstargate hands every message its bytes. Each reads the size's backlog
-  through a Shared subscription of its own, from the earliest message.
+- produce: the Producer as an Rx Observer, against a plain loop with a sender and an ack-reader
+  thread (standard library base64 and json for the send frame).
+- consume and ack: ``observe()`` + ``acknowledger()`` against a plain receive-and-ack loop
+  (``receiverQueueSize`` = the window) that decodes each payload with the standard library's
+  base64, as rxstargate hands every message its bytes. Each reads the size's backlog through a
+  Shared subscription of its own, from the earliest message.
+
+The window is 1,000 messages, and at most ``--window-mib`` MiB of payload (32 messages of
+512 KiB): with 1,000 messages of 512 KiB allowed, pulsar-lite's Shared dispatcher stops after
+20 of them (the official client alone, straight to the broker, too) until the gateway nudges it
+a second later, and that stall, not either client, would set the figure.
 
 Each round moves about ``--mb`` MB (10^6 bytes) of payload: the message count is that over the
 size, at least ``--min-messages`` and at most ``--max-messages``. The runs of one size are
@@ -38,6 +43,7 @@ import statistics
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import reactivex as rx
 from _client_util import Run, fresh_topic, local_pulsar_urls, measure, plain_socket, send_frame
@@ -47,19 +53,29 @@ from reactivex import operators as ops
 import rxstargate as rs
 from rxstargate import _base64, _frames
 
-WINDOW = 1000
 MB = 1_000_000
+MIB = 1024 * 1024
 TIMEOUT = 300.0  # seconds a run may take before it counts as hung
 SIZES = "100,1024,10240,102400,524288"
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the runs of one size move: ``messages`` copies of ``payload``, ``window`` in flight."""
+
+    payload: bytes
+    messages: int
+    window: int
 
 
 # The plain loops: what a user would write with websocket-client alone.
 
 
-def produce_plain(url: str, payload: bytes, messages: int) -> Run:
+def produce_plain(url: str, load: Load) -> Run:
+    payload, messages, window = load.payload, load.messages, load.window
     ws = plain_socket(url + endpoint("producer", fresh_topic("sizes-plain")))
     ws.settimeout(TIMEOUT)
-    slots = threading.Semaphore(WINDOW)
+    slots = threading.Semaphore(window)
     failed: list[object] = []
 
     def read_acks() -> None:
@@ -87,9 +103,10 @@ def produce_plain(url: str, payload: bytes, messages: int) -> Run:
     return run
 
 
-def consume_plain(url: str, topic: str, messages: int, subscription: str, size: int) -> Run:
+def consume_plain(url: str, topic: str, subscription: str, load: Load) -> Run:
+    messages, window, size = load.messages, load.window, len(load.payload)
     query = (
-        f"?subscriptionType=Shared&receiverQueueSize={WINDOW}&subscriptionInitialPosition=Earliest"
+        f"?subscriptionType=Shared&receiverQueueSize={window}&subscriptionInitialPosition=Earliest"
     )
     ws = plain_socket(url + endpoint("consumer", topic, subscription) + query)
     ws.settimeout(TIMEOUT)
@@ -113,9 +130,10 @@ def consume_plain(url: str, topic: str, messages: int, subscription: str, size: 
 # rxstargate: the Producer as an Observer, observe() + acknowledger.
 
 
-def produce_rx(url: str, payload: bytes, messages: int, name: str = "rxstargate") -> Run:
+def produce_rx(url: str, load: Load, name: str) -> Run:
+    payload, messages, window = load.payload, load.messages, load.window
     with rs.Client(url) as client:
-        producer = client.topic(fresh_topic("sizes-rx")).producer(max_in_flight=WINDOW)
+        producer = client.topic(fresh_topic("sizes-rx")).producer(max_in_flight=window)
         producer.send(b"warm-up")  # connect outside the timing, as the plain loop does
         done = threading.Event()
         failed: list[object] = []
@@ -132,7 +150,8 @@ def produce_rx(url: str, payload: bytes, messages: int, name: str = "rxstargate"
     return run
 
 
-def consume_rx(url: str, topic: str, messages: int, subscription: str, name: str) -> Run:
+def consume_rx(url: str, topic: str, subscription: str, load: Load, name: str) -> Run:
+    messages, window = load.messages, load.window
     with rs.Client(url) as client:
         done = threading.Event()
         errors: list[Exception] = []
@@ -140,7 +159,7 @@ def consume_rx(url: str, topic: str, messages: int, subscription: str, name: str
         source = client.topic(topic).observe(
             subscription,
             subscription_type="Shared",
-            max_in_flight=WINDOW,
+            max_in_flight=window,
             subscription_initial_position="Earliest",
         )
         subscriptions = []
@@ -157,10 +176,10 @@ def consume_rx(url: str, topic: str, messages: int, subscription: str, name: str
     return run
 
 
-def fill(url: str, topic: str, payload: bytes, messages: int) -> None:
+def fill(url: str, topic: str, load: Load) -> None:
     with rs.Client(url) as client:
-        producer = client.topic(topic).producer(max_in_flight=WINDOW)
-        rx.from_iterable([payload] * messages).subscribe(producer)
+        producer = client.topic(topic).producer(max_in_flight=load.window)
+        rx.from_iterable([load.payload] * load.messages).subscribe(producer)
         producer.flush()
 
 
@@ -198,8 +217,11 @@ def variants(choice: str) -> list[tuple[str, bool]]:
 # One size: interleaved rounds.
 
 
-def messages_for(size: int, args: argparse.Namespace) -> int:
-    return max(args.min_messages, min(args.max_messages, round(args.mb * MB / size)))
+def load_for(size: int, args: argparse.Namespace) -> Load:
+    """The payload, message count and window of one size."""
+    messages = max(args.min_messages, min(args.max_messages, round(args.mb * MB / size)))
+    window = max(1, min(args.window, args.window_mib * MIB // size))
+    return Load(os.urandom(size), messages, window)
 
 
 def interleave(rounds: int, runs: list[Callable[[int], Run]]) -> list[list[Run]]:
@@ -214,37 +236,26 @@ def interleave(rounds: int, runs: list[Callable[[int], Run]]) -> list[list[Run]]
     return results
 
 
-def one_size(url: str, size: int, args: argparse.Namespace) -> dict[str, list[list[Run]]]:
-    payload, messages = os.urandom(size), messages_for(size, args)
+def one_size(url: str, load: Load, args: argparse.Namespace) -> dict[str, list[list[Run]]]:
+    """Produce, then consume and ack, ``args.rounds`` interleaved rounds of one size."""
     kinds = variants(args.speedups)
+    produce: list[Callable[[int], Run]] = [lambda _: produce_plain(url, load)]
+    for name, on in kinds:
+        produce.append(lambda _, name=name, on=on: _in(on, produce_rx, url, load, name))
+    produced = interleave(args.rounds, produce)
 
-    def produce_runs() -> list[Callable[[int], Run]]:
-        runs: list[Callable[[int], Run]] = [lambda _: produce_plain(url, payload, messages)]
-        for name, on in kinds:
-            runs.append(
-                lambda _, name=name, on=on: _in(on, produce_rx, url, payload, messages, name)
+    topic = fresh_topic(f"sizes-backlog-{len(load.payload)}")
+    fill(url, topic, load)
+    consume: list[Callable[[int], Run]] = [
+        lambda index: consume_plain(url, topic, f"plain-{index}", load)
+    ]
+    for position, (name, on) in enumerate(kinds):
+        consume.append(
+            lambda index, name=name, on=on, tag=f"rx{position}": _in(
+                on, consume_rx, url, topic, f"{tag}-{index}", load, name
             )
-        return runs
-
-    topic = fresh_topic(f"sizes-backlog-{size}")
-    fill(url, topic, payload, messages)
-
-    def consume_runs() -> list[Callable[[int], Run]]:
-        runs: list[Callable[[int], Run]] = [
-            lambda index: consume_plain(url, topic, messages, f"plain-{index}", size)
-        ]
-        for position, (name, on) in enumerate(kinds):
-            runs.append(
-                lambda index, name=name, on=on, position=position: _in(
-                    on, consume_rx, url, topic, messages, f"rx{position}-{index}", name
-                )
-            )
-        return runs
-
-    return {
-        "produce": interleave(args.rounds, produce_runs()),
-        "consume and ack": interleave(args.rounds, consume_runs()),
-    }
+        )
+    return {"produce": produced, "consume and ack": interleave(args.rounds, consume)}
 
 
 def _in(on: bool, run: Callable[..., Run], *arguments: object) -> Run:
@@ -276,9 +287,9 @@ def ratios(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
 
 
-def print_size(size: int, results: dict[str, list[list[Run]]]) -> None:
+def print_size(size: int, window: int, results: dict[str, list[list[Run]]]) -> None:
     for operation, rounds in results.items():
-        count = f"{rounds[0][0].messages:,} messages, {len(rounds)} rounds"
+        count = f"{rounds[0][0].messages:,} messages, window {window}, {len(rounds)} rounds"
         print(f"\n== {operation}, {size:,}-byte payloads ({count})")
         print(
             f"   {'':<30} {'MB/s':>11} {'msg/s':>13} {'CPU us/msg':>12} {'CPU ms/MB':>11}"
@@ -322,22 +333,23 @@ def print_summary(sizes: list[int], results: dict[int, dict[str, list[list[Run]]
                 )
 
 
-def profile(url: str, size: int, args: argparse.Namespace, prefix: str) -> None:
+def profile(url: str, load: Load, args: argparse.Namespace, prefix: str) -> None:
+    """cProfile (every thread) of one rxstargate produce and one consume run of ``load``."""
     from _thread_profile import profile_threads
 
-    payload, messages = os.urandom(size), messages_for(size, args)
     topic = fresh_topic("sizes-profile")
-    fill(url, topic, payload, messages)
+    fill(url, topic, load)
     for name, on in variants(args.speedups):
         tag = "fast" if on else "pure"
         with speedups(on):
             with profile_threads(f"{prefix}-{tag}-produce.prof"):
-                produce_rx(url, payload, messages)
+                produce_rx(url, load, name)
             with profile_threads(f"{prefix}-{tag}-consume.prof"):
-                consume_rx(url, topic, messages, f"profile-{tag}", name)
+                consume_rx(url, topic, f"profile-{tag}", load, name)
         for operation in ("produce", "consume"):
             path = f"{prefix}-{tag}-{operation}.prof"
-            print(f"\n== {name}, {operation}, {size:,}-byte payloads, {messages} messages: {path}")
+            count = f"{len(load.payload):,}-byte payloads, {load.messages} messages"
+            print(f"\n== {name}, {operation}, {count}: {path}")
             pstats.Stats(path).sort_stats("tottime").print_stats(12)
 
 
@@ -348,19 +360,22 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=40.0, help="MB of payload a round moves")
     parser.add_argument("--min-messages", type=int, default=200)
     parser.add_argument("--max-messages", type=int, default=20_000)
+    parser.add_argument("--window", type=int, default=1000, help="most messages in flight")
+    parser.add_argument("--window-mib", type=int, default=16, help="most MiB of payload in flight")
     parser.add_argument("--speedups", choices=("both", "on", "off"), default="both")
     parser.add_argument("--profile", metavar="PREFIX", help="profile the largest size instead")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     with local_pulsar_urls() as (url, _):
         if args.profile:
-            profile(url, max(sizes), args, args.profile)
+            profile(url, load_for(max(sizes), args), args, args.profile)
             return
-        produce_plain(url, b"x" * 100, 2000)  # warm the gateway and the broker up
+        produce_plain(url, Load(b"x" * 100, 2000, 1000))  # warm the gateway and the broker up
         results: dict[int, dict[str, list[list[Run]]]] = {}
         for size in sizes:
-            results[size] = one_size(url, size, args)
-            print_size(size, results[size])
+            load = load_for(size, args)
+            results[size] = one_size(url, load, args)
+            print_size(size, load.window, results[size])
         print_summary(sizes, results)
 
 
