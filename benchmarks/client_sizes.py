@@ -46,8 +46,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import reactivex as rx
-from _client_util import Run, fresh_topic, local_pulsar_urls, measure, plain_socket, send_frame
-from _client_util import ws_path as endpoint
+from _client_util import (
+    Run,
+    fresh_topic,
+    local_pulsar_urls,
+    measure,
+    plain_socket,
+    send_frame,
+    ws_path,
+)
 from reactivex import operators as ops
 
 import rxstargate as rs
@@ -73,7 +80,7 @@ class Load:
 
 def produce_plain(url: str, load: Load) -> Run:
     payload, messages, window = load.payload, load.messages, load.window
-    ws = plain_socket(url + endpoint("producer", fresh_topic("sizes-plain")))
+    ws = plain_socket(url + ws_path("producer", fresh_topic("sizes-plain")))
     ws.settimeout(TIMEOUT)
     slots = threading.Semaphore(window)
     failed: list[object] = []
@@ -108,7 +115,7 @@ def consume_plain(url: str, topic: str, subscription: str, load: Load) -> Run:
     query = (
         f"?subscriptionType=Shared&receiverQueueSize={window}&subscriptionInitialPosition=Earliest"
     )
-    ws = plain_socket(url + endpoint("consumer", topic, subscription) + query)
+    ws = plain_socket(url + ws_path("consumer", topic, subscription) + query)
     ws.settimeout(TIMEOUT)
     wrong: list[int] = []
 
@@ -180,7 +187,7 @@ def fill(url: str, topic: str, load: Load) -> None:
     with rs.Client(url) as client:
         producer = client.topic(topic).producer(max_in_flight=load.window)
         rx.from_iterable([load.payload] * load.messages).subscribe(producer)
-        producer.flush()
+        producer.flush(TIMEOUT)
 
 
 # The accelerators, switched in this process.
