@@ -23,11 +23,12 @@ a second later, and that stall, not either client, would set the figure.
 Each round moves about ``--mb`` MB (10^6 bytes) of payload: the message count is that over the
 size, at least ``--min-messages`` and at most ``--max-messages``. The runs of one size are
 interleaved (plain, rxstargate, ..., the order swapped every other round), ``--rounds`` times.
-``--speedups both`` (the default, when msgspec or pybase64 is installed) runs rxstargate twice a
-round, with the ``speedups`` extra's accelerators and without (the pure path); the plain loops
-always use the standard library. Reports MB/s of payload, msg/s, this process's CPU per message
-and per MB, the gateway's and the broker's CPU per MB, and the ratios of each round's pair:
-rxstargate/plain for throughput, plain/rxstargate for CPU (higher is better for both).
+``--speedups both`` (the default, when msgspec, pybase64 or websockets is installed) runs
+rxstargate twice a round, with the ``speedups`` extra's accelerators and without (the pure
+path); the plain loops always use the standard library. Reports MB/s of payload, msg/s, this
+process's CPU per message and per MB, the gateway's and the broker's CPU per MB, and the ratios
+of each round's pair: rxstargate/plain for throughput, plain/rxstargate for CPU (higher is
+better for both).
 ``--profile PREFIX`` writes a cProfile (every thread) of one rxstargate produce and one consume
 round of the largest size, and prints its top functions, instead of the runs.
 """
@@ -58,7 +59,7 @@ from _client_util import (
 from reactivex import operators as ops
 
 import rxstargate as rs
-from rxstargate import _base64, _frames
+from rxstargate import _base64, _frames, _wsmask
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -198,11 +199,13 @@ def speedups(on: bool) -> Iterator[None]:
     """Run with the ``speedups`` extra's client accelerators on (as installed) or off."""
     decoder = _base64.use_accelerator(_base64.load_accelerator() if on else None)
     codec = _frames.use_accelerator(_frames.load_accelerator() if on else None)
+    masker = _wsmask.use_accelerator(_wsmask.load_accelerator() if on else None)
     try:
         yield
     finally:
         _base64.use_accelerator(decoder)
         _frames.use_accelerator(codec)
+        _wsmask.use_accelerator(masker)
 
 
 def variants(choice: str) -> list[tuple[str, bool]]:
@@ -212,6 +215,7 @@ def variants(choice: str) -> list[tuple[str, bool]]:
         for name, on in (
             ("msgspec", _frames.load_accelerator()),
             ("pybase64", _base64.load_accelerator()),
+            ("websockets' mask", _wsmask.load_accelerator()),
         )
         if on
     ]

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from rxstargate import _wsmask
 from rxstargate._wsframes import OP_PING, OP_TEXT, FrameReader, _mask
 from rxstargate._wsmask import _GROUP_BYTES, _MIN_RUN, encode_frames
+
+_MASKERS = {"python": None, "websockets": _wsmask.load_accelerator()}
+
+
+@pytest.fixture(autouse=True, params=list(_MASKERS))
+def masker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test masks long frames both ways: in Python, and by websockets' compiled mask."""
+    if request.param != "python" and _MASKERS[request.param] is None:
+        pytest.skip("websockets' compiled mask is not installed (the local or speedups extra)")
+    previous = _wsmask.use_accelerator(_MASKERS[request.param])
+    yield
+    _wsmask.use_accelerator(previous)
 
 
 def one_by_one(frames: list[tuple[int, bytes]], keys: bytes) -> bytes:
@@ -133,3 +147,12 @@ def test_frames_of_ever_changing_lengths_are_masked_as_one_by_one() -> None:
     queued = [(OP_TEXT, "x" * (i % 50), None) for i in range(250)]
     keys = os.urandom(4 * len(queued))
     assert encode_frames(queued, keys) == one_by_one(_utf8(queued), keys)
+
+
+@pytest.mark.parametrize(("setting", "on"), [("1", True), ("0", False)])
+def test_rxstargate_speedups_0_turns_the_compiled_mask_off(
+    monkeypatch: pytest.MonkeyPatch, setting: str, on: bool
+) -> None:
+    monkeypatch.setenv("RXSTARGATE_SPEEDUPS", setting)
+    installed = importlib.util.find_spec("websockets") is not None
+    assert (_wsmask.load_accelerator() is not None) == (on and installed)
