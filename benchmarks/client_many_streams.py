@@ -8,7 +8,8 @@ per socket, the default before the I/O loop) and "loop" (``IOLoop``, the default
 for every socket of the client):
 
 - threads: N consumers open on one topic, each past its first message; the client process's
-  threads are counted (the client's keepalive and the loop are the constant part);
+  threads are counted (the client's keepalive and the loop are the constant part), and its
+  CPU time over three seconds in which nothing arrives;
 - CPU per message: N busy consumers each read M messages published (by a child process, so that
   producing is not counted; it starts before the clock) after all of them were open; N x M is
   the same for every N. Client CPU time over the N x M deliveries. The two connectors run
@@ -19,6 +20,7 @@ for every socket of the client):
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import statistics
 import threading
@@ -38,6 +40,8 @@ CONNECTORS: dict[str, Callable[[], Any]] = {
 }
 OPEN_TIMEOUT = 180.0
 WAVE = 50
+IDLE_SETTLE = 0.5  # seconds after the last consumer opened before idle CPU is measured
+IDLE_SECONDS = 3.0
 
 
 def produce(url: str, topic: str, count: int, ready: Any = None, go: Any = None) -> None:
@@ -126,8 +130,9 @@ class Consumers:
                 self._changed.wait(left)
 
 
-def open_streams(url: str, connector: str, count: int) -> tuple[int, float]:
-    """Threads of the process with ``count`` consumers open, and seconds to open them."""
+def open_streams(url: str, connector: str, count: int) -> tuple[int, float, float]:
+    """Threads of the process with ``count`` consumers open, seconds to open them, and the
+    client's CPU milliseconds a second while they wait with nothing to receive."""
     topic = fresh_topic("bench-many")
     produce(url, topic, 1)
     baseline = threading.active_count()
@@ -136,7 +141,11 @@ def open_streams(url: str, connector: str, count: int) -> tuple[int, float]:
         Consumers(client, topic, count)  # returns once each is past its first message
         seconds = time.perf_counter() - started
         threads = threading.active_count() - baseline
-    return threads, seconds
+        time.sleep(IDLE_SETTLE)  # the first message's ack and permit leave
+        cpu = time.process_time()
+        time.sleep(IDLE_SECONDS)
+        idle = (time.process_time() - cpu) / IDLE_SECONDS * 1e3
+    return threads, seconds, idle
 
 
 def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float:
@@ -153,6 +162,10 @@ def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float
         child.start()
         if not ready.wait(OPEN_TIMEOUT):
             raise TimeoutError("the producing process did not start")
+        # The process's first full collection walks every object of the setup (a hundred
+        # streams' threads, locks and sockets); it comes once in a process's life, so it is
+        # done before the clock, at every N: otherwise it falls inside the clock by chance.
+        gc.collect()
         cpu = time.process_time()
         go.set()
         consumers.wait(range(count), per_stream + 1, OPEN_TIMEOUT)
@@ -162,13 +175,14 @@ def busy_streams(url: str, connector: str, count: int, per_stream: int) -> float
 
 
 def print_threads(url: str, counts: list[int]) -> None:
-    print("== threads of the client process with N consumers open")
+    print("== threads of the client process with N consumers open, and its CPU while idle")
     for count in counts:
         for connector in CONNECTORS:
-            threads, seconds = open_streams(url, connector, count)
+            threads, seconds, idle = open_streams(url, connector, count)
             print(
                 f"   {connector:<18} N={count:<5} {threads:>5} threads"
-                f" ({threads / count:.2f} per stream), opened in {seconds:.1f} s"
+                f" ({threads / count:.2f} per stream), opened in {seconds:.1f} s,"
+                f" idle {idle:.2f} ms CPU a second"
             )
 
 

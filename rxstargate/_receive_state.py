@@ -232,6 +232,7 @@ class ConsumerState(ReceiveState):
                 " the broker will redeliver it"
             )
         self.last_settled = now
+        self._stall_reported = False  # the stall, if any, is over: the next one is reported
         permits = self.credit.settled()
         frame = encode_ack(message_id) if ack else encode_nack(message_id)
         return frame, encode_permit(permits) if permits else None

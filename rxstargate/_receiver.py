@@ -179,10 +179,19 @@ class _Session:
             self._part_ended()
 
     def _deliver_until_end(self) -> None:
+        """Deliver batches until the queue's end.
+
+        The stall check runs while the wait is idle, but only for a stream that holds all its
+        credit: one that does not cannot stall before its next batch (only a delivery takes
+        credit), so it sleeps until that batch instead of waking each second (a hundred idle
+        consumers woke a hundred times a second).
+        """
         check = None if self._spec.stall_timeout is None else min(1.0, self._spec.stall_timeout)
+        state = self._state
         while True:
             try:
-                item = self._queue.get(timeout=check)
+                held = check is not None and state.saturated
+                item = self._queue.get(timeout=check if held else None)
             except queue.Empty:
                 self._check_stall()
                 continue

@@ -158,6 +158,18 @@ def test_a_stall_is_reported_once_per_stall_and_only_with_all_credit_held() -> N
     assert state.stalled(now=101.0, limit=30.0) == 2
 
 
+def test_a_settle_ends_a_stall_so_the_next_one_is_reported_without_a_check_in_between() -> None:
+    # The delivery thread checks only while all credit is held: nothing asks between a settle
+    # and the next stall.
+    state = ConsumerState(1)
+    ledger, _ = state.opened(now=0.0)
+    state.deliver(ledger, "a", wire(0))
+    assert state.stalled(now=31.0, limit=30.0) == 1
+    state.settle(ledger, "a", True, now=40.0)
+    state.deliver(ledger, "b", wire(1))
+    assert state.stalled(now=71.0, limit=30.0) == 1
+
+
 def test_a_consumer_returns_nothing_when_on_next_returns() -> None:
     state = ConsumerState(4)
     ledger, _ = state.opened(now=0.0)
