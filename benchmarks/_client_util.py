@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -118,6 +119,41 @@ def measure(name: str, messages: int, work: Callable[[], None]) -> Run:
     wall, after, kernel = time.perf_counter() - wall0, process_cpu(), os.times().system - kernel0
     spent = {key: after[key] - before.get(key, after[key]) for key in after}
     return Run(name, messages, wall, spent["client"], spent, kernel)
+
+
+def plain_produce(
+    url: str, topic: str, messages: int, payload: bytes, window: int, timeout: float = 300.0
+) -> Run:
+    """The plain websocket-client producer: a sender and an ack-reader thread, at most
+    ``window`` messages unacknowledged; a run that takes longer than ``timeout`` fails."""
+    ws = plain_socket(url + ws_path("producer", topic))
+    ws.settimeout(timeout)
+    slots = threading.Semaphore(window)
+    failed: list[object] = []
+
+    def read_acks() -> None:
+        for _ in range(messages):
+            ack = json.loads(ws.recv())
+            if ack["result"] != "ok":
+                failed.append(ack)
+            slots.release()
+
+    def work() -> None:
+        reader = threading.Thread(target=read_acks)
+        reader.start()
+        for index in range(messages):
+            if not slots.acquire(timeout=timeout):
+                raise RuntimeError("plain producer: no ack within the timeout")
+            ws.send(send_frame(payload, str(index)))
+        reader.join(timeout)
+        if reader.is_alive():
+            raise RuntimeError("plain producer: acks missing after the timeout")
+
+    run = measure("plain", messages, work)
+    ws.close()
+    if failed:
+        raise RuntimeError(f"plain producer: {len(failed)} failed acks, first {failed[0]}")
+    return run
 
 
 def report(title: str, plain: list[Run], rx: list[Run]) -> None:

@@ -7,7 +7,6 @@ ack-reader thread. Reports wall-clock throughput and client CPU time per message
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 
@@ -17,10 +16,8 @@ from _client_util import (
     fresh_topic,
     local_pulsar,
     measure,
-    plain_socket,
+    plain_produce,
     report,
-    send_frame,
-    ws_path,
 )
 
 import rxstargate as rs
@@ -29,28 +26,8 @@ WINDOW = 1000
 
 
 def plain(url: str, messages: int, payload: bytes) -> Run:
-    ws = plain_socket(url + ws_path("producer", fresh_topic("bench-plain")))
-    slots = threading.Semaphore(WINDOW)
-    failed = []
-
-    def read_acks() -> None:
-        for _ in range(messages):
-            ack = json.loads(ws.recv())
-            if ack["result"] != "ok":
-                failed.append(ack)
-            slots.release()
-
-    def work() -> None:
-        reader = threading.Thread(target=read_acks)
-        reader.start()
-        for i in range(messages):
-            slots.acquire()
-            ws.send(send_frame(payload, str(i)))
-        reader.join()
-
-    run = measure("plain websocket-client", messages, work)
-    ws.close()
-    assert not failed
+    run = plain_produce(url, fresh_topic("bench-plain"), messages, payload, WINDOW)
+    run.name = "plain websocket-client"
     return run
 
 

@@ -52,8 +52,8 @@ from _client_util import (
     fresh_topic,
     local_pulsar_urls,
     measure,
+    plain_produce,
     plain_socket,
-    send_frame,
     ws_path,
 )
 from reactivex import operators as ops
@@ -80,35 +80,8 @@ class Load:
 
 
 def produce_plain(url: str, load: Load) -> Run:
-    payload, messages, window = load.payload, load.messages, load.window
-    ws = plain_socket(url + ws_path("producer", fresh_topic("sizes-plain")))
-    ws.settimeout(TIMEOUT)
-    slots = threading.Semaphore(window)
-    failed: list[object] = []
-
-    def read_acks() -> None:
-        for _ in range(messages):
-            ack = json.loads(ws.recv())
-            if ack["result"] != "ok":
-                failed.append(ack)
-            slots.release()
-
-    def work() -> None:
-        reader = threading.Thread(target=read_acks)
-        reader.start()
-        for index in range(messages):
-            if not slots.acquire(timeout=TIMEOUT):
-                raise RuntimeError("plain producer: no ack within the timeout")
-            ws.send(send_frame(payload, str(index)))
-        reader.join(TIMEOUT)
-        if reader.is_alive():
-            raise RuntimeError("plain producer: acks missing after the timeout")
-
-    run = measure("plain", messages, work)
-    ws.close()
-    if failed:
-        raise RuntimeError(f"plain producer: {len(failed)} failed acks, first {failed[0]}")
-    return run
+    topic = fresh_topic("sizes-plain")
+    return plain_produce(url, topic, load.messages, load.payload, load.window, TIMEOUT)
 
 
 def consume_plain(url: str, topic: str, subscription: str, load: Load) -> Run:
