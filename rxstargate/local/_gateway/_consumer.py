@@ -29,12 +29,14 @@ from rxstargate.local._gateway._redelivery import (
 )
 from rxstargate.local._gateway._threadstate import keep_thread_state
 
-# pulsar-lite's Shared dispatcher drops a dispatch request that arrives while it is dispatching
-# (a lost wake-up): now and then a consumer that subscribes to a backlog, often right after
-# another left, gets nothing until the next message is published, which may be never. A consumer
-# joining and leaving the subscription makes it dispatch again, so an idle Shared socket with
-# credit to spare has a zero-permit helper do that, after KICK_FIRST_SECONDS of silence and then
-# ever more rarely (doubling, at most every KICK_MAX_SECONDS); any message starts over.
+# pulsar-lite loses wake-ups: its Shared dispatcher drops a dispatch request that arrives while
+# it is dispatching (now and then a consumer that subscribes to a backlog, often right after
+# another left, gets nothing), and every dispatcher stops after a read that leaves more than
+# about 5 MiB unsent on its connection (a backlog of large messages stops after 20 of them); both
+# wait for the next flow command or published message, which may never come. A consumer joining
+# and leaving the subscription makes it dispatch again, so an idle socket with credit to spare
+# has a zero-permit helper do that, after KICK_FIRST_SECONDS of silence and then ever more
+# rarely (doubling, at most every KICK_MAX_SECONDS); any message starts over.
 log = logging.getLogger("rxstargate.gateway")
 
 KICK_FIRST_SECONDS = 1.0
