@@ -1,10 +1,11 @@
 """A backlog of large messages is read to the end with the client's defaults.
 
-pulsar-lite stops dispatching to a consumer after a read of 20 entries that holds more than about
-5 MiB (20 messages of 256 KiB or more) until the consumer sends a flow command, a message is
-published or a consumer joins or leaves. A consumer whose receiver queue is large sends its next
-flow command only after half the queue (500 of the default 1,000), so it waits for good: with the
-official client alone, 20 of 100 messages of 512 KiB with a queue of 1,000.
+pulsar-lite stops dispatching to a consumer of any subscription type after a read of 20 messages
+of 256 KiB or more, until the consumer sends a flow command, a message is published or a consumer
+joins or leaves. A consumer whose receiver queue is large sends its next flow command only after
+half the queue (500 of the default 1,000), so it waits for good: with the official client alone,
+20 of 100 messages of 512 KiB with a queue of 1,000. The gateway nudges it (see
+docs/local-pulsar.md).
 """
 
 from __future__ import annotations
