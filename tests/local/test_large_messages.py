@@ -71,3 +71,24 @@ def test_a_backlog_of_large_messages_is_read_to_the_end_with_the_defaults(
         assert acker.got == payloads  # each once, in order
     else:
         assert sorted(acker.got) == payloads  # each once
+
+
+def test_a_reader_reads_a_backlog_of_large_messages_to_the_end_with_the_defaults(
+    pulsar: Any, topic_name: str
+) -> None:
+    payloads = [i.to_bytes(4, "big") + bytes(SIZE - 4) for i in range(COUNT)]
+    with rs.Client(pulsar.ws_url) as client:
+        topic = client.topic(topic_name)
+        producer = topic.producer()
+        for payload in payloads:
+            producer.on_next(payload)
+        producer.flush()
+        acker = _Acker(COUNT)
+        subscription = topic.observe(start="earliest").subscribe(acker)
+        try:
+            acker.done.wait(WAIT)
+        finally:
+            subscription.dispose()
+    assert not acker.errors
+    assert len(acker.got) == COUNT, f"{len(acker.got)} of {COUNT} messages came"
+    assert acker.got == payloads  # each once, in order
