@@ -306,6 +306,16 @@ class Opener:
         )
 
     async def _reader(self, topic: str, params: ReaderParams) -> Session:
+        client = self._clients.main
+
+        def open_reader(start: Any) -> Any:
+            return client.create_reader(
+                topic,
+                start,
+                receiver_queue_size=params.receiver_queue_size,
+                reader_name=params.reader_name,
+            )
+
         try:
             if params.message_id == "earliest":
                 start = pulsar.MessageId.earliest
@@ -315,14 +325,8 @@ class Opener:
                 start = pulsar.MessageId.deserialize(
                     base64.b64decode(params.message_id, validate=True)
                 )
-            reader = await asyncio.to_thread(
-                self._clients.main.create_reader,
-                topic,
-                start,
-                receiver_queue_size=params.receiver_queue_size,
-                reader_name=params.reader_name,
-            )
+            reader = await asyncio.to_thread(open_reader, start)
         except (binascii.Error, ValueError, Exception) as exc:
             raise Refusal(500, creation_reason("reader", exc)) from None
         self._catalog.note([topic])
-        return ReaderSession(reader, params.receiver_queue_size)
+        return ReaderSession(reader, params.receiver_queue_size, open_reader)
