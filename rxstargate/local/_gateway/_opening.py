@@ -42,13 +42,13 @@ log = logging.getLogger("rxstargate.gateway")
 KEY_SHARED_BROKER_QUEUE = 100
 
 # The broker-side subscription type of each socket's type. pulsar-lite stops dispatching to a
-# consumer after a read that leaves its broker connection with more than about 5 MiB unsent
-# (20 messages of 256 KiB or more), until the next flow command, published message or consumer
-# joining or leaving; a consumer with a large receiver queue sends its next flow command only
-# after half of it, so it waits for good. A consumer joining and leaving is the one nudge the
-# gateway can give, and an Exclusive subscription admits no other consumer: Exclusive sockets
-# subscribe as Failover, whose helper never becomes active, and the gateway keeps them exclusive
-# (a second socket gets 409 from ``Subscriptions``).
+# consumer after a read of 20 large messages (256 KiB or more), until the next flow command,
+# published message or consumer joining or leaving; a consumer with a large receiver queue sends
+# its next flow command only after half of it, so it waits for good. A consumer joining and
+# leaving is the one nudge the gateway can give (see _nudge), and an Exclusive subscription
+# admits no other consumer: Exclusive sockets subscribe as Failover, where the helper, last by
+# name, never becomes the active consumer, and the gateway keeps them exclusive (a second
+# socket gets 409 from ``Subscriptions``).
 _BROKER_TYPE = {
     "Exclusive": "Failover",
     "Failover": "Failover",
