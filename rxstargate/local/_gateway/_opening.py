@@ -300,7 +300,10 @@ class Opener:
             pulsar.MessageId.deserialize,
             lambda: self._subscriptions.closing(topics, subscription),
             closed,
-            _kick(client, target, subscription, _BROKER_TYPE[params.subscription_type]),
+            # A pattern that matched nothing has no topic to nudge (nor messages to wait for).
+            _kick(client, target, subscription, _BROKER_TYPE[params.subscription_type])
+            if topics
+            else None,
             multi_topic=multi,
             key_order=order,
         )
