@@ -20,6 +20,7 @@ from rxstargate._service_rules.jackson import ACK, END_OF_TOPIC, PERMIT, UNSUBSC
 from rxstargate._service_rules.params import ConsumerParams
 from rxstargate.local._gateway._dedup import ConsumerLedger
 from rxstargate.local._gateway._key_order import KeyOrder, take_queued
+from rxstargate.local._gateway._nudge import NudgeSchedule
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 from rxstargate.local._gateway._redelivery import (
     BROKER_NACK_DELAY_MS,
@@ -29,16 +30,7 @@ from rxstargate.local._gateway._redelivery import (
 )
 from rxstargate.local._gateway._threadstate import keep_thread_state
 
-# pulsar-lite's Shared dispatcher drops a dispatch request that arrives while it is dispatching
-# (a lost wake-up): now and then a consumer that subscribes to a backlog, often right after
-# another left, gets nothing until the next message is published, which may be never. A consumer
-# joining and leaving the subscription makes it dispatch again, so an idle Shared socket with
-# credit to spare has a zero-permit helper do that, after KICK_FIRST_SECONDS of silence and then
-# ever more rarely (doubling, at most every KICK_MAX_SECONDS); any message starts over.
 log = logging.getLogger("rxstargate.gateway")
-
-KICK_FIRST_SECONDS = 1.0
-KICK_MAX_SECONDS = 30.0
 
 
 class ConsumerSession(ReceivingSession):
@@ -85,8 +77,7 @@ class ConsumerSession(ReceivingSession):
         self._kick = kick
         self._clock = clock
         self._multi_topic = multi_topic
-        self._quiet_since: float | None = None
-        self._kick_after = KICK_FIRST_SECONDS
+        self._nudges = NudgeSchedule(clock)
         self.kicks = 0
         self._key_order = key_order
         if key_order is not None:
@@ -97,23 +88,20 @@ class ConsumerSession(ReceivingSession):
             self._key_order.idle(self)
         if self._kick is None:
             return
-        now = self._clock()
-        if self._quiet_since is None:
-            self._quiet_since = now
-        elif now - self._quiet_since >= self._kick_after:
-            self._quiet_since = now
-            self._kick_after = min(self._kick_after * 2, KICK_MAX_SECONDS)
-            self.kicks += 1
-            try:
-                self._kick()
-            except Exception as exc:  # the broker is gone: the socket ends anyway
-                log.warning("nudging the broker failed: %s", exc)
-            else:
-                log.info("nudged the broker after %.1f s without messages", self._kick_after / 2)
+        # A consumer joining and leaving makes pulsar-lite dispatch again (see _nudge).
+        waited = self._nudges.due()
+        if waited is None:
+            return
+        self.kicks += 1
+        try:
+            self._kick()
+        except Exception as exc:  # the broker is gone: the socket ends anyway
+            log.warning("nudging the broker failed: %s", exc)
+        else:
+            log.info("nudged the broker after %.1f s without messages", waited)
 
     def _busy(self) -> None:
-        self._quiet_since = None
-        self._kick_after = KICK_FIRST_SECONDS
+        self._nudges.busy()
 
     def _receive(self, timeout_millis: int) -> Any:
         return self._consumer.receive(timeout_millis)

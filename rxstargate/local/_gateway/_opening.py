@@ -41,6 +41,25 @@ log = logging.getLogger("rxstargate.gateway")
 # window still follows receiverQueueSize: only the broker-side prefetch is capped.
 KEY_SHARED_BROKER_QUEUE = 100
 
+# The broker-side subscription type of each socket's type. pulsar-lite stops dispatching to a
+# consumer after a read of 20 large messages (256 KiB or more), until the next flow command,
+# published message or consumer joining or leaving; a consumer with a large receiver queue sends
+# its next flow command only after half of it, so it waits for good. A consumer joining and
+# leaving is the one nudge the gateway can give (see _nudge), and an Exclusive subscription
+# admits no other consumer: Exclusive sockets subscribe as Failover, where the helper, last by
+# name, never becomes the active consumer, and the gateway keeps them exclusive (a second
+# socket gets 409 from ``Subscriptions``).
+_BROKER_TYPE = {
+    "Exclusive": "Failover",
+    "Failover": "Failover",
+    "Shared": "Shared",
+    "Key_Shared": "KeyShared",
+}
+
+# What a nudging helper calls itself: last in any order by name, so never a Failover
+# subscription's active consumer.
+NUDGE_CONSUMER_NAME = "~rxstargate-nudge"
+
 _ROUTING = {
     "SinglePartition": "UseSinglePartition",
     "RoundRobinPartition": "RoundRobinDistribution",
@@ -89,7 +108,7 @@ def _key_shared_policy() -> Any:
 def _consumer_options(params: ConsumerParams, dead_letter: Any) -> dict[str, Any]:
     """The broker client's subscribe() arguments for a socket's consumer."""
     options: dict[str, Any] = {
-        "consumer_type": getattr(pulsar.ConsumerType, params.subscription_type.replace("_", "")),
+        "consumer_type": getattr(pulsar.ConsumerType, _BROKER_TYPE[params.subscription_type]),
         "receiver_queue_size": params.receiver_queue_size,
         "consumer_name": params.consumer_name,
         # The socket's own delay runs in ConsumerSession (see _redelivery).
@@ -117,12 +136,20 @@ def _dead_letter_policy(
     return pulsar.ConsumerDeadLetterPolicy(params.max_redeliver_count, topic)
 
 
-def _kick(client: Any, target: str | list[str], subscription: str) -> Callable[[], None]:
+def _kick(
+    client: Any, target: str | list[str], subscription: str, broker_type: str
+) -> Callable[[], None]:
+    options: dict[str, Any] = {
+        "consumer_type": getattr(pulsar.ConsumerType, broker_type),
+        "receiver_queue_size": 0,
+        "consumer_name": NUDGE_CONSUMER_NAME,
+    }
+    if broker_type == "KeyShared":
+        options["key_shared_policy"] = _key_shared_policy()
+
     def kick() -> None:
         # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
-        helper = client.subscribe(
-            target, subscription, consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=0
-        )
+        helper = client.subscribe(target, subscription, **options)
         helper.close()
 
     return kick
@@ -267,19 +294,31 @@ class Opener:
                 self._key_orders.release((topics, subscription))
             raise Refusal(creation_status(exc), creation_reason("consumer", exc)) from None
         self._catalog.note(topics)
-        shared = params.subscription_type == "Shared"
         return ConsumerSession(
             consumer,
             params,
             pulsar.MessageId.deserialize,
             lambda: self._subscriptions.closing(topics, subscription),
             closed,
-            _kick(client, target, subscription) if shared else None,
+            # A pattern that matched nothing has no topic to nudge (nor messages to wait for).
+            _kick(client, target, subscription, _BROKER_TYPE[params.subscription_type])
+            if topics
+            else None,
             multi_topic=multi,
             key_order=order,
         )
 
     async def _reader(self, topic: str, params: ReaderParams) -> Session:
+        client = self._clients.main
+
+        def open_reader(start: Any) -> Any:
+            return client.create_reader(
+                topic,
+                start,
+                receiver_queue_size=params.receiver_queue_size,
+                reader_name=params.reader_name,
+            )
+
         try:
             if params.message_id == "earliest":
                 start = pulsar.MessageId.earliest
@@ -289,14 +328,8 @@ class Opener:
                 start = pulsar.MessageId.deserialize(
                     base64.b64decode(params.message_id, validate=True)
                 )
-            reader = await asyncio.to_thread(
-                self._clients.main.create_reader,
-                topic,
-                start,
-                receiver_queue_size=params.receiver_queue_size,
-                reader_name=params.reader_name,
-            )
+            reader = await asyncio.to_thread(open_reader, start)
         except (binascii.Error, ValueError, Exception) as exc:
             raise Refusal(500, creation_reason("reader", exc)) from None
         self._catalog.note([topic])
-        return ReaderSession(reader, params.receiver_queue_size)
+        return ReaderSession(reader, params.receiver_queue_size, open_reader)
