@@ -47,26 +47,34 @@ class _Acker:
         self.done.set()
 
 
-@pytest.mark.parametrize("subscription_type", ["Exclusive", "Failover", "Shared"])
-def test_a_backlog_of_large_messages_is_read_to_the_end_with_the_defaults(
-    pulsar: Any, topic_name: str, subscription_type: str
-) -> None:
+def _read_backlog(ws_url: str, topic_name: str, **observe: Any) -> tuple[list[bytes], _Acker]:
+    """Stores COUNT large messages, then reads and acks them with ``topic.observe(**observe)``:
+    the payloads stored, and what came (at most WAIT seconds after the first is asked for)."""
     payloads = [i.to_bytes(4, "big") + bytes(SIZE - 4) for i in range(COUNT)]
-    with rs.Client(pulsar.ws_url) as client:
+    with rs.Client(ws_url) as client:
         topic = client.topic(topic_name)
         producer = topic.producer()
         for payload in payloads:
             producer.on_next(payload)
         producer.flush()
         acker = _Acker(COUNT)
-        stream = topic.observe("sub", subscription_type=subscription_type, start="earliest")
-        subscription = stream.subscribe(acker)
+        subscription = topic.observe(start="earliest", **observe).subscribe(acker)
         try:
             acker.done.wait(WAIT)
         finally:
             subscription.dispose()
     assert not acker.errors
     assert len(acker.got) == COUNT, f"{len(acker.got)} of {COUNT} messages came"
+    return payloads, acker
+
+
+@pytest.mark.parametrize("subscription_type", ["Exclusive", "Failover", "Shared"])
+def test_a_backlog_of_large_messages_is_read_to_the_end_with_the_defaults(
+    pulsar: Any, topic_name: str, subscription_type: str
+) -> None:
+    payloads, acker = _read_backlog(
+        pulsar.ws_url, topic_name, subscription="sub", subscription_type=subscription_type
+    )
     if subscription_type in ("Exclusive", "Failover"):
         assert acker.got == payloads  # each once, in order
     else:
@@ -78,43 +86,18 @@ def test_a_backlog_of_large_messages_is_read_to_the_end_with_the_defaults(
 def test_a_key_shared_consumer_reads_a_backlog_of_large_messages_with_a_window_of_20(
     pulsar: Any, topic_name: str
 ) -> None:
-    payloads = [i.to_bytes(4, "big") + bytes(SIZE - 4) for i in range(COUNT)]
-    with rs.Client(pulsar.ws_url) as client:
-        topic = client.topic(topic_name)
-        producer = topic.producer()
-        for payload in payloads:
-            producer.on_next(payload)
-        producer.flush()
-        acker = _Acker(COUNT)
-        stream = topic.observe(
-            "sub", subscription_type="Key_Shared", start="earliest", max_in_flight=20
-        )
-        subscription = stream.subscribe(acker)
-        try:
-            acker.done.wait(WAIT)
-        finally:
-            subscription.dispose()
-    assert not acker.errors
-    assert len(acker.got) == COUNT, f"{len(acker.got)} of {COUNT} messages came"
+    payloads, acker = _read_backlog(
+        pulsar.ws_url,
+        topic_name,
+        subscription="sub",
+        subscription_type="Key_Shared",
+        max_in_flight=20,
+    )
     assert sorted(acker.got) == payloads  # each once
 
 
 def test_a_reader_reads_a_backlog_of_large_messages_to_the_end_with_the_defaults(
     pulsar: Any, topic_name: str
 ) -> None:
-    payloads = [i.to_bytes(4, "big") + bytes(SIZE - 4) for i in range(COUNT)]
-    with rs.Client(pulsar.ws_url) as client:
-        topic = client.topic(topic_name)
-        producer = topic.producer()
-        for payload in payloads:
-            producer.on_next(payload)
-        producer.flush()
-        acker = _Acker(COUNT)
-        subscription = topic.observe(start="earliest").subscribe(acker)
-        try:
-            acker.done.wait(WAIT)
-        finally:
-            subscription.dispose()
-    assert not acker.errors
-    assert len(acker.got) == COUNT, f"{len(acker.got)} of {COUNT} messages came"
+    payloads, acker = _read_backlog(pulsar.ws_url, topic_name)
     assert acker.got == payloads  # each once, in order
