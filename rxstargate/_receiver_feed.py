@@ -235,16 +235,15 @@ class Feed:
 
     def _decode(self, texts: list[str], settler: Settler) -> list[MessageFrame]:
         frames = decode_messages(texts)  # the common case: every frame at once
-        if frames is not None:
-            return settler.received(frames) if frames else frames
-        frames = []
-        for text in texts:
-            try:
-                frames.append(decode_message(text))
-            except ProtocolError as exc:
-                if '"endOfTopic"' not in text:
-                    self._context.report(exc)
-                    settler.skip()
+        if frames is None:  # one at a time, reporting what is refused
+            frames = []
+            for text in texts:
+                try:
+                    frames.append(decode_message(text))
+                except ProtocolError as exc:
+                    if '"endOfTopic"' not in text:
+                        self._context.report(exc)
+                        settler.skip()
         return settler.received(frames) if frames else frames
 
     # -- opening -----------------------------------------------------------------------------

@@ -139,17 +139,17 @@ def _dead_letter_policy(
 def _kick(
     client: Any, target: str | list[str], subscription: str, broker_type: str
 ) -> Callable[[], None]:
-    options: dict[str, Any] = {
-        "consumer_type": getattr(pulsar.ConsumerType, broker_type),
-        "receiver_queue_size": 0,
-        "consumer_name": NUDGE_CONSUMER_NAME,
-    }
-    if broker_type == "KeyShared":
-        options["key_shared_policy"] = _key_shared_policy()
+    consumer_type = getattr(pulsar.ConsumerType, broker_type)
 
     def kick() -> None:
         # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
-        helper = client.subscribe(target, subscription, **options)
+        helper = client.subscribe(
+            target,
+            subscription,
+            consumer_type=consumer_type,
+            receiver_queue_size=0,
+            consumer_name=NUDGE_CONSUMER_NAME,
+        )
         helper.close()
 
     return kick
