@@ -81,21 +81,6 @@ def test_a_backlog_of_large_messages_is_read_to_the_end_with_the_defaults(
         assert sorted(acker.got) == payloads  # each once
 
 
-# Key_Shared is not nudged (it would move keys between sockets): a window of 20 or fewer sends
-# its flow commands in time, as docs/local-pulsar.md says.
-def test_a_key_shared_consumer_reads_a_backlog_of_large_messages_with_a_window_of_20(
-    pulsar: Any, topic_name: str
-) -> None:
-    payloads, acker = _read_backlog(
-        pulsar.ws_url,
-        topic_name,
-        subscription="sub",
-        subscription_type="Key_Shared",
-        max_in_flight=20,
-    )
-    assert sorted(acker.got) == payloads  # each once
-
-
 def test_a_reader_reads_a_backlog_of_large_messages_to_the_end_with_the_defaults(
     pulsar: Any, topic_name: str
 ) -> None:
