@@ -41,20 +41,15 @@ log = logging.getLogger("rxstargate.gateway")
 # window still follows receiverQueueSize: only the broker-side prefetch is capped.
 KEY_SHARED_BROKER_QUEUE = 100
 
-# The broker-side subscription type of each socket's type. pulsar-lite stops dispatching to a
-# consumer after a read of 20 large messages (256 KiB or more), until the next flow command,
-# published message or consumer joining or leaving; a consumer with a large receiver queue sends
-# its next flow command only after half of it, so it waits for good. A consumer joining and
-# leaving is the one nudge the gateway can give (see _nudge), and an Exclusive subscription
-# admits no other consumer: Exclusive sockets subscribe as Failover, where the helper, last by
-# name, never becomes the active consumer, and the gateway keeps them exclusive (a second
-# socket gets 409 from ``Subscriptions``).
-_BROKER_TYPE = {
-    "Exclusive": "Failover",
-    "Failover": "Failover",
-    "Shared": "Shared",
-    "Key_Shared": "KeyShared",
-}
+# pulsar-lite stops dispatching to a consumer after a read of 20 large messages (256 KiB or
+# more), until the next flow command, published message or consumer joining or leaving; a
+# consumer with a large receiver queue sends its next flow command only after half of it, so it
+# waits for good. A consumer joining and leaving is the one nudge the gateway can give (see
+# _nudge): Shared and Failover subscriptions admit one, an Exclusive subscription does not, and
+# a Key_Shared one would move keys between sockets. Subscribing Exclusive sockets as Failover
+# in pulsar-lite, to nudge them too, left an official client that subscribed after such a
+# socket closed without the message that socket had not acked: they are not nudged.
+_NUDGED = {"Failover": "Failover", "Shared": "Shared"}
 
 # What a nudging helper calls itself: last in any order by name, so never a Failover
 # subscription's active consumer.
@@ -108,7 +103,7 @@ def _key_shared_policy() -> Any:
 def _consumer_options(params: ConsumerParams, dead_letter: Any) -> dict[str, Any]:
     """The broker client's subscribe() arguments for a socket's consumer."""
     options: dict[str, Any] = {
-        "consumer_type": getattr(pulsar.ConsumerType, _BROKER_TYPE[params.subscription_type]),
+        "consumer_type": getattr(pulsar.ConsumerType, params.subscription_type.replace("_", "")),
         "receiver_queue_size": params.receiver_queue_size,
         "consumer_name": params.consumer_name,
         # The socket's own delay runs in ConsumerSession (see _redelivery).
@@ -301,11 +296,8 @@ class Opener:
             lambda: self._subscriptions.closing(topics, subscription),
             closed,
             # A pattern that matched nothing has no topic to nudge (nor messages to wait for).
-            # Key_Shared is not nudged: a helper joining and leaving moves keys between the
-            # subscription's sockets, and with workers killed and started that showed as more
-            # messages out of their key's order (see docs/local-pulsar.md).
-            _kick(client, target, subscription, _BROKER_TYPE[params.subscription_type])
-            if topics and params.subscription_type != "Key_Shared"
+            _kick(client, target, subscription, _NUDGED[params.subscription_type])
+            if topics and params.subscription_type in _NUDGED
             else None,
             multi_topic=multi,
             key_order=order,
