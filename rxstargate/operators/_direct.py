@@ -22,7 +22,7 @@ from rxstargate.exceptions import AckError, SchemaError
 from rxstargate.models import Message
 from rxstargate.operators._emit import InlineObserver
 from rxstargate.operators._failure import not_a_message, settle_failure
-from rxstargate.operators._handlers import HandlerCall
+from rxstargate.operators._handlers import AWAITABLE_BY_TYPE, HandlerCall, awaitable, not_awaited
 from rxstargate.operators._outcomes import Leave, Nack, Processed, processed
 from rxstargate.operators._stats import UNCOUNTED, ProcessingStats, Uncounted
 
@@ -51,6 +51,8 @@ class DirectRun:
         observer: abc.ObserverBase[Processed[Any]],
     ) -> None:
         self._handle = call.call
+        # A plain function is called here, not through ``call.call``: a call less a message.
+        self._plain = call.plain
         self._policy = policy
         # Nobody reads counters that were not asked for: counting them would cost a lock each.
         self._stats: ProcessingStats | Uncounted = stats or UNCOUNTED
@@ -76,7 +78,13 @@ class DirectRun:
         if self._counting:
             self._stats.add("received")
         try:
-            result = self._handle(message, 0)
+            function = self._plain
+            if function is None:
+                result = self._handle(message, 0)
+            else:  # what HandlerCall.call does for it
+                result = function(message)
+                if AWAITABLE_BY_TYPE.get(type(result)) is not False and awaitable(result):
+                    raise not_awaited(result, message)
         except Exception as exc:
             if self._ended:
                 self._stats.add("received", -1)

@@ -13,12 +13,15 @@ from rxstargate.operators._lanes import NotRetriable
 from rxstargate.operators._outcomes import Leave, MessageHandler
 
 __all__ = [
+    "AWAITABLE_BY_TYPE",
     "Handler",
     "HandlerCall",
     "LeaveRefusedError",
     "NotAwaitedError",
+    "awaitable",
     "is_coroutine_callable",
     "leave_refused",
+    "not_awaited",
 ]
 
 Handler = Callable[[Message[Any]], Any] | MessageHandler[Any]
@@ -42,20 +45,21 @@ def is_coroutine_callable(function: Any) -> bool:
 
 
 #: Whether instances of a type can be awaited, by type: ``inspect.isawaitable`` costs as
-#: much as a trivial handler, and a handler returns few types.
-_AWAITABLE_TYPES: dict[type, bool] = {}
+#: much as a trivial handler, and a handler returns few types. A caller that finds False
+#: here for a result's type knows without a call that it is no awaitable.
+AWAITABLE_BY_TYPE: dict[type, bool] = {}
 
 
-def _awaitable(value: Any) -> bool:
+def awaitable(value: Any) -> bool:
     """``inspect.isawaitable(value)``, remembered per type."""
     kind = type(value)
-    known = _AWAITABLE_TYPES.get(kind)
+    known = AWAITABLE_BY_TYPE.get(kind)
     if known is None:
         if kind is types.GeneratorType:  # a generator-based coroutine or not: per instance
             return inspect.isawaitable(value)
         known = inspect.isawaitable(value)
-        if len(_AWAITABLE_TYPES) < 1000:
-            _AWAITABLE_TYPES[kind] = known
+        if len(AWAITABLE_BY_TYPE) < 1000:
+            AWAITABLE_BY_TYPE[kind] = known
     return known
 
 
@@ -89,7 +93,15 @@ class HandlerCall:
     two calls at once, so their states need no lock.
     """
 
-    __slots__ = ("_function", "_handler", "_refuse_leave", "_states", "is_async", "stateful")
+    __slots__ = (
+        "_function",
+        "_handler",
+        "_refuse_leave",
+        "_states",
+        "is_async",
+        "plain",
+        "stateful",
+    )
 
     def __init__(self, handler: Handler, *, refuse_leave: bool = False) -> None:
         self._handler = handler
@@ -100,17 +112,22 @@ class HandlerCall:
         )
         self.is_async = is_coroutine_callable(self._function)
         self._states: dict[int, Any] = {}
+        #: The handler itself when :meth:`call` only calls it and refuses an awaitable result
+        #: (a plain function, Leave allowed), for a caller that does both inline; else None.
+        self.plain: Callable[..., Any] | None = (
+            None if self.stateful or refuse_leave or self.is_async else self._function
+        )
 
     def call(self, message: Message[Any], worker: int) -> Any:
         """Call a plain handler (or a plain MessageHandler); what it returns or raises."""
         if self.stateful:
             returned = self._function(message, self._state(worker))
-            if _awaitable(returned):
+            if awaitable(returned):
                 raise not_awaited(returned, message)
             result, self._states[worker] = returned
         else:
             result = self._function(message)
-        if _AWAITABLE_TYPES.get(type(result)) is not False and _awaitable(result):
+        if AWAITABLE_BY_TYPE.get(type(result)) is not False and awaitable(result):
             raise not_awaited(result, message)
         if self._refuse_leave and isinstance(result, Leave):
             raise leave_refused(message)
