@@ -208,18 +208,27 @@ class AckStream:
         """True when called from an observer, a future's done-callback or a callback."""
         return self._thread is threading.current_thread()
 
-    def hand_over(self, settled: list[Submission[Handle]]) -> list[Submission[Handle]]:
+    @property
+    def observed(self) -> bool:
+        """True while ``acks`` has observers."""
+        return self._fanout.observed
+
+    def hand_over(
+        self, settled: list[Submission[Handle]], observed: bool | None = None
+    ) -> list[Submission[Handle]]:
         """Queue for the acks thread the settled messages something there waits for.
 
         Returns the others, in order: those nothing waits for (no observer, and no future
         or callback), or all of them once the stream ended. The caller finishes those and
         counts them delivered. The producer calls this and :meth:`end` under its lock, so
         nothing is handed over after the end. One batch is one hand-off to the thread.
+        ``observed`` is :attr:`observed` when ``settled`` was settled (None: now): a batch
+        settled for no observer, whose relayed acks may be ``RELAYED_OK``, never reaches one.
         """
         if self._ended or not settled:
             return settled
         rest: list[Submission[Handle]] = []
-        if self._fanout.observed:
+        if self._fanout.observed if observed is None else observed:
             taken = settled
         elif not self.awaited:
             return settled  # no future or callback was ever submitted: nothing waits there

@@ -207,23 +207,28 @@ class ProducerDriver:
         settled: list[Submission[Handle]] = []
         problems: list[ProtocolError] = []
         with self._lock:
+            # Read once for the batch: an observer that subscribes meanwhile sees the next.
+            observed = self.acks.observed
             for frame in frames:
-                outcome = self.state.acked(frame)
+                outcome = self.state.acked(frame, not observed)
                 if isinstance(outcome, Submission):
                     settled.append(outcome)
                 elif outcome is not None:
                     problems.append(outcome)
-            here = self._hand_over(settled)
+            here = self._hand_over(settled, observed)
         self._finish_here(settled, here)
         for problem in problems:
             self._context.report(problem)
 
-    def _hand_over(self, settled: list[Submission[Handle]]) -> list[Submission[Handle]]:
+    def _hand_over(
+        self, settled: list[Submission[Handle]], observed: bool | None = None
+    ) -> list[Submission[Handle]]:
         """Under the lock: queue for the acks thread what something there waits for.
 
-        The others are delivered now, and returned for :meth:`_finish_here`.
+        The others are delivered now, and returned for :meth:`_finish_here`. ``observed``:
+        whether ``acks`` had observers when ``settled`` was settled (None: look now).
         """
-        here = self.acks.hand_over(settled)
+        here = self.acks.hand_over(settled, observed)
         if here:
             self.state.delivered(here)
             self._changed.notify_all()

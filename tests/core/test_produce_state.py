@@ -21,7 +21,8 @@ from hypothesis.stateful import (
 from marshmallow import Schema, fields
 
 import rxstargate as rs
-from rxstargate._produce_state import Admission, ProduceState, Submission
+from rxstargate._frames import decode_producer_ack
+from rxstargate._produce_state import RELAYED_OK, Admission, ProduceState, Submission
 
 LIMIT = 1024 * 1024
 
@@ -90,6 +91,19 @@ def test_a_broker_failure_settles_the_message_as_failed() -> None:
         "send-error:8",
         "queue full",
     )
+
+
+def test_an_ok_ack_only_a_relay_would_see_is_shared_and_other_acks_are_built() -> None:
+    state = open_state()
+    relayed, failed, plain = admitted(state, b"a"), admitted(state, b"b"), admitted(state, b"c")
+    relayed.relay = failed.relay = object()
+    assert state.acked(decode_producer_ack(ok("1")), relayed_unseen=True) is relayed
+    assert state.acked(decode_producer_ack(failure("2")), relayed_unseen=True) is failed
+    assert state.acked(decode_producer_ack(ok("3", entry=4)), relayed_unseen=True) is plain
+    assert relayed.ack is RELAYED_OK and relayed.ack.ok
+    assert failed.ack == rs.ProducerAck("2", None, "send-error:8", "queue full")
+    assert plain.ack == rs.ProducerAck("3", rs.MessageId.from_parts(7, 4), "ok", None)
+    assert state.pending == 0
 
 
 def test_a_settled_message_lets_go_of_its_frame_while_its_ack_waits_for_delivery() -> None:

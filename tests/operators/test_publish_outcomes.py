@@ -128,6 +128,30 @@ def test_the_producers_acks_observers_see_every_output_of_a_bridge(
     assert len(acks) == 50 and all(ack.ok for ack in acks)
 
 
+def test_the_acks_observers_of_a_bridge_see_each_outputs_own_context_and_stored_id(
+    client: rs.Client, topic_name: str
+) -> None:
+    source, out = client.topic(topic_name), topic_name + "-out"
+    for i in range(20):
+        source.producer().send(str(i).encode())
+    producer = client.topic(out).producer(max_in_flight=4)
+    acks: list[rs.ProducerAck] = []
+    producer.acks.subscribe(acks.append)
+    done = threading.Event()
+    handle = (
+        source.observe("bridge", start="earliest")
+        .pipe(rso.publish(producer), ops.take(20))
+        .subscribe(rs.acknowledger(on_completed=done.set))
+    )
+    assert done.wait(WAIT)
+    handle.dispose()
+    producer.flush(WAIT)
+    producer.close()
+    assert sorted(int(ack.context) for ack in acks) == list(range(1, 21))
+    assert all(ack.ok and ack.message_id is not None for ack in acks)
+    assert len({ack.message_id for ack in acks}) == 20
+
+
 def test_a_bridge_hands_its_outputs_acks_to_its_own_thread_without_the_producers_acks_thread(
     client: rs.Client, topic_name: str
 ) -> None:
