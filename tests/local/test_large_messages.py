@@ -109,6 +109,7 @@ def test_the_official_client_reads_a_backlog_of_large_messages_to_the_end_on_the
         initial_position=pulsar_client.InitialPosition.Earliest,
     )
     got: list[bytes] = []
+    seen: dict[bytes, bytes] = {}  # serialized id -> payload
     try:
         while len(got) < COUNT:
             try:
@@ -116,6 +117,14 @@ def test_the_official_client_reads_a_backlog_of_large_messages_to_the_end_on_the
             except pulsar_client.Timeout:
                 break
             consumer.acknowledge(message)
+            message_id = message.message_id().serialize()
+            if message_id in seen:
+                # The same stored message dispatched again: pulsar-lite now and then re-dispatches
+                # to Exclusive consumers (see test_interop). A message stored twice has an id of
+                # its own: it fails below.
+                assert message.data() == seen[message_id]
+                continue
+            seen[message_id] = message.data()
             got.append(message.data())
     finally:
         consumer.close()
