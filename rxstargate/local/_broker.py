@@ -9,8 +9,23 @@ import time
 from rxstargate.local._errors import LocalPulsarError, log_tail
 from rxstargate.local._process import accepts_connections, die_with_parent, free_port, terminate
 
+# pulsar-lite marks a broker connection not writable while its write buffer holds the high-water
+# mark or more (64 KiB by default); a dispatcher that finds it so stops, and is not woken when the
+# buffer drains, only by the next flow command, published message or consumer joining or leaving.
+# The connection puts up to 128 messages at a time into that buffer, so a batch of messages of
+# 256 KiB or more crossed the mark every time, and smaller ones now and then (a consumer with a
+# large receiver queue, which sends its next flow command only after half of it, then waited for
+# good). Above any batch (128 messages of pulsar-lite's largest, 5 MiB) the connection stays
+# writable. The mark is also the size at which the buffer is flushed before the batch ends, so the
+# buffer now holds up to one batch: messages the broker already holds queued for the connection.
+WRITE_BUFFER_HIGH_WATER_MARK = 1024 * 1024 * 1024
+
 # A type error anywhere in this file makes pulsar-lite silently ignore all of it.
-_CONFIG = 'log_level = "warn"\n\n[metrics]\nenabled = false\n'
+_CONFIG = (
+    'log_level = "warn"\n'
+    f"pulsar_channel_write_buffer_high_water_mark_bytes = {WRITE_BUFFER_HIGH_WATER_MARK}\n"
+    "\n[metrics]\nenabled = false\n"
+)
 
 # pulsar-lite exits at once on SIGTERM; a stopped or stuck one is killed after this.
 STOP_GRACE_SECONDS = 0.3
