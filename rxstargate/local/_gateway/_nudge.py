@@ -1,13 +1,11 @@
-"""When an idle socket nudges pulsar-lite to dispatch again: ever more rarely while it stays idle.
+"""When an idle Shared socket nudges pulsar-lite to dispatch again: ever more rarely.
 
-pulsar-lite loses wake-ups: its Shared dispatcher drops a dispatch request that arrives while it
-is dispatching (now and then a consumer that subscribes to a backlog, often right after another
-left, gets nothing), and every dispatcher stops after a read of 20 large messages (256 KiB or
-more); both wait for the next flow command, published message or consumer joining or leaving,
-which may never come. A socket with credit to spare that receives nothing gives the broker a
-nudge (a consumer joins and leaves; a reader opens again where it was) after KICK_FIRST_SECONDS
-of silence and then ever more rarely (doubling, at most every KICK_MAX_SECONDS); any message
-starts over.
+pulsar-lite was seen to lose a wake-up on Shared subscriptions: now and then a consumer that
+subscribed to a backlog, often right after another left, got nothing until the next flow command,
+published message or consumer joining or leaving, which may never come (docs/local-pulsar.md says
+what has been measured since). A Shared socket with credit to spare that receives nothing gives
+the broker a nudge (a consumer joins and leaves) after KICK_FIRST_SECONDS of silence and then
+ever more rarely (doubling, at most every KICK_MAX_SECONDS); any message starts over.
 """
 
 from __future__ import annotations

@@ -41,18 +41,7 @@ log = logging.getLogger("rxstargate.gateway")
 # window still follows receiverQueueSize: only the broker-side prefetch is capped.
 KEY_SHARED_BROKER_QUEUE = 100
 
-# pulsar-lite stops dispatching to a consumer after a read of 20 large messages (256 KiB or
-# more), until the next flow command, published message or consumer joining or leaving; a
-# consumer with a large receiver queue sends its next flow command only after half of it, so it
-# waits for good. A consumer joining and leaving is the one nudge the gateway can give (see
-# _nudge): Shared and Failover subscriptions admit one, an Exclusive subscription does not, and
-# a Key_Shared one would move keys between sockets. Subscribing Exclusive sockets as Failover
-# in pulsar-lite, to nudge them too, left an official client that subscribed after such a
-# socket closed without the message that socket had not acked: they are not nudged.
-_NUDGED = {"Failover": "Failover", "Shared": "Shared"}
-
-# What a nudging helper calls itself: last in any order by name, so never a Failover
-# subscription's active consumer.
+# What a nudging helper (see _nudge) calls itself.
 NUDGE_CONSUMER_NAME = "~rxstargate-nudge"
 
 _ROUTING = {
@@ -131,17 +120,13 @@ def _dead_letter_policy(
     return pulsar.ConsumerDeadLetterPolicy(params.max_redeliver_count, topic)
 
 
-def _kick(
-    client: Any, target: str | list[str], subscription: str, broker_type: str
-) -> Callable[[], None]:
-    consumer_type = getattr(pulsar.ConsumerType, broker_type)
-
+def _kick(client: Any, target: str | list[str], subscription: str) -> Callable[[], None]:
     def kick() -> None:
         # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
         helper = client.subscribe(
             target,
             subscription,
-            consumer_type=consumer_type,
+            consumer_type=pulsar.ConsumerType.Shared,
             receiver_queue_size=0,
             consumer_name=NUDGE_CONSUMER_NAME,
         )
@@ -295,25 +280,16 @@ class Opener:
             pulsar.MessageId.deserialize,
             lambda: self._subscriptions.closing(topics, subscription),
             closed,
-            # A pattern that matched nothing has no topic to nudge (nor messages to wait for).
-            _kick(client, target, subscription, _NUDGED[params.subscription_type])
-            if topics and params.subscription_type in _NUDGED
+            # Only Shared subscriptions are nudged (see _nudge); a pattern that matched nothing
+            # has no topic to nudge (nor messages to wait for).
+            _kick(client, target, subscription)
+            if topics and params.subscription_type == "Shared"
             else None,
             multi_topic=multi,
             key_order=order,
         )
 
     async def _reader(self, topic: str, params: ReaderParams) -> Session:
-        client = self._clients.main
-
-        def open_reader(start: Any) -> Any:
-            return client.create_reader(
-                topic,
-                start,
-                receiver_queue_size=params.receiver_queue_size,
-                reader_name=params.reader_name,
-            )
-
         try:
             if params.message_id == "earliest":
                 start = pulsar.MessageId.earliest
@@ -323,8 +299,14 @@ class Opener:
                 start = pulsar.MessageId.deserialize(
                     base64.b64decode(params.message_id, validate=True)
                 )
-            reader = await asyncio.to_thread(open_reader, start)
+            reader = await asyncio.to_thread(
+                self._clients.main.create_reader,
+                topic,
+                start,
+                receiver_queue_size=params.receiver_queue_size,
+                reader_name=params.reader_name,
+            )
         except (binascii.Error, ValueError, Exception) as exc:
             raise Refusal(500, creation_reason("reader", exc)) from None
         self._catalog.note([topic])
-        return ReaderSession(reader, params.receiver_queue_size, open_reader)
+        return ReaderSession(reader, params.receiver_queue_size)
