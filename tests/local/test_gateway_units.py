@@ -1,15 +1,13 @@
-"""Gateway pieces on their own: delivery credit, query integers, nudges, redeliveries."""
+"""Gateway pieces on their own: delivery credit, query integers, redeliveries."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
 
 from rxstargate._service_rules.params import ConsumerParams, ParamError, ProducerParams
 from rxstargate.local._gateway._consumer import ConsumerSession
-from rxstargate.local._gateway._nudge import KICK_FIRST_SECONDS, KICK_MAX_SECONDS
 from rxstargate.local._gateway._receiving import Credit
 from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS
 
@@ -60,33 +58,6 @@ def test_query_integers_follow_integer_parse_int(value: str, accepted: int | Non
     else:
         producer = ProducerParams.from_query({"initialSequenceId": value})
         assert producer.initial_sequence_id == accepted
-
-
-def test_an_idle_shared_socket_nudges_the_broker_ever_more_rarely() -> None:
-    now = [0.0]
-    kicks: list[float] = []
-    session = ConsumerSession(
-        _FakeConsumer(),
-        ConsumerParams(subscription_type="Shared"),
-        bytes,
-        lambda: None,
-        lambda: None,
-        kick=lambda: kicks.append(now[0]),
-        clock=lambda: now[0],
-    )
-    for _ in range(1600):  # 200 s of empty receives, 1/8 s apart (exact in binary)
-        session._idle()
-        now[0] += 0.125
-    gaps = [b - a for a, b in itertools.pairwise(kicks)]
-    assert kicks[0] == KICK_FIRST_SECONDS
-    assert gaps[:4] == [2.0, 4.0, 8.0, 16.0]
-    assert max(gaps) == KICK_MAX_SECONDS
-    session._busy()  # a message arrived: quiet starts over
-    first_again = now[0] + KICK_FIRST_SECONDS
-    for _ in range(16):
-        session._idle()
-        now[0] += 0.125
-    assert kicks[-1] == first_again
 
 
 class _FakeConsumer:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import pulsar
@@ -40,9 +39,6 @@ log = logging.getLogger("rxstargate.gateway")
 # receiver queue is large (500 or more); with 100 or fewer it delivers everything. The socket's
 # window still follows receiverQueueSize: only the broker-side prefetch is capped.
 KEY_SHARED_BROKER_QUEUE = 100
-
-# What a nudging helper (see _nudge) calls itself.
-NUDGE_CONSUMER_NAME = "~rxstargate-nudge"
 
 _ROUTING = {
     "SinglePartition": "UseSinglePartition",
@@ -118,21 +114,6 @@ def _dead_letter_policy(
     if topic is None and dead_letter_base is not None:
         topic = f"{dead_letter_base}-{subscription}-DLQ"
     return pulsar.ConsumerDeadLetterPolicy(params.max_redeliver_count, topic)
-
-
-def _kick(client: Any, target: str | list[str], subscription: str) -> Callable[[], None]:
-    def kick() -> None:
-        # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
-        helper = client.subscribe(
-            target,
-            subscription,
-            consumer_type=pulsar.ConsumerType.Shared,
-            receiver_queue_size=0,
-            consumer_name=NUDGE_CONSUMER_NAME,
-        )
-        helper.close()
-
-    return kick
 
 
 class Opener:
@@ -280,11 +261,6 @@ class Opener:
             pulsar.MessageId.deserialize,
             lambda: self._subscriptions.closing(topics, subscription),
             closed,
-            # Only Shared subscriptions are nudged (see _nudge); a pattern that matched nothing
-            # has no topic to nudge (nor messages to wait for).
-            _kick(client, target, subscription)
-            if topics and params.subscription_type == "Shared"
-            else None,
             multi_topic=multi,
             key_order=order,
         )
