@@ -36,8 +36,9 @@ log = logging.getLogger("rxstargate.gateway")
 
 # pulsar-lite's Key_Shared dispatch stops for good after a few dozen to a few hundred messages when
 # a burst of unbatched messages with few distinct keys (or none) arrives for a consumer whose
-# receiver queue is large (500 or more); with 100 or fewer it delivers everything. The socket's
-# window still follows receiverQueueSize: only the broker-side prefetch is capped.
+# receiver queue is large (500 or more), whatever its write-buffer mark; with 100 it stops far
+# more rarely (docs/local-pulsar.md). The socket's window still follows receiverQueueSize: only
+# the broker-side prefetch is capped.
 KEY_SHARED_BROKER_QUEUE = 100
 
 _ROUTING = {
