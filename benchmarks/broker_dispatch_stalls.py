@@ -150,9 +150,10 @@ def main() -> None:
     configs = {"default mark (64 KiB)": DEFAULT_MARK_CONFIG, "1 GiB": broker_module._CONFIG}
     brokers: list[Broker] = []
     clients: dict[str, Any] = {}
+    folders = [tempfile.TemporaryDirectory(prefix="stalls-") for _ in configs]
     try:
-        for name, config in configs.items():
-            brokers.append(start_broker(config, tempfile.mkdtemp(prefix="stalls-")))
+        for (name, config), folder in zip(configs.items(), folders, strict=True):
+            brokers.append(start_broker(config, folder.name))
             url = f"pulsar://127.0.0.1:{brokers[-1].port}"
             logger = pulsar.ConsoleLogger(pulsar.LoggerLevel.Error)
             clients[name] = pulsar.Client(url, logger=logger)
@@ -162,6 +163,8 @@ def main() -> None:
             client.close()
         for broker in brokers:
             broker.stop()
+        for folder in folders:
+            folder.cleanup()
 
 
 if __name__ == "__main__":
