@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rxstargate.local._gateway._key_order import DUE_BACK_SECONDS, JOIN_WAIT_SECONDS, KeyOrder
+from rxstargate.local._gateway._key_order import (
+    DUE_BACK_SECONDS,
+    JOIN_WAIT_SECONDS,
+    REPLAY_QUIET_SECONDS,
+    KeyOrder,
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ def test_a_joining_socket_stops_waiting_for_a_socket_that_found_its_queue_empty(
 
 
 def test_what_a_departed_socket_held_goes_before_newer_messages_of_its_keys() -> None:
-    order, first, second = KeyOrder("sub"), object(), object()
+    clock = Clock()
+    order, first, second = KeyOrder("sub", clock), object(), object()
     order.join(first)
     order.join(second)
     order.idle(first)
@@ -114,7 +120,35 @@ def test_what_a_departed_socket_held_goes_before_newer_messages_of_its_keys() ->
     assert order.arrive(second, Message(1, "a", redelivered=1))
     assert order.ready(second, 10) == []  # 3 is still due back
     assert order.arrive(second, Message(3, "a", redelivered=1))  # ahead of 8, which waits
+    clock.now += REPLAY_QUIET_SECONDS  # and the broker sent nothing else back
     assert order.ready(second, 10) == [Message(8, "a")]
+
+
+def test_a_message_on_its_way_to_a_departed_socket_goes_before_newer_messages_of_its_key() -> None:
+    # The socket left having taken in 1 and 3; 5 was on its way to it (the broker had sent it,
+    # the socket never saw it), so the broker sends it again among the messages that socket
+    # held, while newer ones of its key come as well.
+    clock = Clock()
+    order, first, second = KeyOrder("sub", clock), object(), object()
+    order.join(first)
+    order.join(second)
+    order.idle(first)
+    order.leave(first, [Message(1, "a"), Message(3, "a")])
+    assert order.arrive(second, Message(1, "a", redelivered=1))
+    assert not order.arrive(second, Message(8, "a"))
+    assert order.arrive(second, Message(3, "a", redelivered=1))
+    assert order.ready(second, 10) == []  # the broker may be sending more of what it held
+    assert order.arrive(second, Message(5, "a", redelivered=1))
+    assert order.arrive(second, Message(2, "b"))  # a key it did not hold goes at once
+    clock.now += REPLAY_QUIET_SECONDS - 0.1
+    assert order.ready(second, 10) == []
+    assert order.arrive(second, Message(6, "a", redelivered=1))  # still coming back
+    clock.now += REPLAY_QUIET_SECONDS - 0.1
+    assert order.ready(second, 10) == []
+    assert order.arrive(second, Message(6, "a", redelivered=2))  # nacked: no more coming back
+    clock.now += 0.2  # then nothing else came back for REPLAY_QUIET_SECONDS
+    assert order.ready(second, 10) == [Message(8, "a")]
+    assert order.arrive(second, Message(9, "a"))
 
 
 def test_messages_due_back_are_waited_for_while_they_keep_coming_and_no_longer() -> None:

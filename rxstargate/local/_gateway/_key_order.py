@@ -14,6 +14,12 @@ back until:
 * no older message of its key that a departed socket held is still due back from the broker
   (while they keep coming: once none came for ``DUE_BACK_SECONDS``, the rest are given up
   on, with a warning in the log, as a message dead-lettered on its way back never comes);
+* if it is the first delivery of a message of a key a departed socket held, the broker has
+  sent back all it had sent that socket: those the gateway knew of came, and no other
+  message of those keys came back for ``REPLAY_QUIET_SECONDS``. A closing socket takes in
+  its broker-side queue until nothing comes for a moment, but under load the broker may be
+  sending it more then, which the gateway never sees; pulsar-lite sends those back too
+  (redelivered, after the ones the gateway knew of) among newer messages of their keys;
 * its socket, if it joined while others were receiving, has seen each of them take in what
   the broker had sent them before it joined (their broker-side receiver queues): each has
   found its queue empty, or received a newer message (while they keep receiving: once none of
@@ -43,6 +49,7 @@ log = logging.getLogger("rxstargate.gateway")
 
 DUE_BACK_SECONDS = 10.0
 JOIN_WAIT_SECONDS = 10.0
+REPLAY_QUIET_SECONDS = 0.5
 
 Key = tuple[str, str]
 Position = tuple[int, int, int]
@@ -100,6 +107,9 @@ class KeyOrder:
         self._holder: dict[Key, _Member] = {}
         self._due_back: dict[Key, set[Position]] = {}
         self._due_progress = 0.0  # when a message due back last came (or was added)
+        self._replaying: set[Key] = set()  # keys of departed sockets the broker sends back
+        self._returned: set[tuple[Key, Position]] = set()  # what came back of those keys
+        self._replay_progress = 0.0  # when one last came back (or a socket left)
         self._joining = 0
         self._next_expiry = 0.0
 
@@ -120,16 +130,21 @@ class KeyOrder:
             member = self._members.get(id(socket))
             if member is None:  # the socket left: the broker sends the message again
                 self._due_back.setdefault(key, set()).add(position)
-                self._due_progress = self._clock()
+                self._replaying.add(key)
+                self._due_progress = self._replay_progress = self._clock()
                 return False
             if self._joining:
                 self._note_progress(member)
             if fresh:
                 self._note_fresh(member, key[0], position)
-            self._came_back(key, position)
+            due = self._came_back(key, position)
+            if key in self._replaying and (due or not fresh):
+                self._note_returned(key, position)
+            if self._replaying:
+                self._end_replay()
             waiting = member.waiting.get(key)
             ahead = waiting is None or position < waiting[0][0]  # of its own that wait
-            if ahead and self._may_deliver(member, key, position):
+            if ahead and self._may_deliver(member, key, position, fresh):
                 member.held[key] = member.held.get(key, 0) + 1
                 self._holder[key] = member
                 return True
@@ -144,6 +159,8 @@ class KeyOrder:
             return []  # the common case, without the lock
         with self._lock:
             self._expire_overdue()
+            if self._replaying:
+                self._end_replay()
             if member.waits_for or self._members.get(id(socket)) is not member:
                 return []
             ready: list[Any] = []
@@ -195,7 +212,8 @@ class KeyOrder:
             back = list(unsettled) + [m for w in member.waiting.values() for _, m in w]
             for message in back:
                 self._due_back.setdefault(key_of(message), set()).add(position_of(message))
-            self._due_progress = self._clock()
+                self._replaying.add(key_of(message))
+            self._due_progress = self._replay_progress = self._clock()
             for key in member.held:
                 if self._holder.get(key) is member:
                     del self._holder[key]
@@ -231,18 +249,33 @@ class KeyOrder:
                 if not joiner.waits_for:
                     self._joining -= 1
 
-    def _came_back(self, key: Key, position: Position) -> None:
-        """A message due back from a departed socket may have come."""
+    def _came_back(self, key: Key, position: Position) -> bool:
+        """A message due back from a departed socket may have come: whether it did."""
         due = self._due_back.get(key)
         if due is None or position not in due:
-            return
+            return False
         due.discard(position)
         if not due:
             del self._due_back[key]
         self._due_progress = self._clock()
+        return True
 
-    def _may_deliver(self, member: _Member, key: Key, position: Position) -> bool:
-        if member.waits_for:
+    def _note_returned(self, key: Key, position: Position) -> None:
+        """A message of a departed socket's key came back (a nacked one coming back again
+        and again is no sign that the broker is still sending that socket's messages)."""
+        if (key, position) not in self._returned:
+            self._returned.add((key, position))
+            self._replay_progress = self._clock()
+
+    def _end_replay(self) -> None:
+        """Departed sockets' keys go on once the broker sent back all it had sent them."""
+        if self._due_back or self._clock() - self._replay_progress < REPLAY_QUIET_SECONDS:
+            return
+        self._replaying.clear()
+        self._returned.clear()
+
+    def _may_deliver(self, member: _Member, key: Key, position: Position, fresh: bool) -> bool:
+        if member.waits_for or (fresh and key in self._replaying):
             return False
         holder = self._holder.get(key)
         if holder is not None and holder is not member:
@@ -264,10 +297,18 @@ class KeyOrder:
     def _releasable(self, member: _Member, key: Key) -> list[Any]:
         """The waiting messages of ``key`` that ``member`` may deliver now, in order."""
         waiting = member.waiting[key]
-        if not self._may_deliver(member, key, waiting[0][0]):
+        first_position, first = waiting[0]
+        if not self._may_deliver(member, key, first_position, first.redelivery_count() == 0):
             return []
         limit = self._limit(member, key)
-        return [m for position, m in waiting if limit is None or position < limit]
+        releasable = []
+        for position, message in waiting:
+            if limit is not None and position >= limit:
+                break
+            if key in self._replaying and message.redelivery_count() == 0:
+                break  # redelivered ones, older than any first delivery of the key, go first
+            releasable.append(message)
+        return releasable
 
     def _expire_overdue(self) -> None:
         """Stop waiting for what is overdue (a message that never came back, a stuck queue)."""
