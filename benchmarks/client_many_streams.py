@@ -80,9 +80,8 @@ class Consumers:
         self.subscriptions: list[Any] = []
         for start in range(0, count, WAVE):
             wave = range(start, min(count, start + WAVE))
-            # Consumers on a Shared subscription each, from when pulsar-lite's write-buffer
-            # stall (ended by local Pulsar's mark, docs/local-pulsar.md) stopped Exclusive ones
-            # and readers under load: the figures stay comparable with earlier runs.
+            # Consumers on a Shared subscription each: pulsar-lite's Exclusive dispatcher
+            # (which a reader uses) now and then stalls a backlog under load, see the README.
             self.subscriptions += [
                 client.topic(topic)
                 .observe(f"s{index}", subscription_type="Shared", start="earliest")

@@ -16,11 +16,9 @@ both sides with the same window (``max_in_flight`` / at most that many unacknowl
   Shared subscription of its own, from the earliest message.
 
 The window is 1,000 messages, and at most ``--window-mib`` MiB of payload (32 messages of
-512 KiB): with 1,000 messages of 512 KiB allowed, pulsar-lite with its default write-buffer mark
-stopped after 20 of them (the official client alone, straight to the broker, too) until the
-gateway nudged it a second later, and that stall, not either client, set the figure. Local
-Pulsar's mark has ended that stall (docs/local-pulsar.md); the cap stays, so that figures
-compare with earlier runs.
+512 KiB): with 1,000 messages of 512 KiB allowed, pulsar-lite's Shared dispatcher stops after
+20 of them (the official client alone, straight to the broker, too) until the gateway nudges it
+a second later, and that stall, not either client, would set the figure.
 
 Each round moves about ``--mb`` MB (10^6 bytes) of payload: the message count is that over the
 size, at least ``--min-messages`` and at most ``--max-messages``. The runs of one size are

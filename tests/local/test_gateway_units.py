@@ -1,13 +1,16 @@
-"""Gateway pieces on their own: delivery credit, query integers, redeliveries."""
+"""Gateway pieces on their own: delivery credit, query integers, nudges, redeliveries."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from rxstargate._service_rules.params import ConsumerParams, ParamError, ProducerParams
 from rxstargate.local._gateway._consumer import ConsumerSession
+from rxstargate.local._gateway._nudge import KICK_FIRST_SECONDS, KICK_MAX_SECONDS
+from rxstargate.local._gateway._reader import ReaderSession
 from rxstargate.local._gateway._receiving import Credit
 from rxstargate.local._gateway._redelivery import BROKER_NACK_DELAY_MS
 
@@ -58,6 +61,33 @@ def test_query_integers_follow_integer_parse_int(value: str, accepted: int | Non
     else:
         producer = ProducerParams.from_query({"initialSequenceId": value})
         assert producer.initial_sequence_id == accepted
+
+
+def test_an_idle_shared_socket_nudges_the_broker_ever_more_rarely() -> None:
+    now = [0.0]
+    kicks: list[float] = []
+    session = ConsumerSession(
+        _FakeConsumer(),
+        ConsumerParams(subscription_type="Shared"),
+        bytes,
+        lambda: None,
+        lambda: None,
+        kick=lambda: kicks.append(now[0]),
+        clock=lambda: now[0],
+    )
+    for _ in range(1600):  # 200 s of empty receives, 1/8 s apart (exact in binary)
+        session._idle()
+        now[0] += 0.125
+    gaps = [b - a for a, b in itertools.pairwise(kicks)]
+    assert kicks[0] == KICK_FIRST_SECONDS
+    assert gaps[:4] == [2.0, 4.0, 8.0, 16.0]
+    assert max(gaps) == KICK_MAX_SECONDS
+    session._busy()  # a message arrived: quiet starts over
+    first_again = now[0] + KICK_FIRST_SECONDS
+    for _ in range(16):
+        session._idle()
+        now[0] += 0.125
+    assert kicks[-1] == first_again
 
 
 class _FakeConsumer:
@@ -223,3 +253,95 @@ def test_a_shared_nack_goes_to_the_broker_after_the_rest_of_its_delay() -> None:
     now[0] += 0.01
     assert session._tick() == []
     assert consumer.nacked == [message]  # the broker client waits BROKER_NACK_DELAY_MS more
+
+
+class _ReadId:
+    def __init__(self, entry: int) -> None:
+        self.entry = entry
+
+    def ledger_id(self) -> int:
+        return 1
+
+    def entry_id(self) -> int:
+        return self.entry
+
+    def batch_index(self) -> int:
+        return -1
+
+    def partition(self) -> int:
+        return -1
+
+    def serialize(self) -> bytes:
+        return bytes([self.entry])
+
+
+class _ReadMessage:
+    def __init__(self, entry: int) -> None:
+        self.id = _ReadId(entry)
+
+    def message_id(self) -> _ReadId:
+        return self.id
+
+    def properties(self) -> dict[str, str]:
+        return {}
+
+    def data(self) -> bytes:
+        return b"x"
+
+    def publish_timestamp(self) -> int:
+        return 1
+
+    def event_timestamp(self) -> int:
+        return 0
+
+    def partition_key(self) -> str:
+        return ""
+
+    def redelivery_count(self) -> int:
+        return 0
+
+
+class _FakeReader:
+    def __init__(self, more: bool) -> None:
+        self.more = more
+        self.closed = False
+
+    def has_message_available(self) -> bool:
+        return self.more
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _idle_reader(more: bool, delivered: int) -> tuple[ReaderSession, _FakeReader, list[Any]]:
+    """A reader socket that delivered ``delivered`` messages, then idle for 2 s."""
+    now = [0.0]
+    first = _FakeReader(more)
+    starts: list[Any] = []
+
+    def reopen(start: Any) -> _FakeReader:
+        starts.append(start)
+        return _FakeReader(more)
+
+    session = ReaderSession(first, 10, reopen, clock=lambda: now[0])
+    for entry in range(delivered):
+        assert session._admit(_ReadMessage(entry)) is not None
+    for _ in range(16):  # 2 s of empty receives, 1/8 s apart
+        session._idle()
+        now[0] += 0.125
+    return session, first, starts
+
+
+def test_a_reader_idle_while_its_topic_has_more_opens_again_after_its_last_delivery() -> None:
+    session, first, starts = _idle_reader(more=True, delivered=3)
+    assert session.reopened == 1  # at 1 s of silence, not again before 3 s
+    assert first.closed
+    assert [start.entry_id() for start in starts] == [2]
+
+
+def test_a_reader_at_the_end_of_its_topic_or_before_any_delivery_stays_as_it_is() -> None:
+    for more, delivered in ((False, 3), (True, 0)):
+        session, first, starts = _idle_reader(more, delivered)
+        assert session.reopened == 0
+        assert not first.closed
+        assert starts == []

@@ -68,9 +68,9 @@ def test_a_peer_that_does_not_read_for_seconds_keeps_its_sockets(
     fast: Raw, topic_name: str
 ) -> None:
     # More than the socket buffers hold, so that the gateway's writes stall on a closed window
-    # while the peer does not read: only its host's kernel answers the gateway then. (Shared,
-    # from when the gateway could help only Shared sockets past pulsar-lite's write-buffer
-    # stall, which local Pulsar's mark has ended for every type: docs/local-pulsar.md.)
+    # while the peer does not read: only its host's kernel answers the gateway then. (Shared:
+    # pulsar-lite's Exclusive dispatcher now and then stops sending such a backlog until the
+    # next message is published, see the README; the gateway nudges Shared ones.)
     count = _more_than_socket_buffers_hold() // 20_000 + 1  # a third more as base64 on the wire
     payloads = [i.to_bytes(2, "big") * 10_000 for i in range(count)]
     fast.produce(fast.producer(topic_name), payloads)

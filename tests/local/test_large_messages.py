@@ -95,8 +95,8 @@ def test_a_reader_reads_a_backlog_of_large_messages_to_the_end_with_the_defaults
 def test_the_official_client_reads_a_backlog_of_large_messages_to_the_end_on_the_broker_port(
     broker_client: Any, topic_name: str
 ) -> None:
-    """The broker alone, with the official client's default receiver queue (1,000): nothing of
-    the gateway in the way."""
+    """The broker alone, with the official client's default receiver queue (1,000): no gateway
+    nudge or reopen in the way."""
     producer = broker_client.create_producer(topic_name, batching_enabled=False)
     payloads = [i.to_bytes(4, "big") + bytes(SIZE - 4) for i in range(COUNT)]
     for payload in payloads:

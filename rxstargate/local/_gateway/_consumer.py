@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from rxstargate._service_rules.jackson import ACK, END_OF_TOPIC, PERMIT, UNSUBSC
 from rxstargate._service_rules.params import ConsumerParams
 from rxstargate.local._gateway._dedup import ConsumerLedger
 from rxstargate.local._gateway._key_order import KeyOrder, take_queued
+from rxstargate.local._gateway._nudge import NudgeSchedule
 from rxstargate.local._gateway._receiving import ReceivingSession, message_frame
 from rxstargate.local._gateway._redelivery import (
     BROKER_NACK_DELAY_MS,
@@ -27,6 +29,8 @@ from rxstargate.local._gateway._redelivery import (
     Nacked,
 )
 from rxstargate.local._gateway._threadstate import keep_thread_state
+
+log = logging.getLogger("rxstargate.gateway")
 
 
 class ConsumerSession(ReceivingSession):
@@ -49,6 +53,7 @@ class ConsumerSession(ReceivingSession):
         deserialize_id: Callable[[bytes], Any],
         on_closing: Callable[[], None],
         on_closed: Callable[[], None],
+        kick: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         *,
         multi_topic: bool = False,
@@ -69,8 +74,11 @@ class ConsumerSession(ReceivingSession):
         self._deserialize_id = deserialize_id
         self._on_closing = on_closing
         self._on_closed = on_closed
+        self._kick = kick
         self._clock = clock
         self._multi_topic = multi_topic
+        self._nudges = NudgeSchedule(clock)
+        self.kicks = 0
         self._key_order = key_order
         if key_order is not None:
             key_order.join(self)
@@ -78,6 +86,22 @@ class ConsumerSession(ReceivingSession):
     def _idle(self) -> None:
         if self._key_order is not None:
             self._key_order.idle(self)
+        if self._kick is None:
+            return
+        # A consumer joining and leaving makes pulsar-lite dispatch again (see _nudge).
+        waited = self._nudges.due()
+        if waited is None:
+            return
+        self.kicks += 1
+        try:
+            self._kick()
+        except Exception as exc:  # the broker is gone: the socket ends anyway
+            log.warning("nudging the broker failed: %s", exc)
+        else:
+            log.info("nudged the broker after %.1f s without messages", waited)
+
+    def _busy(self) -> None:
+        self._nudges.busy()
 
     def _receive(self, timeout_millis: int) -> Any:
         return self._consumer.receive(timeout_millis)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pulsar
@@ -36,11 +37,24 @@ log = logging.getLogger("rxstargate.gateway")
 
 # pulsar-lite's Key_Shared dispatch stops for good after a few dozen to a few hundred messages when
 # a burst of unbatched messages with few distinct keys (or none) arrives for a consumer whose
-# receiver queue is large (500 or more), whatever its write-buffer mark (with the mark raised, the
-# official client alone with a queue of 1,000 stopped after 27 to 2,386 of 3,000 messages with 7
-# keys or none); with 100 it stops far more rarely (docs/local-pulsar.md). The socket's window
-# still follows receiverQueueSize: only the broker-side prefetch is capped.
+# receiver queue is large (500 or more); with 100 or fewer it delivers everything. The socket's
+# window still follows receiverQueueSize: only the broker-side prefetch is capped. (Not the stop at
+# the write buffer's high-water mark: with the mark raised, see _broker, a queue of 1,000 still
+# stopped after 27 to 2,386 of 3,000 messages with 7 keys or none, with the official client alone.)
 KEY_SHARED_BROKER_QUEUE = 100
+
+# pulsar-lite loses wake-ups (see _nudge); a consumer joining and leaving is the one nudge the
+# gateway can give: Shared and Failover subscriptions admit one, an Exclusive subscription does
+# not, and a Key_Shared one would move keys between sockets. Failover sockets were nudged against
+# the stop at the write buffer's high-water mark, which local Pulsar now sets above any batch (see
+# _broker), and still are, in case it loses another. Subscribing Exclusive sockets as Failover
+# in pulsar-lite, to nudge them too, left an official client that subscribed after such a
+# socket closed without the message that socket had not acked: they are not nudged.
+_NUDGED = {"Failover": "Failover", "Shared": "Shared"}
+
+# What a nudging helper calls itself: last in any order by name, so never a Failover
+# subscription's active consumer.
+NUDGE_CONSUMER_NAME = "~rxstargate-nudge"
 
 _ROUTING = {
     "SinglePartition": "UseSinglePartition",
@@ -116,6 +130,25 @@ def _dead_letter_policy(
     if topic is None and dead_letter_base is not None:
         topic = f"{dead_letter_base}-{subscription}-DLQ"
     return pulsar.ConsumerDeadLetterPolicy(params.max_redeliver_count, topic)
+
+
+def _kick(
+    client: Any, target: str | list[str], subscription: str, broker_type: str
+) -> Callable[[], None]:
+    consumer_type = getattr(pulsar.ConsumerType, broker_type)
+
+    def kick() -> None:
+        # Joins with no permits (gets nothing) and leaves: the broker dispatches again.
+        helper = client.subscribe(
+            target,
+            subscription,
+            consumer_type=consumer_type,
+            receiver_queue_size=0,
+            consumer_name=NUDGE_CONSUMER_NAME,
+        )
+        helper.close()
+
+    return kick
 
 
 class Opener:
@@ -263,11 +296,25 @@ class Opener:
             pulsar.MessageId.deserialize,
             lambda: self._subscriptions.closing(topics, subscription),
             closed,
+            # A pattern that matched nothing has no topic to nudge (nor messages to wait for).
+            _kick(client, target, subscription, _NUDGED[params.subscription_type])
+            if topics and params.subscription_type in _NUDGED
+            else None,
             multi_topic=multi,
             key_order=order,
         )
 
     async def _reader(self, topic: str, params: ReaderParams) -> Session:
+        client = self._clients.main
+
+        def open_reader(start: Any) -> Any:
+            return client.create_reader(
+                topic,
+                start,
+                receiver_queue_size=params.receiver_queue_size,
+                reader_name=params.reader_name,
+            )
+
         try:
             if params.message_id == "earliest":
                 start = pulsar.MessageId.earliest
@@ -277,14 +324,8 @@ class Opener:
                 start = pulsar.MessageId.deserialize(
                     base64.b64decode(params.message_id, validate=True)
                 )
-            reader = await asyncio.to_thread(
-                self._clients.main.create_reader,
-                topic,
-                start,
-                receiver_queue_size=params.receiver_queue_size,
-                reader_name=params.reader_name,
-            )
+            reader = await asyncio.to_thread(open_reader, start)
         except (binascii.Error, ValueError, Exception) as exc:
             raise Refusal(500, creation_reason("reader", exc)) from None
         self._catalog.note([topic])
-        return ReaderSession(reader, params.receiver_queue_size)
+        return ReaderSession(reader, params.receiver_queue_size, open_reader)

@@ -148,6 +148,9 @@ class ReceivingSession(ABC):
     def _idle(self) -> None:  # noqa: B027 - an optional hook
         """Called on the receive thread when a receive with credit to spare found nothing."""
 
+    def _busy(self) -> None:  # noqa: B027 - an optional hook
+        """Called on the receive thread when a message arrived."""
+
     def _is_timeout(self, exc: Exception) -> bool:
         return type(exc).__name__ == "Timeout"
 
@@ -212,6 +215,7 @@ class ReceivingSession(ABC):
                 if not self._stopping.is_set() and self._loop is not None:
                     self._loop.call_soon_threadsafe(self._spawn_fail)
                 return
+            self._busy()
             with self._lock:
                 frame = self._admit(message)
             if frame is None:
