@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from rxstargate._unfrozen import unfrozen_twin
 from rxstargate.models import Message
 
 __all__ = ["Leave", "MessageHandler", "Nack", "Processed"]
@@ -60,23 +60,8 @@ class Processed(Generic[R]):
 _FIELDS = ("message", "result", "settle", "attempts")  # Processed's, in order
 
 
-class _UnfrozenProcessed(Generic[R]):  # Generic: Processed's base, which the layouts share
-    """Processed's slots, writable: an item is filled in as one of these, then made a Processed.
-
-    A slot store is a few nanoseconds where the frozen class needs a descriptor call per field;
-    ``process`` makes one item a message (as the message factory builds its Messages).
-    """
-
-    __slots__ = _FIELDS
-
-
 _new = object.__new__
-_FAST = tuple(f.name for f in dataclasses.fields(Processed)) == _FIELDS
-if _FAST:
-    try:
-        _new(_UnfrozenProcessed).__class__ = Processed  # type: ignore[assignment]
-    except TypeError:  # not the same layout: the class cannot change
-        _FAST = False
+_Twin = unfrozen_twin(Processed, _FIELDS)
 _set_message, _set_result, _set_settle, _set_attempts = (
     Processed.__dict__[name].__set__ for name in _FIELDS
 )
@@ -90,8 +75,8 @@ def processed(message: Message[Any], result: R, settle: bool, attempts: int) -> 
     own slot descriptors where the layouts ever differ).
     """
     item: Any
-    if _FAST:
-        item = _new(_UnfrozenProcessed)
+    if _Twin is not None:
+        item = _new(_Twin)
         item.message = message
         item.result = result
         item.settle = settle

@@ -10,6 +10,7 @@ from types import MappingProxyType
 import pytest
 
 from rxstargate import _message_factory
+from rxstargate._unfrozen import unfrozen_twin
 from rxstargate.models import Message, MessageId, TopicName
 
 
@@ -41,3 +42,21 @@ def test_a_built_message_equals_one_made_by_the_constructor_field_by_field() -> 
         built.payload = b"changed"  # type: ignore[misc]
     copy = pickle.loads(pickle.dumps(built))
     assert type(copy) is Message and repr(copy) == repr(made) and copy.value == made.value
+
+
+def test_processed_items_are_built_fast_and_equal_the_constructors() -> None:
+    from rxstargate.operators import _outcomes
+
+    assert _outcomes._Twin is not None  # a new field would silently slow it
+    built = _outcomes.processed("m", 7, False, 2)  # type: ignore[arg-type]
+    made = _outcomes.Processed("m", 7, False, 2)  # type: ignore[arg-type]
+    assert type(built) is _outcomes.Processed and repr(built) == repr(made)
+    assert dataclasses.astuple(built) == dataclasses.astuple(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.result = 8  # type: ignore[misc]
+
+
+def test_no_twin_for_fields_that_are_not_the_dataclass_s_own() -> None:
+    assert unfrozen_twin(Message, _message_factory._FIELDS) is not None
+    assert unfrozen_twin(Message, _message_factory._FIELDS[::-1]) is None
+    assert unfrozen_twin(Message, _message_factory._FIELDS[:-1]) is None
