@@ -301,11 +301,12 @@ class KeyOrder:
         if not self._may_deliver(member, key, first_position, first.redelivery_count() == 0):
             return []
         limit = self._limit(member, key)
+        replaying = key in self._replaying
         releasable = []
         for position, message in waiting:
             if limit is not None and position >= limit:
                 break
-            if key in self._replaying and message.redelivery_count() == 0:
+            if replaying and message.redelivery_count() == 0:
                 break  # redelivered ones, older than any first delivery of the key, go first
             releasable.append(message)
         return releasable
