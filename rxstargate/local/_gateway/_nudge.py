@@ -4,7 +4,8 @@ pulsar-lite loses wake-ups: its Shared dispatcher drops a dispatch request that 
 is dispatching (now and then a consumer that subscribes to a backlog, often right after another
 left, gets nothing), and every dispatcher stops when its connection's write buffer reaches the
 broker's high-water mark (a batch of large messages did, every time, until local Pulsar raised
-the mark above any batch: see _broker); both wait for the next flow command, published message
+the mark above any batch: see _broker, after which 100 Shared subscriptions of one topic on one
+connection still stalled without nudges); both wait for the next flow command, published message
 or consumer joining or leaving, which may never come. A socket with credit to spare that
 receives nothing gives the broker a nudge (a consumer joins and leaves; a reader opens again
 where it was) after KICK_FIRST_SECONDS of silence and then ever more rarely (doubling, at most
